@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod constraint;
+mod error;
+mod id;
+pub mod model;
+pub mod runtime;
+pub mod sched;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod validate;
+
+pub use error::{Problem, SpecError};
+pub use id::Id;

@@ -1,0 +1,499 @@
+//! Services and the task template they stamp out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{Meta, Platform, ResourceRequirements};
+use crate::SpecError;
+
+/// The largest replica count a service may ask for.
+pub const MAX_REPLICAS: u64 = 1_000_000;
+
+/// A declared service: the store keeps its spec, and the orchestrators keep
+/// its tasks matching it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Id, version, timestamps.
+    pub meta: Meta,
+    /// What the user asked for.
+    pub spec: ServiceSpec,
+    /// The spec before the last update, for rollback.
+    #[serde(default)]
+    pub previous_spec: Option<ServiceSpec>,
+}
+
+/// What a user declares about a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// Unique service name: a DNS label (letters, digits and `-`, at most 63).
+    pub name: String,
+    /// Free-form labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Replicated or global.
+    #[serde(default)]
+    pub mode: ServiceMode,
+    /// The template every task of the service runs.
+    pub task: TaskSpec,
+    /// How an update rolls out.
+    #[serde(default)]
+    pub update: UpdateConfig,
+    /// How a rollback rolls out.
+    #[serde(default)]
+    pub rollback: UpdateConfig,
+    /// Published ports.
+    #[serde(default)]
+    pub endpoint: EndpointSpec,
+}
+
+impl ServiceSpec {
+    /// A replicated service running `command` with `replicas` tasks.
+    #[must_use]
+    pub fn replicated(name: impl Into<String>, replicas: u64, command: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            mode: ServiceMode::Replicated { replicas },
+            task: TaskSpec::command(command),
+            update: UpdateConfig::default(),
+            rollback: UpdateConfig::default(),
+            endpoint: EndpointSpec::default(),
+        }
+    }
+
+    /// A global service (one task per eligible node) running `command`.
+    #[must_use]
+    pub fn global(name: impl Into<String>, command: Vec<String>) -> Self {
+        Self { mode: ServiceMode::Global, ..Self::replicated(name, 0, command) }
+    }
+}
+
+/// How many tasks a service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceMode {
+    /// A fixed number of tasks, spread over the eligible nodes.
+    Replicated {
+        /// How many tasks to run.
+        #[serde(deserialize_with = "deserialize_replicas")]
+        replicas: u64,
+    },
+    /// One task on every eligible node.
+    Global,
+}
+
+impl Default for ServiceMode {
+    fn default() -> Self {
+        Self::Replicated { replicas: 1 }
+    }
+}
+
+fn deserialize_replicas<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = i128::deserialize(d)?;
+    u64::try_from(n).ok().filter(|n| *n <= MAX_REPLICAS).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "invalid replica count {n}: expected a whole number from 0 to {MAX_REPLICAS}"
+        ))
+    })
+}
+
+/// The template of a task: what to run and how.
+///
+/// With the process runtime, `image` is the program and `args` its
+/// arguments; with a container runtime, `image` is the image and `command`
+/// overrides its entrypoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Container image, or the program to run with the process runtime.
+    pub image: String,
+    /// Overrides the image's entrypoint (containers).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment, `KEY=VALUE` each.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// User to run as (name or uid).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Hostname (containers).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Labels set on the container.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Time between the polite stop signal and the kill.
+    #[serde(default = "default_grace")]
+    pub stop_grace_period: Duration,
+    /// How to tell that the task is healthy.
+    #[serde(default)]
+    pub healthcheck: Option<HealthCheck>,
+    /// CPU and memory reservations and limits.
+    #[serde(default)]
+    pub resources: ResourceRequirements,
+    /// What to do when a task exits.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Where tasks may run.
+    #[serde(default)]
+    pub placement: Placement,
+    /// Networks to attach to.
+    #[serde(default)]
+    pub networks: Vec<NetworkAttachment>,
+    /// Secrets exposed to the task as files.
+    #[serde(default)]
+    pub secrets: Vec<FileReference>,
+    /// Configs exposed to the task as files.
+    #[serde(default)]
+    pub configs: Vec<FileReference>,
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl TaskSpec {
+    /// A task spec running `command[0]` with the rest as arguments.
+    #[must_use]
+    pub fn command(command: Vec<String>) -> Self {
+        let mut it = command.into_iter();
+        Self {
+            image: it.next().unwrap_or_default(),
+            args: it.collect(),
+            stop_grace_period: default_grace(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A health check run inside the task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// The command; exit code 0 means healthy.
+    pub test: Vec<String>,
+    /// Time between checks.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// Time a check may take before it counts as failed.
+    #[serde(default = "default_interval")]
+    pub timeout: Duration,
+    /// Consecutive failures that make the task unhealthy.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Grace time after start during which failures do not count.
+    #[serde(default)]
+    pub start_period: Duration,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retries() -> u32 {
+    3
+}
+
+/// When a task that exited is replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartCondition {
+    /// Never.
+    None,
+    /// When it failed (non-zero exit, rejected, unhealthy).
+    OnFailure,
+    /// Always.
+    #[default]
+    Any,
+}
+
+impl FromStr for RestartCondition {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "on-failure" => Ok(Self::OnFailure),
+            "any" => Ok(Self::Any),
+            _ => Err(SpecError::single(
+                "restart.condition",
+                format!("unknown restart condition {s:?}: expected none, on-failure or any"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RestartCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::OnFailure => "on-failure",
+            Self::Any => "any",
+        })
+    }
+}
+
+/// The restart policy of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// When to restart.
+    #[serde(default)]
+    pub condition: RestartCondition,
+    /// Wait between a task's exit and its replacement's start.
+    #[serde(default = "default_restart_delay")]
+    pub delay: Duration,
+    /// Give up after this many restarts (within `window`); 0 means never.
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// The window `max_attempts` counts in; zero means forever.
+    #[serde(default)]
+    pub window: Duration,
+}
+
+fn default_restart_delay() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            condition: RestartCondition::Any,
+            delay: default_restart_delay(),
+            max_attempts: 0,
+            window: Duration::ZERO,
+        }
+    }
+}
+
+/// Where a service's tasks may run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Constraints such as `node.labels.type==web`, all of which must hold.
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// Spread preferences, outermost first.
+    #[serde(default)]
+    pub preferences: Vec<PlacementPreference>,
+    /// At most this many tasks of the service per node; 0 is unlimited.
+    #[serde(default)]
+    pub max_replicas_per_node: u64,
+    /// Platforms the image supports; empty means any.
+    #[serde(default)]
+    pub platforms: Vec<Platform>,
+}
+
+/// A placement preference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementPreference {
+    /// Spread tasks evenly over the values of a node attribute, such as
+    /// `node.labels.zone`.
+    Spread {
+        /// The attribute, written as in constraints.
+        descriptor: String,
+    },
+}
+
+impl FromStr for PlacementPreference {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some(("spread", d)) if !d.is_empty() => {
+                Ok(Self::Spread { descriptor: d.to_owned() })
+            }
+            _ => Err(SpecError::single(
+                "placement.preferences",
+                format!("invalid placement preference {s:?}: expected spread=<attribute>, e.g. spread=node.labels.zone"),
+            )),
+        }
+    }
+}
+
+/// A network a task attaches to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    /// Network name or id.
+    pub target: String,
+    /// Extra DNS names of the task on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A secret or config exposed to a task as a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileReference {
+    /// The secret's or config's name.
+    pub name: String,
+    /// The file name inside the task (`/run/secrets/<target>` for secrets).
+    pub target: String,
+    /// File mode.
+    #[serde(default = "default_mode")]
+    pub mode: u32,
+}
+
+fn default_mode() -> u32 {
+    0o444
+}
+
+/// How an update or rollback rolls out. The updater arrives in a later
+/// issue; the configuration is stored and validated now.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UpdateConfig {
+    /// Tasks updated at once; 0 means all at once.
+    #[serde(default = "one")]
+    pub parallelism: u64,
+    /// Wait between batches.
+    #[serde(default)]
+    pub delay: Duration,
+    /// What to do when an updated task fails.
+    #[serde(default)]
+    pub failure_action: FailureAction,
+    /// How long a new task is watched for failure.
+    #[serde(default = "default_monitor")]
+    pub monitor: Duration,
+    /// Fraction of failed tasks tolerated, from 0 to 1.
+    #[serde(default)]
+    pub max_failure_ratio: f32,
+    /// Stop the old task before starting the new one, or the reverse.
+    #[serde(default)]
+    pub order: UpdateOrder,
+}
+
+fn one() -> u64 {
+    1
+}
+fn default_monitor() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        Self {
+            parallelism: 1,
+            delay: Duration::ZERO,
+            failure_action: FailureAction::Pause,
+            monitor: default_monitor(),
+            max_failure_ratio: 0.0,
+            order: UpdateOrder::StopFirst,
+        }
+    }
+}
+
+/// What an update does when tasks fail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    /// Stop rolling out.
+    #[default]
+    Pause,
+    /// Carry on.
+    Continue,
+    /// Roll back to the previous spec.
+    Rollback,
+}
+
+/// Order of stop and start during an update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old task, then start the new one.
+    #[default]
+    StopFirst,
+    /// Start the new task, then stop the old one.
+    StartFirst,
+}
+
+/// Published ports of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSpec {
+    /// The ports.
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortConfig {
+    /// TCP or UDP.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Port inside the task.
+    pub target_port: u32,
+    /// Port published on the nodes; 0 lets the cluster choose (ingress).
+    #[serde(default)]
+    pub published_port: u32,
+    /// Routing mesh (ingress) or directly on the task's node (host).
+    #[serde(default)]
+    pub publish_mode: PublishMode,
+}
+
+impl FromStr for PortConfig {
+    type Err = SpecError;
+    /// Parses docker's short form `published:target[/proto]` or `target[/proto]`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: String| SpecError::single("endpoint.ports", why);
+        let (ports, proto) = match s.split_once('/') {
+            Some((p, "tcp")) => (p, Protocol::Tcp),
+            Some((p, "udp")) => (p, Protocol::Udp),
+            Some((_, other)) => {
+                return Err(bad(format!("invalid port {s:?}: unknown protocol {other:?}, expected tcp or udp")));
+            }
+            None => (s, Protocol::Tcp),
+        };
+        let num = |p: &str| {
+            p.parse::<u32>().map_err(|_| {
+                bad(format!("invalid port {s:?}: {p:?} is not a number; expected published:target, e.g. 8080:80"))
+            })
+        };
+        let (published, target) = match ports.split_once(':') {
+            Some((p, t)) => (num(p)?, num(t)?),
+            None => (0, num(ports)?),
+        };
+        let port = Self {
+            protocol: proto,
+            target_port: target,
+            published_port: published,
+            publish_mode: PublishMode::Ingress,
+        };
+        let mut errors = SpecError::default();
+        crate::validate::port(&port, "endpoint.ports", &mut errors);
+        errors.into_result().map(|()| port)
+    }
+}
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        })
+    }
+}
+
+/// How a port is published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    /// On every node, through the routing mesh.
+    #[default]
+    Ingress,
+    /// Only on the node running the task; two tasks cannot share it.
+    Host,
+}

@@ -1,0 +1,330 @@
+//! The in-memory image of the store, shared by every `Store`
+//! implementation: the tables, their indexes and the one function that
+//! applies a batch.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{Change, Event, StoreError};
+use crate::Id;
+use crate::model::{
+    Cluster, Config, Kind, Meta, Network, Node, Object, Secret, Service, Task,
+};
+
+type Table<T> = imbl::HashMap<Id, Arc<T>>;
+type IdSet = imbl::HashSet<Id>;
+
+/// A consistent, immutable view of every object at one commit index.
+///
+/// Cloning is O(1): tables are persistent maps that share structure, so a
+/// snapshot costs nothing to take and the store keeps writing beside it.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    index: u64,
+    nodes: Table<Node>,
+    services: Table<Service>,
+    tasks: Table<Task>,
+    networks: Table<Network>,
+    secrets: Table<Secret>,
+    configs: Table<Config>,
+    cluster: Option<Arc<Cluster>>,
+    names: imbl::HashMap<(Kind, String), Id>,
+    tasks_by_service: imbl::HashMap<Id, IdSet>,
+    tasks_by_node: imbl::HashMap<Id, IdSet>,
+}
+
+impl State {
+    /// The index of the last commit this state contains.
+    #[must_use]
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// A node by id.
+    #[must_use]
+    pub fn node(&self, id: &str) -> Option<&Arc<Node>> {
+        self.nodes.get(id)
+    }
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> + '_ {
+        self.nodes.values()
+    }
+    /// A service by id.
+    #[must_use]
+    pub fn service(&self, id: &str) -> Option<&Arc<Service>> {
+        self.services.get(id)
+    }
+    /// A service by name.
+    #[must_use]
+    pub fn service_by_name(&self, name: &str) -> Option<&Arc<Service>> {
+        self.by_name(Kind::Service, name).and_then(|id| self.services.get(id))
+    }
+    /// Every service.
+    pub fn services(&self) -> impl Iterator<Item = &Arc<Service>> + '_ {
+        self.services.values()
+    }
+    /// A task by id.
+    #[must_use]
+    pub fn task(&self, id: &str) -> Option<&Arc<Task>> {
+        self.tasks.get(id)
+    }
+    /// Every task.
+    pub fn tasks(&self) -> impl Iterator<Item = &Arc<Task>> + '_ {
+        self.tasks.values()
+    }
+    /// The number of tasks.
+    #[must_use]
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+    /// The tasks of a service (including those of a deleted service).
+    pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Arc<Task>> + 'a {
+        self.tasks_by_service
+            .get(service_id)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.tasks.get(id))
+    }
+    /// The tasks assigned to a node.
+    pub fn tasks_on_node<'a>(&'a self, node_id: &str) -> impl Iterator<Item = &'a Arc<Task>> + 'a {
+        self.tasks_by_node
+            .get(node_id)
+            .into_iter()
+            .flat_map(|ids| ids.iter())
+            .filter_map(|id| self.tasks.get(id))
+    }
+    /// The ids of services that have tasks, including deleted services.
+    pub fn services_with_tasks(&self) -> impl Iterator<Item = &Id> + '_ {
+        self.tasks_by_service.keys()
+    }
+    /// A network by id.
+    #[must_use]
+    pub fn network(&self, id: &str) -> Option<&Arc<Network>> {
+        self.networks.get(id)
+    }
+    /// Every network.
+    pub fn networks(&self) -> impl Iterator<Item = &Arc<Network>> + '_ {
+        self.networks.values()
+    }
+    /// A secret by id.
+    #[must_use]
+    pub fn secret(&self, id: &str) -> Option<&Arc<Secret>> {
+        self.secrets.get(id)
+    }
+    /// A secret by name.
+    #[must_use]
+    pub fn secret_by_name(&self, name: &str) -> Option<&Arc<Secret>> {
+        self.by_name(Kind::Secret, name).and_then(|id| self.secrets.get(id))
+    }
+    /// Every secret.
+    pub fn secrets(&self) -> impl Iterator<Item = &Arc<Secret>> + '_ {
+        self.secrets.values()
+    }
+    /// A config by id.
+    #[must_use]
+    pub fn config(&self, id: &str) -> Option<&Arc<Config>> {
+        self.configs.get(id)
+    }
+    /// A config by name.
+    #[must_use]
+    pub fn config_by_name(&self, name: &str) -> Option<&Arc<Config>> {
+        self.by_name(Kind::Config, name).and_then(|id| self.configs.get(id))
+    }
+    /// Every config.
+    pub fn configs(&self) -> impl Iterator<Item = &Arc<Config>> + '_ {
+        self.configs.values()
+    }
+    /// The cluster object, once created.
+    #[must_use]
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+    /// The id of the object of `kind` named `name`, for kinds with unique
+    /// names.
+    #[must_use]
+    pub fn by_name(&self, kind: Kind, name: &str) -> Option<&Id> {
+        self.names.get(&(kind, name.to_owned()))
+    }
+
+    /// Any object by kind and id.
+    #[must_use]
+    pub fn get(&self, kind: Kind, id: &str) -> Option<Object> {
+        match kind {
+            Kind::Node => self.nodes.get(id).cloned().map(Object::Node),
+            Kind::Service => self.services.get(id).cloned().map(Object::Service),
+            Kind::Task => self.tasks.get(id).cloned().map(Object::Task),
+            Kind::Network => self.networks.get(id).cloned().map(Object::Network),
+            Kind::Secret => self.secrets.get(id).cloned().map(Object::Secret),
+            Kind::Config => self.configs.get(id).cloned().map(Object::Config),
+            Kind::Cluster => {
+                self.cluster.clone().filter(|c| c.meta.id.as_str() == id).map(Object::Cluster)
+            }
+        }
+    }
+
+    /// Applies a batch as commit `index`: all changes, or none and an error.
+    /// `self` is unchanged on error. Returns the events of the commit.
+    ///
+    /// This is the single definition of the store's write rules; every
+    /// [`super::Store`] implementation applies batches through it.
+    pub fn apply(&mut self, changes: Vec<Change>, index: u64) -> Result<Vec<Event>, StoreError> {
+        if index <= self.index {
+            return Err(StoreError::InvalidArgument(format!(
+                "commit index {index} is not above the current index {}",
+                self.index
+            )));
+        }
+        let mut next = self.clone();
+        let now = SystemTime::now();
+        let mut events = Vec::with_capacity(changes.len());
+        for change in changes {
+            events.push(next.apply_one(change, index, now)?);
+        }
+        next.index = index;
+        *self = next;
+        Ok(events)
+    }
+
+    fn apply_one(&mut self, change: Change, index: u64, now: SystemTime) -> Result<Event, StoreError> {
+        match change {
+            Change::Create(obj) => {
+                let kind = obj.kind();
+                if obj.id().as_str().is_empty() {
+                    return Err(StoreError::InvalidArgument(format!("a {kind} needs a non-empty id")));
+                }
+                if self.get(kind, obj.id()).is_some()
+                    || (kind == Kind::Cluster && self.cluster.is_some())
+                {
+                    return Err(StoreError::AlreadyExists { kind, name: obj.id().to_string() });
+                }
+                if let Some(name) = obj.unique_name()
+                    && self.by_name(kind, name).is_some()
+                {
+                    return Err(StoreError::AlreadyExists { kind, name: name.to_owned() });
+                }
+                let meta = Meta { id: obj.id().clone(), version: index, created_at: now, updated_at: now };
+                let obj = obj.with_meta(meta);
+                self.insert(&obj);
+                Ok(Event::Created(obj))
+            }
+            Change::Update(obj) => {
+                let kind = obj.kind();
+                let old = self
+                    .get(kind, obj.id())
+                    .ok_or_else(|| StoreError::NotFound { kind, id: obj.id().to_string() })?;
+                let stored = old.meta().version;
+                if obj.meta().version != stored {
+                    return Err(StoreError::Conflict {
+                        kind,
+                        id: obj.id().clone(),
+                        expected: obj.meta().version,
+                        actual: stored,
+                    });
+                }
+                if let Some(name) = obj.unique_name()
+                    && old.unique_name() != Some(name)
+                    && self.by_name(kind, name).is_some()
+                {
+                    return Err(StoreError::AlreadyExists { kind, name: name.to_owned() });
+                }
+                let meta = Meta {
+                    id: obj.id().clone(),
+                    version: index,
+                    created_at: old.meta().created_at,
+                    updated_at: now,
+                };
+                let obj = obj.with_meta(meta);
+                self.remove(&old);
+                self.insert(&obj);
+                Ok(Event::Updated { old, new: obj })
+            }
+            Change::Delete { kind, id, version } => {
+                let old = self
+                    .get(kind, &id)
+                    .ok_or_else(|| StoreError::NotFound { kind, id: id.to_string() })?;
+                if let Some(v) = version
+                    && v != old.meta().version
+                {
+                    return Err(StoreError::Conflict { kind, id, expected: v, actual: old.meta().version });
+                }
+                self.remove(&old);
+                Ok(Event::Deleted(old))
+            }
+        }
+    }
+
+    fn insert(&mut self, obj: &Object) {
+        if let Some(name) = obj.unique_name() {
+            self.names.insert((obj.kind(), name.to_owned()), obj.id().clone());
+        }
+        match obj {
+            Object::Node(o) => {
+                self.nodes.insert(o.meta.id.clone(), o.clone());
+            }
+            Object::Service(o) => {
+                self.services.insert(o.meta.id.clone(), o.clone());
+            }
+            Object::Task(t) => {
+                self.tasks_by_service
+                    .entry(t.service_id.clone())
+                    .or_default()
+                    .insert(t.meta.id.clone());
+                if let Some(n) = &t.node_id {
+                    self.tasks_by_node.entry(n.clone()).or_default().insert(t.meta.id.clone());
+                }
+                self.tasks.insert(t.meta.id.clone(), t.clone());
+            }
+            Object::Network(o) => {
+                self.networks.insert(o.meta.id.clone(), o.clone());
+            }
+            Object::Secret(o) => {
+                self.secrets.insert(o.meta.id.clone(), o.clone());
+            }
+            Object::Config(o) => {
+                self.configs.insert(o.meta.id.clone(), o.clone());
+            }
+            Object::Cluster(o) => self.cluster = Some(o.clone()),
+        }
+    }
+
+    fn remove(&mut self, obj: &Object) {
+        if let Some(name) = obj.unique_name() {
+            self.names.remove(&(obj.kind(), name.to_owned()));
+        }
+        let id = obj.id();
+        match obj {
+            Object::Node(_) => {
+                self.nodes.remove(id);
+            }
+            Object::Service(_) => {
+                self.services.remove(id);
+            }
+            Object::Task(t) => {
+                unindex(&mut self.tasks_by_service, &t.service_id, id);
+                if let Some(n) = &t.node_id {
+                    unindex(&mut self.tasks_by_node, n, id);
+                }
+                self.tasks.remove(id);
+            }
+            Object::Network(_) => {
+                self.networks.remove(id);
+            }
+            Object::Secret(_) => {
+                self.secrets.remove(id);
+            }
+            Object::Config(_) => {
+                self.configs.remove(id);
+            }
+            Object::Cluster(_) => self.cluster = None,
+        }
+    }
+}
+
+fn unindex(index: &mut imbl::HashMap<Id, IdSet>, key: &Id, id: &Id) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(id);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}

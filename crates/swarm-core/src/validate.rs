@@ -1,0 +1,284 @@
+//! Spec validation: bad input becomes a [`SpecError`] naming what is wrong
+//! and how to fix it, before anything reaches the store.
+
+use std::time::Duration;
+
+use crate::SpecError;
+use crate::constraint::{Attribute, Constraint};
+use crate::model::{
+    ConfigSpec, NetworkSpec, PlacementPreference, PortConfig, ServiceMode, ServiceSpec, SecretSpec,
+    TaskSpec, UpdateConfig, MAX_REPLICAS,
+};
+
+/// The largest secret or config, as Docker: 500 KiB.
+pub const MAX_DATA_BYTES: usize = 500 * 1024;
+
+/// Checks an object name: a DNS label of 1 to 63 characters.
+pub fn name(name: &str, field: &str, errors: &mut SpecError) {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !ok {
+        errors.push(
+            field,
+            format!(
+                "invalid name {name:?}: use 1 to 63 letters, digits and '-', starting and ending with a letter or digit"
+            ),
+        );
+    }
+}
+
+/// Checks a published port.
+pub fn port(p: &PortConfig, field: &str, errors: &mut SpecError) {
+    if p.target_port == 0 || p.target_port > 65535 {
+        errors.push(
+            field,
+            format!("invalid target port {}: expected a port from 1 to 65535", p.target_port),
+        );
+    }
+    if p.published_port > 65535 {
+        errors.push(
+            field,
+            format!(
+                "invalid published port {}: expected a port from 1 to 65535, or 0 to let the cluster choose",
+                p.published_port
+            ),
+        );
+    }
+}
+
+impl ServiceSpec {
+    /// Checks the whole spec; every problem found is reported at once.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let mut errors = SpecError::default();
+        name(&self.name, "name", &mut errors);
+        if let ServiceMode::Replicated { replicas } = self.mode
+            && replicas > MAX_REPLICAS
+        {
+            errors.push(
+                "mode.replicated.replicas",
+                format!("invalid replica count {replicas}: expected a whole number from 0 to {MAX_REPLICAS}"),
+            );
+        }
+        self.task.check(&mut errors);
+        update_config(&self.update, "update", &mut errors);
+        update_config(&self.rollback, "rollback", &mut errors);
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.endpoint.ports {
+            port(p, "endpoint.ports", &mut errors);
+            if p.published_port != 0 && !seen.insert((p.published_port, p.protocol)) {
+                errors.push(
+                    "endpoint.ports",
+                    format!("published port {}/{} is given twice: publish each port once", p.published_port, p.protocol),
+                );
+            }
+        }
+        errors.into_result()
+    }
+}
+
+impl TaskSpec {
+    /// Checks the task template.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let mut errors = SpecError::default();
+        self.check(&mut errors);
+        errors.into_result()
+    }
+
+    fn check(&self, errors: &mut SpecError) {
+        if self.image.trim().is_empty() {
+            errors.push("task.image", "no image or command given: name the image (or, with the process runtime, the program) to run");
+        }
+        for e in &self.env {
+            if e.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+                errors.push("task.env", format!("invalid environment entry {e:?}: expected KEY=VALUE"));
+            }
+        }
+        if let Some(w) = &self.workdir
+            && !w.starts_with('/')
+        {
+            errors.push("task.workdir", format!("invalid working directory {w:?}: it must be an absolute path"));
+        }
+        if let Some(h) = &self.healthcheck {
+            if h.test.is_empty() {
+                errors.push("task.healthcheck.test", "the health check has no command: give the command to run, e.g. [\"curl\", \"-f\", \"localhost\"]");
+            }
+            if h.interval < Duration::from_millis(1) || h.timeout < Duration::from_millis(1) {
+                errors.push("task.healthcheck", "health check interval and timeout must be at least 1ms");
+            }
+        }
+        let r = &self.resources;
+        for (what, limit, reserve) in [
+            ("CPU", r.limits.nano_cpus, r.reservations.nano_cpus),
+            ("memory", r.limits.memory_bytes, r.reservations.memory_bytes),
+        ] {
+            if limit != 0 && reserve > limit {
+                errors.push("task.resources", format!("the {what} reservation ({reserve}) is above its limit ({limit}): lower the reservation or raise the limit"));
+            }
+        }
+        for c in &self.placement.constraints {
+            if let Err(e) = c.parse::<Constraint>() {
+                errors.extend(e);
+            }
+        }
+        for p in &self.placement.preferences {
+            let PlacementPreference::Spread { descriptor } = p;
+            if let Err(e) = descriptor.parse::<Attribute>() {
+                errors.push("placement.preferences", format!("invalid spread preference: {e}"));
+            }
+        }
+        for (kind, refs) in [("secret", &self.secrets), ("config", &self.configs)] {
+            let mut targets = std::collections::HashSet::new();
+            for f in refs {
+                name(&f.name, &format!("task.{kind}s"), errors);
+                if f.target.is_empty() || f.target.contains("..") {
+                    errors.push(format!("task.{kind}s"), format!("invalid {kind} target {:?}: give a file name without '..'", f.target));
+                } else if !targets.insert(&f.target) {
+                    errors.push(format!("task.{kind}s"), format!("{kind} target {:?} is used twice: each file needs its own target", f.target));
+                }
+            }
+        }
+    }
+}
+
+fn update_config(u: &UpdateConfig, field: &str, errors: &mut SpecError) {
+    if !(0.0..=1.0).contains(&u.max_failure_ratio) {
+        errors.push(
+            format!("{field}.max_failure_ratio"),
+            format!("invalid failure ratio {}: expected a fraction from 0 to 1", u.max_failure_ratio),
+        );
+    }
+}
+
+impl NetworkSpec {
+    /// Checks the network spec.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let mut errors = SpecError::default();
+        name(&self.name, "name", &mut errors);
+        errors.into_result()
+    }
+}
+
+fn data(name_: &str, bytes: usize, kind: &str) -> Result<(), SpecError> {
+    let mut errors = SpecError::default();
+    name(name_, "name", &mut errors);
+    if bytes > MAX_DATA_BYTES {
+        errors.push("data", format!("{kind} {name_:?} is {bytes} bytes: the limit is {MAX_DATA_BYTES} bytes (500 KiB)"));
+    }
+    errors.into_result()
+}
+
+impl SecretSpec {
+    /// Checks the name and the size of the data.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        data(&self.name, self.data.len(), "secret")
+    }
+}
+
+impl ConfigSpec {
+    /// Checks the name and the size of the data.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        data(&self.name, self.data.len(), "config")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PortConfig, RestartCondition};
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec::replicated("web", 3, vec!["sleep".into(), "3600".into()])
+    }
+
+    fn message(r: Result<(), SpecError>) -> String {
+        r.expect_err("spec should be rejected").to_string()
+    }
+
+    #[test]
+    fn a_good_spec_passes() {
+        spec().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_invalid_names() {
+        for bad in ["", "my_service", "-web", "web-", "a b", &"x".repeat(64)] {
+            let mut s = spec();
+            s.name = bad.into();
+            let m = message(s.validate());
+            assert!(m.contains("invalid name"), "{bad:?}: {m}");
+        }
+    }
+
+    #[test]
+    fn rejects_absurd_replica_counts() {
+        let mut s = spec();
+        s.mode = ServiceMode::Replicated { replicas: MAX_REPLICAS + 1 };
+        assert!(message(s.validate()).contains("invalid replica count 1000001"));
+    }
+
+    #[test]
+    fn rejects_negative_replica_counts_in_json() {
+        let json = r#"{"name":"web","mode":{"replicated":{"replicas":-1}},"task":{"image":"sleep"}}"#;
+        let err = serde_json::from_str::<ServiceSpec>(json).unwrap_err().to_string();
+        assert!(err.contains("invalid replica count -1"), "{err}");
+        assert!(err.contains("from 0 to 1000000"), "{err}");
+    }
+
+    #[test]
+    fn rejects_malformed_constraints() {
+        let mut s = spec();
+        s.task.placement.constraints = vec!["node.labels.type=web".into()];
+        let m = message(s.validate());
+        assert_eq!(m, r#"invalid constraint "node.labels.type=web": expected == or !=, e.g. node.labels.type==web"#);
+    }
+
+    #[test]
+    fn rejects_ports_out_of_range() {
+        let mut s = spec();
+        s.endpoint.ports = vec![PortConfig {
+            protocol: Default::default(),
+            target_port: 70000,
+            published_port: 8080,
+            publish_mode: Default::default(),
+        }];
+        assert!(message(s.validate()).contains("invalid target port 70000: expected a port from 1 to 65535"));
+        let err = "8080:0".parse::<PortConfig>().unwrap_err().to_string();
+        assert!(err.contains("invalid target port 0"), "{err}");
+        let err = "99999:80".parse::<PortConfig>().unwrap_err().to_string();
+        assert!(err.contains("invalid published port 99999"), "{err}");
+        let err = "80:http".parse::<PortConfig>().unwrap_err().to_string();
+        assert!(err.contains("not a number"), "{err}");
+        assert_eq!("8080:80".parse::<PortConfig>().unwrap().published_port, 8080);
+    }
+
+    #[test]
+    fn rejects_unknown_restart_conditions() {
+        let err = "sometimes".parse::<RestartCondition>().unwrap_err().to_string();
+        assert_eq!(err, r#"unknown restart condition "sometimes": expected none, on-failure or any"#);
+        let json = r#"{"image":"sleep","restart":{"condition":"sometimes"}}"#;
+        let err = serde_json::from_str::<TaskSpec>(json).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `sometimes`"), "{err}");
+        assert_eq!("on-failure".parse::<RestartCondition>().unwrap(), RestartCondition::OnFailure);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let mut s = spec();
+        s.name = "bad name".into();
+        s.task.env = vec!["NOEQUALS".into()];
+        s.task.resources.limits.memory_bytes = 10;
+        s.task.resources.reservations.memory_bytes = 20;
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.problems.len(), 3, "{e}");
+        assert!(e.to_string().starts_with("3 problems: "));
+    }
+
+    #[test]
+    fn rejects_oversized_secrets() {
+        let s = SecretSpec { name: "key".into(), data: vec![0; MAX_DATA_BYTES + 1], ..Default::default() };
+        assert!(message(s.validate()).contains("the limit is 512000 bytes"));
+    }
+}
