@@ -3,6 +3,7 @@
 pub mod constraint;
 mod error;
 mod id;
+pub mod manager;
 pub mod model;
 pub mod runtime;
 pub mod sched;

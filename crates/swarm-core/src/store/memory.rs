@@ -155,3 +155,49 @@ impl Store for MemoryStore {
         Ok(futures::stream::iter(backlog.into_iter().map(Ok)).chain(live).boxed())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Meta, Node, NodeDescription, NodeSpec, NodeStatus};
+
+    #[tokio::test]
+    async fn passes_the_store_suite() {
+        crate::testing::store_suite(|| async { MemoryStore::new() }).await;
+    }
+
+    fn node(id: &str) -> Change {
+        Change::Create(
+            Node {
+                meta: Meta::new(id.into()),
+                spec: NodeSpec::default(),
+                description: NodeDescription::default(),
+                status: NodeStatus::default(),
+            }
+            .into(),
+        )
+    }
+
+    #[tokio::test]
+    async fn old_history_is_compacted() {
+        let store = MemoryStore::with_config(MemoryStoreConfig::default().history_events(2));
+        for i in 0..5 {
+            store.apply(vec![node(&format!("n{i}"))]).await.unwrap();
+        }
+        let e = store.watch(Some(1)).await.err().expect("index 1 is compacted");
+        assert_eq!(e.kind(), crate::store::ErrorKind::Compacted);
+        store.watch(Some(3)).await.expect("index 3 is kept");
+    }
+
+    #[tokio::test]
+    async fn a_lagging_watcher_is_told() {
+        let store = MemoryStore::with_config(MemoryStoreConfig::default().watch_buffer(2));
+        let mut w = store.watch(None).await.unwrap();
+        for i in 0..5 {
+            store.apply(vec![node(&format!("n{i}"))]).await.unwrap();
+        }
+        let first = w.next().await.unwrap();
+        assert_eq!(first.unwrap_err().kind(), crate::store::ErrorKind::Compacted);
+        assert!(w.next().await.is_none(), "the stream ends after the lag error");
+    }
+}
