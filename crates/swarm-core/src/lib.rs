@@ -1,6 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+pub mod agent;
+pub mod cluster;
 pub mod constraint;
+pub mod control;
+pub mod dispatcher;
 mod error;
 mod id;
 pub mod manager;

@@ -234,3 +234,34 @@ pub trait Runtime: Send + Sync + 'static {
     /// The ids of every task this runtime holds.
     async fn list(&self) -> Result<Vec<Id>, RuntimeError>;
 }
+
+#[async_trait]
+impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
+    async fn info(&self) -> Result<RuntimeInfo, RuntimeError> {
+        (**self).info().await
+    }
+    async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError> {
+        (**self).prepare(task, files).await
+    }
+    async fn start(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        (**self).start(task_id).await
+    }
+    async fn wait(&self, task_id: &Id) -> Result<ExitStatus, RuntimeError> {
+        (**self).wait(task_id).await
+    }
+    async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError> {
+        (**self).stop(task_id, grace).await
+    }
+    async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        (**self).remove(task_id).await
+    }
+    async fn inspect(&self, task_id: &Id) -> Result<RuntimeStatus, RuntimeError> {
+        (**self).inspect(task_id).await
+    }
+    async fn logs(&self, task_id: &Id, options: LogOptions) -> Result<LogStream, RuntimeError> {
+        (**self).logs(task_id, options).await
+    }
+    async fn list(&self) -> Result<Vec<Id>, RuntimeError> {
+        (**self).list().await
+    }
+}

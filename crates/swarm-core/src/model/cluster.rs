@@ -1,8 +1,6 @@
 //! Cluster-wide objects: networks, secrets, configs and the cluster itself.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
 use super::Meta;
@@ -90,10 +88,6 @@ pub struct ClusterSpec {
     pub name: String,
     /// Terminated tasks kept per slot (per node for global services).
     pub task_history_limit: u32,
-    /// Period between a worker's heartbeats.
-    pub heartbeat_period: Duration,
-    /// Missed periods after which a node is marked down.
-    pub heartbeat_misses: u32,
 }
 
 impl Default for ClusterSpec {
@@ -101,8 +95,6 @@ impl Default for ClusterSpec {
         Self {
             name: "default".into(),
             task_history_limit: 5,
-            heartbeat_period: Duration::from_secs(1),
-            heartbeat_misses: 3,
         }
     }
 }

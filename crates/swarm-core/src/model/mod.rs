@@ -152,13 +152,13 @@ impl Object {
         }
     }
 
-    /// A copy of this object with new metadata (used by stores on commit).
+    /// This object with new metadata (used by stores on commit). The
+    /// object is copied only if it is shared.
     #[must_use]
-    pub fn with_meta(&self, meta: Meta) -> Self {
-        fn set<T: Clone + HasMeta>(o: &Arc<T>, meta: Meta) -> Arc<T> {
-            let mut o = (**o).clone();
-            *o.meta_mut() = meta;
-            Arc::new(o)
+    pub fn with_meta(self, meta: Meta) -> Self {
+        fn set<T: Clone + HasMeta>(mut o: Arc<T>, meta: Meta) -> Arc<T> {
+            *Arc::make_mut(&mut o).meta_mut() = meta;
+            o
         }
         match self {
             Self::Node(o) => Self::Node(set(o, meta)),

@@ -1,0 +1,204 @@
+//! One task's controller on a worker: drives the runtime through prepare,
+//! start, wait and stop, and reports each state change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::Id;
+use crate::dispatcher::StatusUpdate;
+use crate::model::{Task, TaskState, TaskStatus};
+use crate::runtime::{ExitStatus, Health, Runtime, RuntimeError, RuntimeState, TaskFile};
+
+/// Reports go through this channel to the agent's reporter.
+pub(crate) type Reports = mpsc::UnboundedSender<StatusUpdate>;
+
+pub(crate) struct Controller<R> {
+    pub runtime: Arc<R>,
+    pub task: watch::Receiver<(Arc<Task>, Vec<TaskFile>)>,
+    pub reports: Reports,
+    /// How often health is polled while starting and running.
+    pub health_poll: Duration,
+}
+
+enum Outcome {
+    Exited(ExitStatus),
+    Unhealthy,
+    ShutDown,
+}
+
+impl<R: Runtime> Controller<R> {
+    fn current(&self) -> Arc<Task> {
+        self.task.borrow().0.clone()
+    }
+
+    fn id(&self) -> Id {
+        self.current().meta.id.clone()
+    }
+
+    fn report(&self, status: TaskStatus) {
+        let _ = self.reports.send(StatusUpdate { task_id: self.id(), status });
+    }
+
+    fn state(&self, state: TaskState, message: &str) {
+        self.report(TaskStatus::new(state, message));
+    }
+
+    fn shutdown_wanted(&self) -> bool {
+        self.current().desired_state > TaskState::Running
+    }
+
+    /// Drives the task to a final state.
+    pub(crate) async fn run(self) {
+        let task = self.current();
+        let initial = task.status.state;
+        if initial.is_terminal() {
+            return;
+        }
+        if initial >= TaskState::Starting {
+            return self.adopt().await;
+        }
+        if self.shutdown_wanted() {
+            return self.state(TaskState::Shutdown, "shut down before it started");
+        }
+        if initial < TaskState::Accepted {
+            self.state(TaskState::Accepted, "accepted");
+        }
+        self.state(TaskState::Preparing, "preparing");
+        let files = self.task.borrow().1.clone();
+        let mut rx = self.task.clone();
+        let prepared = tokio::select! {
+            r = self.runtime.prepare(&task, &files) => r,
+            () = shutdown_requested(&mut rx) => {
+                return self.state(TaskState::Shutdown, "shut down while preparing");
+            }
+        };
+        if let Err(e) = prepared {
+            return self.report(TaskStatus::new(TaskState::Rejected, "preparing failed").with_err(e.to_string()));
+        }
+        self.state(TaskState::Ready, "prepared");
+        if self.shutdown_wanted() {
+            return self.state(TaskState::Shutdown, "shut down before it started");
+        }
+        self.state(TaskState::Starting, "starting");
+        if let Err(e) = self.runtime.start(&task.meta.id).await {
+            return self.report(TaskStatus::new(TaskState::Failed, "starting failed").with_err(e.to_string()));
+        }
+        self.run_started(true).await;
+    }
+
+    /// Picks up a task that was already started, after an agent restart.
+    async fn adopt(self) {
+        let id = self.id();
+        match self.runtime.inspect(&id).await {
+            Ok(s) => match s.state {
+                RuntimeState::Exited(exit) => self.report_exit(exit),
+                RuntimeState::Running | RuntimeState::Created => {
+                    let starting = self.current().status.state < TaskState::Running;
+                    self.run_started(starting).await;
+                }
+            },
+            Err(RuntimeError::NotFound(_)) => self.report(
+                TaskStatus::new(TaskState::Failed, "lost")
+                    .with_err("the runtime no longer has this task (the node restarted?)"),
+            ),
+            Err(e) => self.report(TaskStatus::new(TaskState::Failed, "lost").with_err(e.to_string())),
+        }
+    }
+
+    /// From a started task to its end: wait for health, then for the exit
+    /// or a shutdown request.
+    async fn run_started(self, starting: bool) {
+        let task = self.current();
+        let id = task.meta.id.clone();
+        let checked = task.spec.healthcheck.is_some();
+        let mut running = !starting;
+        if !checked && !running {
+            self.report(running_status(&*self.runtime, &id).await);
+            running = true;
+        }
+        let runtime = self.runtime.clone();
+        let poll = self.health_poll;
+        let mut rx = self.task.clone();
+        let outcome = {
+            let wait = runtime.wait(&id);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    r = &mut wait => break match r {
+                        Ok(exit) => Outcome::Exited(exit),
+                        Err(e) => {
+                            return self.report(TaskStatus::new(TaskState::Failed, "lost").with_err(e.to_string()));
+                        }
+                    },
+                    () = shutdown_requested(&mut rx) => break Outcome::ShutDown,
+                    () = tokio::time::sleep(poll), if checked => {
+                        match runtime.inspect(&id).await.ok().and_then(|s| s.health) {
+                            Some(Health::Healthy) if !running => {
+                                self.report(running_status(&*runtime, &id).await);
+                                running = true;
+                            }
+                            Some(Health::Unhealthy) => break Outcome::Unhealthy,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Outcome::Exited(exit) => self.report_exit(exit),
+            Outcome::ShutDown => {
+                let grace = self.current().spec.stop_grace_period;
+                let stopped = self.runtime.stop(&id, grace).await;
+                let mut status = TaskStatus::new(TaskState::Shutdown, "shutdown");
+                if let Err(e) = stopped {
+                    status = status.with_err(e.to_string());
+                }
+                status.exit_code = self.runtime.inspect(&id).await.ok().and_then(|s| match s.state {
+                    RuntimeState::Exited(e) => Some(e.code),
+                    _ => None,
+                });
+                self.report(status);
+            }
+            Outcome::Unhealthy => {
+                let grace = self.current().spec.stop_grace_period;
+                let _ = self.runtime.stop(&id, grace).await;
+                self.report(TaskStatus::new(TaskState::Failed, "unhealthy").with_err("task: unhealthy (health check failed)"));
+            }
+        }
+    }
+
+    fn report_exit(&self, exit: ExitStatus) {
+        let mut status = if exit.success() {
+            TaskStatus::new(TaskState::Complete, "finished")
+        } else {
+            let why = match exit.signal {
+                Some(sig) => format!("task: killed by signal {sig}"),
+                None => format!("task: non-zero exit ({})", exit.code),
+            };
+            TaskStatus::new(TaskState::Failed, "failed").with_err(why)
+        };
+        status.exit_code = Some(exit.code);
+        self.report(status);
+    }
+}
+
+/// Resolves when the manager wants the task shut down (never, if the agent
+/// drops the controller first).
+async fn shutdown_requested(rx: &mut watch::Receiver<(Arc<Task>, Vec<TaskFile>)>) {
+    loop {
+        if rx.borrow_and_update().0.desired_state > TaskState::Running {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn running_status<R: Runtime>(runtime: &R, id: &Id) -> TaskStatus {
+    let mut s = TaskStatus::new(TaskState::Running, "started");
+    s.runtime_id = runtime.inspect(id).await.ok().and_then(|i| i.runtime_id);
+    s
+}

@@ -1,0 +1,289 @@
+//! The worker's agent: registers with the managers, keeps heartbeating,
+//! runs the tasks assigned to its node through a [`Runtime`], and reports
+//! their states.
+
+mod controller;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Id;
+use crate::dispatcher::{Assignments, Dispatcher, DispatcherError, StatusUpdate};
+use crate::model::{Task, TaskState};
+use crate::runtime::{Runtime, TaskFile};
+use controller::Controller;
+
+/// Settings of an [`Agent`].
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Overrides the hostname the runtime reports.
+    pub hostname: Option<String>,
+    /// Status reports are gathered this long and sent in one batch.
+    pub report_interval: Duration,
+    /// How often health is looked at while a task starts and runs.
+    pub health_poll: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self { hostname: None, report_interval: Duration::from_millis(20), health_poll: Duration::from_millis(250) }
+    }
+}
+
+impl AgentConfig {
+    /// Sets the hostname the node reports.
+    #[must_use]
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostname = Some(name.into());
+        self
+    }
+
+    /// Sets how often health is polled.
+    #[must_use]
+    pub fn health_poll(mut self, d: Duration) -> Self {
+        self.health_poll = d;
+        self
+    }
+}
+
+/// What stops an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The managers do not know this node (it was removed).
+    #[error(transparent)]
+    Dispatcher(#[from] DispatcherError),
+    /// The runtime cannot describe the node.
+    #[error("the runtime cannot describe this node: {0}")]
+    Runtime(#[from] crate::runtime::RuntimeError),
+}
+
+/// A worker's agent.
+///
+/// ```no_run
+/// # async fn demo<R: swarm_core::runtime::Runtime, D: swarm_core::dispatcher::Dispatcher>(runtime: R, dispatcher: D) {
+/// use swarm_core::agent::{Agent, AgentConfig};
+/// let shutdown = tokio_util::sync::CancellationToken::new();
+/// let agent = Agent::new("node-1".into(), runtime, dispatcher, AgentConfig::default());
+/// agent.run(shutdown).await.unwrap();
+/// # }
+/// ```
+pub struct Agent<R, D> {
+    node_id: Id,
+    runtime: Arc<R>,
+    dispatcher: Arc<D>,
+    config: AgentConfig,
+}
+
+struct Running {
+    tx: watch::Sender<(Arc<Task>, Vec<TaskFile>)>,
+    handle: JoinHandle<()>,
+}
+
+impl<R: Runtime, D: Dispatcher> Agent<R, D> {
+    /// An agent for node `node_id`.
+    #[must_use]
+    pub fn new(node_id: Id, runtime: R, dispatcher: D, config: AgentConfig) -> Self {
+        Self { node_id, runtime: Arc::new(runtime), dispatcher: Arc::new(dispatcher), config }
+    }
+
+    /// The node's id.
+    #[must_use]
+    pub fn node_id(&self) -> &Id {
+        &self.node_id
+    }
+
+    /// The runtime the agent drives.
+    #[must_use]
+    pub fn runtime(&self) -> &Arc<R> {
+        &self.runtime
+    }
+
+    /// Runs until `shutdown` fires, or the managers forget the node.
+    ///
+    /// When it stops, the agent leaves its tasks running, as a crashed
+    /// worker would: the managers replace them if the node stays away, and
+    /// an agent that comes back stops those that are no longer its own.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
+        let mut info = self.runtime.info().await?;
+        if let Some(h) = &self.config.hostname {
+            info.description.hostname.clone_from(h);
+        }
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+        let stop = shutdown.child_token();
+        let reporter = tokio::spawn(report_loop(
+            self.node_id.clone(),
+            self.dispatcher.clone(),
+            reports_rx,
+            self.config.report_interval,
+            stop.clone(),
+        ));
+        let result = self.session_loop(info.description, reports_tx, &stop).await;
+        stop.cancel();
+        let _ = reporter.await;
+        result
+    }
+
+    async fn session_loop(
+        &self,
+        description: crate::model::NodeDescription,
+        reports: mpsc::UnboundedSender<StatusUpdate>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), AgentError> {
+        let mut tasks: HashMap<Id, Running> = HashMap::new();
+        let mut first = true;
+        let mut backoff = Duration::from_millis(100);
+        let result = loop {
+            let session = async {
+                let reg = self.dispatcher.register(&self.node_id, description.clone()).await?;
+                let stream = self.dispatcher.assignments(&self.node_id).await?;
+                Ok::<_, DispatcherError>((reg, stream))
+            };
+            let (reg, mut stream) = tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                r = session => match r {
+                    Ok(x) => x,
+                    Err(e @ DispatcherError::UnknownNode(_)) => break Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(node = %self.node_id, error = %e, "cannot reach the managers; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                },
+            };
+            backoff = Duration::from_millis(100);
+            let mut heartbeat = tokio::time::interval(reg.heartbeat_period);
+            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = heartbeat.tick() => {
+                        if let Err(e) = self.dispatcher.heartbeat(&self.node_id).await {
+                            tracing::warn!(node = %self.node_id, error = %e, "heartbeat failed");
+                            if matches!(e, DispatcherError::UnknownNode(_)) {
+                                break;
+                            }
+                        }
+                    }
+                    set = stream.next() => match set {
+                        Some(set) => {
+                            if std::mem::take(&mut first) {
+                                self.clean_up_strays(&set).await;
+                            }
+                            self.apply(set, &mut tasks, &reports);
+                        }
+                        None => break,
+                    },
+                }
+            }
+            if shutdown.is_cancelled() {
+                break Ok(());
+            }
+        };
+        // Controllers stop; their tasks keep running in the runtime.
+        for (_, r) in tasks {
+            r.handle.abort();
+        }
+        result
+    }
+
+    /// Stops and removes what the runtime holds that is no longer ours.
+    async fn clean_up_strays(&self, set: &Assignments) {
+        let Ok(held) = self.runtime.list().await else { return };
+        for id in held {
+            if !set.tasks.iter().any(|a| a.task.meta.id == id) {
+                tracing::info!(task = %id, "removing a task that is no longer assigned to this node");
+                let _ = self.runtime.remove(&id).await;
+            }
+        }
+    }
+
+    fn apply(&self, set: Assignments, tasks: &mut HashMap<Id, Running>, reports: &mpsc::UnboundedSender<StatusUpdate>) {
+        let mut seen = std::collections::HashSet::with_capacity(set.tasks.len());
+        for a in set.tasks {
+            let id = a.task.meta.id.clone();
+            seen.insert(id.clone());
+            if let Some(r) = tasks.get(&id) {
+                r.tx.send_replace((a.task, a.files));
+                continue;
+            }
+            if a.task.status.state.is_terminal() {
+                continue;
+            }
+            let (tx, rx) = watch::channel((a.task, a.files));
+            let controller = Controller {
+                runtime: self.runtime.clone(),
+                task: rx,
+                reports: reports.clone(),
+                health_poll: self.config.health_poll,
+            };
+            tasks.insert(id, Running { tx, handle: tokio::spawn(controller.run()) });
+        }
+        // Tasks no longer assigned: stop and forget them.
+        let gone: Vec<Id> = tasks.keys().filter(|id| !seen.contains(*id)).cloned().collect();
+        for id in gone {
+            if let Some(r) = tasks.remove(&id) {
+                r.handle.abort();
+                let runtime = self.runtime.clone();
+                let grace = r.tx.borrow().0.spec.stop_grace_period;
+                tokio::spawn(async move {
+                    let _ = runtime.stop(&id, grace).await;
+                    let _ = runtime.remove(&id).await;
+                });
+            }
+        }
+        // Finished controllers whose tasks are terminal can go; the
+        // runtime keeps the task (and its logs) until it leaves the set.
+        tasks.retain(|_, r| !(r.handle.is_finished() && r.tx.borrow().0.status.state.is_terminal()));
+        let _ = TaskState::Running;
+    }
+}
+
+async fn report_loop<D: Dispatcher>(
+    node: Id,
+    dispatcher: Arc<D>,
+    mut rx: mpsc::UnboundedReceiver<StatusUpdate>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut pending: Vec<StatusUpdate> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                u = rx.recv() => match u {
+                    Some(u) => pending.push(u),
+                    None => return,
+                },
+            }
+        }
+        // Gather what arrives within the interval, then send in one batch.
+        let deadline = tokio::time::sleep(interval);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                u = rx.recv() => match u {
+                    Some(u) => pending.push(u),
+                    None => break,
+                },
+            }
+        }
+        match dispatcher.report(&node, pending.clone()).await {
+            Ok(()) => pending.clear(),
+            Err(e) => {
+                tracing::warn!(node = %node, error = %e, updates = pending.len(), "status report failed; will retry");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    }
+}

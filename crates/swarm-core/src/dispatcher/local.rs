@@ -1,0 +1,313 @@
+//! `LocalDispatcher`: the dispatcher served from a store in this process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Assignment, AssignmentStream, Assignments, Dispatcher, DispatcherError, Registration, StatusUpdate};
+use crate::Id;
+use crate::model::{Node, NodeDescription, NodeSpec, NodeState, NodeStatus, Object, Task, TaskState};
+use crate::runtime::{FileKind, TaskFile};
+use crate::store::{Change, ErrorKind, State, Store, StoreError};
+
+/// Settings of a [`LocalDispatcher`].
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// How often workers send heartbeats.
+    pub heartbeat_period: Duration,
+    /// Missed periods after which a node is marked down.
+    pub heartbeat_misses: u32,
+}
+
+impl Default for DispatcherConfig {
+    /// One heartbeat a second, down after three missed: a node is replaced
+    /// within about 3 s (Docker Swarm: 5 s and ~15 s).
+    fn default() -> Self {
+        Self { heartbeat_period: Duration::from_secs(1), heartbeat_misses: 3 }
+    }
+}
+
+impl DispatcherConfig {
+    /// Sets the heartbeat period.
+    #[must_use]
+    pub fn heartbeat_period(mut self, d: Duration) -> Self {
+        self.heartbeat_period = d;
+        self
+    }
+
+    /// Sets how many missed periods mark a node down (at least 1).
+    #[must_use]
+    pub fn heartbeat_misses(mut self, n: u32) -> Self {
+        self.heartbeat_misses = n.max(1);
+        self
+    }
+
+    fn deadline(&self) -> Duration {
+        self.heartbeat_period * self.heartbeat_misses
+    }
+}
+
+/// Serves workers from a store: registration creates or revives the node,
+/// heartbeats keep it ready, assignments are computed from the store, and
+/// reports are written to it. Run [`LocalDispatcher::monitor`] on the
+/// leading manager to mark silent nodes down.
+#[derive(Debug)]
+pub struct LocalDispatcher<S> {
+    store: S,
+    config: DispatcherConfig,
+    last_seen: Mutex<HashMap<Id, Instant>>,
+}
+
+impl<S: Store + Clone> LocalDispatcher<S> {
+    /// A dispatcher over `store`.
+    #[must_use]
+    pub fn new(store: S, config: DispatcherConfig) -> Self {
+        Self { store, config, last_seen: Mutex::new(HashMap::new()) }
+    }
+
+    fn seen(&self, node: &Id) {
+        self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(node.clone(), Instant::now());
+    }
+
+    /// Writes `f(node)` for the node, retrying on conflicts.
+    async fn update_node(&self, id: &Id, f: impl Fn(&mut Node) -> bool) -> Result<(), DispatcherError> {
+        for _ in 0..10 {
+            let state = self.store.state().await.map_err(unavailable)?;
+            let Some(node) = state.node(id) else { return Err(DispatcherError::UnknownNode(id.clone())) };
+            let mut n = (**node).clone();
+            if !f(&mut n) {
+                return Ok(());
+            }
+            match self.store.apply(vec![Change::Update(n.into())]).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Conflict => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(DispatcherError::Unavailable(format!("node {id} keeps changing; try again")))
+    }
+
+    /// Marks nodes down when they miss their heartbeats, until `shutdown`.
+    ///
+    /// Nodes already ready when the monitor starts get one full deadline to
+    /// check in, so a new leader does not condemn its workers.
+    pub async fn monitor(&self, shutdown: CancellationToken) {
+        let started = Instant::now();
+        let tick = self.config.heartbeat_period / 2;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(tick) => {}
+            }
+            let Ok(state) = self.store.state().await else { continue };
+            let now = Instant::now();
+            let late: Vec<Id> = {
+                let seen = self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                state
+                    .nodes()
+                    .filter(|n| n.status.state == NodeState::Ready)
+                    .filter(|n| {
+                        let last = seen.get(&n.meta.id).copied().unwrap_or(started).max(started);
+                        now.duration_since(last) > self.config.deadline()
+                    })
+                    .map(|n| n.meta.id.clone())
+                    .collect()
+            };
+            for id in late {
+                tracing::info!(node = %id, "node missed its heartbeats; marking it down");
+                let _ = self
+                    .update_node(&id, |n| {
+                        if n.status.state != NodeState::Ready {
+                            return false;
+                        }
+                        n.status.state = NodeState::Down;
+                        n.status.message = "heartbeat failure".into();
+                        n.status.since = SystemTime::now();
+                        true
+                    })
+                    .await;
+            }
+        }
+    }
+}
+
+fn unavailable(e: StoreError) -> DispatcherError {
+    DispatcherError::Unavailable(e.to_string())
+}
+
+/// The assignment set of `node` in `state`.
+#[must_use]
+pub fn assignments_of(state: &State, node: &Id) -> Assignments {
+    let mut tasks: Vec<Assignment> = state
+        .tasks_on_node(node)
+        .filter(|t| t.status.state >= TaskState::Assigned)
+        .map(|t| Assignment { task: t.clone(), files: files_of(state, t) })
+        .collect();
+    tasks.sort_by(|a, b| a.task.meta.id.cmp(&b.task.meta.id));
+    Assignments { tasks }
+}
+
+fn files_of(state: &State, t: &Task) -> Vec<TaskFile> {
+    if t.desired_state > TaskState::Running || t.status.state.is_terminal() {
+        return Vec::new();
+    }
+    let secrets = t.spec.secrets.iter().filter_map(|r| {
+        state.secret_by_name(&r.name).map(|s| TaskFile {
+            kind: FileKind::Secret,
+            name: r.name.clone(),
+            target: r.target.clone(),
+            mode: r.mode,
+            data: s.spec.data.clone(),
+        })
+    });
+    let configs = t.spec.configs.iter().filter_map(|r| {
+        state.config_by_name(&r.name).map(|c| TaskFile {
+            kind: FileKind::Config,
+            name: r.name.clone(),
+            target: r.target.clone(),
+            mode: r.mode,
+            data: c.spec.data.clone(),
+        })
+    });
+    secrets.chain(configs).collect()
+}
+
+fn fingerprint(a: &Assignments) -> Vec<(Id, u64)> {
+    a.tasks.iter().map(|x| (x.task.meta.id.clone(), x.task.meta.version)).collect()
+}
+
+#[async_trait]
+impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
+    async fn register(&self, node_id: &Id, description: NodeDescription) -> Result<Registration, DispatcherError> {
+        let state = self.store.state().await.map_err(unavailable)?;
+        let status = NodeStatus { state: NodeState::Ready, message: String::new(), addr: String::new(), since: SystemTime::now() };
+        if state.node(node_id).is_some() {
+            self.update_node(node_id, |n| {
+                n.description = description.clone();
+                n.status = status.clone();
+                true
+            })
+            .await?;
+        } else {
+            let node = Node {
+                meta: crate::model::Meta::new(node_id.clone()),
+                spec: NodeSpec::default(),
+                description,
+                status,
+            };
+            match self.store.apply(vec![Change::Create(node.into())]).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        self.seen(node_id);
+        Ok(Registration { heartbeat_period: self.config.heartbeat_period })
+    }
+
+    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
+        self.seen(node_id);
+        let state = self.store.state().await.map_err(unavailable)?;
+        match state.node(node_id) {
+            None => Err(DispatcherError::UnknownNode(node_id.clone())),
+            Some(n) if n.status.state != NodeState::Ready => {
+                self.update_node(node_id, |n| {
+                    n.status.state = NodeState::Ready;
+                    n.status.message = String::new();
+                    n.status.since = SystemTime::now();
+                    true
+                })
+                .await?;
+                Ok(self.config.heartbeat_period)
+            }
+            Some(_) => Ok(self.config.heartbeat_period),
+        }
+    }
+
+    async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError> {
+        let (state, commits) = self.store.subscribe().await.map_err(unavailable)?;
+        if state.node(node_id).is_none() {
+            return Err(DispatcherError::UnknownNode(node_id.clone()));
+        }
+        let store = self.store.clone();
+        let node = node_id.clone();
+        let first = assignments_of(&state, &node);
+        let last = fingerprint(&first);
+        let rest = futures::stream::unfold((commits, store, node, last), |(mut commits, store, node, mut last)| async move {
+            loop {
+                let commit = match commits.next().await? {
+                    Ok(c) => c,
+                    Err(_) => return None, // lagged: the worker resubscribes
+                };
+                let relevant = commit.events.iter().any(|e| match e.object() {
+                    Object::Task(t) => t.node_id.as_ref() == Some(&node),
+                    Object::Secret(_) | Object::Config(_) => true,
+                    Object::Node(n) => n.meta.id == node,
+                    _ => false,
+                });
+                if !relevant {
+                    continue;
+                }
+                let state = store.state().await.ok()?;
+                if state.node(&node).is_none() {
+                    return None;
+                }
+                let set = assignments_of(&state, &node);
+                let fp = fingerprint(&set);
+                if fp != last {
+                    last = fp;
+                    return Some((set, (commits, store, node, last)));
+                }
+            }
+        });
+        Ok(futures::stream::once(async move { first }).chain(rest).boxed())
+    }
+
+    async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>) -> Result<(), DispatcherError> {
+        for _ in 0..10 {
+            let state = self.store.state().await.map_err(unavailable)?;
+            let mut latest: HashMap<&Id, Task> = HashMap::new();
+            for u in &updates {
+                let current = match latest.get(&u.task_id) {
+                    Some(t) => t,
+                    None => match state.task(&u.task_id) {
+                        Some(t) if t.node_id.as_ref() == Some(node_id) => &**t,
+                        _ => continue, // not this node's task (any more)
+                    },
+                };
+                if !current.status.state.can_move_to(u.status.state) || !u.status.state.is_worker_owned() {
+                    continue;
+                }
+                let mut t = current.clone();
+                t.status = u.status.clone();
+                latest.insert(&u.task_id, t);
+            }
+            let changes: Vec<Change> = latest.into_values().map(|t| Change::Update(t.into())).collect();
+            match self.store.apply(changes).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Conflict => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(DispatcherError::Unavailable("task status kept changing; report again".into()))
+    }
+}
+
+impl<S> LocalDispatcher<S> {
+    /// The dispatcher's settings.
+    #[must_use]
+    pub fn config(&self) -> &DispatcherConfig {
+        &self.config
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<LocalDispatcher<Arc<crate::store::MemoryStore>>>();
+}

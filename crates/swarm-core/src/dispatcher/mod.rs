@@ -1,0 +1,115 @@
+//! The session between a worker and the managers: registration,
+//! heartbeats, assignments and status reports.
+//!
+//! The [`Dispatcher`] trait is the worker's view; the agent does not care
+//! what carries it. [`LocalDispatcher`] serves it straight from a
+//! [`Store`](crate::store::Store) in the same process; a network transport
+//! wraps the same type.
+
+mod local;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use local::{DispatcherConfig, LocalDispatcher};
+
+use crate::Id;
+use crate::model::{NodeDescription, Task, TaskStatus};
+use crate::runtime::TaskFile;
+
+/// What registration tells a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    /// Send a heartbeat at least this often.
+    pub heartbeat_period: Duration,
+}
+
+/// One task assigned to the worker, with the secret and config files it
+/// references (and only those).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// The task, with its desired state.
+    pub task: Arc<Task>,
+    /// Its secrets and configs, with their data.
+    pub files: Vec<TaskFile>,
+}
+
+/// The complete set of a worker's tasks. Each new set replaces the last:
+/// a task missing from it is no longer the worker's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assignments {
+    /// Every task assigned to the node that the worker must know about.
+    pub tasks: Vec<Assignment>,
+}
+
+/// A stream of assignment sets; it ends if the session breaks.
+pub type AssignmentStream = BoxStream<'static, Assignments>;
+
+/// A task status change seen by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// The task.
+    pub task_id: Id,
+    /// Its new status.
+    pub status: TaskStatus,
+}
+
+/// What went wrong in a session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatcherError {
+    /// The node is not (or no longer) a member of the cluster.
+    #[error("node {0} is not a member of the cluster: join it again")]
+    UnknownNode(Id),
+    /// The managers cannot be reached or have no leader; retry.
+    #[error("dispatcher unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The managers, as a worker sees them.
+///
+/// # Contract
+/// - [`register`](Dispatcher::register) starts (or resumes) a session for
+///   the node; the node is marked ready.
+/// - [`heartbeat`](Dispatcher::heartbeat) must come at least every
+///   `heartbeat_period`; a node that misses several is marked down and its
+///   tasks are replaced elsewhere.
+/// - [`assignments`](Dispatcher::assignments) streams complete sets; the
+///   first arrives at once. Sets are level-triggered: a worker that misses
+///   one loses nothing, as the next is complete.
+/// - [`report`](Dispatcher::report) records status changes in order. A
+///   change that would move a task backwards, or touches a task that is
+///   not the node's, is ignored.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Dispatcher: Send + Sync + 'static {
+    /// Registers the node with its description.
+    async fn register(&self, node_id: &Id, description: NodeDescription) -> Result<Registration, DispatcherError>;
+
+    /// Tells the managers the node is alive; returns the heartbeat period.
+    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError>;
+
+    /// Streams the node's assignment sets.
+    async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError>;
+
+    /// Reports task status changes.
+    async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>) -> Result<(), DispatcherError>;
+}
+
+#[async_trait]
+impl<D: Dispatcher + ?Sized> Dispatcher for Arc<D> {
+    async fn register(&self, node_id: &Id, description: NodeDescription) -> Result<Registration, DispatcherError> {
+        (**self).register(node_id, description).await
+    }
+    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
+        (**self).heartbeat(node_id).await
+    }
+    async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError> {
+        (**self).assignments(node_id).await
+    }
+    async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>) -> Result<(), DispatcherError> {
+        (**self).report(node_id, updates).await
+    }
+}

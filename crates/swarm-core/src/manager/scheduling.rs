@@ -1,0 +1,285 @@
+//! The scheduling loop: keeps a picture of every node's load, feeds
+//! pending tasks to a [`Scheduler`] in batches, and writes its decisions.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::Id;
+use crate::manager::driver::{ControlLoop, Dirty, Next};
+use crate::model::{Node, Object, PublishMode, Task, TaskState};
+use crate::sched::{Decision, NodeInfo, Scheduler};
+use crate::store::{Change, Commit, Event, State, Store};
+
+/// Failures of a service's tasks on a node are remembered this long.
+const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// Decisions are written in batches of at most this many tasks, so that a
+/// conflict on one task only retries its own batch.
+const WRITE_BATCH: usize = 20_000;
+
+pub(crate) struct SchedulingLoop<S, Sch> {
+    store: S,
+    scheduler: Sch,
+    nodes: Vec<NodeInfo>,
+    node_index: HashMap<Id, usize>,
+    /// Pending tasks not decided yet, as last seen.
+    pending: HashMap<Id, Arc<Task>>,
+    /// Pending tasks no node could take; tried again when nodes or loads change.
+    unplaceable: HashMap<Id, Arc<Task>>,
+    failures: VecDeque<(Instant, Id, Id)>,
+}
+
+fn wants_scheduling(t: &Task) -> bool {
+    t.status.state == TaskState::Pending && t.desired_state <= TaskState::Running
+}
+
+/// Whether a task counts against its node's capacity.
+fn holds_node(t: &Task) -> bool {
+    t.node_id.is_some() && t.status.state >= TaskState::Assigned && !t.status.state.is_terminal()
+        && t.desired_state <= TaskState::Running
+}
+
+impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
+    pub(crate) fn new(store: S, scheduler: Sch) -> Self {
+        Self {
+            store,
+            scheduler,
+            nodes: Vec::new(),
+            node_index: HashMap::new(),
+            pending: HashMap::new(),
+            unplaceable: HashMap::new(),
+            failures: VecDeque::new(),
+        }
+    }
+
+    fn upsert_node(&mut self, node: &Arc<Node>) {
+        match self.node_index.get(&node.meta.id) {
+            Some(&i) => self.nodes[i].node = node.clone(),
+            None => {
+                self.node_index.insert(node.meta.id.clone(), self.nodes.len());
+                self.nodes.push(NodeInfo::new(node.clone()));
+            }
+        }
+    }
+
+    fn remove_node(&mut self, id: &Id) {
+        if let Some(i) = self.node_index.remove(id) {
+            self.nodes.swap_remove(i);
+            if let Some(moved) = self.nodes.get(i) {
+                self.node_index.insert(moved.node.meta.id.clone(), i);
+            }
+        }
+    }
+
+    fn account(&mut self, t: &Task, add: bool) {
+        if !holds_node(t) {
+            return;
+        }
+        let Some(&i) = t.node_id.as_ref().and_then(|n| self.node_index.get(n)) else { return };
+        let info = &mut self.nodes[i];
+        let reservation = t.spec.resources.reservations;
+        let host_ports = t
+            .endpoint
+            .ports
+            .iter()
+            .filter(|p| p.publish_mode == PublishMode::Host && p.published_port != 0)
+            .map(|p| (p.protocol, p.published_port));
+        if add {
+            info.tasks += 1;
+            *info.tasks_by_service.entry(t.service_id.clone()).or_default() += 1;
+            info.reserved = info.reserved.saturating_add(&reservation);
+            info.host_ports.extend(host_ports);
+        } else {
+            info.tasks = info.tasks.saturating_sub(1);
+            if let Some(n) = info.tasks_by_service.get_mut(&t.service_id) {
+                *n -= 1;
+                if *n == 0 {
+                    info.tasks_by_service.remove(&t.service_id);
+                }
+            }
+            info.reserved = info.reserved.saturating_sub(&reservation);
+            for p in host_ports {
+                info.host_ports.remove(&p);
+            }
+        }
+    }
+
+    fn note_failure(&mut self, t: &Task) {
+        let Some(node) = &t.node_id else { return };
+        if let Some(&i) = self.node_index.get(node) {
+            *self.nodes[i].recent_failures.entry(t.service_id.clone()).or_default() += 1;
+            self.failures.push_back((Instant::now(), node.clone(), t.service_id.clone()));
+        }
+    }
+
+    fn expire_failures(&mut self) {
+        while let Some((at, _, _)) = self.failures.front() {
+            if at.elapsed() < FAILURE_WINDOW {
+                break;
+            }
+            let (_, node, service) = self.failures.pop_front().expect("front exists");
+            if let Some(&i) = self.node_index.get(&node)
+                && let Some(n) = self.nodes[i].recent_failures.get_mut(&service)
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    fn retry_unplaceable(&mut self) {
+        self.pending.extend(self.unplaceable.drain());
+    }
+
+    fn track(&mut self, t: &Arc<Task>) {
+        if wants_scheduling(t) {
+            if !self.unplaceable.contains_key(&t.meta.id) {
+                self.pending.insert(t.meta.id.clone(), t.clone());
+            } else {
+                self.unplaceable.insert(t.meta.id.clone(), t.clone());
+            }
+        } else {
+            self.pending.remove(&t.meta.id);
+            self.unplaceable.remove(&t.meta.id);
+        }
+    }
+
+    /// Turns decisions into store changes; tasks without a node to go to
+    /// keep their pending state and get the reason as their error.
+    fn changes(&mut self, tasks: &HashMap<Id, Arc<Task>>, decisions: Vec<Decision>) -> Vec<Change> {
+        let mut changes = Vec::with_capacity(decisions.len());
+        for d in decisions {
+            let Some(t) = tasks.get(d.task()) else { continue };
+            match d {
+                Decision::Assign { node, .. } => {
+                    let mut t = (**t).clone();
+                    t.node_id = Some(node);
+                    t.status.state = TaskState::Assigned;
+                    t.status.timestamp = std::time::SystemTime::now();
+                    t.status.message = "scheduler assigned task to node".into();
+                    t.status.err = None;
+                    changes.push(Change::Update(Object::from(t)));
+                }
+                Decision::Unplaceable { reason, .. } => {
+                    self.unplaceable.insert(t.meta.id.clone(), t.clone());
+                    if t.status.err.as_deref() != Some(reason.as_str()) {
+                        let mut t = (**t).clone();
+                        t.status.err = Some(reason);
+                        changes.push(Change::Update(Object::from(t)));
+                    }
+                }
+            }
+        }
+        changes
+    }
+}
+
+impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
+    const NAME: &'static str = "scheduler";
+
+    fn reset(&mut self, state: &State) {
+        self.nodes.clear();
+        self.node_index.clear();
+        self.pending.clear();
+        self.unplaceable.clear();
+        for n in state.nodes() {
+            self.upsert_node(n);
+        }
+        for t in state.tasks() {
+            self.account(t, true);
+            if wants_scheduling(t) {
+                self.pending.insert(t.meta.id.clone(), t.clone());
+            }
+        }
+    }
+
+    fn touched(&mut self, commit: &Commit, dirty: &mut Dirty) {
+        let mut freed = false;
+        for e in &commit.events {
+            match e {
+                Event::Created(Object::Node(n)) | Event::Updated { new: Object::Node(n), .. } => {
+                    self.upsert_node(n);
+                    freed = true;
+                }
+                Event::Deleted(Object::Node(n)) => self.remove_node(&n.meta.id),
+                Event::Created(Object::Task(t)) => {
+                    self.account(t, true);
+                    self.track(t);
+                }
+                Event::Updated { old: Object::Task(old), new: Object::Task(new) } => {
+                    self.account(old, false);
+                    self.account(new, true);
+                    if holds_node(old) && !holds_node(new) {
+                        freed = true;
+                    }
+                    if matches!(new.status.state, TaskState::Failed | TaskState::Rejected)
+                        && old.status.state != new.status.state
+                    {
+                        self.note_failure(new);
+                    }
+                    self.track(new);
+                }
+                Event::Deleted(Object::Task(t)) => {
+                    self.account(t, false);
+                    self.pending.remove(&t.meta.id);
+                    self.unplaceable.remove(&t.meta.id);
+                }
+                _ => {}
+            }
+        }
+        if freed {
+            self.retry_unplaceable();
+        }
+        if !self.pending.is_empty() {
+            *dirty = Dirty::everything();
+        }
+    }
+
+    async fn run(&mut self, _state: State, _dirty: Dirty) -> Next {
+        if self.pending.is_empty() {
+            return Next::done();
+        }
+        self.expire_failures();
+        let batch = std::mem::take(&mut self.pending);
+        // Tasks of a global service come with their node: check it, do not choose.
+        let mut free: Vec<Arc<Task>> = Vec::with_capacity(batch.len());
+        let mut decisions = Vec::new();
+        for t in batch.values() {
+            match &t.node_id {
+                None => free.push(t.clone()),
+                Some(node) => {
+                    let ok = self.node_index.get(node).is_some_and(|&i| self.nodes[i].node.accepts_tasks());
+                    decisions.push(if ok {
+                        Decision::Assign { task: t.meta.id.clone(), node: node.clone() }
+                    } else {
+                        Decision::Unplaceable {
+                            task: t.meta.id.clone(),
+                            reason: format!("node {} is not available", node.short()),
+                        }
+                    });
+                }
+            }
+        }
+        // Group by service so that each call sees whole services.
+        free.sort_by(|a, b| a.service_id.cmp(&b.service_id));
+        decisions.extend(self.scheduler.schedule(&self.nodes, &free));
+        let changes = self.changes(&batch, decisions);
+        let mut next = Next::done();
+        let mut rest = changes;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(WRITE_BATCH));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let ids: Vec<Id> = chunk.iter().map(|c| c.id().clone()).collect();
+            if let Err(e) = self.store.apply(chunk).await {
+                tracing::debug!(error = %e, tasks = ids.len(), "scheduler decisions not applied; retrying");
+                for id in ids {
+                    if let Some(t) = batch.get(&id) {
+                        self.unplaceable.remove(&id);
+                        self.pending.insert(id, t.clone());
+                    }
+                }
+                next = Next::retry(Duration::from_millis(100), Dirty::everything());
+            }
+        }
+        next
+    }
+}
