@@ -287,3 +287,6 @@ async fn report_loop<D: Dispatcher>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

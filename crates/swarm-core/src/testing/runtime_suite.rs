@@ -16,12 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 
 use crate::Id;
-use crate::model::{
-    FileReference, HealthCheck, Meta, Service, ServiceSpec, Task, TaskSpec,
-};
+use crate::model::{FileReference, HealthCheck, Meta, Service, ServiceSpec, Task, TaskSpec};
 use crate::runtime::{
-    ExitStatus, FileKind, Health, LogLine, LogOptions, LogSource, LogStream, Runtime,
-    RuntimeError, RuntimeState, RuntimeStatus, TaskFile,
+    ExitStatus, FileKind, Health, LogLine, LogOptions, LogSource, LogStream, Runtime, RuntimeError,
+    RuntimeState, RuntimeStatus, TaskFile,
 };
 
 /// Task specs for the runtime under test. Each runtime spells a shell
@@ -134,15 +132,32 @@ async fn cleanup(runtime: &impl Runtime, id: &Id) {
 
 /// Every log line of the task so far (no follow).
 async fn history(runtime: &impl Runtime, id: &Id, tail: Option<usize>) -> Vec<LogLine> {
-    let stream =
-        ok("logs without follow", runtime.logs(id, LogOptions { follow: false, tail })).await;
-    within(CALL, "a log stream without follow (it must end after the history)", stream.collect())
-        .await
+    let stream = ok(
+        "logs without follow",
+        runtime.logs(
+            id,
+            LogOptions {
+                follow: false,
+                tail,
+            },
+        ),
+    )
+    .await;
+    within(
+        CALL,
+        "a log stream without follow (it must end after the history)",
+        stream.collect(),
+    )
+    .await
 }
 
 /// The text of the lines from `source`, in order.
 fn texts(lines: &[LogLine], source: LogSource) -> Vec<&str> {
-    lines.iter().filter(|l| l.source == source).map(|l| l.line.as_str()).collect()
+    lines
+        .iter()
+        .filter(|l| l.source == source)
+        .map(|l| l.line.as_str())
+        .collect()
 }
 
 /// Reads `stream` until a line equal to `line` arrives; panics if the
@@ -157,13 +172,25 @@ async fn until_line(stream: &mut LogStream, line: &str) {
         false
     })
     .await;
-    assert!(found, "runtime suite: the follow stream ended before the task printed {line:?}");
+    assert!(
+        found,
+        "runtime suite: the follow stream ended before the task printed {line:?}"
+    );
 }
 
 /// Follows the task's logs until `line` is printed (the task is ready).
 async fn wait_ready(runtime: &impl Runtime, id: &Id) {
-    let mut stream =
-        ok("logs with follow", runtime.logs(id, LogOptions { follow: true, tail: None })).await;
+    let mut stream = ok(
+        "logs with follow",
+        runtime.logs(
+            id,
+            LogOptions {
+                follow: true,
+                tail: None,
+            },
+        ),
+    )
+    .await;
     until_line(&mut stream, "ready").await;
 }
 
@@ -194,21 +221,37 @@ const LOOP: &str = "echo ready; while true; do sleep 1 & wait $!; done";
 async fn info_describes_the_node(runtime: &impl Runtime) {
     let info = ok("info", runtime.info()).await;
     let d = &info.description;
-    assert!(!d.hostname.is_empty(), "runtime suite: info must report the node's hostname");
-    assert!(!d.platform.os.is_empty(), "runtime suite: info must report the OS");
+    assert!(
+        !d.hostname.is_empty(),
+        "runtime suite: info must report the node's hostname"
+    );
+    assert!(
+        !d.platform.os.is_empty(),
+        "runtime suite: info must report the OS"
+    );
     assert!(
         !d.platform.architecture.is_empty(),
         "runtime suite: info must report the architecture"
     );
-    assert!(d.resources.nano_cpus > 0, "runtime suite: info must report the node's CPUs");
-    assert!(d.resources.memory_bytes > 0, "runtime suite: info must report the node's memory");
+    assert!(
+        d.resources.nano_cpus > 0,
+        "runtime suite: info must report the node's CPUs"
+    );
+    assert!(
+        d.resources.memory_bytes > 0,
+        "runtime suite: info must report the node's memory"
+    );
 }
 
 async fn lifecycle(runtime: &impl Runtime, fixtures: &dyn RuntimeFixtures) {
     let task = task(fixtures.shell(&format!("trap 'exit 0' TERM; {LOOP}")));
     let id = task.meta.id.clone();
     ok("prepare", runtime.prepare(&task, &[])).await;
-    ok("prepare of a prepared task (prepare is idempotent)", runtime.prepare(&task, &[])).await;
+    ok(
+        "prepare of a prepared task (prepare is idempotent)",
+        runtime.prepare(&task, &[]),
+    )
+    .await;
     let status = ok("inspect of a prepared task", runtime.inspect(&id)).await;
     assert_eq!(
         status.state,
@@ -223,11 +266,24 @@ async fn lifecycle(runtime: &impl Runtime, fixtures: &dyn RuntimeFixtures) {
         RuntimeState::Running,
         "runtime suite: a started task must be Running"
     );
-    assert!(running.runtime_id.is_some(), "runtime suite: a running task must have a runtime id");
-    assert!(running.started_at.is_some(), "runtime suite: a running task must have a start time");
-    assert_eq!(running.health, None, "runtime suite: a task without a health check has no health");
+    assert!(
+        running.runtime_id.is_some(),
+        "runtime suite: a running task must have a runtime id"
+    );
+    assert!(
+        running.started_at.is_some(),
+        "runtime suite: a running task must have a start time"
+    );
+    assert_eq!(
+        running.health, None,
+        "runtime suite: a task without a health check has no health"
+    );
 
-    ok("start of a running task (start must be a no-op then)", runtime.start(&id)).await;
+    ok(
+        "start of a running task (start must be a no-op then)",
+        runtime.start(&id),
+    )
+    .await;
     let again = ok("inspect", runtime.inspect(&id)).await;
     assert_eq!(
         (again.state, &again.runtime_id),
@@ -256,8 +312,11 @@ async fn lifecycle(runtime: &impl Runtime, fixtures: &dyn RuntimeFixtures) {
         RuntimeState::Exited(status),
         "runtime suite: after stop, inspect must say Exited with the status wait gave"
     );
-    ok("stop of an exited task (stop must be a no-op then)", runtime.stop(&id, Duration::ZERO))
-        .await;
+    ok(
+        "stop of an exited task (stop must be a no-op then)",
+        runtime.stop(&id, Duration::ZERO),
+    )
+    .await;
     cleanup(runtime, &id).await;
 }
 
@@ -266,16 +325,28 @@ async fn exit_codes_reach_wait(runtime: &impl Runtime, fixtures: &dyn RuntimeFix
     let three = run(runtime, fixtures.shell("exit 3"), &[]).await;
 
     let status = wait(runtime, &zero).await;
-    assert_eq!(status.code, 0, "runtime suite: `exit 0` must give exit code 0");
-    assert!(status.success(), "runtime suite: `exit 0` must be a success");
+    assert_eq!(
+        status.code, 0,
+        "runtime suite: `exit 0` must give exit code 0"
+    );
+    assert!(
+        status.success(),
+        "runtime suite: `exit 0` must be a success"
+    );
 
     let status = wait(runtime, &three).await;
     assert_eq!(
         status,
-        ExitStatus { code: 3, signal: None },
+        ExitStatus {
+            code: 3,
+            signal: None
+        },
         "runtime suite: `exit 3` must give exit code 3 and no signal"
     );
-    assert!(!status.success(), "runtime suite: `exit 3` is not a success");
+    assert!(
+        !status.success(),
+        "runtime suite: `exit 3` is not a success"
+    );
     let again = within(
         Duration::from_secs(1),
         "a second wait on an exited task (it must return at once)",
@@ -283,7 +354,10 @@ async fn exit_codes_reach_wait(runtime: &impl Runtime, fixtures: &dyn RuntimeFix
     )
     .await
     .unwrap_or_else(|e| panic!("runtime suite: a second wait failed: {e}"));
-    assert_eq!(again, status, "runtime suite: wait must give the same status every time");
+    assert_eq!(
+        again, status,
+        "runtime suite: wait must give the same status every time"
+    );
     let inspected = ok("inspect of an exited task", runtime.inspect(&three)).await;
     assert_eq!(
         inspected.state,
@@ -317,9 +391,17 @@ async fn logs_keep_order_source_and_tail(runtime: &impl Runtime, fixtures: &dyn 
         ["err-1"],
         "runtime suite: logs must hold the task's stderr line, marked Stderr"
     );
-    assert_eq!(all.len(), 4, "runtime suite: logs must hold exactly the lines printed: {all:?}");
+    assert_eq!(
+        all.len(),
+        4,
+        "runtime suite: logs must hold exactly the lines printed: {all:?}"
+    );
     for source in [LogSource::Stdout, LogSource::Stderr] {
-        let stamps: Vec<_> = all.iter().filter(|l| l.source == source).map(|l| l.timestamp).collect();
+        let stamps: Vec<_> = all
+            .iter()
+            .filter(|l| l.source == source)
+            .map(|l| l.timestamp)
+            .collect();
         assert!(
             stamps.iter().all(|t| *t >= before && *t <= after),
             "runtime suite: log timestamps must be when the lines were printed: {all:?}"
@@ -337,9 +419,16 @@ async fn logs_keep_order_source_and_tail(runtime: &impl Runtime, fixtures: &dyn 
         "runtime suite: logs with tail 1 must give only the last line"
     );
     let two = history(runtime, &id, Some(2)).await;
-    assert_eq!(two.as_slice(), &all[2..], "runtime suite: logs with tail 2 must give the last two lines");
+    assert_eq!(
+        two.as_slice(),
+        &all[2..],
+        "runtime suite: logs with tail 2 must give the last two lines"
+    );
     let more = history(runtime, &id, Some(100)).await;
-    assert_eq!(more, all, "runtime suite: a tail longer than the history must give all of it");
+    assert_eq!(
+        more, all,
+        "runtime suite: a tail longer than the history must give all of it"
+    );
     cleanup(runtime, &id).await;
 }
 
@@ -353,8 +442,17 @@ async fn follow_gets_every_line_and_ends_on_exit(
     ok("start", runtime.start(&id)).await;
     // Opened while the task sleeps: "one" comes from the history, the rest
     // live. No line may fall between the two.
-    let stream =
-        ok("logs with follow", runtime.logs(&id, LogOptions { follow: true, tail: None })).await;
+    let stream = ok(
+        "logs with follow",
+        runtime.logs(
+            &id,
+            LogOptions {
+                follow: true,
+                tail: None,
+            },
+        ),
+    )
+    .await;
     let lines: Vec<LogLine> = within(
         Duration::from_secs(10),
         "a follow stream (it must end when the task exits)",
@@ -378,15 +476,34 @@ async fn follow_gets_every_line_and_ends_on_exit(
     )
     .await
     .unwrap_or_else(|e| panic!("runtime suite: wait failed: {e}"));
-    assert!(status.success(), "runtime suite: the follow task must exit 0, got {status:?}");
+    assert!(
+        status.success(),
+        "runtime suite: the follow task must exit 0, got {status:?}"
+    );
 
     // Following an exited task gives its history and ends.
-    let stream =
-        ok("logs with follow", runtime.logs(&id, LogOptions { follow: true, tail: Some(1) })).await;
-    let tail: Vec<LogLine> =
-        within(CALL, "a follow stream of an exited task (it must end at once)", stream.collect())
-            .await;
-    assert_eq!(tail.len(), 1, "runtime suite: follow with tail 1 of an exited task gives one line");
+    let stream = ok(
+        "logs with follow",
+        runtime.logs(
+            &id,
+            LogOptions {
+                follow: true,
+                tail: Some(1),
+            },
+        ),
+    )
+    .await;
+    let tail: Vec<LogLine> = within(
+        CALL,
+        "a follow stream of an exited task (it must end at once)",
+        stream.collect(),
+    )
+    .await;
+    assert_eq!(
+        tail.len(),
+        1,
+        "runtime suite: follow with tail 1 of an exited task gives one line"
+    );
     cleanup(runtime, &id).await;
 }
 
@@ -394,7 +511,12 @@ async fn stop_returns_when_the_task_exits_on_sigterm(
     runtime: &impl Runtime,
     fixtures: &dyn RuntimeFixtures,
 ) {
-    let id = run(runtime, fixtures.shell(&format!("trap 'exit 0' TERM; {LOOP}")), &[]).await;
+    let id = run(
+        runtime,
+        fixtures.shell(&format!("trap 'exit 0' TERM; {LOOP}")),
+        &[],
+    )
+    .await;
     wait_ready(runtime, &id).await;
     let began = Instant::now();
     within(
@@ -463,7 +585,10 @@ async fn task_sees_its_env_and_workdir(runtime: &impl Runtime, fixtures: &dyn Ru
     spec.workdir = Some("/tmp".into());
     let id = run(runtime, spec, &[]).await;
     let status = wait(runtime, &id).await;
-    assert!(status.success(), "runtime suite: the env task must exit 0, got {status:?}");
+    assert!(
+        status.success(),
+        "runtime suite: the env task must exit 0, got {status:?}"
+    );
     let lines = history(runtime, &id, None).await;
     assert_eq!(
         texts(&lines, LogSource::Stdout),
@@ -473,15 +598,20 @@ async fn task_sees_its_env_and_workdir(runtime: &impl Runtime, fixtures: &dyn Ru
     cleanup(runtime, &id).await;
 }
 
-async fn task_sees_its_secrets_and_configs(
-    runtime: &impl Runtime,
-    fixtures: &dyn RuntimeFixtures,
-) {
+async fn task_sees_its_secrets_and_configs(runtime: &impl Runtime, fixtures: &dyn RuntimeFixtures) {
     let mut spec = fixtures.shell(
         "cat \"$SWARM_SECRETS_DIR/db_pass\"; echo; cat \"$SWARM_CONFIGS_DIR/app.conf\"; echo",
     );
-    spec.secrets.push(FileReference { name: "db-pass".into(), target: "db_pass".into(), mode: 0o400 });
-    spec.configs.push(FileReference { name: "app-conf".into(), target: "app.conf".into(), mode: 0o444 });
+    spec.secrets.push(FileReference {
+        name: "db-pass".into(),
+        target: "db_pass".into(),
+        mode: 0o400,
+    });
+    spec.configs.push(FileReference {
+        name: "app-conf".into(),
+        target: "app.conf".into(),
+        mode: 0o444,
+    });
     let files = [
         TaskFile {
             kind: FileKind::Secret,
@@ -577,7 +707,12 @@ async fn missing_program_is_an_invalid_spec(
     fixtures: &dyn RuntimeFixtures,
 ) {
     let task = task(fixtures.missing());
-    let result = within(CALL, "prepare of a task that cannot run", runtime.prepare(&task, &[])).await;
+    let result = within(
+        CALL,
+        "prepare of a task that cannot run",
+        runtime.prepare(&task, &[]),
+    )
+    .await;
     match result {
         Err(RuntimeError::InvalidSpec(msg)) => assert!(
             !msg.is_empty(),
@@ -602,9 +737,17 @@ async fn list_and_remove_agree(runtime: &impl Runtime, fixtures: &dyn RuntimeFix
         "runtime suite: list must name every prepared task, started or not"
     );
 
-    let mut follow =
-        ok("logs with follow", runtime.logs(&running, LogOptions { follow: true, tail: None }))
-            .await;
+    let mut follow = ok(
+        "logs with follow",
+        runtime.logs(
+            &running,
+            LogOptions {
+                follow: true,
+                tail: None,
+            },
+        ),
+    )
+    .await;
     until_line(&mut follow, "ready").await;
     ok("remove of a running task", runtime.remove(&running)).await;
     within(
@@ -618,14 +761,26 @@ async fn list_and_remove_agree(runtime: &impl Runtime, fixtures: &dyn RuntimeFix
         other => panic!("runtime suite: inspect of a removed task must be NotFound, got {other:?}"),
     }
     let ids = ok("list", runtime.list()).await;
-    assert!(!ids.contains(&running), "runtime suite: list must not name a removed task");
-    assert!(ids.contains(&created), "runtime suite: removing one task must leave the others");
+    assert!(
+        !ids.contains(&running),
+        "runtime suite: list must not name a removed task"
+    );
+    assert!(
+        ids.contains(&created),
+        "runtime suite: removing one task must leave the others"
+    );
 
     ok("remove of a prepared task", runtime.remove(&created)).await;
-    ok("remove of a removed task (remove of an unknown task is a no-op)", runtime.remove(&created))
-        .await;
+    ok(
+        "remove of a removed task (remove of an unknown task is a no-op)",
+        runtime.remove(&created),
+    )
+    .await;
     let ids = ok("list", runtime.list()).await;
-    assert!(!ids.contains(&created), "runtime suite: list must not name a removed task");
+    assert!(
+        !ids.contains(&created),
+        "runtime suite: list must not name a removed task"
+    );
 }
 
 async fn unknown_tasks_are_not_found(runtime: &impl Runtime) {
@@ -638,11 +793,23 @@ async fn unknown_tasks_are_not_found(runtime: &impl Runtime) {
     }
     not_found("start", within(CALL, "start", runtime.start(&id)).await);
     not_found("wait", within(CALL, "wait", runtime.wait(&id)).await);
-    not_found("stop", within(CALL, "stop", runtime.stop(&id, Duration::ZERO)).await);
-    not_found("inspect", within(CALL, "inspect", runtime.inspect(&id)).await);
+    not_found(
+        "stop",
+        within(CALL, "stop", runtime.stop(&id, Duration::ZERO)).await,
+    );
+    not_found(
+        "inspect",
+        within(CALL, "inspect", runtime.inspect(&id)).await,
+    );
     not_found(
         "logs",
-        within(CALL, "logs", runtime.logs(&id, LogOptions::default())).await.map(|_| ()),
+        within(CALL, "logs", runtime.logs(&id, LogOptions::default()))
+            .await
+            .map(|_| ()),
     );
-    ok("remove of an unknown task (remove must be a no-op then)", runtime.remove(&id)).await;
+    ok(
+        "remove of an unknown task (remove must be a no-op then)",
+        runtime.remove(&id),
+    )
+    .await;
 }

@@ -1,0 +1,116 @@
+//! The agent against a mocked runtime and an in-process dispatcher.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Agent, AgentConfig};
+use crate::dispatcher::{DispatcherConfig, LocalDispatcher};
+use crate::model::{Meta, Object, Service, ServiceSpec, Task, TaskState};
+use crate::runtime::{ExitStatus, MockRuntime, RuntimeError, RuntimeInfo, RuntimeState, RuntimeStatus};
+use crate::store::{Change, MemoryStore, State, Store};
+
+fn assigned_task(node: &str) -> Task {
+    let service = Service {
+        meta: Meta::new("svc".into()),
+        spec: ServiceSpec::replicated("web", 1, vec!["prog".into()]),
+        previous_spec: None,
+    };
+    let mut t = Task::new(&service, 1, Some(node.into()), vec![]);
+    t.status.state = TaskState::Assigned;
+    t
+}
+
+async fn until(store: &MemoryStore, cond: impl Fn(&State) -> bool) -> State {
+    for _ in 0..500 {
+        let s = store.state().await.unwrap();
+        if cond(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached: {:#?}", store.state().await.unwrap().tasks().collect::<Vec<_>>());
+}
+
+fn runtime_with_info() -> MockRuntime {
+    let mut rt = MockRuntime::new();
+    rt.expect_info().returning(|| Ok(RuntimeInfo::default()));
+    rt.expect_list().returning(|| Ok(vec![]));
+    rt
+}
+
+#[tokio::test]
+async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
+    let store = Arc::new(MemoryStore::new());
+    let dispatcher = Arc::new(LocalDispatcher::new(store.clone(), DispatcherConfig::default()));
+    let mut rt = runtime_with_info();
+    rt.expect_prepare()
+        .times(1)
+        .returning(|_, _| Err(RuntimeError::InvalidSpec("program \"prog\" not found".into())));
+    rt.expect_start().never();
+    let shutdown = CancellationToken::new();
+    let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
+    let handle = tokio::spawn(agent.run(shutdown.clone()));
+    until(&store, |s| s.node("n1").is_some()).await;
+    let task = assigned_task("n1");
+    let id = task.meta.id.clone();
+    store.apply(vec![Change::Create(Object::from(task))]).await.unwrap();
+    let state = until(&store, |s| s.task(&id).unwrap().status.state == TaskState::Rejected).await;
+    assert_eq!(state.task(&id).unwrap().status.err.as_deref(), Some("program \"prog\" not found"));
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_task_runs_then_its_exit_code_is_reported() {
+    let store = Arc::new(MemoryStore::new());
+    let dispatcher = Arc::new(LocalDispatcher::new(store.clone(), DispatcherConfig::default()));
+    let mut rt = runtime_with_info();
+    let mut seq = mockall::Sequence::new();
+    rt.expect_prepare().times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
+    rt.expect_start().times(1).in_sequence(&mut seq).returning(|_| Ok(()));
+    rt.expect_inspect().returning(|_| {
+        Ok(RuntimeStatus {
+            state: RuntimeState::Running,
+            health: None,
+            runtime_id: Some("4242".into()),
+            started_at: None,
+        })
+    });
+    rt.expect_wait().times(1).returning(|_| Ok(ExitStatus { code: 7, signal: None }));
+    let shutdown = CancellationToken::new();
+    let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
+    let handle = tokio::spawn(agent.run(shutdown.clone()));
+    until(&store, |s| s.node("n1").is_some()).await;
+    let task = assigned_task("n1");
+    let id = task.meta.id.clone();
+    store.apply(vec![Change::Create(Object::from(task))]).await.unwrap();
+    let state = until(&store, |s| s.task(&id).unwrap().status.state == TaskState::Failed).await;
+    let t = state.task(&id).unwrap();
+    assert_eq!(t.status.exit_code, Some(7));
+    assert_eq!(t.status.err.as_deref(), Some("task: non-zero exit (7)"));
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_cannot_move_a_task_backwards_or_touch_another_node_s_task() {
+    use crate::dispatcher::{Dispatcher, StatusUpdate};
+    use crate::model::TaskStatus;
+    let store = Arc::new(MemoryStore::new());
+    let dispatcher = LocalDispatcher::new(store.clone(), DispatcherConfig::default());
+    dispatcher.register(&"n1".into(), Default::default()).await.unwrap();
+    let mut task = assigned_task("n1");
+    task.status.state = TaskState::Running;
+    let id = task.meta.id.clone();
+    store.apply(vec![Change::Create(Object::from(task))]).await.unwrap();
+    let back = StatusUpdate { task_id: id.clone(), status: TaskStatus::new(TaskState::Starting, "x") };
+    dispatcher.report(&"n1".into(), vec![back]).await.unwrap();
+    let other = StatusUpdate { task_id: id.clone(), status: TaskStatus::new(TaskState::Complete, "x") };
+    dispatcher.report(&"n2".into(), vec![other]).await.unwrap();
+    assert_eq!(store.state().await.unwrap().task(&id).unwrap().status.state, TaskState::Running);
+    let done = StatusUpdate { task_id: id.clone(), status: TaskStatus::new(TaskState::Complete, "x") };
+    dispatcher.report(&"n1".into(), vec![done]).await.unwrap();
+    assert_eq!(store.state().await.unwrap().task(&id).unwrap().status.state, TaskState::Complete);
+}
