@@ -72,9 +72,13 @@ impl<R: Runtime> LocalCluster<R> {
     /// [`add_worker`](Self::add_worker).
     pub fn start<Sch: Scheduler>(scheduler: Sch, config: LocalClusterConfig) -> Self {
         let store: Shared = Arc::new(MemoryStore::new());
-        let dispatcher = Arc::new(LocalDispatcher::new(store.clone(), config.dispatcher.clone()));
+        let dispatcher = Arc::new(LocalDispatcher::new(
+            store.clone(),
+            config.dispatcher.clone(),
+        ));
         let token = CancellationToken::new();
-        let manager = Manager::new(store.clone(), scheduler, config.manager.clone()).with_dispatcher(dispatcher.clone());
+        let manager = Manager::new(store.clone(), scheduler, config.manager.clone())
+            .with_dispatcher(dispatcher.clone());
         let handle = tokio::spawn(manager.run(token.clone()));
         Self {
             control: Control::new(store.clone()),
@@ -114,24 +118,43 @@ impl<R: Runtime> LocalCluster<R> {
     /// waits until the manager sees it ready.
     pub async fn add_worker(&mut self, hostname: &str, runtime: R) -> Result<Id, Timeout> {
         let id = Id::generate();
-        self.workers.insert(id.clone(), Worker { hostname: hostname.into(), runtime: Arc::new(runtime), agent: None });
+        self.workers.insert(
+            id.clone(),
+            Worker {
+                hostname: hostname.into(),
+                runtime: Arc::new(runtime),
+                agent: None,
+            },
+        );
         self.start_agent(&id);
         let wait_id = id.clone();
-        self.wait_until(Duration::from_secs(10), &format!("see worker {hostname} ready"), move |s| {
-            s.node(&wait_id).is_some_and(|n| n.status.state == crate::model::NodeState::Ready)
-        })
+        self.wait_until(
+            Duration::from_secs(10),
+            &format!("see worker {hostname} ready"),
+            move |s| {
+                s.node(&wait_id)
+                    .is_some_and(|n| n.status.state == crate::model::NodeState::Ready)
+            },
+        )
         .await?;
         Ok(id)
     }
 
     fn start_agent(&mut self, id: &Id) {
-        let Some(w) = self.workers.get_mut(id) else { return };
+        let Some(w) = self.workers.get_mut(id) else {
+            return;
+        };
         if w.agent.is_some() {
             return;
         }
         let token = CancellationToken::new();
         let config = self.config.agent.clone().hostname(w.hostname.clone());
-        let agent = Agent::new(id.clone(), w.runtime.clone(), self.dispatcher.clone(), config);
+        let agent = Agent::new(
+            id.clone(),
+            w.runtime.clone(),
+            self.dispatcher.clone(),
+            config,
+        );
         w.agent = Some((token.clone(), tokio::spawn(agent.run(token))));
     }
 

@@ -39,7 +39,11 @@ impl Attribute {
             Self::Os => &node.description.platform.os,
             Self::Arch => &node.description.platform.architecture,
             Self::NodeLabel(k) => node.spec.labels.get(k).map_or("", String::as_str),
-            Self::EngineLabel(k) => node.description.engine_labels.get(k).map_or("", String::as_str),
+            Self::EngineLabel(k) => node
+                .description
+                .engine_labels
+                .get(k)
+                .map_or("", String::as_str),
         }
     }
 
@@ -54,7 +58,9 @@ impl FromStr for Attribute {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let label = |prefix: &str| {
-            s.strip_prefix(prefix).filter(|k| !k.is_empty()).map(str::to_owned)
+            s.strip_prefix(prefix)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
         };
         Ok(match s {
             "node.id" => Self::NodeId,
@@ -140,7 +146,10 @@ impl FromStr for Constraint {
     type Err = SpecError;
     fn from_str(s: &str) -> Result<Self, SpecError> {
         let bad = |why: &str| {
-            SpecError::single("placement.constraints", format!("invalid constraint {s:?}: {why}"))
+            SpecError::single(
+                "placement.constraints",
+                format!("invalid constraint {s:?}: {why}"),
+            )
         };
         let (key, equal, value) = if let Some((k, v)) = s.split_once("==") {
             (k, true, v)
@@ -157,7 +166,11 @@ impl FromStr for Constraint {
             return Err(bad("only one operator is allowed per constraint"));
         }
         let attribute = key.parse::<Attribute>().map_err(|e| bad(&e))?;
-        Ok(Self { attribute, equal, value: value.to_owned() })
+        Ok(Self {
+            attribute,
+            equal,
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -180,7 +193,10 @@ mod tests {
         Node {
             meta: Meta::new("n1".into()),
             spec,
-            description: NodeDescription { hostname: "Host-A".into(), ..Default::default() },
+            description: NodeDescription {
+                hostname: "Host-A".into(),
+                ..Default::default()
+            },
             status: NodeStatus::default(),
         }
     }
@@ -191,7 +207,10 @@ mod tests {
         let c = |s: &str| s.parse::<Constraint>().unwrap().matches(&n);
         assert!(c("node.labels.type==web"));
         assert!(!c("node.labels.type!=web"));
-        assert!(c("node.labels.zone!=a"), "a missing label compares as empty");
+        assert!(
+            c("node.labels.zone!=a"),
+            "a missing label compares as empty"
+        );
         assert!(!c("node.labels.zone==a"));
         assert!(c("node.role==worker"));
         assert!(c("node.hostname==host-a"), "hostnames compare without case");
@@ -201,12 +220,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed_constraints_with_a_reason() {
-        let err = "node.labels.type=web".parse::<Constraint>().unwrap_err().to_string();
+        let err = "node.labels.type=web"
+            .parse::<Constraint>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected == or !="), "{err}");
         assert!(err.contains("node.labels.type=web"), "{err}");
-        let err = "node.colour==red".parse::<Constraint>().unwrap_err().to_string();
+        let err = "node.colour==red"
+            .parse::<Constraint>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown attribute"), "{err}");
-        let err = "node.labels.==x".parse::<Constraint>().unwrap_err().to_string();
+        let err = "node.labels.==x"
+            .parse::<Constraint>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown attribute"), "{err}");
         assert!("node.role==".parse::<Constraint>().is_err());
     }

@@ -60,9 +60,15 @@ impl<S: Store> Control<S> {
         spec.validate()?;
         let state = self.store.state().await?;
         check_references(&state, &spec)?;
-        let service = Service { meta: Meta::new(Id::generate()), spec, previous_spec: None };
+        let service = Service {
+            meta: Meta::new(Id::generate()),
+            spec,
+            previous_spec: None,
+        };
         let id = service.meta.id.clone();
-        self.store.apply(vec![Change::Create(service.into())]).await?;
+        self.store
+            .apply(vec![Change::Create(service.into())])
+            .await?;
         self.service(&id).await
     }
 
@@ -98,11 +104,17 @@ impl<S: Store> Control<S> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ControlError::Refused(format!("service {name_or_id} keeps changing; try again")))
+        Err(ControlError::Refused(format!(
+            "service {name_or_id} keeps changing; try again"
+        )))
     }
 
     /// Sets the replica count of a replicated service.
-    pub async fn scale(&self, name_or_id: &str, replicas: u64) -> Result<Arc<Service>, ControlError> {
+    pub async fn scale(
+        &self,
+        name_or_id: &str,
+        replicas: u64,
+    ) -> Result<Arc<Service>, ControlError> {
         self.update_service(name_or_id, |spec| match &mut spec.mode {
             ServiceMode::Replicated { replicas: r } => {
                 *r = replicas;
@@ -121,7 +133,11 @@ impl<S: Store> Control<S> {
         let state = self.store.state().await?;
         let s = find_service(&state, name_or_id)?;
         self.store
-            .apply(vec![Change::Delete { kind: Kind::Service, id: s.meta.id.clone(), version: None }])
+            .apply(vec![Change::Delete {
+                kind: Kind::Service,
+                id: s.meta.id.clone(),
+                version: None,
+            }])
             .await?;
         Ok(())
     }
@@ -131,7 +147,7 @@ impl<S: Store> Control<S> {
         let state = self.store.state().await?;
         let s = find_service(&state, name_or_id)?;
         let mut tasks: Vec<Arc<Task>> = state.tasks_of_service(&s.meta.id).cloned().collect();
-        tasks.sort_by(|a, b| (a.slot, a.meta.created_at).cmp(&(b.slot, b.meta.created_at)));
+        tasks.sort_by_key(|t| (t.slot, t.meta.created_at));
         Ok(tasks)
     }
 
@@ -153,7 +169,11 @@ impl<S: Store> Control<S> {
             f(&mut node.spec);
             for key in node.spec.labels.keys() {
                 if key.is_empty() || key.contains(char::is_whitespace) {
-                    return Err(SpecError::single("labels", format!("invalid label key {key:?}: use a non-empty key without spaces")).into());
+                    return Err(SpecError::single(
+                        "labels",
+                        format!("invalid label key {key:?}: use a non-empty key without spaces"),
+                    )
+                    .into());
                 }
             }
             let id = node.meta.id.clone();
@@ -163,7 +183,9 @@ impl<S: Store> Control<S> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ControlError::Refused(format!("node {name_or_id} keeps changing; try again")))
+        Err(ControlError::Refused(format!(
+            "node {name_or_id} keeps changing; try again"
+        )))
     }
 
     /// Removes a node from the cluster. A node that is not down needs
@@ -178,7 +200,11 @@ impl<S: Store> Control<S> {
             )));
         }
         self.store
-            .apply(vec![Change::Delete { kind: Kind::Node, id: node.meta.id.clone(), version: None }])
+            .apply(vec![Change::Delete {
+                kind: Kind::Node,
+                id: node.meta.id.clone(),
+                version: None,
+            }])
             .await?;
         Ok(())
     }
@@ -186,11 +212,19 @@ impl<S: Store> Control<S> {
     /// Creates a secret.
     pub async fn create_secret(&self, spec: SecretSpec) -> Result<Arc<Secret>, ControlError> {
         spec.validate()?;
-        let secret = Secret { meta: Meta::new(Id::generate()), spec };
+        let secret = Secret {
+            meta: Meta::new(Id::generate()),
+            spec,
+        };
         let id = secret.meta.id.clone();
-        self.store.apply(vec![Change::Create(secret.into())]).await?;
+        self.store
+            .apply(vec![Change::Create(secret.into())])
+            .await?;
         let state = self.store.state().await?;
-        state.secret(&id).cloned().ok_or(ControlError::NotFound { kind: Kind::Secret, name: id.to_string() })
+        state.secret(&id).cloned().ok_or(ControlError::NotFound {
+            kind: Kind::Secret,
+            name: id.to_string(),
+        })
     }
 
     /// Removes a secret no service uses.
@@ -199,25 +233,45 @@ impl<S: Store> Control<S> {
         let s = state
             .secret_by_name(name)
             .or_else(|| state.secret(name))
-            .ok_or_else(|| ControlError::NotFound { kind: Kind::Secret, name: name.into() })?;
-        if let Some(user) = state.services().find(|svc| svc.spec.task.secrets.iter().any(|r| r.name == s.spec.name)) {
+            .ok_or_else(|| ControlError::NotFound {
+                kind: Kind::Secret,
+                name: name.into(),
+            })?;
+        if let Some(user) = state
+            .services()
+            .find(|svc| svc.spec.task.secrets.iter().any(|r| r.name == s.spec.name))
+        {
             return Err(ControlError::Refused(format!(
                 "secret {} is in use by service {}: remove it from the service first",
                 s.spec.name, user.spec.name
             )));
         }
-        self.store.apply(vec![Change::Delete { kind: Kind::Secret, id: s.meta.id.clone(), version: None }]).await?;
+        self.store
+            .apply(vec![Change::Delete {
+                kind: Kind::Secret,
+                id: s.meta.id.clone(),
+                version: None,
+            }])
+            .await?;
         Ok(())
     }
 
     /// Creates a config.
     pub async fn create_config(&self, spec: ConfigSpec) -> Result<Arc<Config>, ControlError> {
         spec.validate()?;
-        let config = Config { meta: Meta::new(Id::generate()), spec };
+        let config = Config {
+            meta: Meta::new(Id::generate()),
+            spec,
+        };
         let id = config.meta.id.clone();
-        self.store.apply(vec![Change::Create(config.into())]).await?;
+        self.store
+            .apply(vec![Change::Create(config.into())])
+            .await?;
         let state = self.store.state().await?;
-        state.config(&id).cloned().ok_or(ControlError::NotFound { kind: Kind::Config, name: id.to_string() })
+        state.config(&id).cloned().ok_or(ControlError::NotFound {
+            kind: Kind::Config,
+            name: id.to_string(),
+        })
     }
 
     /// Removes a config no service uses.
@@ -226,14 +280,26 @@ impl<S: Store> Control<S> {
         let c = state
             .config_by_name(name)
             .or_else(|| state.config(name))
-            .ok_or_else(|| ControlError::NotFound { kind: Kind::Config, name: name.into() })?;
-        if let Some(user) = state.services().find(|svc| svc.spec.task.configs.iter().any(|r| r.name == c.spec.name)) {
+            .ok_or_else(|| ControlError::NotFound {
+                kind: Kind::Config,
+                name: name.into(),
+            })?;
+        if let Some(user) = state
+            .services()
+            .find(|svc| svc.spec.task.configs.iter().any(|r| r.name == c.spec.name))
+        {
             return Err(ControlError::Refused(format!(
                 "config {} is in use by service {}: remove it from the service first",
                 c.spec.name, user.spec.name
             )));
         }
-        self.store.apply(vec![Change::Delete { kind: Kind::Config, id: c.meta.id.clone(), version: None }]).await?;
+        self.store
+            .apply(vec![Change::Delete {
+                kind: Kind::Config,
+                id: c.meta.id.clone(),
+                version: None,
+            }])
+            .await?;
         Ok(())
     }
 }
@@ -242,12 +308,18 @@ fn check_references(state: &State, spec: &ServiceSpec) -> Result<(), ControlErro
     let mut errors = SpecError::default();
     for r in &spec.task.secrets {
         if state.secret_by_name(&r.name).is_none() {
-            errors.push("task.secrets", format!("secret {} not found: create it first", r.name));
+            errors.push(
+                "task.secrets",
+                format!("secret {} not found: create it first", r.name),
+            );
         }
     }
     for r in &spec.task.configs {
         if state.config_by_name(&r.name).is_none() {
-            errors.push("task.configs", format!("config {} not found: create it first", r.name));
+            errors.push(
+                "task.configs",
+                format!("config {} not found: create it first", r.name),
+            );
         }
     }
     Ok(errors.into_result()?)
@@ -270,18 +342,27 @@ fn find_by<'a, T>(
         (Some(_), Some(_)) => Err(ControlError::Refused(format!(
             "{kind} {name_or_id} is ambiguous: give more of its id"
         ))),
-        (None, _) => Err(ControlError::NotFound { kind, name: name_or_id.into() }),
+        (None, _) => Err(ControlError::NotFound {
+            kind,
+            name: name_or_id.into(),
+        }),
     }
 }
 
 fn find_service<'a>(state: &'a State, name_or_id: &str) -> Result<&'a Arc<Service>, ControlError> {
-    let exact = state.service(name_or_id).or_else(|| state.service_by_name(name_or_id));
-    find_by(Kind::Service, name_or_id, exact, state.services(), |s| &s.meta.id)
+    let exact = state
+        .service(name_or_id)
+        .or_else(|| state.service_by_name(name_or_id));
+    find_by(Kind::Service, name_or_id, exact, state.services(), |s| {
+        &s.meta.id
+    })
 }
 
 fn find_node<'a>(state: &'a State, name_or_id: &str) -> Result<&'a Arc<Node>, ControlError> {
     let exact = state.node(name_or_id).or_else(|| {
-        let mut by_host = state.nodes().filter(|n| n.description.hostname == name_or_id);
+        let mut by_host = state
+            .nodes()
+            .filter(|n| n.description.hostname == name_or_id);
         match (by_host.next(), by_host.next()) {
             (Some(n), None) => Some(n),
             _ => None,
@@ -289,4 +370,3 @@ fn find_node<'a>(state: &'a State, name_or_id: &str) -> Result<&'a Arc<Node>, Co
     });
     find_by(Kind::Node, name_or_id, exact, state.nodes(), |n| &n.meta.id)
 }
-

@@ -29,7 +29,10 @@ impl SpecError {
 
     /// Records a problem.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { field: field.into(), message: message.into() });
+        self.problems.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// Records every problem of `other`.
@@ -39,7 +42,11 @@ impl SpecError {
 
     /// `Ok` when no problem was recorded.
     pub fn into_result(self) -> Result<(), SpecError> {
-        if self.problems.is_empty() { Ok(()) } else { Err(self) }
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
     }
 }
 

@@ -37,7 +37,11 @@ impl Id {
     /// The first 12 characters, as `docker ... ls` prints them.
     #[must_use]
     pub fn short(&self) -> &str {
-        let end = self.0.char_indices().nth(12).map_or(self.0.len(), |(i, _)| i);
+        let end = self
+            .0
+            .char_indices()
+            .nth(12)
+            .map_or(self.0.len(), |(i, _)| i);
         &self.0[..end]
     }
 }
@@ -95,7 +99,11 @@ mod tests {
         let b = Id::generate();
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 25);
-        assert!(a.as_str().bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            a.as_str()
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
         assert_eq!(a.short().len(), 12);
     }
 }

@@ -40,7 +40,10 @@ impl NodeInfo {
     /// CPU and memory not yet reserved.
     #[must_use]
     pub fn available(&self) -> Resources {
-        self.node.description.resources.saturating_sub(&self.reserved)
+        self.node
+            .description
+            .resources
+            .saturating_sub(&self.reserved)
     }
 
     /// Active tasks of `service` on this node.

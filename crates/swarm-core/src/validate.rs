@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::SpecError;
 use crate::constraint::{Attribute, Constraint};
 use crate::model::{
-    ConfigSpec, NetworkSpec, PlacementPreference, PortConfig, ServiceMode, ServiceSpec, SecretSpec,
-    TaskSpec, UpdateConfig, MAX_REPLICAS,
+    ConfigSpec, MAX_REPLICAS, NetworkSpec, PlacementPreference, PortConfig, SecretSpec,
+    ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 /// The largest secret or config, as Docker: 500 KiB.
@@ -35,7 +35,10 @@ pub fn port(p: &PortConfig, field: &str, errors: &mut SpecError) {
     if p.target_port == 0 || p.target_port > 65535 {
         errors.push(
             field,
-            format!("invalid target port {}: expected a port from 1 to 65535", p.target_port),
+            format!(
+                "invalid target port {}: expected a port from 1 to 65535",
+                p.target_port
+            ),
         );
     }
     if p.published_port > 65535 {
@@ -71,7 +74,10 @@ impl ServiceSpec {
             if p.published_port != 0 && !seen.insert((p.published_port, p.protocol)) {
                 errors.push(
                     "endpoint.ports",
-                    format!("published port {}/{} is given twice: publish each port once", p.published_port, p.protocol),
+                    format!(
+                        "published port {}/{} is given twice: publish each port once",
+                        p.published_port, p.protocol
+                    ),
                 );
             }
         }
@@ -93,20 +99,29 @@ impl TaskSpec {
         }
         for e in &self.env {
             if e.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
-                errors.push("task.env", format!("invalid environment entry {e:?}: expected KEY=VALUE"));
+                errors.push(
+                    "task.env",
+                    format!("invalid environment entry {e:?}: expected KEY=VALUE"),
+                );
             }
         }
         if let Some(w) = &self.workdir
             && !w.starts_with('/')
         {
-            errors.push("task.workdir", format!("invalid working directory {w:?}: it must be an absolute path"));
+            errors.push(
+                "task.workdir",
+                format!("invalid working directory {w:?}: it must be an absolute path"),
+            );
         }
         if let Some(h) = &self.healthcheck {
             if h.test.is_empty() {
                 errors.push("task.healthcheck.test", "the health check has no command: give the command to run, e.g. [\"curl\", \"-f\", \"localhost\"]");
             }
             if h.interval < Duration::from_millis(1) || h.timeout < Duration::from_millis(1) {
-                errors.push("task.healthcheck", "health check interval and timeout must be at least 1ms");
+                errors.push(
+                    "task.healthcheck",
+                    "health check interval and timeout must be at least 1ms",
+                );
             }
         }
         let r = &self.resources;
@@ -126,7 +141,10 @@ impl TaskSpec {
         for p in &self.placement.preferences {
             let PlacementPreference::Spread { descriptor } = p;
             if let Err(e) = descriptor.parse::<Attribute>() {
-                errors.push("placement.preferences", format!("invalid spread preference: {e}"));
+                errors.push(
+                    "placement.preferences",
+                    format!("invalid spread preference: {e}"),
+                );
             }
         }
         for (kind, refs) in [("secret", &self.secrets), ("config", &self.configs)] {
@@ -134,9 +152,21 @@ impl TaskSpec {
             for f in refs {
                 name(&f.name, &format!("task.{kind}s"), errors);
                 if f.target.is_empty() || f.target.contains("..") {
-                    errors.push(format!("task.{kind}s"), format!("invalid {kind} target {:?}: give a file name without '..'", f.target));
+                    errors.push(
+                        format!("task.{kind}s"),
+                        format!(
+                            "invalid {kind} target {:?}: give a file name without '..'",
+                            f.target
+                        ),
+                    );
                 } else if !targets.insert(&f.target) {
-                    errors.push(format!("task.{kind}s"), format!("{kind} target {:?} is used twice: each file needs its own target", f.target));
+                    errors.push(
+                        format!("task.{kind}s"),
+                        format!(
+                            "{kind} target {:?} is used twice: each file needs its own target",
+                            f.target
+                        ),
+                    );
                 }
             }
         }
@@ -147,7 +177,10 @@ fn update_config(u: &UpdateConfig, field: &str, errors: &mut SpecError) {
     if !(0.0..=1.0).contains(&u.max_failure_ratio) {
         errors.push(
             format!("{field}.max_failure_ratio"),
-            format!("invalid failure ratio {}: expected a fraction from 0 to 1", u.max_failure_ratio),
+            format!(
+                "invalid failure ratio {}: expected a fraction from 0 to 1",
+                u.max_failure_ratio
+            ),
         );
     }
 }
@@ -165,7 +198,12 @@ fn data(name_: &str, bytes: usize, kind: &str) -> Result<(), SpecError> {
     let mut errors = SpecError::default();
     name(name_, "name", &mut errors);
     if bytes > MAX_DATA_BYTES {
-        errors.push("data", format!("{kind} {name_:?} is {bytes} bytes: the limit is {MAX_DATA_BYTES} bytes (500 KiB)"));
+        errors.push(
+            "data",
+            format!(
+                "{kind} {name_:?} is {bytes} bytes: the limit is {MAX_DATA_BYTES} bytes (500 KiB)"
+            ),
+        );
     }
     errors.into_result()
 }
@@ -215,14 +253,19 @@ mod tests {
     #[test]
     fn rejects_absurd_replica_counts() {
         let mut s = spec();
-        s.mode = ServiceMode::Replicated { replicas: MAX_REPLICAS + 1 };
+        s.mode = ServiceMode::Replicated {
+            replicas: MAX_REPLICAS + 1,
+        };
         assert!(message(s.validate()).contains("invalid replica count 1000001"));
     }
 
     #[test]
     fn rejects_negative_replica_counts_in_json() {
-        let json = r#"{"name":"web","mode":{"replicated":{"replicas":-1}},"task":{"image":"sleep"}}"#;
-        let err = serde_json::from_str::<ServiceSpec>(json).unwrap_err().to_string();
+        let json =
+            r#"{"name":"web","mode":{"replicated":{"replicas":-1}},"task":{"image":"sleep"}}"#;
+        let err = serde_json::from_str::<ServiceSpec>(json)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid replica count -1"), "{err}");
         assert!(err.contains("from 0 to 1000000"), "{err}");
     }
@@ -232,7 +275,10 @@ mod tests {
         let mut s = spec();
         s.task.placement.constraints = vec!["node.labels.type=web".into()];
         let m = message(s.validate());
-        assert_eq!(m, r#"invalid constraint "node.labels.type=web": expected == or !=, e.g. node.labels.type==web"#);
+        assert_eq!(
+            m,
+            r#"invalid constraint "node.labels.type=web": expected == or !=, e.g. node.labels.type==web"#
+        );
     }
 
     #[test]
@@ -244,24 +290,41 @@ mod tests {
             published_port: 8080,
             publish_mode: Default::default(),
         }];
-        assert!(message(s.validate()).contains("invalid target port 70000: expected a port from 1 to 65535"));
+        assert!(
+            message(s.validate())
+                .contains("invalid target port 70000: expected a port from 1 to 65535")
+        );
         let err = "8080:0".parse::<PortConfig>().unwrap_err().to_string();
         assert!(err.contains("invalid target port 0"), "{err}");
         let err = "99999:80".parse::<PortConfig>().unwrap_err().to_string();
         assert!(err.contains("invalid published port 99999"), "{err}");
         let err = "80:http".parse::<PortConfig>().unwrap_err().to_string();
         assert!(err.contains("not a number"), "{err}");
-        assert_eq!("8080:80".parse::<PortConfig>().unwrap().published_port, 8080);
+        assert_eq!(
+            "8080:80".parse::<PortConfig>().unwrap().published_port,
+            8080
+        );
     }
 
     #[test]
     fn rejects_unknown_restart_conditions() {
-        let err = "sometimes".parse::<RestartCondition>().unwrap_err().to_string();
-        assert_eq!(err, r#"unknown restart condition "sometimes": expected none, on-failure or any"#);
+        let err = "sometimes"
+            .parse::<RestartCondition>()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#"unknown restart condition "sometimes": expected none, on-failure or any"#
+        );
         let json = r#"{"image":"sleep","restart":{"condition":"sometimes"}}"#;
-        let err = serde_json::from_str::<TaskSpec>(json).unwrap_err().to_string();
+        let err = serde_json::from_str::<TaskSpec>(json)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown variant `sometimes`"), "{err}");
-        assert_eq!("on-failure".parse::<RestartCondition>().unwrap(), RestartCondition::OnFailure);
+        assert_eq!(
+            "on-failure".parse::<RestartCondition>().unwrap(),
+            RestartCondition::OnFailure
+        );
     }
 
     #[test]
@@ -278,7 +341,11 @@ mod tests {
 
     #[test]
     fn rejects_oversized_secrets() {
-        let s = SecretSpec { name: "key".into(), data: vec![0; MAX_DATA_BYTES + 1], ..Default::default() };
+        let s = SecretSpec {
+            name: "key".into(),
+            data: vec![0; MAX_DATA_BYTES + 1],
+            ..Default::default()
+        };
         assert!(message(s.validate()).contains("the limit is 512000 bytes"));
     }
 }

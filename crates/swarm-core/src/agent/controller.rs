@@ -38,7 +38,10 @@ impl<R: Runtime> Controller<R> {
     }
 
     fn report(&self, status: TaskStatus) {
-        let _ = self.reports.send(StatusUpdate { task_id: self.id(), status });
+        let _ = self.reports.send(StatusUpdate {
+            task_id: self.id(),
+            status,
+        });
     }
 
     fn state(&self, state: TaskState, message: &str) {
@@ -75,7 +78,9 @@ impl<R: Runtime> Controller<R> {
             }
         };
         if let Err(e) = prepared {
-            return self.report(TaskStatus::new(TaskState::Rejected, "preparing failed").with_err(e.to_string()));
+            return self.report(
+                TaskStatus::new(TaskState::Rejected, "preparing failed").with_err(e.to_string()),
+            );
         }
         self.state(TaskState::Ready, "prepared");
         if self.shutdown_wanted() {
@@ -83,7 +88,9 @@ impl<R: Runtime> Controller<R> {
         }
         self.state(TaskState::Starting, "starting");
         if let Err(e) = self.runtime.start(&task.meta.id).await {
-            return self.report(TaskStatus::new(TaskState::Failed, "starting failed").with_err(e.to_string()));
+            return self.report(
+                TaskStatus::new(TaskState::Failed, "starting failed").with_err(e.to_string()),
+            );
         }
         self.run_started(true).await;
     }
@@ -103,7 +110,9 @@ impl<R: Runtime> Controller<R> {
                 TaskStatus::new(TaskState::Failed, "lost")
                     .with_err("the runtime no longer has this task (the node restarted?)"),
             ),
-            Err(e) => self.report(TaskStatus::new(TaskState::Failed, "lost").with_err(e.to_string())),
+            Err(e) => {
+                self.report(TaskStatus::new(TaskState::Failed, "lost").with_err(e.to_string()))
+            }
         }
     }
 
@@ -155,16 +164,24 @@ impl<R: Runtime> Controller<R> {
                 if let Err(e) = stopped {
                     status = status.with_err(e.to_string());
                 }
-                status.exit_code = self.runtime.inspect(&id).await.ok().and_then(|s| match s.state {
-                    RuntimeState::Exited(e) => Some(e.code),
-                    _ => None,
-                });
+                status.exit_code =
+                    self.runtime
+                        .inspect(&id)
+                        .await
+                        .ok()
+                        .and_then(|s| match s.state {
+                            RuntimeState::Exited(e) => Some(e.code),
+                            _ => None,
+                        });
                 self.report(status);
             }
             Outcome::Unhealthy => {
                 let grace = self.current().spec.stop_grace_period;
                 let _ = self.runtime.stop(&id, grace).await;
-                self.report(TaskStatus::new(TaskState::Failed, "unhealthy").with_err("task: unhealthy (health check failed)"));
+                self.report(
+                    TaskStatus::new(TaskState::Failed, "unhealthy")
+                        .with_err("task: unhealthy (health check failed)"),
+                );
             }
         }
     }

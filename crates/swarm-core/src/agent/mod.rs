@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Id;
 use crate::dispatcher::{Assignments, Dispatcher, DispatcherError, StatusUpdate};
-use crate::model::{Task, TaskState};
+use crate::model::Task;
 use crate::runtime::{Runtime, TaskFile};
 use controller::Controller;
 
@@ -32,7 +32,11 @@ pub struct AgentConfig {
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        Self { hostname: None, report_interval: Duration::from_millis(20), health_poll: Duration::from_millis(250) }
+        Self {
+            hostname: None,
+            report_interval: Duration::from_millis(20),
+            health_poll: Duration::from_millis(250),
+        }
     }
 }
 
@@ -89,7 +93,12 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
     /// An agent for node `node_id`.
     #[must_use]
     pub fn new(node_id: Id, runtime: R, dispatcher: D, config: AgentConfig) -> Self {
-        Self { node_id, runtime: Arc::new(runtime), dispatcher: Arc::new(dispatcher), config }
+        Self {
+            node_id,
+            runtime: Arc::new(runtime),
+            dispatcher: Arc::new(dispatcher),
+            config,
+        }
     }
 
     /// The node's id.
@@ -140,7 +149,10 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         let mut backoff = Duration::from_millis(100);
         let result = loop {
             let session = async {
-                let reg = self.dispatcher.register(&self.node_id, description.clone()).await?;
+                let reg = self
+                    .dispatcher
+                    .register(&self.node_id, description.clone())
+                    .await?;
                 let stream = self.dispatcher.assignments(&self.node_id).await?;
                 Ok::<_, DispatcherError>((reg, stream))
             };
@@ -195,7 +207,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
 
     /// Stops and removes what the runtime holds that is no longer ours.
     async fn clean_up_strays(&self, set: &Assignments) {
-        let Ok(held) = self.runtime.list().await else { return };
+        let Ok(held) = self.runtime.list().await else {
+            return;
+        };
         for id in held {
             if !set.tasks.iter().any(|a| a.task.meta.id == id) {
                 tracing::info!(task = %id, "removing a task that is no longer assigned to this node");
@@ -204,7 +218,12 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         }
     }
 
-    fn apply(&self, set: Assignments, tasks: &mut HashMap<Id, Running>, reports: &mpsc::UnboundedSender<StatusUpdate>) {
+    fn apply(
+        &self,
+        set: Assignments,
+        tasks: &mut HashMap<Id, Running>,
+        reports: &mpsc::UnboundedSender<StatusUpdate>,
+    ) {
         let mut seen = std::collections::HashSet::with_capacity(set.tasks.len());
         for a in set.tasks {
             let id = a.task.meta.id.clone();
@@ -223,10 +242,20 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 reports: reports.clone(),
                 health_poll: self.config.health_poll,
             };
-            tasks.insert(id, Running { tx, handle: tokio::spawn(controller.run()) });
+            tasks.insert(
+                id,
+                Running {
+                    tx,
+                    handle: tokio::spawn(controller.run()),
+                },
+            );
         }
         // Tasks no longer assigned: stop and forget them.
-        let gone: Vec<Id> = tasks.keys().filter(|id| !seen.contains(*id)).cloned().collect();
+        let gone: Vec<Id> = tasks
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
         for id in gone {
             if let Some(r) = tasks.remove(&id) {
                 r.handle.abort();
@@ -240,8 +269,8 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         }
         // Finished controllers whose tasks are terminal can go; the
         // runtime keeps the task (and its logs) until it leaves the set.
-        tasks.retain(|_, r| !(r.handle.is_finished() && r.tx.borrow().0.status.state.is_terminal()));
-        let _ = TaskState::Running;
+        tasks
+            .retain(|_, r| !(r.handle.is_finished() && r.tx.borrow().0.status.state.is_terminal()));
     }
 }
 

@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Agent, AgentConfig};
 use crate::dispatcher::{DispatcherConfig, LocalDispatcher};
 use crate::model::{Meta, Object, Service, ServiceSpec, Task, TaskState};
-use crate::runtime::{ExitStatus, MockRuntime, RuntimeError, RuntimeInfo, RuntimeState, RuntimeStatus};
+use crate::runtime::{
+    ExitStatus, MockRuntime, RuntimeError, RuntimeInfo, RuntimeState, RuntimeStatus,
+};
 use crate::store::{Change, MemoryStore, State, Store};
 
 fn assigned_task(node: &str) -> Task {
@@ -30,7 +32,10 @@ async fn until(store: &MemoryStore, cond: impl Fn(&State) -> bool) -> State {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("condition not reached: {:#?}", store.state().await.unwrap().tasks().collect::<Vec<_>>());
+    panic!(
+        "condition not reached: {:#?}",
+        store.state().await.unwrap().tasks().collect::<Vec<_>>()
+    );
 }
 
 fn runtime_with_info() -> MockRuntime {
@@ -43,11 +48,16 @@ fn runtime_with_info() -> MockRuntime {
 #[tokio::test]
 async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
     let store = Arc::new(MemoryStore::new());
-    let dispatcher = Arc::new(LocalDispatcher::new(store.clone(), DispatcherConfig::default()));
+    let dispatcher = Arc::new(LocalDispatcher::new(
+        store.clone(),
+        DispatcherConfig::default(),
+    ));
     let mut rt = runtime_with_info();
-    rt.expect_prepare()
-        .times(1)
-        .returning(|_, _| Err(RuntimeError::InvalidSpec("program \"prog\" not found".into())));
+    rt.expect_prepare().times(1).returning(|_, _| {
+        Err(RuntimeError::InvalidSpec(
+            "program \"prog\" not found".into(),
+        ))
+    });
     rt.expect_start().never();
     let shutdown = CancellationToken::new();
     let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
@@ -55,9 +65,18 @@ async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
     until(&store, |s| s.node("n1").is_some()).await;
     let task = assigned_task("n1");
     let id = task.meta.id.clone();
-    store.apply(vec![Change::Create(Object::from(task))]).await.unwrap();
-    let state = until(&store, |s| s.task(&id).unwrap().status.state == TaskState::Rejected).await;
-    assert_eq!(state.task(&id).unwrap().status.err.as_deref(), Some("program \"prog\" not found"));
+    store
+        .apply(vec![Change::Create(Object::from(task))])
+        .await
+        .unwrap();
+    let state = until(&store, |s| {
+        s.task(&id).unwrap().status.state == TaskState::Rejected
+    })
+    .await;
+    assert_eq!(
+        state.task(&id).unwrap().status.err.as_deref(),
+        Some("program \"prog\" not found")
+    );
     shutdown.cancel();
     handle.await.unwrap().unwrap();
 }
@@ -65,11 +84,20 @@ async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
 #[tokio::test]
 async fn a_task_runs_then_its_exit_code_is_reported() {
     let store = Arc::new(MemoryStore::new());
-    let dispatcher = Arc::new(LocalDispatcher::new(store.clone(), DispatcherConfig::default()));
+    let dispatcher = Arc::new(LocalDispatcher::new(
+        store.clone(),
+        DispatcherConfig::default(),
+    ));
     let mut rt = runtime_with_info();
     let mut seq = mockall::Sequence::new();
-    rt.expect_prepare().times(1).in_sequence(&mut seq).returning(|_, _| Ok(()));
-    rt.expect_start().times(1).in_sequence(&mut seq).returning(|_| Ok(()));
+    rt.expect_prepare()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(()));
+    rt.expect_start()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
     rt.expect_inspect().returning(|_| {
         Ok(RuntimeStatus {
             state: RuntimeState::Running,
@@ -78,15 +106,26 @@ async fn a_task_runs_then_its_exit_code_is_reported() {
             started_at: None,
         })
     });
-    rt.expect_wait().times(1).returning(|_| Ok(ExitStatus { code: 7, signal: None }));
+    rt.expect_wait().times(1).returning(|_| {
+        Ok(ExitStatus {
+            code: 7,
+            signal: None,
+        })
+    });
     let shutdown = CancellationToken::new();
     let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
     let handle = tokio::spawn(agent.run(shutdown.clone()));
     until(&store, |s| s.node("n1").is_some()).await;
     let task = assigned_task("n1");
     let id = task.meta.id.clone();
-    store.apply(vec![Change::Create(Object::from(task))]).await.unwrap();
-    let state = until(&store, |s| s.task(&id).unwrap().status.state == TaskState::Failed).await;
+    store
+        .apply(vec![Change::Create(Object::from(task))])
+        .await
+        .unwrap();
+    let state = until(&store, |s| {
+        s.task(&id).unwrap().status.state == TaskState::Failed
+    })
+    .await;
     let t = state.task(&id).unwrap();
     assert_eq!(t.status.exit_code, Some(7));
     assert_eq!(t.status.err.as_deref(), Some("task: non-zero exit (7)"));
@@ -100,17 +139,38 @@ async fn a_worker_cannot_move_a_task_backwards_or_touch_another_node_s_task() {
     use crate::model::TaskStatus;
     let store = Arc::new(MemoryStore::new());
     let dispatcher = LocalDispatcher::new(store.clone(), DispatcherConfig::default());
-    dispatcher.register(&"n1".into(), Default::default()).await.unwrap();
+    dispatcher
+        .register(&"n1".into(), Default::default())
+        .await
+        .unwrap();
     let mut task = assigned_task("n1");
     task.status.state = TaskState::Running;
     let id = task.meta.id.clone();
-    store.apply(vec![Change::Create(Object::from(task))]).await.unwrap();
-    let back = StatusUpdate { task_id: id.clone(), status: TaskStatus::new(TaskState::Starting, "x") };
+    store
+        .apply(vec![Change::Create(Object::from(task))])
+        .await
+        .unwrap();
+    let back = StatusUpdate {
+        task_id: id.clone(),
+        status: TaskStatus::new(TaskState::Starting, "x"),
+    };
     dispatcher.report(&"n1".into(), vec![back]).await.unwrap();
-    let other = StatusUpdate { task_id: id.clone(), status: TaskStatus::new(TaskState::Complete, "x") };
+    let other = StatusUpdate {
+        task_id: id.clone(),
+        status: TaskStatus::new(TaskState::Complete, "x"),
+    };
     dispatcher.report(&"n2".into(), vec![other]).await.unwrap();
-    assert_eq!(store.state().await.unwrap().task(&id).unwrap().status.state, TaskState::Running);
-    let done = StatusUpdate { task_id: id.clone(), status: TaskStatus::new(TaskState::Complete, "x") };
+    assert_eq!(
+        store.state().await.unwrap().task(&id).unwrap().status.state,
+        TaskState::Running
+    );
+    let done = StatusUpdate {
+        task_id: id.clone(),
+        status: TaskStatus::new(TaskState::Complete, "x"),
+    };
     dispatcher.report(&"n1".into(), vec![done]).await.unwrap();
-    assert_eq!(store.state().await.unwrap().task(&id).unwrap().status.state, TaskState::Complete);
+    assert_eq!(
+        store.state().await.unwrap().task(&id).unwrap().status.state,
+        TaskState::Complete
+    );
 }

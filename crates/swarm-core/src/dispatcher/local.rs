@@ -1,7 +1,7 @@
 //! `LocalDispatcher`: the dispatcher served from a store in this process.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -9,9 +9,14 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Assignment, AssignmentStream, Assignments, Dispatcher, DispatcherError, Registration, StatusUpdate};
+use super::{
+    Assignment, AssignmentStream, Assignments, Dispatcher, DispatcherError, Registration,
+    StatusUpdate,
+};
 use crate::Id;
-use crate::model::{Node, NodeDescription, NodeSpec, NodeState, NodeStatus, Object, Task, TaskState};
+use crate::model::{
+    Node, NodeDescription, NodeSpec, NodeState, NodeStatus, Object, Task, TaskState,
+};
 use crate::runtime::{FileKind, TaskFile};
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 
@@ -28,7 +33,10 @@ impl Default for DispatcherConfig {
     /// One heartbeat a second, down after three missed: a node is replaced
     /// within about 3 s (Docker Swarm: 5 s and ~15 s).
     fn default() -> Self {
-        Self { heartbeat_period: Duration::from_secs(1), heartbeat_misses: 3 }
+        Self {
+            heartbeat_period: Duration::from_secs(1),
+            heartbeat_misses: 3,
+        }
     }
 }
 
@@ -67,18 +75,31 @@ impl<S: Store + Clone> LocalDispatcher<S> {
     /// A dispatcher over `store`.
     #[must_use]
     pub fn new(store: S, config: DispatcherConfig) -> Self {
-        Self { store, config, last_seen: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            config,
+            last_seen: Mutex::new(HashMap::new()),
+        }
     }
 
     fn seen(&self, node: &Id) {
-        self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(node.clone(), Instant::now());
+        self.last_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node.clone(), Instant::now());
     }
 
     /// Writes `f(node)` for the node, retrying on conflicts.
-    async fn update_node(&self, id: &Id, f: impl Fn(&mut Node) -> bool) -> Result<(), DispatcherError> {
+    async fn update_node(
+        &self,
+        id: &Id,
+        f: impl Fn(&mut Node) -> bool,
+    ) -> Result<(), DispatcherError> {
         for _ in 0..10 {
             let state = self.store.state().await.map_err(unavailable)?;
-            let Some(node) = state.node(id) else { return Err(DispatcherError::UnknownNode(id.clone())) };
+            let Some(node) = state.node(id) else {
+                return Err(DispatcherError::UnknownNode(id.clone()));
+            };
             let mut n = (**node).clone();
             if !f(&mut n) {
                 return Ok(());
@@ -89,7 +110,9 @@ impl<S: Store + Clone> LocalDispatcher<S> {
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        Err(DispatcherError::Unavailable(format!("node {id} keeps changing; try again")))
+        Err(DispatcherError::Unavailable(format!(
+            "node {id} keeps changing; try again"
+        )))
     }
 
     /// Marks nodes down when they miss their heartbeats, until `shutdown`.
@@ -104,15 +127,24 @@ impl<S: Store + Clone> LocalDispatcher<S> {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(tick) => {}
             }
-            let Ok(state) = self.store.state().await else { continue };
+            let Ok(state) = self.store.state().await else {
+                continue;
+            };
             let now = Instant::now();
             let late: Vec<Id> = {
-                let seen = self.last_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let seen = self
+                    .last_seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 state
                     .nodes()
                     .filter(|n| n.status.state == NodeState::Ready)
                     .filter(|n| {
-                        let last = seen.get(&n.meta.id).copied().unwrap_or(started).max(started);
+                        let last = seen
+                            .get(&n.meta.id)
+                            .copied()
+                            .unwrap_or(started)
+                            .max(started);
                         now.duration_since(last) > self.config.deadline()
                     })
                     .map(|n| n.meta.id.clone())
@@ -146,7 +178,10 @@ pub fn assignments_of(state: &State, node: &Id) -> Assignments {
     let mut tasks: Vec<Assignment> = state
         .tasks_on_node(node)
         .filter(|t| t.status.state >= TaskState::Assigned)
-        .map(|t| Assignment { task: t.clone(), files: files_of(state, t) })
+        .map(|t| Assignment {
+            task: t.clone(),
+            files: files_of(state, t),
+        })
         .collect();
     tasks.sort_by(|a, b| a.task.meta.id.cmp(&b.task.meta.id));
     Assignments { tasks }
@@ -178,14 +213,26 @@ fn files_of(state: &State, t: &Task) -> Vec<TaskFile> {
 }
 
 fn fingerprint(a: &Assignments) -> Vec<(Id, u64)> {
-    a.tasks.iter().map(|x| (x.task.meta.id.clone(), x.task.meta.version)).collect()
+    a.tasks
+        .iter()
+        .map(|x| (x.task.meta.id.clone(), x.task.meta.version))
+        .collect()
 }
 
 #[async_trait]
 impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
-    async fn register(&self, node_id: &Id, description: NodeDescription) -> Result<Registration, DispatcherError> {
+    async fn register(
+        &self,
+        node_id: &Id,
+        description: NodeDescription,
+    ) -> Result<Registration, DispatcherError> {
         let state = self.store.state().await.map_err(unavailable)?;
-        let status = NodeStatus { state: NodeState::Ready, message: String::new(), addr: String::new(), since: SystemTime::now() };
+        let status = NodeStatus {
+            state: NodeState::Ready,
+            message: String::new(),
+            addr: String::new(),
+            since: SystemTime::now(),
+        };
         if state.node(node_id).is_some() {
             self.update_node(node_id, |n| {
                 n.description = description.clone();
@@ -207,7 +254,9 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
             }
         }
         self.seen(node_id);
-        Ok(Registration { heartbeat_period: self.config.heartbeat_period })
+        Ok(Registration {
+            heartbeat_period: self.config.heartbeat_period,
+        })
     }
 
     async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
@@ -238,37 +287,44 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         let node = node_id.clone();
         let first = assignments_of(&state, &node);
         let last = fingerprint(&first);
-        let rest = futures::stream::unfold((commits, store, node, last), |(mut commits, store, node, mut last)| async move {
-            loop {
-                let commit = match commits.next().await? {
-                    Ok(c) => c,
-                    Err(_) => return None, // lagged: the worker resubscribes
-                };
-                let relevant = commit.events.iter().any(|e| match e.object() {
-                    Object::Task(t) => t.node_id.as_ref() == Some(&node),
-                    Object::Secret(_) | Object::Config(_) => true,
-                    Object::Node(n) => n.meta.id == node,
-                    _ => false,
-                });
-                if !relevant {
-                    continue;
+        let rest = futures::stream::unfold(
+            (commits, store, node, last),
+            |(mut commits, store, node, mut last)| async move {
+                loop {
+                    let commit = match commits.next().await? {
+                        Ok(c) => c,
+                        Err(_) => return None, // lagged: the worker resubscribes
+                    };
+                    let relevant = commit.events.iter().any(|e| match e.object() {
+                        Object::Task(t) => t.node_id.as_ref() == Some(&node),
+                        Object::Secret(_) | Object::Config(_) => true,
+                        Object::Node(n) => n.meta.id == node,
+                        _ => false,
+                    });
+                    if !relevant {
+                        continue;
+                    }
+                    let state = store.state().await.ok()?;
+                    state.node(&node)?;
+                    let set = assignments_of(&state, &node);
+                    let fp = fingerprint(&set);
+                    if fp != last {
+                        last = fp;
+                        return Some((set, (commits, store, node, last)));
+                    }
                 }
-                let state = store.state().await.ok()?;
-                if state.node(&node).is_none() {
-                    return None;
-                }
-                let set = assignments_of(&state, &node);
-                let fp = fingerprint(&set);
-                if fp != last {
-                    last = fp;
-                    return Some((set, (commits, store, node, last)));
-                }
-            }
-        });
-        Ok(futures::stream::once(async move { first }).chain(rest).boxed())
+            },
+        );
+        Ok(futures::stream::once(async move { first })
+            .chain(rest)
+            .boxed())
     }
 
-    async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>) -> Result<(), DispatcherError> {
+    async fn report(
+        &self,
+        node_id: &Id,
+        updates: Vec<StatusUpdate>,
+    ) -> Result<(), DispatcherError> {
         for _ in 0..10 {
             let state = self.store.state().await.map_err(unavailable)?;
             let mut latest: HashMap<&Id, Task> = HashMap::new();
@@ -280,21 +336,28 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                         _ => continue, // not this node's task (any more)
                     },
                 };
-                if !current.status.state.can_move_to(u.status.state) || !u.status.state.is_worker_owned() {
+                if !current.status.state.can_move_to(u.status.state)
+                    || !u.status.state.is_worker_owned()
+                {
                     continue;
                 }
                 let mut t = current.clone();
                 t.status = u.status.clone();
                 latest.insert(&u.task_id, t);
             }
-            let changes: Vec<Change> = latest.into_values().map(|t| Change::Update(t.into())).collect();
+            let changes: Vec<Change> = latest
+                .into_values()
+                .map(|t| Change::Update(t.into()))
+                .collect();
             match self.store.apply(changes).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Conflict => continue,
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        Err(DispatcherError::Unavailable("task status kept changing; report again".into()))
+        Err(DispatcherError::Unavailable(
+            "task status kept changing; report again".into(),
+        ))
     }
 }
 
@@ -304,10 +367,4 @@ impl<S> LocalDispatcher<S> {
     pub fn config(&self) -> &DispatcherConfig {
         &self.config
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<LocalDispatcher<Arc<crate::store::MemoryStore>>>();
 }

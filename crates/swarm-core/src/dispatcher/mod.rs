@@ -86,7 +86,11 @@ pub enum DispatcherError {
 #[async_trait]
 pub trait Dispatcher: Send + Sync + 'static {
     /// Registers the node with its description.
-    async fn register(&self, node_id: &Id, description: NodeDescription) -> Result<Registration, DispatcherError>;
+    async fn register(
+        &self,
+        node_id: &Id,
+        description: NodeDescription,
+    ) -> Result<Registration, DispatcherError>;
 
     /// Tells the managers the node is alive; returns the heartbeat period.
     async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError>;
@@ -95,12 +99,17 @@ pub trait Dispatcher: Send + Sync + 'static {
     async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError>;
 
     /// Reports task status changes.
-    async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>) -> Result<(), DispatcherError>;
+    async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>)
+    -> Result<(), DispatcherError>;
 }
 
 #[async_trait]
 impl<D: Dispatcher + ?Sized> Dispatcher for Arc<D> {
-    async fn register(&self, node_id: &Id, description: NodeDescription) -> Result<Registration, DispatcherError> {
+    async fn register(
+        &self,
+        node_id: &Id,
+        description: NodeDescription,
+    ) -> Result<Registration, DispatcherError> {
         (**self).register(node_id, description).await
     }
     async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
@@ -109,7 +118,11 @@ impl<D: Dispatcher + ?Sized> Dispatcher for Arc<D> {
     async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError> {
         (**self).assignments(node_id).await
     }
-    async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>) -> Result<(), DispatcherError> {
+    async fn report(
+        &self,
+        node_id: &Id,
+        updates: Vec<StatusUpdate>,
+    ) -> Result<(), DispatcherError> {
         (**self).report(node_id, updates).await
     }
 }

@@ -16,19 +16,30 @@ pub(crate) struct Allocator<S> {
 pub fn missing_reference(state: &State, task: &Task) -> Option<String> {
     for s in &task.spec.secrets {
         if state.secret_by_name(&s.name).is_none() {
-            return Some(format!("secret {} not found: create it, or remove it from the service", s.name));
+            return Some(format!(
+                "secret {} not found: create it, or remove it from the service",
+                s.name
+            ));
         }
     }
     for c in &task.spec.configs {
         if state.config_by_name(&c.name).is_none() {
-            return Some(format!("config {} not found: create it, or remove it from the service", c.name));
+            return Some(format!(
+                "config {} not found: create it, or remove it from the service",
+                c.name
+            ));
         }
     }
     for n in &task.spec.networks {
         let found = state.network(&n.target).is_some()
-            || state.by_name(crate::model::Kind::Network, &n.target).is_some();
+            || state
+                .by_name(crate::model::Kind::Network, &n.target)
+                .is_some();
         if !found {
-            return Some(format!("network {} not found: create it, or remove it from the service", n.target));
+            return Some(format!(
+                "network {} not found: create it, or remove it from the service",
+                n.target
+            ));
         }
     }
     None
@@ -40,9 +51,11 @@ impl<S: Store> ControlLoop for Allocator<S> {
     fn touched(&mut self, commit: &Commit, dirty: &mut Dirty) {
         for e in &commit.events {
             match e {
-                Event::Created(Object::Task(t)) | Event::Updated { new: Object::Task(t), .. }
-                    if t.status.state == TaskState::New =>
-                {
+                Event::Created(Object::Task(t))
+                | Event::Updated {
+                    new: Object::Task(t),
+                    ..
+                } if t.status.state == TaskState::New => {
                     dirty.add(&t.meta.id);
                 }
                 Event::Created(Object::Secret(_) | Object::Config(_) | Object::Network(_)) => {
@@ -55,9 +68,17 @@ impl<S: Store> ControlLoop for Allocator<S> {
 
     async fn run(&mut self, state: State, dirty: Dirty) -> Next {
         let new: Vec<&std::sync::Arc<Task>> = if dirty.all {
-            state.tasks().filter(|t| t.status.state == TaskState::New).collect()
+            state
+                .tasks()
+                .filter(|t| t.status.state == TaskState::New)
+                .collect()
         } else {
-            dirty.keys.iter().filter_map(|id| state.task(id)).filter(|t| t.status.state == TaskState::New).collect()
+            dirty
+                .keys
+                .iter()
+                .filter_map(|id| state.task(id))
+                .filter(|t| t.status.state == TaskState::New)
+                .collect()
         };
         let mut changes = Vec::new();
         for t in new {
@@ -67,7 +88,10 @@ impl<S: Store> ControlLoop for Allocator<S> {
             }
             match missing_reference(&state, t) {
                 None => {
-                    t2.status = crate::model::TaskStatus::new(TaskState::Pending, "pending task scheduling");
+                    t2.status = crate::model::TaskStatus::new(
+                        TaskState::Pending,
+                        "pending task scheduling",
+                    );
                 }
                 Some(why) => {
                     if t.status.err.as_deref() == Some(why.as_str()) {

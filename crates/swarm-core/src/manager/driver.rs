@@ -26,7 +26,10 @@ pub(crate) struct Dirty {
 
 impl Dirty {
     pub(crate) fn everything() -> Self {
-        Self { all: true, keys: HashSet::new() }
+        Self {
+            all: true,
+            keys: HashSet::new(),
+        }
     }
     pub(crate) fn add(&mut self, id: &Id) {
         if !self.all {
@@ -57,7 +60,9 @@ impl Next {
         Self::default()
     }
     pub(crate) fn retry(delay: Duration, dirty: Dirty) -> Self {
-        Self { recheck: Some((delay, dirty)) }
+        Self {
+            recheck: Some((delay, dirty)),
+        }
     }
     /// Keeps the earliest recheck of the two.
     pub(crate) fn merge(&mut self, other: Next) {
@@ -89,7 +94,11 @@ pub(crate) trait ControlLoop: Send {
 }
 
 /// Runs `lp` against `store` until `shutdown` fires.
-pub(crate) async fn drive<S: Store, L: ControlLoop>(store: &S, mut lp: L, shutdown: CancellationToken) {
+pub(crate) async fn drive<S: Store, L: ControlLoop>(
+    store: &S,
+    mut lp: L,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(50);
     'restart: loop {
         let (state, mut stream) = tokio::select! {

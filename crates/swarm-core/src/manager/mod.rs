@@ -39,7 +39,9 @@ pub struct ManagerConfig {
 
 impl Default for ManagerConfig {
     fn default() -> Self {
-        Self { orphan_after: Duration::from_secs(24 * 3600) }
+        Self {
+            orphan_after: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -64,7 +66,12 @@ impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
     /// A manager over `store`, placing with `scheduler`.
     #[must_use]
     pub fn new(store: S, scheduler: Sch, config: ManagerConfig) -> Self {
-        Self { store, scheduler, dispatcher: None, config }
+        Self {
+            store,
+            scheduler,
+            dispatcher: None,
+            config,
+        }
     }
 
     /// Also runs this dispatcher's heartbeat monitor.
@@ -79,8 +86,16 @@ impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
         let mut loops = JoinSet::new();
         loops.spawn(run_orchestrator(self.store.clone(), shutdown.clone()));
         loops.spawn(run_allocator(self.store.clone(), shutdown.clone()));
-        loops.spawn(run_scheduler(self.store.clone(), self.scheduler, shutdown.clone()));
-        loops.spawn(run_reaper(self.store.clone(), self.config.orphan_after, shutdown.clone()));
+        loops.spawn(run_scheduler(
+            self.store.clone(),
+            self.scheduler,
+            shutdown.clone(),
+        ));
+        loops.spawn(run_reaper(
+            self.store.clone(),
+            self.config.orphan_after,
+            shutdown.clone(),
+        ));
         if let Some(d) = self.dispatcher {
             let s = shutdown.clone();
             loops.spawn(async move { d.monitor(s).await });
@@ -92,20 +107,55 @@ impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
 /// Runs the orchestrators (replicated, global, restarts, node-down
 /// handling) until `shutdown`.
 pub async fn run_orchestrator<S: Store + Clone>(store: S, shutdown: CancellationToken) {
-    driver::drive(&store, orchestrator::Orchestrator { store: store.clone() }, shutdown).await;
+    driver::drive(
+        &store,
+        orchestrator::Orchestrator {
+            store: store.clone(),
+        },
+        shutdown,
+    )
+    .await;
 }
 
 /// Runs the allocator until `shutdown`.
 pub async fn run_allocator<S: Store + Clone>(store: S, shutdown: CancellationToken) {
-    driver::drive(&store, allocator::Allocator { store: store.clone() }, shutdown).await;
+    driver::drive(
+        &store,
+        allocator::Allocator {
+            store: store.clone(),
+        },
+        shutdown,
+    )
+    .await;
 }
 
 /// Runs the scheduling loop with `scheduler` until `shutdown`.
-pub async fn run_scheduler<S: Store + Clone, Sch: Scheduler>(store: S, scheduler: Sch, shutdown: CancellationToken) {
-    driver::drive(&store, scheduling::SchedulingLoop::new(store.clone(), scheduler), shutdown).await;
+pub async fn run_scheduler<S: Store + Clone, Sch: Scheduler>(
+    store: S,
+    scheduler: Sch,
+    shutdown: CancellationToken,
+) {
+    driver::drive(
+        &store,
+        scheduling::SchedulingLoop::new(store.clone(), scheduler),
+        shutdown,
+    )
+    .await;
 }
 
 /// Runs the task reaper until `shutdown`.
-pub async fn run_reaper<S: Store + Clone>(store: S, orphan_after: Duration, shutdown: CancellationToken) {
-    driver::drive(&store, reaper::Reaper { store: store.clone(), orphan_after }, shutdown).await;
+pub async fn run_reaper<S: Store + Clone>(
+    store: S,
+    orphan_after: Duration,
+    shutdown: CancellationToken,
+) {
+    driver::drive(
+        &store,
+        reaper::Reaper {
+            store: store.clone(),
+            orphan_after,
+        },
+        shutdown,
+    )
+    .await;
 }

@@ -20,7 +20,13 @@ pub(crate) struct Reaper<S> {
 
 /// What the reaper does to one service's tasks.
 #[must_use]
-pub fn plan(state: &State, service_id: &Id, history: usize, orphan_after: Duration, now: SystemTime) -> Vec<Change> {
+pub fn plan(
+    state: &State,
+    service_id: &Id,
+    history: usize,
+    orphan_after: Duration,
+    now: SystemTime,
+) -> Vec<Change> {
     let mut changes = Vec::new();
     let service_exists = state.service(service_id).is_some();
     let mut per_slot: HashMap<(u64, Option<&Id>), Vec<&Arc<Task>>> = HashMap::new();
@@ -46,11 +52,18 @@ pub fn plan(state: &State, service_id: &Id, history: usize, orphan_after: Durati
         if !gone {
             continue; // still stopping on its node
         }
-        if !service_exists || t.status.state < TaskState::Assigned || (t.node_id.is_some() && node.is_none()) {
+        if !service_exists
+            || t.status.state < TaskState::Assigned
+            || (t.node_id.is_some() && node.is_none())
+        {
             changes.push(delete(t));
             continue;
         }
-        let key = if t.slot > 0 { (t.slot, None) } else { (0, t.node_id.as_ref()) };
+        let key = if t.slot > 0 {
+            (t.slot, None)
+        } else {
+            (0, t.node_id.as_ref())
+        };
         per_slot.entry(key).or_default().push(t);
     }
     for (_, mut finished) in per_slot {
@@ -65,7 +78,11 @@ pub fn plan(state: &State, service_id: &Id, history: usize, orphan_after: Durati
 }
 
 fn delete(t: &Arc<Task>) -> Change {
-    Change::Delete { kind: Kind::Task, id: t.meta.id.clone(), version: Some(t.meta.version) }
+    Change::Delete {
+        kind: Kind::Task,
+        id: t.meta.id.clone(),
+        version: Some(t.meta.version),
+    }
 }
 
 impl<S: Store> ControlLoop for Reaper<S> {
@@ -83,7 +100,9 @@ impl<S: Store> ControlLoop for Reaper<S> {
     }
 
     async fn run(&mut self, state: State, dirty: Dirty) -> Next {
-        let history = state.cluster().map_or(5, |c| c.spec.task_history_limit as usize);
+        let history = state
+            .cluster()
+            .map_or(5, |c| c.spec.task_history_limit as usize);
         let ids: Vec<Id> = if dirty.all {
             state.services_with_tasks().cloned().collect()
         } else {
@@ -98,7 +117,11 @@ impl<S: Store> ControlLoop for Reaper<S> {
         let mut next = Next::done();
         for n in state.nodes().filter(|n| n.status.state == NodeState::Down) {
             let age = now.duration_since(n.status.since).unwrap_or_default();
-            if age < self.orphan_after && state.tasks_on_node(&n.meta.id).any(|t| !t.status.state.is_terminal()) {
+            if age < self.orphan_after
+                && state
+                    .tasks_on_node(&n.meta.id)
+                    .any(|t| !t.status.state.is_terminal())
+            {
                 next.merge(Next::retry(self.orphan_after - age, Dirty::everything()));
             }
         }

@@ -35,7 +35,9 @@ fn wants_scheduling(t: &Task) -> bool {
 
 /// Whether a task counts against its node's capacity.
 fn holds_node(t: &Task) -> bool {
-    t.node_id.is_some() && t.status.state >= TaskState::Assigned && !t.status.state.is_terminal()
+    t.node_id.is_some()
+        && t.status.state >= TaskState::Assigned
+        && !t.status.state.is_terminal()
         && t.desired_state <= TaskState::Running
 }
 
@@ -56,7 +58,8 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
         match self.node_index.get(&node.meta.id) {
             Some(&i) => self.nodes[i].node = node.clone(),
             None => {
-                self.node_index.insert(node.meta.id.clone(), self.nodes.len());
+                self.node_index
+                    .insert(node.meta.id.clone(), self.nodes.len());
                 self.nodes.push(NodeInfo::new(node.clone()));
             }
         }
@@ -75,7 +78,9 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
         if !holds_node(t) {
             return;
         }
-        let Some(&i) = t.node_id.as_ref().and_then(|n| self.node_index.get(n)) else { return };
+        let Some(&i) = t.node_id.as_ref().and_then(|n| self.node_index.get(n)) else {
+            return;
+        };
         let info = &mut self.nodes[i];
         let reservation = t.spec.resources.reservations;
         let host_ports = t
@@ -86,7 +91,10 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
             .map(|p| (p.protocol, p.published_port));
         if add {
             info.tasks += 1;
-            *info.tasks_by_service.entry(t.service_id.clone()).or_default() += 1;
+            *info
+                .tasks_by_service
+                .entry(t.service_id.clone())
+                .or_default() += 1;
             info.reserved = info.reserved.saturating_add(&reservation);
             info.host_ports.extend(host_ports);
         } else {
@@ -107,8 +115,12 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
     fn note_failure(&mut self, t: &Task) {
         let Some(node) = &t.node_id else { return };
         if let Some(&i) = self.node_index.get(node) {
-            *self.nodes[i].recent_failures.entry(t.service_id.clone()).or_default() += 1;
-            self.failures.push_back((Instant::now(), node.clone(), t.service_id.clone()));
+            *self.nodes[i]
+                .recent_failures
+                .entry(t.service_id.clone())
+                .or_default() += 1;
+            self.failures
+                .push_back((Instant::now(), node.clone(), t.service_id.clone()));
         }
     }
 
@@ -148,7 +160,9 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
     fn changes(&mut self, tasks: &HashMap<Id, Arc<Task>>, decisions: Vec<Decision>) -> Vec<Change> {
         let mut changes = Vec::with_capacity(decisions.len());
         for d in decisions {
-            let Some(t) = tasks.get(d.task()) else { continue };
+            let Some(t) = tasks.get(d.task()) else {
+                continue;
+            };
             match d {
                 Decision::Assign { node, .. } => {
                     let mut t = (**t).clone();
@@ -196,7 +210,11 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         let mut freed = false;
         for e in &commit.events {
             match e {
-                Event::Created(Object::Node(n)) | Event::Updated { new: Object::Node(n), .. } => {
+                Event::Created(Object::Node(n))
+                | Event::Updated {
+                    new: Object::Node(n),
+                    ..
+                } => {
                     self.upsert_node(n);
                     freed = true;
                 }
@@ -205,7 +223,10 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
                     self.account(t, true);
                     self.track(t);
                 }
-                Event::Updated { old: Object::Task(old), new: Object::Task(new) } => {
+                Event::Updated {
+                    old: Object::Task(old),
+                    new: Object::Task(new),
+                } => {
                     self.account(old, false);
                     self.account(new, true);
                     if holds_node(old) && !holds_node(new) {
@@ -247,9 +268,15 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
             match &t.node_id {
                 None => free.push(t.clone()),
                 Some(node) => {
-                    let ok = self.node_index.get(node).is_some_and(|&i| self.nodes[i].node.accepts_tasks());
+                    let ok = self
+                        .node_index
+                        .get(node)
+                        .is_some_and(|&i| self.nodes[i].node.accepts_tasks());
                     decisions.push(if ok {
-                        Decision::Assign { task: t.meta.id.clone(), node: node.clone() }
+                        Decision::Assign {
+                            task: t.meta.id.clone(),
+                            node: node.clone(),
+                        }
                     } else {
                         Decision::Unplaceable {
                             task: t.meta.id.clone(),

@@ -1,7 +1,7 @@
 //! Cluster-wide objects: networks, secrets, configs and the cluster itself.
 
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::Meta;
 

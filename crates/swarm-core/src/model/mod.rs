@@ -16,15 +16,17 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-pub use cluster::{Cluster, ClusterSpec, Config, ConfigSpec, Network, NetworkSpec, Secret, SecretSpec};
+pub use cluster::{
+    Cluster, ClusterSpec, Config, ConfigSpec, Network, NetworkSpec, Secret, SecretSpec,
+};
 pub use node::{
     Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,
 };
-pub use resources::{Resources, ResourceRequirements};
+pub use resources::{ResourceRequirements, Resources};
 pub use service::{
-    EndpointSpec, FailureAction, FileReference, HealthCheck, NetworkAttachment, PlacementPreference,
-    Placement, PortConfig, Protocol, PublishMode, RestartCondition, RestartPolicy, Service,
-    ServiceMode, ServiceSpec, TaskSpec, UpdateConfig, UpdateOrder, MAX_REPLICAS,
+    EndpointSpec, FailureAction, FileReference, HealthCheck, MAX_REPLICAS, NetworkAttachment,
+    Placement, PlacementPreference, PortConfig, Protocol, PublishMode, RestartCondition,
+    RestartPolicy, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig, UpdateOrder,
 };
 pub use task::{Task, TaskState, TaskStatus};
 
@@ -52,7 +54,12 @@ impl Meta {
     #[must_use]
     pub fn new(id: Id) -> Self {
         let now = SystemTime::now();
-        Self { id, version: 0, created_at: now, updated_at: now }
+        Self {
+            id,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 

@@ -130,7 +130,10 @@ impl Platform {
             "x86" => "386",
             other => other,
         };
-        Self { os: std::env::consts::OS.to_owned(), architecture: architecture.to_owned() }
+        Self {
+            os: std::env::consts::OS.to_owned(),
+            architecture: architecture.to_owned(),
+        }
     }
 }
 

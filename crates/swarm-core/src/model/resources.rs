@@ -20,7 +20,10 @@ impl Resources {
     /// Resources of `cpus` cores and `memory_bytes` bytes.
     #[must_use]
     pub fn new(cpus: f64, memory_bytes: u64) -> Self {
-        Self { nano_cpus: (cpus * 1e9) as u64, memory_bytes }
+        Self {
+            nano_cpus: (cpus * 1e9) as u64,
+            memory_bytes,
+        }
     }
 
     /// Whether both amounts are zero.

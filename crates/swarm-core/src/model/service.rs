@@ -68,7 +68,10 @@ impl ServiceSpec {
     /// A global service (one task per eligible node) running `command`.
     #[must_use]
     pub fn global(name: impl Into<String>, command: Vec<String>) -> Self {
-        Self { mode: ServiceMode::Global, ..Self::replicated(name, 0, command) }
+        Self {
+            mode: ServiceMode::Global,
+            ..Self::replicated(name, 0, command)
+        }
     }
 }
 
@@ -94,11 +97,14 @@ impl Default for ServiceMode {
 
 fn deserialize_replicas<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let n = i128::deserialize(d)?;
-    u64::try_from(n).ok().filter(|n| *n <= MAX_REPLICAS).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "invalid replica count {n}: expected a whole number from 0 to {MAX_REPLICAS}"
-        ))
-    })
+    u64::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_REPLICAS)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid replica count {n}: expected a whole number from 0 to {MAX_REPLICAS}"
+            ))
+        })
 }
 
 /// The template of a task: what to run and how.
@@ -304,12 +310,14 @@ impl FromStr for PlacementPreference {
     type Err = SpecError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once('=') {
-            Some(("spread", d)) if !d.is_empty() => {
-                Ok(Self::Spread { descriptor: d.to_owned() })
-            }
+            Some(("spread", d)) if !d.is_empty() => Ok(Self::Spread {
+                descriptor: d.to_owned(),
+            }),
             _ => Err(SpecError::single(
                 "placement.preferences",
-                format!("invalid placement preference {s:?}: expected spread=<attribute>, e.g. spread=node.labels.zone"),
+                format!(
+                    "invalid placement preference {s:?}: expected spread=<attribute>, e.g. spread=node.labels.zone"
+                ),
             )),
         }
     }
@@ -442,7 +450,9 @@ impl FromStr for PortConfig {
             Some((p, "tcp")) => (p, Protocol::Tcp),
             Some((p, "udp")) => (p, Protocol::Udp),
             Some((_, other)) => {
-                return Err(bad(format!("invalid port {s:?}: unknown protocol {other:?}, expected tcp or udp")));
+                return Err(bad(format!(
+                    "invalid port {s:?}: unknown protocol {other:?}, expected tcp or udp"
+                )));
             }
             None => (s, Protocol::Tcp),
         };

@@ -235,7 +235,10 @@ mod tests {
         assert!(Pending.can_move_to(Running));
         assert!(!Running.can_move_to(Starting));
         assert!(!Running.can_move_to(Running));
-        assert!(!Failed.can_move_to(Orphaned), "a finished task stays finished");
+        assert!(
+            !Failed.can_move_to(Orphaned),
+            "a finished task stays finished"
+        );
         assert!(Running.is_worker_owned() && !Assigned.is_worker_owned());
         assert!(!Running.is_terminal() && Complete.is_terminal());
     }

@@ -21,7 +21,10 @@ pub struct MemoryStoreConfig {
 
 impl Default for MemoryStoreConfig {
     fn default() -> Self {
-        Self { history_events: 65_536, watch_buffer: 4_096 }
+        Self {
+            history_events: 65_536,
+            watch_buffer: 4_096,
+        }
     }
 }
 
@@ -90,13 +93,19 @@ impl MemoryStore {
     #[must_use]
     pub fn with_config(config: MemoryStoreConfig) -> Self {
         let (tx, _) = broadcast::channel(config.watch_buffer);
-        Self { inner: Mutex::new(Inner::default()), tx, config }
+        Self {
+            inner: Mutex::new(Inner::default()),
+            tx,
+            config,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave `state` half-written:
         // `State::apply` swaps in a new state only on success.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -135,9 +144,17 @@ impl Store for MemoryStore {
         } else {
             let oldest = inner.history.front().map_or(current + 1, |c| c.index);
             if from + 1 < oldest {
-                return Err(StoreError::Compacted { requested: from, oldest });
+                return Err(StoreError::Compacted {
+                    requested: from,
+                    oldest,
+                });
             }
-            inner.history.iter().filter(|c| c.index > from).cloned().collect()
+            inner
+                .history
+                .iter()
+                .filter(|c| c.index > from)
+                .cloned()
+                .collect()
         };
         let rx = self.tx.subscribe();
         drop(inner);
@@ -147,12 +164,17 @@ impl Store for MemoryStore {
                 Ok(commit) => Some((Ok(commit), Some(rx))),
                 Err(broadcast::error::RecvError::Closed) => None,
                 Err(broadcast::error::RecvError::Lagged(n)) => Some((
-                    Err(StoreError::Compacted { requested: from, oldest: n }),
+                    Err(StoreError::Compacted {
+                        requested: from,
+                        oldest: n,
+                    }),
                     None,
                 )),
             }
         });
-        Ok(futures::stream::iter(backlog.into_iter().map(Ok)).chain(live).boxed())
+        Ok(futures::stream::iter(backlog.into_iter().map(Ok))
+            .chain(live)
+            .boxed())
     }
 }
 
@@ -184,9 +206,13 @@ mod tests {
         for i in 0..5 {
             store.apply(vec![node(&format!("n{i}"))]).await.unwrap();
         }
-        let e = store.watch(Some(1)).await.err().expect("index 1 is compacted");
+        let e = store
+            .watch(Some(1))
+            .await
+            .err()
+            .expect("index 1 is compacted");
         assert_eq!(e.kind(), crate::store::ErrorKind::Compacted);
-        store.watch(Some(3)).await.expect("index 3 is kept");
+        let _kept = store.watch(Some(3)).await.expect("index 3 is kept");
     }
 
     #[tokio::test]
@@ -197,7 +223,13 @@ mod tests {
             store.apply(vec![node(&format!("n{i}"))]).await.unwrap();
         }
         let first = w.next().await.unwrap();
-        assert_eq!(first.unwrap_err().kind(), crate::store::ErrorKind::Compacted);
-        assert!(w.next().await.is_none(), "the stream ends after the lag error");
+        assert_eq!(
+            first.unwrap_err().kind(),
+            crate::store::ErrorKind::Compacted
+        );
+        assert!(
+            w.next().await.is_none(),
+            "the stream ends after the lag error"
+        );
     }
 }

@@ -124,7 +124,9 @@ pub enum StoreError {
         id: String,
     },
     /// The id or unique name is taken.
-    #[error("{kind} {name} already exists: choose another name, or remove the existing {kind} first")]
+    #[error(
+        "{kind} {name} already exists: choose another name, or remove the existing {kind} first"
+    )]
     AlreadyExists {
         /// Its kind.
         kind: Kind,
@@ -132,7 +134,9 @@ pub enum StoreError {
         name: String,
     },
     /// The object's version is not the one the writer read.
-    #[error("{kind} {id} was changed by someone else (version {actual}, expected {expected}): read it again and retry")]
+    #[error(
+        "{kind} {id} was changed by someone else (version {actual}, expected {expected}): read it again and retry"
+    )]
     Conflict {
         /// Its kind.
         kind: Kind,
@@ -150,7 +154,9 @@ pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// The requested history is gone.
-    #[error("watch from index {requested} is no longer possible: the oldest kept index is {oldest}; read the state again")]
+    #[error(
+        "watch from index {requested} is no longer possible: the oldest kept index is {oldest}; read the state again"
+    )]
     Compacted {
         /// The index asked for.
         requested: u64,

@@ -7,9 +7,7 @@ use std::time::SystemTime;
 
 use super::{Change, Event, StoreError};
 use crate::Id;
-use crate::model::{
-    Cluster, Config, Kind, Meta, Network, Node, Object, Secret, Service, Task,
-};
+use crate::model::{Cluster, Config, Kind, Meta, Network, Node, Object, Secret, Service, Task};
 
 type Table<T> = imbl::HashMap<Id, Arc<T>>;
 type IdSet = imbl::HashSet<Id>;
@@ -57,7 +55,8 @@ impl State {
     /// A service by name.
     #[must_use]
     pub fn service_by_name(&self, name: &str) -> Option<&Arc<Service>> {
-        self.by_name(Kind::Service, name).and_then(|id| self.services.get(id))
+        self.by_name(Kind::Service, name)
+            .and_then(|id| self.services.get(id))
     }
     /// Every service.
     pub fn services(&self) -> impl Iterator<Item = &Arc<Service>> + '_ {
@@ -78,7 +77,10 @@ impl State {
         self.tasks.len()
     }
     /// The tasks of a service (including those of a deleted service).
-    pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Arc<Task>> + 'a {
+    pub fn tasks_of_service<'a>(
+        &'a self,
+        service_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Task>> + 'a {
         self.tasks_by_service
             .get(service_id)
             .into_iter()
@@ -114,7 +116,8 @@ impl State {
     /// A secret by name.
     #[must_use]
     pub fn secret_by_name(&self, name: &str) -> Option<&Arc<Secret>> {
-        self.by_name(Kind::Secret, name).and_then(|id| self.secrets.get(id))
+        self.by_name(Kind::Secret, name)
+            .and_then(|id| self.secrets.get(id))
     }
     /// Every secret.
     pub fn secrets(&self) -> impl Iterator<Item = &Arc<Secret>> + '_ {
@@ -128,7 +131,8 @@ impl State {
     /// A config by name.
     #[must_use]
     pub fn config_by_name(&self, name: &str) -> Option<&Arc<Config>> {
-        self.by_name(Kind::Config, name).and_then(|id| self.configs.get(id))
+        self.by_name(Kind::Config, name)
+            .and_then(|id| self.configs.get(id))
     }
     /// Every config.
     pub fn configs(&self) -> impl Iterator<Item = &Arc<Config>> + '_ {
@@ -156,9 +160,11 @@ impl State {
             Kind::Network => self.networks.get(id).cloned().map(Object::Network),
             Kind::Secret => self.secrets.get(id).cloned().map(Object::Secret),
             Kind::Config => self.configs.get(id).cloned().map(Object::Config),
-            Kind::Cluster => {
-                self.cluster.clone().filter(|c| c.meta.id.as_str() == id).map(Object::Cluster)
-            }
+            Kind::Cluster => self
+                .cluster
+                .clone()
+                .filter(|c| c.meta.id.as_str() == id)
+                .map(Object::Cluster),
         }
     }
 
@@ -185,24 +191,42 @@ impl State {
         Ok(events)
     }
 
-    fn apply_one(&mut self, change: Change, index: u64, now: SystemTime) -> Result<Event, StoreError> {
+    fn apply_one(
+        &mut self,
+        change: Change,
+        index: u64,
+        now: SystemTime,
+    ) -> Result<Event, StoreError> {
         match change {
             Change::Create(obj) => {
                 let kind = obj.kind();
                 if obj.id().as_str().is_empty() {
-                    return Err(StoreError::InvalidArgument(format!("a {kind} needs a non-empty id")));
+                    return Err(StoreError::InvalidArgument(format!(
+                        "a {kind} needs a non-empty id"
+                    )));
                 }
                 if self.get(kind, obj.id()).is_some()
                     || (kind == Kind::Cluster && self.cluster.is_some())
                 {
-                    return Err(StoreError::AlreadyExists { kind, name: obj.id().to_string() });
+                    return Err(StoreError::AlreadyExists {
+                        kind,
+                        name: obj.id().to_string(),
+                    });
                 }
                 if let Some(name) = obj.unique_name()
                     && self.by_name(kind, name).is_some()
                 {
-                    return Err(StoreError::AlreadyExists { kind, name: name.to_owned() });
+                    return Err(StoreError::AlreadyExists {
+                        kind,
+                        name: name.to_owned(),
+                    });
                 }
-                let meta = Meta { id: obj.id().clone(), version: index, created_at: now, updated_at: now };
+                let meta = Meta {
+                    id: obj.id().clone(),
+                    version: index,
+                    created_at: now,
+                    updated_at: now,
+                };
                 let obj = obj.with_meta(meta);
                 self.insert(&obj);
                 Ok(Event::Created(obj))
@@ -211,7 +235,10 @@ impl State {
                 let kind = obj.kind();
                 let old = self
                     .get(kind, obj.id())
-                    .ok_or_else(|| StoreError::NotFound { kind, id: obj.id().to_string() })?;
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind,
+                        id: obj.id().to_string(),
+                    })?;
                 let stored = old.meta().version;
                 if obj.meta().version != stored {
                     return Err(StoreError::Conflict {
@@ -225,7 +252,10 @@ impl State {
                     && old.unique_name() != Some(name)
                     && self.by_name(kind, name).is_some()
                 {
-                    return Err(StoreError::AlreadyExists { kind, name: name.to_owned() });
+                    return Err(StoreError::AlreadyExists {
+                        kind,
+                        name: name.to_owned(),
+                    });
                 }
                 let meta = Meta {
                     id: obj.id().clone(),
@@ -239,13 +269,19 @@ impl State {
                 Ok(Event::Updated { old, new: obj })
             }
             Change::Delete { kind, id, version } => {
-                let old = self
-                    .get(kind, &id)
-                    .ok_or_else(|| StoreError::NotFound { kind, id: id.to_string() })?;
+                let old = self.get(kind, &id).ok_or_else(|| StoreError::NotFound {
+                    kind,
+                    id: id.to_string(),
+                })?;
                 if let Some(v) = version
                     && v != old.meta().version
                 {
-                    return Err(StoreError::Conflict { kind, id, expected: v, actual: old.meta().version });
+                    return Err(StoreError::Conflict {
+                        kind,
+                        id,
+                        expected: v,
+                        actual: old.meta().version,
+                    });
                 }
                 self.remove(&old);
                 Ok(Event::Deleted(old))
@@ -255,7 +291,8 @@ impl State {
 
     fn insert(&mut self, obj: &Object) {
         if let Some(name) = obj.unique_name() {
-            self.names.insert((obj.kind(), name.to_owned()), obj.id().clone());
+            self.names
+                .insert((obj.kind(), name.to_owned()), obj.id().clone());
         }
         match obj {
             Object::Node(o) => {
@@ -270,7 +307,10 @@ impl State {
                     .or_default()
                     .insert(t.meta.id.clone());
                 if let Some(n) = &t.node_id {
-                    self.tasks_by_node.entry(n.clone()).or_default().insert(t.meta.id.clone());
+                    self.tasks_by_node
+                        .entry(n.clone())
+                        .or_default()
+                        .insert(t.meta.id.clone());
                 }
                 self.tasks.insert(t.meta.id.clone(), t.clone());
             }

@@ -48,7 +48,10 @@ pub fn plan(
         }
     };
     let mut by_node: HashMap<&Id, Vec<&Arc<Task>>> = HashMap::new();
-    for t in tasks.iter().filter(|t| t.desired_state <= TaskState::Running) {
+    for t in tasks
+        .iter()
+        .filter(|t| t.desired_state <= TaskState::Running)
+    {
         match &t.node_id {
             Some(n) => by_node.entry(n).or_default().push(t),
             None => plan.shutdown(t, "global task without a node"),
@@ -77,7 +80,12 @@ pub fn plan(
         {
             continue;
         }
-        plan.actions.push(Action::Create(Task::new(service, 0, Some(id.clone()), Vec::new())));
+        plan.actions.push(Action::Create(Box::new(Task::new(
+            service,
+            0,
+            Some(id.clone()),
+            Vec::new(),
+        ))));
     }
     plan
 }

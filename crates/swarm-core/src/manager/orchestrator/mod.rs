@@ -21,7 +21,7 @@ use crate::store::{Change, Commit, Event, State, Store};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Create this task.
-    Create(Task),
+    Create(Box<Task>),
     /// Set the task's desired state to `Shutdown`, for this reason.
     Shutdown {
         /// The task.
@@ -42,7 +42,10 @@ pub struct Plan {
 
 impl Plan {
     pub(crate) fn shutdown(&mut self, task: &Task, reason: &str) {
-        self.actions.push(Action::Shutdown { task: task.meta.id.clone(), reason: reason.to_owned() });
+        self.actions.push(Action::Shutdown {
+            task: task.meta.id.clone(),
+            reason: reason.to_owned(),
+        });
     }
 
     pub(crate) fn recheck(&mut self, after: Duration) {
@@ -63,10 +66,8 @@ pub fn node_lost(node: Option<&Node>) -> Option<&'static str> {
 }
 
 /// The newest of a slot's tasks, and the older ones that must go.
-pub(crate) fn newest<'a>(mut tasks: Vec<&'a Arc<Task>>) -> (&'a Arc<Task>, Vec<&'a Arc<Task>>) {
-    tasks.sort_by(|a, b| {
-        (a.meta.created_at, &a.meta.id).cmp(&(b.meta.created_at, &b.meta.id))
-    });
+pub(crate) fn newest(mut tasks: Vec<&Arc<Task>>) -> (&Arc<Task>, Vec<&Arc<Task>>) {
+    tasks.sort_by(|a, b| (a.meta.created_at, &a.meta.id).cmp(&(b.meta.created_at, &b.meta.id)));
     let last = tasks.pop().expect("a slot has at least one task");
     (last, tasks)
 }
@@ -82,18 +83,28 @@ impl<S: Store> Orchestrator<S> {
         let Some(service) = state.service(service_id) else {
             // Deleted service: every task still wanted goes.
             let mut plan = Plan::default();
-            for t in tasks.iter().filter(|t| t.desired_state <= TaskState::Running) {
+            for t in tasks
+                .iter()
+                .filter(|t| t.desired_state <= TaskState::Running)
+            {
                 plan.shutdown(t, "service removed");
             }
             return plan;
         };
-        let nodes: HashMap<Id, Arc<Node>> =
-            state.nodes().map(|n| (n.meta.id.clone(), n.clone())).collect();
+        let nodes: HashMap<Id, Arc<Node>> = state
+            .nodes()
+            .map(|n| (n.meta.id.clone(), n.clone()))
+            .collect();
         match service.spec.mode {
             ServiceMode::Replicated { .. } => {
                 let load: HashMap<Id, usize> = nodes
                     .keys()
-                    .map(|id| (id.clone(), state.tasks_on_node(id).filter(|t| t.is_active()).count()))
+                    .map(|id| {
+                        (
+                            id.clone(),
+                            state.tasks_on_node(id).filter(|t| t.is_active()).count(),
+                        )
+                    })
                     .collect();
                 replicated::plan(service, &tasks, &nodes, &load, now)
             }
@@ -105,7 +116,7 @@ impl<S: Store> Orchestrator<S> {
         let mut changes = Vec::with_capacity(plan.actions.len());
         for action in plan.actions {
             match action {
-                Action::Create(t) => changes.push(Change::Create(Object::from(t))),
+                Action::Create(t) => changes.push(Change::Create(Object::from(*t))),
                 Action::Shutdown { task, reason } => {
                     if let Some(t) = state.task(&task) {
                         let mut t = (**t).clone();
@@ -131,7 +142,10 @@ impl<S: Store> ControlLoop for Orchestrator<S> {
                 Object::Service(s) => dirty.add(&s.meta.id),
                 Object::Task(t) => {
                     // Only changes that can matter: state, desired state, node.
-                    if let Event::Updated { old: Object::Task(old), .. } = e
+                    if let Event::Updated {
+                        old: Object::Task(old),
+                        ..
+                    } = e
                         && old.status.state == t.status.state
                         && old.desired_state == t.desired_state
                         && old.node_id == t.node_id
@@ -141,7 +155,10 @@ impl<S: Store> ControlLoop for Orchestrator<S> {
                     dirty.add(&t.service_id);
                 }
                 Object::Node(n) => {
-                    if let Event::Updated { old: Object::Node(old), .. } = e
+                    if let Event::Updated {
+                        old: Object::Node(old),
+                        ..
+                    } = e
                         && old.spec == n.spec
                         && old.status.state == n.status.state
                     {
@@ -158,7 +175,12 @@ impl<S: Store> ControlLoop for Orchestrator<S> {
         let now = SystemTime::now();
         let ids: Vec<Id> = if dirty.all {
             let mut ids: Vec<Id> = state.services().map(|s| s.meta.id.clone()).collect();
-            ids.extend(state.services_with_tasks().filter(|id| state.service(id).is_none()).cloned());
+            ids.extend(
+                state
+                    .services_with_tasks()
+                    .filter(|id| state.service(id).is_none())
+                    .cloned(),
+            );
             ids
         } else {
             dirty.keys.into_iter().collect()

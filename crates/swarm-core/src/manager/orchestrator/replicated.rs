@@ -35,7 +35,10 @@ pub fn plan(
     };
     let mut plan = Plan::default();
     let mut by_slot: BTreeMap<u64, Vec<&Arc<Task>>> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| t.desired_state <= TaskState::Running) {
+    for t in tasks
+        .iter()
+        .filter(|t| t.desired_state <= TaskState::Running)
+    {
         by_slot.entry(t.slot).or_default().push(t);
     }
     let mut held: Vec<&Arc<Task>> = Vec::with_capacity(by_slot.len());
@@ -68,7 +71,12 @@ pub fn plan(
         if used.peek() == Some(&slot) {
             used.next();
         } else {
-            plan.actions.push(Action::Create(Task::new(service, slot, None, Vec::new())));
+            plan.actions.push(Action::Create(Box::new(Task::new(
+                service,
+                slot,
+                None,
+                Vec::new(),
+            ))));
             missing -= 1;
         }
         slot += 1;
@@ -87,10 +95,13 @@ fn scale_down<'a>(
     load: &HashMap<Id, usize>,
     plan: &mut Plan,
 ) -> Vec<&'a Arc<Task>> {
-    let (mut running, mut idle): (Vec<&Arc<Task>>, Vec<&Arc<Task>>) = held.into_iter().partition(|t| {
-        t.status.state == TaskState::Running
-            && t.node_id.as_ref().is_some_and(|n| node_lost(nodes.get(n).map(|n| &**n)).is_none())
-    });
+    let (mut running, mut idle): (Vec<&Arc<Task>>, Vec<&Arc<Task>>) =
+        held.into_iter().partition(|t| {
+            t.status.state == TaskState::Running
+                && t.node_id
+                    .as_ref()
+                    .is_some_and(|n| node_lost(nodes.get(n).map(|n| &**n)).is_none())
+        });
     idle.sort_by_key(|t| std::cmp::Reverse(t.slot));
     let mut keep = Vec::new();
     for t in idle {
@@ -105,15 +116,23 @@ fn scale_down<'a>(
     running.sort_by_key(|t| t.slot);
     let mut by_node: HashMap<&Id, Vec<&Arc<Task>>> = HashMap::new();
     for t in running {
-        by_node.entry(t.node_id.as_ref().expect("running tasks have a node")).or_default().push(t);
+        by_node
+            .entry(t.node_id.as_ref().expect("running tasks have a node"))
+            .or_default()
+            .push(t);
     }
     let mut heap: std::collections::BinaryHeap<(usize, usize, &Id)> = by_node
         .iter()
         .map(|(n, ts)| (ts.len(), load.get(*n).copied().unwrap_or(0), *n))
         .collect();
     while surplus > 0 {
-        let Some((count, total, node)) = heap.pop() else { break };
-        let t = by_node.get_mut(node).and_then(Vec::pop).expect("heap entries have tasks");
+        let Some((count, total, node)) = heap.pop() else {
+            break;
+        };
+        let t = by_node
+            .get_mut(node)
+            .and_then(Vec::pop)
+            .expect("heap entries have tasks");
         plan.shutdown(t, "service scaled down");
         surplus -= 1;
         if count > 1 {
@@ -140,7 +159,12 @@ pub(crate) fn repair(
         if let Some(Some(reason)) = node.map(node_lost) {
             plan.shutdown(t, reason);
             if !keep_node {
-                plan.actions.push(Action::Create(Task::new(service, t.slot, None, t.restarts.clone())));
+                plan.actions.push(Action::Create(Box::new(Task::new(
+                    service,
+                    t.slot,
+                    None,
+                    t.restarts.clone(),
+                ))));
             }
         }
         return;
@@ -149,7 +173,9 @@ pub(crate) fn repair(
         Restart::Now { history } => {
             plan.shutdown(t, "restarting");
             let node = if keep_node { t.node_id.clone() } else { None };
-            plan.actions.push(Action::Create(Task::new(service, t.slot, node, history)));
+            plan.actions.push(Action::Create(Box::new(Task::new(
+                service, t.slot, node, history,
+            ))));
         }
         Restart::After(d) => plan.recheck(d),
         Restart::Never => {}

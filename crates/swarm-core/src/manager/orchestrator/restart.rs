@@ -43,7 +43,10 @@ pub fn decide(task: &Task, now: SystemTime) -> Restart {
         .iter()
         .copied()
         .filter(|t| {
-            policy.window.is_zero() || now.duration_since(*t).map_or(true, |age| age <= policy.window)
+            policy.window.is_zero()
+                || now
+                    .duration_since(*t)
+                    .map_or(true, |age| age <= policy.window)
         })
         .collect();
     if policy.max_attempts > 0 && history.len() >= policy.max_attempts as usize {
@@ -66,10 +69,19 @@ mod tests {
     use crate::model::{Meta, RestartPolicy, Service, ServiceSpec};
     use std::sync::Arc;
 
-    fn task(state: TaskState, policy: RestartPolicy, finished: SystemTime, restarts: Vec<SystemTime>) -> Task {
+    fn task(
+        state: TaskState,
+        policy: RestartPolicy,
+        finished: SystemTime,
+        restarts: Vec<SystemTime>,
+    ) -> Task {
         let mut spec = ServiceSpec::replicated("web", 1, vec!["x".into()]);
         spec.task.restart = policy;
-        let service = Service { meta: Meta::new("s".into()), spec, previous_spec: None };
+        let service = Service {
+            meta: Meta::new("s".into()),
+            spec,
+            previous_spec: None,
+        };
         let mut t = Task::new(&service, 1, None, restarts);
         t.status.state = state;
         t.status.timestamp = finished;
@@ -78,7 +90,12 @@ mod tests {
     }
 
     fn policy(condition: RestartCondition, max_attempts: u32, window: u64) -> RestartPolicy {
-        RestartPolicy { condition, delay: Duration::from_secs(5), max_attempts, window: Duration::from_secs(window) }
+        RestartPolicy {
+            condition,
+            delay: Duration::from_secs(5),
+            max_attempts,
+            window: Duration::from_secs(window),
+        }
     }
 
     #[test]
@@ -88,21 +105,46 @@ mod tests {
         let none = policy(RestartCondition::None, 0, 0);
         let on_failure = policy(RestartCondition::OnFailure, 0, 0);
         let any = policy(RestartCondition::Any, 0, 0);
-        assert_eq!(decide(&task(TaskState::Failed, none, t0, vec![]), later), Restart::Never);
-        assert_eq!(decide(&task(TaskState::Complete, on_failure, t0, vec![]), later), Restart::Never);
-        assert!(matches!(decide(&task(TaskState::Failed, on_failure, t0, vec![]), later), Restart::Now { .. }));
-        assert!(matches!(decide(&task(TaskState::Rejected, on_failure, t0, vec![]), later), Restart::Now { .. }));
-        assert!(matches!(decide(&task(TaskState::Complete, any, t0, vec![]), later), Restart::Now { .. }));
+        assert_eq!(
+            decide(&task(TaskState::Failed, none, t0, vec![]), later),
+            Restart::Never
+        );
+        assert_eq!(
+            decide(&task(TaskState::Complete, on_failure, t0, vec![]), later),
+            Restart::Never
+        );
+        assert!(matches!(
+            decide(&task(TaskState::Failed, on_failure, t0, vec![]), later),
+            Restart::Now { .. }
+        ));
+        assert!(matches!(
+            decide(&task(TaskState::Rejected, on_failure, t0, vec![]), later),
+            Restart::Now { .. }
+        ));
+        assert!(matches!(
+            decide(&task(TaskState::Complete, any, t0, vec![]), later),
+            Restart::Now { .. }
+        ));
     }
 
     #[test]
     fn waits_for_the_delay() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let t = task(TaskState::Failed, policy(RestartCondition::Any, 0, 0), t0, vec![]);
-        assert_eq!(decide(&t, t0 + Duration::from_secs(2)), Restart::After(Duration::from_secs(3)));
+        let t = task(
+            TaskState::Failed,
+            policy(RestartCondition::Any, 0, 0),
+            t0,
+            vec![],
+        );
+        assert_eq!(
+            decide(&t, t0 + Duration::from_secs(2)),
+            Restart::After(Duration::from_secs(3))
+        );
         assert_eq!(
             decide(&t, t0 + Duration::from_secs(5)),
-            Restart::Now { history: vec![t0 + Duration::from_secs(5)] }
+            Restart::Now {
+                history: vec![t0 + Duration::from_secs(5)]
+            }
         );
     }
 
@@ -111,16 +153,34 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let p = policy(RestartCondition::OnFailure, 2, 60);
         let two_recent = vec![t0 - Duration::from_secs(30), t0 - Duration::from_secs(20)];
-        assert_eq!(decide(&task(TaskState::Failed, p, t0, two_recent), t0 + Duration::from_secs(10)), Restart::Never);
+        assert_eq!(
+            decide(
+                &task(TaskState::Failed, p, t0, two_recent),
+                t0 + Duration::from_secs(10)
+            ),
+            Restart::Never
+        );
         // One attempt fell out of the window: one more restart is allowed.
         let one_old = vec![t0 - Duration::from_secs(100), t0 - Duration::from_secs(20)];
-        match decide(&task(TaskState::Failed, p, t0, one_old), t0 + Duration::from_secs(10)) {
+        match decide(
+            &task(TaskState::Failed, p, t0, one_old),
+            t0 + Duration::from_secs(10),
+        ) {
             Restart::Now { history } => assert_eq!(history.len(), 2, "the old attempt is dropped"),
             other => panic!("expected a restart, got {other:?}"),
         }
         // Without a window every attempt counts.
         let p = policy(RestartCondition::OnFailure, 2, 0);
-        let old = vec![t0 - Duration::from_secs(10_000), t0 - Duration::from_secs(9_000)];
-        assert_eq!(decide(&task(TaskState::Failed, p, t0, old), t0 + Duration::from_secs(10)), Restart::Never);
+        let old = vec![
+            t0 - Duration::from_secs(10_000),
+            t0 - Duration::from_secs(9_000),
+        ];
+        assert_eq!(
+            decide(
+                &task(TaskState::Failed, p, t0, old),
+                t0 + Duration::from_secs(10)
+            ),
+            Restart::Never
+        );
     }
 }

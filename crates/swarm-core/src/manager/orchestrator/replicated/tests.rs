@@ -13,15 +13,25 @@ use crate::model::{
 fn service(replicas: u64) -> Service {
     let mut spec = ServiceSpec::replicated("web", replicas, vec!["sleep".into(), "9".into()]);
     spec.task.restart.delay = Duration::ZERO;
-    Service { meta: Meta::new("svc".into()), spec, previous_spec: None }
+    Service {
+        meta: Meta::new("svc".into()),
+        spec,
+        previous_spec: None,
+    }
 }
 
 fn node(id: &str, state: NodeState, availability: Availability) -> (Id, Arc<Node>) {
     let n = Node {
         meta: Meta::new(id.into()),
-        spec: NodeSpec { availability, ..Default::default() },
+        spec: NodeSpec {
+            availability,
+            ..Default::default()
+        },
         description: NodeDescription::default(),
-        status: NodeStatus { state, ..Default::default() },
+        status: NodeStatus {
+            state,
+            ..Default::default()
+        },
     };
     (id.into(), Arc::new(n))
 }
@@ -31,7 +41,11 @@ fn nodes(list: &[(&str, NodeState, Availability)]) -> HashMap<Id, Arc<Node>> {
 }
 
 fn ready(ids: &[&str]) -> HashMap<Id, Arc<Node>> {
-    nodes(&ids.iter().map(|id| (*id, NodeState::Ready, Availability::Active)).collect::<Vec<_>>())
+    nodes(
+        &ids.iter()
+            .map(|id| (*id, NodeState::Ready, Availability::Active))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn task(s: &Service, id: &str, slot: u64, node: Option<&str>, state: TaskState) -> Arc<Task> {
@@ -121,7 +135,10 @@ fn scale_down_prefers_tasks_that_are_not_running() {
         task(&s, "pend", 2, None, TaskState::Pending),
     ];
     let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
-    assert_eq!(shutdowns(&p), [("pend".to_string(), "service scaled down".to_string())]);
+    assert_eq!(
+        shutdowns(&p),
+        [("pend".to_string(), "service scaled down".to_string())]
+    );
 }
 
 #[test]
@@ -155,7 +172,10 @@ fn a_paused_node_keeps_its_tasks() {
     let s = service(1);
     let tasks = vec![task(&s, "t1", 1, Some("p"), TaskState::Running)];
     let ns = nodes(&[("p", NodeState::Ready, Availability::Pause)]);
-    assert_eq!(plan(&s, &tasks, &ns, &HashMap::new(), now()), Plan::default());
+    assert_eq!(
+        plan(&s, &tasks, &ns, &HashMap::new(), now()),
+        Plan::default()
+    );
 }
 
 #[test]
@@ -167,8 +187,15 @@ fn restarts_finished_tasks_by_policy() {
         task(&s, "done", 2, Some("a"), TaskState::Complete),
     ];
     let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
-    assert_eq!(shutdowns(&p), [("failed".to_string(), "restarting".to_string())]);
-    assert_eq!(creates(&p), vec![(1, None)], "the completed task keeps its slot");
+    assert_eq!(
+        shutdowns(&p),
+        [("failed".to_string(), "restarting".to_string())]
+    );
+    assert_eq!(
+        creates(&p),
+        vec![(1, None)],
+        "the completed task keeps its slot"
+    );
     match &p.actions[1] {
         Action::Create(t) => assert_eq!(t.restarts.len(), 1, "the replacement carries the restart"),
         other => panic!("{other:?}"),
@@ -183,7 +210,10 @@ fn restart_delay_asks_for_a_recheck() {
     let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
     assert!(p.actions.is_empty());
     let d = p.recheck_after.expect("a recheck");
-    assert!(d > Duration::from_secs(4) && d <= Duration::from_secs(5), "{d:?}");
+    assert!(
+        d > Duration::from_secs(4) && d <= Duration::from_secs(5),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -192,7 +222,13 @@ fn duplicate_tasks_in_a_slot_keep_the_newest() {
     let old = task(&s, "old", 1, Some("a"), TaskState::Running);
     let mut new = (*task(&s, "new", 1, Some("a"), TaskState::Running)).clone();
     new.meta.created_at = old.meta.created_at + Duration::from_secs(1);
-    let p = plan(&s, &[old, Arc::new(new)], &ready(&["a"]), &HashMap::new(), now());
+    let p = plan(
+        &s,
+        &[old, Arc::new(new)],
+        &ready(&["a"]),
+        &HashMap::new(),
+        now(),
+    );
     assert_eq!(shutdowns(&p).len(), 1);
     assert_eq!(shutdowns(&p)[0].0, "old");
 }
@@ -200,7 +236,11 @@ fn duplicate_tasks_in_a_slot_keep_the_newest() {
 fn global_service(constraints: &[&str]) -> Service {
     let mut spec = ServiceSpec::global("agent", vec!["sleep".into(), "9".into()]);
     spec.task.placement.constraints = constraints.iter().map(|c| (*c).to_owned()).collect();
-    Service { meta: Meta::new("g".into()), spec, previous_spec: None }
+    Service {
+        meta: Meta::new("g".into()),
+        spec,
+        previous_spec: None,
+    }
 }
 
 #[test]
@@ -241,7 +281,10 @@ fn global_follows_drain_removal_and_labels() {
         shutdowns(&p),
         [
             ("t1".to_string(), "node drained".to_string()),
-            ("t2".to_string(), "constraints no longer satisfied".to_string()),
+            (
+                "t2".to_string(),
+                "constraints no longer satisfied".to_string()
+            ),
             ("t3".to_string(), "node removed".to_string()),
         ]
     );
