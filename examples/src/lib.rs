@@ -32,7 +32,9 @@ pub async fn add_process_worker(
     state_dir: &std::path::Path,
 ) -> anyhow::Result<swarm_core::Id> {
     let runtime = ProcessRuntime::new(
-        ProcessRuntimeConfig::default().with_hostname(hostname).with_state_dir(state_dir.join(hostname)),
+        ProcessRuntimeConfig::default()
+            .with_hostname(hostname)
+            .with_state_dir(state_dir.join(hostname)),
     )?;
     Ok(cluster.add_worker(hostname, runtime).await?)
 }

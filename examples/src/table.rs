@@ -7,7 +7,9 @@ use swarm_core::model::{ServiceMode, TaskState};
 use swarm_core::store::State;
 
 fn ago(t: SystemTime) -> String {
-    let secs = SystemTime::now().duration_since(t).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .map_or(0, |d| d.as_secs());
     match secs {
         0 => "less than a second ago".into(),
         1 => "1 second ago".into(),
@@ -19,19 +21,28 @@ fn ago(t: SystemTime) -> String {
 /// `service ls`: ID, NAME, MODE, REPLICAS, IMAGE.
 #[must_use]
 pub fn services(state: &State) -> String {
-    let mut out = format!("{:<14}{:<12}{:<12}{:<10}{}\n", "ID", "NAME", "MODE", "REPLICAS", "IMAGE");
+    let mut out = format!(
+        "{:<14}{:<12}{:<12}{:<10}{}\n",
+        "ID", "NAME", "MODE", "REPLICAS", "IMAGE"
+    );
     let mut list: Vec<_> = state.services().collect();
     list.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     for s in list {
         let running = state
             .tasks_of_service(&s.meta.id)
-            .filter(|t| t.status.state == TaskState::Running && t.desired_state == TaskState::Running)
+            .filter(|t| {
+                t.status.state == TaskState::Running && t.desired_state == TaskState::Running
+            })
             .count();
         let (mode, want) = match s.spec.mode {
             ServiceMode::Replicated { replicas } => ("replicated", replicas.to_string()),
             ServiceMode::Global => (
                 "global",
-                state.tasks_of_service(&s.meta.id).filter(|t| t.desired_state == TaskState::Running).count().to_string(),
+                state
+                    .tasks_of_service(&s.meta.id)
+                    .filter(|t| t.desired_state == TaskState::Running)
+                    .count()
+                    .to_string(),
             ),
         };
         let _ = writeln!(
@@ -54,21 +65,39 @@ pub fn tasks(state: &State, service: &str) -> String {
         "{:<14}{:<14}{:<8}{:<11}{:<15}{:<34}{}\n",
         "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"
     );
-    let Some(s) = state.service_by_name(service).or_else(|| state.service(service)) else {
+    let Some(s) = state
+        .service_by_name(service)
+        .or_else(|| state.service(service))
+    else {
         return out;
     };
     let mut list: Vec<_> = state.tasks_of_service(&s.meta.id).collect();
-    list.sort_by(|a, b| (a.slot, std::cmp::Reverse(a.meta.created_at)).cmp(&(b.slot, std::cmp::Reverse(b.meta.created_at))));
+    list.sort_by(|a, b| {
+        (a.slot, std::cmp::Reverse(a.meta.created_at))
+            .cmp(&(b.slot, std::cmp::Reverse(b.meta.created_at)))
+    });
     let mut last_slot = None;
     for t in list {
-        let name = if last_slot == Some(t.slot) && t.slot > 0 { format!(" \\_ {}", t.name()) } else { t.name() };
+        let name = if last_slot == Some(t.slot) && t.slot > 0 {
+            format!(" \\_ {}", t.name())
+        } else {
+            t.name()
+        };
         last_slot = Some(t.slot);
         let node = t
             .node_id
             .as_ref()
-            .map(|n| state.node(n).map_or_else(|| n.short().to_owned(), |n| n.display_name().to_owned()))
+            .map(|n| {
+                state
+                    .node(n)
+                    .map_or_else(|| n.short().to_owned(), |n| n.display_name().to_owned())
+            })
             .unwrap_or_default();
-        let current = format!("{} {}", capitalise(t.status.state.as_str()), ago(t.status.timestamp));
+        let current = format!(
+            "{} {}",
+            capitalise(t.status.state.as_str()),
+            ago(t.status.timestamp)
+        );
         let _ = writeln!(
             out,
             "{:<14}{:<14}{:<8}{:<11}{:<15}{:<34}{}",
@@ -86,5 +115,7 @@ pub fn tasks(state: &State, service: &str) -> String {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }

@@ -25,7 +25,9 @@ struct Swarm {
 impl Swarm {
     async fn new(workers: usize) -> Self {
         let dir = std::env::temp_dir().join(format!("swarm-test-{}", Id::generate()));
-        let cluster = local_swarm(workers, dir.clone(), fast_config()).await.expect("swarm starts");
+        let cluster = local_swarm(workers, dir.clone(), fast_config())
+            .await
+            .expect("swarm starts");
         Self { cluster, dir }
     }
 
@@ -36,20 +38,40 @@ impl Swarm {
                 let state = self.cluster.store().state().await.unwrap();
                 let mut names: Vec<_> = state.services().map(|s| s.spec.name.clone()).collect();
                 names.sort();
-                let tables: String = names.iter().map(|n| swarm_examples::table::tasks(&state, n)).collect();
+                let tables: String = names
+                    .iter()
+                    .map(|n| swarm_examples::table::tasks(&state, n))
+                    .collect();
                 panic!("{e}\n{tables}");
             }
         }
     }
 
     async fn node(&self, hostname: &str) -> Id {
-        self.cluster.control().node(hostname).await.unwrap().meta.id.clone()
+        self.cluster
+            .control()
+            .node(hostname)
+            .await
+            .unwrap()
+            .meta
+            .id
+            .clone()
     }
 
     async fn pid(&self, t: &Task) -> u32 {
         let node = t.node_id.as_ref().expect("assigned");
-        let status = self.cluster.runtime(node).unwrap().inspect(&t.meta.id).await.unwrap();
-        status.runtime_id.expect("a pid").parse().expect("a numeric pid")
+        let status = self
+            .cluster
+            .runtime(node)
+            .unwrap()
+            .inspect(&t.meta.id)
+            .await
+            .unwrap();
+        status
+            .runtime_id
+            .expect("a pid")
+            .parse()
+            .expect("a numeric pid")
     }
 
     async fn stop(self) {
@@ -66,7 +88,9 @@ fn sleeper(name: &str, replicas: u64) -> ServiceSpec {
 }
 
 fn running<'a>(state: &'a State, service: &str) -> Vec<&'a Arc<Task>> {
-    let Some(s) = state.service_by_name(service) else { return vec![] };
+    let Some(s) = state.service_by_name(service) else {
+        return vec![];
+    };
     let mut v: Vec<_> = state
         .tasks_of_service(&s.meta.id)
         .filter(|t| t.desired_state == TaskState::Running && t.status.state == TaskState::Running)
@@ -85,12 +109,17 @@ fn per_node(tasks: &[&Arc<Task>]) -> BTreeMap<Id, usize> {
 
 fn alive(pid: u32) -> bool {
     // A zombie has exited: count it as dead.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
 }
 
 async fn eventually_dead(pids: &[u32]) {
@@ -106,14 +135,25 @@ async fn eventually_dead(pids: &[u32]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_replicas_run_five_processes() {
     let swarm = Swarm::new(3).await;
-    swarm.cluster.control().create_service(sleeper("web", 5)).await.unwrap();
-    let state = swarm.until("run 5 tasks", |s| running(s, "web").len() == 5).await;
+    swarm
+        .cluster
+        .control()
+        .create_service(sleeper("web", 5))
+        .await
+        .unwrap();
+    let state = swarm
+        .until("run 5 tasks", |s| running(s, "web").len() == 5)
+        .await;
     let tasks = running(&state, "web");
     let mut pids = HashSet::new();
     for t in &tasks {
         let pid = swarm.pid(t).await;
         assert!(alive(pid), "task {} has no live process", t.name());
-        assert!(cmdline(pid).starts_with("sleep 3600"), "pid {pid} runs {:?}", cmdline(pid));
+        assert!(
+            cmdline(pid).starts_with("sleep 3600"),
+            "pid {pid} runs {:?}",
+            cmdline(pid)
+        );
         pids.insert(pid);
     }
     assert_eq!(pids.len(), 5, "five distinct processes");
@@ -128,24 +168,53 @@ async fn five_replicas_run_five_processes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_is_replaced() {
     let swarm = Swarm::new(2).await;
-    swarm.cluster.control().create_service(sleeper("web", 3)).await.unwrap();
-    let state = swarm.until("run 3 tasks", |s| running(s, "web").len() == 3).await;
+    swarm
+        .cluster
+        .control()
+        .create_service(sleeper("web", 3))
+        .await
+        .unwrap();
+    let state = swarm
+        .until("run 3 tasks", |s| running(s, "web").len() == 3)
+        .await;
     let victim = running(&state, "web")[1].clone();
     let pid = swarm.pid(&victim).await;
-    assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let id = victim.meta.id.clone();
     let state = swarm
         .until("replace the killed task", |s| {
-            s.task(&id).is_some_and(|t| t.status.state == TaskState::Failed)
+            s.task(&id)
+                .is_some_and(|t| t.status.state == TaskState::Failed)
                 && running(s, "web").len() == 3
         })
         .await;
     let dead = state.task(&id).unwrap();
     assert_eq!(dead.status.exit_code, Some(137), "killed by SIGKILL");
-    assert!(dead.status.err.as_deref().unwrap_or("").contains("signal 9"), "{:?}", dead.status.err);
+    assert!(
+        dead.status
+            .err
+            .as_deref()
+            .unwrap_or("")
+            .contains("signal 9"),
+        "{:?}",
+        dead.status.err
+    );
     assert_eq!(dead.desired_state, TaskState::Shutdown);
-    let replacement = running(&state, "web").into_iter().find(|t| t.slot == victim.slot).unwrap().clone();
-    assert_ne!(replacement.meta.id, victim.meta.id, "a replacement is a new task in the same slot");
+    let replacement = running(&state, "web")
+        .into_iter()
+        .find(|t| t.slot == victim.slot)
+        .unwrap()
+        .clone();
+    assert_ne!(
+        replacement.meta.id, victim.meta.id,
+        "a replacement is a new task in the same slot"
+    );
     assert!(alive(swarm.pid(&replacement).await));
     swarm.stop().await;
 }
@@ -153,8 +222,15 @@ async fn a_killed_process_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_down_stops_exactly_three() {
     let swarm = Swarm::new(3).await;
-    swarm.cluster.control().create_service(sleeper("web", 5)).await.unwrap();
-    let state = swarm.until("run 5 tasks", |s| running(s, "web").len() == 5).await;
+    swarm
+        .cluster
+        .control()
+        .create_service(sleeper("web", 5))
+        .await
+        .unwrap();
+    let state = swarm
+        .until("run 5 tasks", |s| running(s, "web").len() == 5)
+        .await;
     let mut before = BTreeMap::new();
     for t in running(&state, "web") {
         before.insert(t.meta.id.clone(), swarm.pid(t).await);
@@ -163,11 +239,21 @@ async fn scaling_down_stops_exactly_three() {
     let state = swarm
         .until("scale down to 2", |s| {
             running(s, "web").len() == 2
-                && s.tasks().filter(|t| t.status.state == TaskState::Shutdown).count() == 3
+                && s.tasks()
+                    .filter(|t| t.status.state == TaskState::Shutdown)
+                    .count()
+                    == 3
         })
         .await;
-    let kept: Vec<Id> = running(&state, "web").iter().map(|t| t.meta.id.clone()).collect();
-    let stopped: Vec<u32> = before.iter().filter(|(id, _)| !kept.contains(id)).map(|(_, p)| *p).collect();
+    let kept: Vec<Id> = running(&state, "web")
+        .iter()
+        .map(|t| t.meta.id.clone())
+        .collect();
+    let stopped: Vec<u32> = before
+        .iter()
+        .filter(|(id, _)| !kept.contains(id))
+        .map(|(_, p)| *p)
+        .collect();
     assert_eq!(stopped.len(), 3);
     eventually_dead(&stopped).await;
     for id in &kept {
@@ -181,15 +267,30 @@ async fn scaling_down_stops_exactly_three() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_a_node_moves_its_tasks_away() {
     let swarm = Swarm::new(3).await;
-    swarm.cluster.control().create_service(sleeper("web", 6)).await.unwrap();
-    let state = swarm.until("run 6 tasks", |s| running(s, "web").len() == 6).await;
+    swarm
+        .cluster
+        .control()
+        .create_service(sleeper("web", 6))
+        .await
+        .unwrap();
+    let state = swarm
+        .until("run 6 tasks", |s| running(s, "web").len() == 6)
+        .await;
     let drained = swarm.node("worker-1").await;
     let mut old_pids = vec![];
-    for t in running(&state, "web").into_iter().filter(|t| t.node_id.as_ref() == Some(&drained)) {
+    for t in running(&state, "web")
+        .into_iter()
+        .filter(|t| t.node_id.as_ref() == Some(&drained))
+    {
         old_pids.push(swarm.pid(t).await);
     }
     assert_eq!(old_pids.len(), 2);
-    swarm.cluster.control().update_node("worker-1", |n| n.availability = Availability::Drain).await.unwrap();
+    swarm
+        .cluster
+        .control()
+        .update_node("worker-1", |n| n.availability = Availability::Drain)
+        .await
+        .unwrap();
     let d = drained.clone();
     let state = swarm
         .until("move tasks off the drained node", |s| {
@@ -198,18 +299,32 @@ async fn draining_a_node_moves_its_tasks_away() {
         })
         .await;
     eventually_dead(&old_pids).await;
-    assert!(state.tasks_on_node(&drained).all(|t| t.desired_state == TaskState::Shutdown));
+    assert!(
+        state
+            .tasks_on_node(&drained)
+            .all(|t| t.desired_state == TaskState::Shutdown)
+    );
     swarm.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_worker_s_tasks_are_replaced_and_stopped_when_it_returns() {
     let mut swarm = Swarm::new(3).await;
-    swarm.cluster.control().create_service(sleeper("web", 6)).await.unwrap();
-    let state = swarm.until("run 6 tasks", |s| running(s, "web").len() == 6).await;
+    swarm
+        .cluster
+        .control()
+        .create_service(sleeper("web", 6))
+        .await
+        .unwrap();
+    let state = swarm
+        .until("run 6 tasks", |s| running(s, "web").len() == 6)
+        .await;
     let lost = swarm.node("worker-2").await;
     let mut orphans = vec![];
-    for t in running(&state, "web").into_iter().filter(|t| t.node_id.as_ref() == Some(&lost)) {
+    for t in running(&state, "web")
+        .into_iter()
+        .filter(|t| t.node_id.as_ref() == Some(&lost))
+    {
         orphans.push(swarm.pid(t).await);
     }
     swarm.cluster.stop_worker(&lost).await;
@@ -217,16 +332,25 @@ async fn a_lost_worker_s_tasks_are_replaced_and_stopped_when_it_returns() {
     swarm
         .until("mark the worker down and replace its tasks", |s| {
             let r = running(s, "web");
-            s.node(&l).is_some_and(|n| n.status.state == NodeState::Down)
+            s.node(&l)
+                .is_some_and(|n| n.status.state == NodeState::Down)
                 && r.len() == 6
                 && r.iter().all(|t| t.node_id.as_ref() != Some(&l))
         })
         .await;
-    assert!(orphans.iter().all(|p| alive(*p)), "an unreachable worker's processes keep running");
+    assert!(
+        orphans.iter().all(|p| alive(*p)),
+        "an unreachable worker's processes keep running"
+    );
     // The worker comes back: it stops the tasks that are no longer its own.
     swarm.cluster.restart_worker(&lost);
     let l = lost.clone();
-    swarm.until("see the worker ready again", |s| s.node(&l).is_some_and(|n| n.status.state == NodeState::Ready)).await;
+    swarm
+        .until("see the worker ready again", |s| {
+            s.node(&l)
+                .is_some_and(|n| n.status.state == NodeState::Ready)
+        })
+        .await;
     eventually_dead(&orphans).await;
     swarm.stop().await;
 }
@@ -235,22 +359,34 @@ async fn a_lost_worker_s_tasks_are_replaced_and_stopped_when_it_returns() {
 async fn constraints_place_only_on_labelled_nodes() {
     let swarm = Swarm::new(3).await;
     let web = swarm.node("worker-2").await;
-    swarm.cluster.control().update_node("worker-2", |n| {
-        n.labels.insert("type".into(), "web".into());
-    })
-    .await
-    .unwrap();
+    swarm
+        .cluster
+        .control()
+        .update_node("worker-2", |n| {
+            n.labels.insert("type".into(), "web".into());
+        })
+        .await
+        .unwrap();
     let mut spec = sleeper("front", 4);
     spec.task.placement.constraints = vec!["node.labels.type==web".into()];
     swarm.cluster.control().create_service(spec).await.unwrap();
-    let state = swarm.until("run 4 tasks", |s| running(s, "front").len() == 4).await;
-    assert!(running(&state, "front").iter().all(|t| t.node_id.as_ref() == Some(&web)));
+    let state = swarm
+        .until("run 4 tasks", |s| running(s, "front").len() == 4)
+        .await;
+    assert!(
+        running(&state, "front")
+            .iter()
+            .all(|t| t.node_id.as_ref() == Some(&web))
+    );
 
     let mut spec = sleeper("db", 1);
     spec.task.placement.constraints = vec!["node.labels.type==db".into()];
     swarm.cluster.control().create_service(spec).await.unwrap();
     let state = swarm
-        .until("explain why db cannot be placed", |s| s.tasks().any(|t| t.service_name == "db" && t.status.err.is_some()))
+        .until("explain why db cannot be placed", |s| {
+            s.tasks()
+                .any(|t| t.service_name == "db" && t.status.err.is_some())
+        })
         .await;
     let t = state.tasks().find(|t| t.service_name == "db").unwrap();
     assert_eq!(t.status.state, TaskState::Pending);
@@ -259,13 +395,18 @@ async fn constraints_place_only_on_labelled_nodes() {
         Some("no suitable node (constraint node.labels.type==db not satisfied on 3 nodes)")
     );
     // Retried when nodes change: label a node and the task lands there.
-    swarm.cluster.control().update_node("worker-3", |n| {
-        n.labels.insert("type".into(), "db".into());
-    })
-    .await
-    .unwrap();
+    swarm
+        .cluster
+        .control()
+        .update_node("worker-3", |n| {
+            n.labels.insert("type".into(), "db".into());
+        })
+        .await
+        .unwrap();
     let db = swarm.node("worker-3").await;
-    let state = swarm.until("place db once a node fits", |s| running(s, "db").len() == 1).await;
+    let state = swarm
+        .until("place db once a node fits", |s| running(s, "db").len() == 1)
+        .await;
     assert_eq!(running(&state, "db")[0].node_id.as_ref(), Some(&db));
     swarm.stop().await;
 }
@@ -273,20 +414,38 @@ async fn constraints_place_only_on_labelled_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spread_balances_the_zones() {
     let swarm = Swarm::new(4).await;
-    for (host, zone) in [("worker-1", "a"), ("worker-2", "b"), ("worker-3", "b"), ("worker-4", "b")] {
-        swarm.cluster.control().update_node(host, |n| {
-            n.labels.insert("zone".into(), zone.into());
-        })
-        .await
-        .unwrap();
+    for (host, zone) in [
+        ("worker-1", "a"),
+        ("worker-2", "b"),
+        ("worker-3", "b"),
+        ("worker-4", "b"),
+    ] {
+        swarm
+            .cluster
+            .control()
+            .update_node(host, |n| {
+                n.labels.insert("zone".into(), zone.into());
+            })
+            .await
+            .unwrap();
     }
     let zone_a = swarm.node("worker-1").await;
     let mut spec = sleeper("web", 6);
-    spec.task.placement.preferences = vec![PlacementPreference::Spread { descriptor: "node.labels.zone".into() }];
+    spec.task.placement.preferences = vec![PlacementPreference::Spread {
+        descriptor: "node.labels.zone".into(),
+    }];
     swarm.cluster.control().create_service(spec).await.unwrap();
-    let state = swarm.until("run 6 tasks", |s| running(s, "web").len() == 6).await;
-    let in_a = running(&state, "web").iter().filter(|t| t.node_id.as_ref() == Some(&zone_a)).count();
-    assert_eq!(in_a, 3, "half the tasks go to zone a, although it has 1 node of 4");
+    let state = swarm
+        .until("run 6 tasks", |s| running(s, "web").len() == 6)
+        .await;
+    let in_a = running(&state, "web")
+        .iter()
+        .filter(|t| t.node_id.as_ref() == Some(&zone_a))
+        .count();
+    assert_eq!(
+        in_a, 3,
+        "half the tasks go to zone a, although it has 1 node of 4"
+    );
     swarm.stop().await;
 }
 
@@ -296,12 +455,20 @@ async fn a_global_service_follows_nodes_joining_and_leaving() {
     let mut spec = ServiceSpec::global("agent", vec!["sleep".into(), "3600".into()]);
     spec.task.stop_grace_period = Duration::from_secs(2);
     swarm.cluster.control().create_service(spec).await.unwrap();
-    swarm.until("run one task per node", |s| running(s, "agent").len() == 2).await;
+    swarm
+        .until("run one task per node", |s| running(s, "agent").len() == 2)
+        .await;
 
-    let joined = add_process_worker(&mut swarm.cluster, "worker-3", &swarm.dir).await.unwrap();
+    let joined = add_process_worker(&mut swarm.cluster, "worker-3", &swarm.dir)
+        .await
+        .unwrap();
     let j = joined.clone();
     let state = swarm
-        .until("run a task on the new node", |s| running(s, "agent").iter().any(|t| t.node_id.as_ref() == Some(&j)))
+        .until("run a task on the new node", |s| {
+            running(s, "agent")
+                .iter()
+                .any(|t| t.node_id.as_ref() == Some(&j))
+        })
         .await;
     assert_eq!(running(&state, "agent").len(), 3);
     let mut spread: Vec<usize> = per_node(&running(&state, "agent")).into_values().collect();
@@ -310,22 +477,46 @@ async fn a_global_service_follows_nodes_joining_and_leaving() {
 
     let leaving = swarm.node("worker-1").await;
     let pid = {
-        let t = running(&state, "agent").into_iter().find(|t| t.node_id.as_ref() == Some(&leaving)).unwrap().clone();
+        let t = running(&state, "agent")
+            .into_iter()
+            .find(|t| t.node_id.as_ref() == Some(&leaving))
+            .unwrap()
+            .clone();
         swarm.pid(&t).await
     };
     swarm.cluster.remove_worker(&leaving).await.unwrap();
     let l = leaving.clone();
     let state = swarm
         .until("drop the task of the node that left", |s| {
-            s.node(&l).is_none() && running(s, "agent").len() == 2 && s.tasks_on_node(&l).next().is_none()
+            s.node(&l).is_none()
+                && running(s, "agent").len() == 2
+                && s.tasks_on_node(&l).next().is_none()
         })
         .await;
     assert!(!alive(pid));
     // Draining a node removes its task too; making it active brings one back.
-    swarm.cluster.control().update_node("worker-2", |n| n.availability = Availability::Drain).await.unwrap();
-    swarm.until("drop the drained node's task", |s| running(s, "agent").len() == 1).await;
-    swarm.cluster.control().update_node("worker-2", |n| n.availability = Availability::Active).await.unwrap();
-    swarm.until("run a task on the node again", |s| running(s, "agent").len() == 2).await;
+    swarm
+        .cluster
+        .control()
+        .update_node("worker-2", |n| n.availability = Availability::Drain)
+        .await
+        .unwrap();
+    swarm
+        .until("drop the drained node's task", |s| {
+            running(s, "agent").len() == 1
+        })
+        .await;
+    swarm
+        .cluster
+        .control()
+        .update_node("worker-2", |n| n.availability = Availability::Active)
+        .await
+        .unwrap();
+    swarm
+        .until("run a task on the node again", |s| {
+            running(s, "agent").len() == 2
+        })
+        .await;
     let _ = state;
     swarm.stop().await;
 }
@@ -339,12 +530,18 @@ async fn max_replicas_per_node_is_honoured() {
     let state = swarm
         .until("run 3 and explain 2", |s| {
             running(s, "web").len() == 3
-                && s.tasks().filter(|t| t.status.state == TaskState::Pending && t.status.err.is_some()).count() == 2
+                && s.tasks()
+                    .filter(|t| t.status.state == TaskState::Pending && t.status.err.is_some())
+                    .count()
+                    == 2
         })
         .await;
     let spread: Vec<usize> = per_node(&running(&state, "web")).into_values().collect();
     assert_eq!(spread, [1, 1, 1]);
-    let pending = state.tasks().find(|t| t.status.state == TaskState::Pending).unwrap();
+    let pending = state
+        .tasks()
+        .find(|t| t.status.state == TaskState::Pending)
+        .unwrap();
     assert_eq!(
         pending.status.err.as_deref(),
         Some("no suitable node (max replicas per node (1) reached on 3 nodes)")
@@ -355,21 +552,35 @@ async fn max_replicas_per_node_is_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_failure_with_max_attempts_2_stops_after_2_restarts() {
     let swarm = Swarm::new(1).await;
-    let mut spec = ServiceSpec::replicated("flaky", 1, vec!["sh".into(), "-c".into(), "exit 3".into()]);
+    let mut spec =
+        ServiceSpec::replicated("flaky", 1, vec!["sh".into(), "-c".into(), "exit 3".into()]);
     spec.task.restart.condition = RestartCondition::OnFailure;
     spec.task.restart.max_attempts = 2;
     spec.task.restart.delay = Duration::from_millis(50);
     swarm.cluster.control().create_service(spec).await.unwrap();
     let state = swarm
-        .until("fail three times", |s| s.tasks().filter(|t| t.status.state == TaskState::Failed).count() == 3)
+        .until("fail three times", |s| {
+            s.tasks()
+                .filter(|t| t.status.state == TaskState::Failed)
+                .count()
+                == 3
+        })
         .await;
     assert!(state.tasks().all(|t| t.status.exit_code == Some(3)));
     // No fourth attempt comes, however long we wait for one.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let state = swarm.cluster.store().state().await.unwrap();
-    assert_eq!(state.task_count(), 3, "the original run and 2 restarts, no more");
+    assert_eq!(
+        state.task_count(),
+        3,
+        "the original run and 2 restarts, no more"
+    );
     let last = state.tasks().max_by_key(|t| t.meta.created_at).unwrap();
-    assert_eq!(last.desired_state, TaskState::Running, "the last failure keeps its slot");
+    assert_eq!(
+        last.desired_state,
+        TaskState::Running,
+        "the last failure keeps its slot"
+    );
     assert_eq!(last.restarts.len(), 2);
     swarm.stop().await;
 }
@@ -377,8 +588,15 @@ async fn on_failure_with_max_attempts_2_stops_after_2_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_changes_nothing() {
     let swarm = Swarm::new(1).await;
-    swarm.cluster.control().create_service(sleeper("web", 1)).await.unwrap();
-    swarm.until("run 1 task", |s| running(s, "web").len() == 1).await;
+    swarm
+        .cluster
+        .control()
+        .create_service(sleeper("web", 1))
+        .await
+        .unwrap();
+    swarm
+        .until("run 1 task", |s| running(s, "web").len() == 1)
+        .await;
     let before = swarm.cluster.store().state().await.unwrap().index();
     let control = swarm.cluster.control();
 
@@ -386,12 +604,24 @@ async fn bad_input_is_refused_and_changes_nothing() {
     bad.task.placement.constraints = vec!["node.labels.type=web".into()];
     let e = control.create_service(bad).await.unwrap_err().to_string();
     assert!(e.contains("expected == or !="), "{e}");
-    let e = control.create_service(sleeper("no_underscores", 1)).await.unwrap_err().to_string();
+    let e = control
+        .create_service(sleeper("no_underscores", 1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("invalid name \"no_underscores\""), "{e}");
-    let e = control.create_service(sleeper("web", 1)).await.unwrap_err().to_string();
+    let e = control
+        .create_service(sleeper("web", 1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("service web already exists"), "{e}");
     let mut bad = sleeper("web3", 1);
-    bad.task.secrets = vec![swarm_core::model::FileReference { name: "nope".into(), target: "nope".into(), mode: 0o400 }];
+    bad.task.secrets = vec![swarm_core::model::FileReference {
+        name: "nope".into(),
+        target: "nope".into(),
+        mode: 0o400,
+    }];
     let e = control.create_service(bad).await.unwrap_err().to_string();
     assert!(e.contains("secret nope not found"), "{e}");
     let e = control
@@ -405,11 +635,19 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert!(e.contains("invalid target port 70000"), "{e}");
     let e = control.scale("nosuch", 3).await.unwrap_err().to_string();
     assert_eq!(e, "service nosuch not found");
-    let e = control.remove_node("worker-1", false).await.unwrap_err().to_string();
+    let e = control
+        .remove_node("worker-1", false)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("is not down and can't be removed"), "{e}");
 
     let after = swarm.cluster.store().state().await.unwrap();
     assert_eq!(after.index(), before, "refused requests write nothing");
-    assert_eq!(running(&after, "web").len(), 1, "the running task is undisturbed");
+    assert_eq!(
+        running(&after, "web").len(),
+        1,
+        "the running task is undisturbed"
+    );
     swarm.stop().await;
 }
