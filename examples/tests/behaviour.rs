@@ -74,9 +74,20 @@ impl Swarm {
             .expect("a numeric pid")
     }
 
-    async fn stop(self) {
+    async fn stop(mut self) {
         self.cluster.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Swarm {
+    /// A failed test leaves no process behind.
+    fn drop(&mut self) {
+        for id in self.cluster.workers() {
+            if let Some(rt) = self.cluster.runtime(&id) {
+                rt.shutdown_all();
+            }
+        }
     }
 }
 

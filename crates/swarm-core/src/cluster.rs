@@ -206,7 +206,7 @@ impl<R: Runtime> LocalCluster<R> {
     }
 
     /// Stops the manager, every agent, and every task on every worker.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&mut self) {
         if let Some((token, handle)) = self.manager.take() {
             token.cancel();
             let _ = handle.await;
