@@ -396,10 +396,10 @@ async fn constraints_place_only_on_labelled_nodes() {
     let state = swarm
         .until("explain why db cannot be placed", |s| {
             s.tasks()
-                .any(|t| t.service_name == "db" && t.status.err.is_some())
+                .any(|t| &*t.service_name == "db" && t.status.err.is_some())
         })
         .await;
-    let t = state.tasks().find(|t| t.service_name == "db").unwrap();
+    let t = state.tasks().find(|t| &*t.service_name == "db").unwrap();
     assert_eq!(t.status.state, TaskState::Pending);
     assert_eq!(
         t.status.err.as_deref(),

@@ -69,7 +69,7 @@ pub enum Decision {
         /// The task.
         task: Id,
         /// Why, naming the filters and node counts:
-        /// `no suitable node (constraint node.labels.type==web not satisfied on 3 nodes; 1 node drained)`.
+        /// `no suitable node (1 node drained; constraint node.labels.type==web not satisfied on 3 nodes)`.
         reason: String,
     },
 }

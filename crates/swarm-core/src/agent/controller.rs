@@ -44,7 +44,7 @@ impl<R: Runtime> Controller<R> {
         });
     }
 
-    fn state(&self, state: TaskState, message: &str) {
+    fn state(&self, state: TaskState, message: &'static str) {
         self.report(TaskStatus::new(state, message));
     }
 

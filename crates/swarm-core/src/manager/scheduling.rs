@@ -15,17 +15,19 @@ use crate::store::{Change, Commit, Event, State, Store};
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// Decisions are written in batches of at most this many tasks, so that a
 /// conflict on one task only retries its own batch.
-const WRITE_BATCH: usize = 20_000;
+const WRITE_BATCH: usize = 100_000;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub(crate) struct SchedulingLoop<S, Sch> {
     store: S,
     scheduler: Sch,
     nodes: Vec<NodeInfo>,
-    node_index: HashMap<Id, usize>,
+    node_index: FastMap<Id, usize>,
     /// Pending tasks not decided yet, as last seen.
-    pending: HashMap<Id, Arc<Task>>,
+    pending: FastMap<Id, Arc<Task>>,
     /// Pending tasks no node could take; tried again when nodes or loads change.
-    unplaceable: HashMap<Id, Arc<Task>>,
+    unplaceable: FastMap<Id, Arc<Task>>,
     failures: VecDeque<(Instant, Id, Id)>,
 }
 
@@ -47,9 +49,9 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
             store,
             scheduler,
             nodes: Vec::new(),
-            node_index: HashMap::new(),
-            pending: HashMap::new(),
-            unplaceable: HashMap::new(),
+            node_index: FastMap::default(),
+            pending: FastMap::default(),
+            unplaceable: FastMap::default(),
             failures: VecDeque::new(),
         }
     }
@@ -157,7 +159,7 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
 
     /// Turns decisions into store changes; tasks without a node to go to
     /// keep their pending state and get the reason as their error.
-    fn changes(&mut self, tasks: &HashMap<Id, Arc<Task>>, decisions: Vec<Decision>) -> Vec<Change> {
+    fn changes(&mut self, tasks: &FastMap<Id, Arc<Task>>, decisions: Vec<Decision>) -> Vec<Change> {
         let mut changes = Vec::with_capacity(decisions.len());
         for d in decisions {
             let Some(t) = tasks.get(d.task()) else {
@@ -255,7 +257,10 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         }
     }
 
-    async fn run(&mut self, _state: State, _dirty: Dirty) -> Next {
+    async fn run(&mut self, state: State, _dirty: Dirty) -> Next {
+        // This loop works from its own picture; holding the snapshot while
+        // writing would only make the store copy what it shares with it.
+        drop(state);
         if self.pending.is_empty() {
             return Next::done();
         }

@@ -1,5 +1,6 @@
 //! Tasks: one scheduled run of a service's template on one node.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -19,8 +20,9 @@ pub struct Task {
     pub meta: Meta,
     /// The service this task belongs to.
     pub service_id: Id,
-    /// The service's name, for display (`web.3`).
-    pub service_name: String,
+    /// The service's name, for display (`web.3`); shared by the service's
+    /// tasks.
+    pub service_name: Arc<str>,
     /// The replica slot (1-based) of a replicated service; 0 for a global
     /// service, whose tasks are keyed by node.
     pub slot: u64,
@@ -57,7 +59,7 @@ impl Task {
         Self {
             meta: Meta::new(Id::generate()),
             service_id: service.meta.id.clone(),
-            service_name: service.spec.name.clone(),
+            service_name: service.spec.name.as_str().into(),
             slot,
             node_id,
             spec: Arc::new(service.spec.task.clone()),
@@ -183,7 +185,7 @@ pub struct TaskStatus {
     pub timestamp: SystemTime,
     /// A short human description ("started", "scheduler assigned task").
     #[serde(default)]
-    pub message: String,
+    pub message: Cow<'static, str>,
     /// Why the task failed or is stuck, for `service ps`'s ERROR column.
     #[serde(default)]
     pub err: Option<String>,
@@ -198,7 +200,7 @@ pub struct TaskStatus {
 impl TaskStatus {
     /// A status in `state` with `message`, stamped now.
     #[must_use]
-    pub fn new(state: TaskState, message: impl Into<String>) -> Self {
+    pub fn new(state: TaskState, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             state,
             timestamp: SystemTime::now(),

@@ -9,8 +9,10 @@ use super::{Change, Event, StoreError};
 use crate::Id;
 use crate::model::{Cluster, Config, Kind, Meta, Network, Node, Object, Secret, Service, Task};
 
-type Table<T> = imbl::HashMap<Id, Arc<T>>;
-type IdSet = imbl::HashSet<Id>;
+type Hasher = foldhash::fast::RandomState;
+type Map<K, V> = imbl::GenericHashMap<K, V, Hasher, imbl::shared_ptr::DefaultSharedPtr>;
+type Table<T> = Map<Id, Arc<T>>;
+type IdSet = imbl::GenericHashSet<Id, Hasher, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// A consistent, immutable view of every object at one commit index.
 ///
@@ -26,9 +28,9 @@ pub struct State {
     secrets: Table<Secret>,
     configs: Table<Config>,
     cluster: Option<Arc<Cluster>>,
-    names: imbl::HashMap<(Kind, String), Id>,
-    tasks_by_service: imbl::HashMap<Id, IdSet>,
-    tasks_by_node: imbl::HashMap<Id, IdSet>,
+    names: Map<(Kind, String), Id>,
+    tasks_by_service: Map<Id, IdSet>,
+    tasks_by_node: Map<Id, IdSet>,
 }
 
 impl State {
@@ -180,15 +182,31 @@ impl State {
                 self.index
             )));
         }
-        let mut next = self.clone();
+        // Mutate in place (persistent maps copy only what a live snapshot
+        // still shares) and undo the batch's own events on error.
         let now = SystemTime::now();
         let mut events = Vec::with_capacity(changes.len());
         for change in changes {
-            events.push(next.apply_one(change, index, now)?);
+            match self.apply_one(change, index, now) {
+                Ok(e) => events.push(e),
+                Err(err) => {
+                    self.undo(events);
+                    return Err(err);
+                }
+            }
         }
-        next.index = index;
-        *self = next;
+        self.index = index;
         Ok(events)
+    }
+
+    fn undo(&mut self, events: Vec<Event>) {
+        for e in events.into_iter().rev() {
+            match e {
+                Event::Created(o) => self.remove(&o),
+                Event::Updated { old, new } => self.replace(&new, &old),
+                Event::Deleted(o) => self.insert(&o),
+            }
+        }
     }
 
     fn apply_one(
@@ -231,6 +249,7 @@ impl State {
                 self.insert(&obj);
                 Ok(Event::Created(obj))
             }
+            Change::Update(Object::Task(task)) => self.update_task(task, index, now),
             Change::Update(obj) => {
                 let kind = obj.kind();
                 let old = self
@@ -264,8 +283,7 @@ impl State {
                     updated_at: now,
                 };
                 let obj = obj.with_meta(meta);
-                self.remove(&old);
-                self.insert(&obj);
+                self.replace(&old, &obj);
                 Ok(Event::Updated { old, new: obj })
             }
             Change::Delete { kind, id, version } => {
@@ -327,6 +345,64 @@ impl State {
         }
     }
 
+    /// Replaces `old` by `new` (same kind and id), touching only the
+    /// indexes whose keys changed.
+    fn replace(&mut self, old: &Object, new: &Object) {
+        match (old, new) {
+            (Object::Task(o), Object::Task(n)) => {
+                self.reindex_task(o, n);
+                self.tasks.insert(n.meta.id.clone(), n.clone());
+            }
+            _ => {
+                if old.unique_name() != new.unique_name()
+                    && let Some(name) = old.unique_name()
+                {
+                    self.names.remove(&(old.kind(), name.to_owned()));
+                }
+                self.insert(new);
+            }
+        }
+    }
+
+    /// The hot path of every control loop: one lookup finds the task,
+    /// checks its version and swaps the new one in.
+    fn update_task(&mut self, mut task: Arc<Task>, index: u64, now: SystemTime) -> Result<Event, StoreError> {
+        let Some(slot) = self.tasks.get_mut(&task.meta.id) else {
+            return Err(StoreError::NotFound { kind: Kind::Task, id: task.meta.id.to_string() });
+        };
+        if slot.meta.version != task.meta.version {
+            return Err(StoreError::Conflict {
+                kind: Kind::Task,
+                id: task.meta.id.clone(),
+                expected: task.meta.version,
+                actual: slot.meta.version,
+            });
+        }
+        let meta = &mut Arc::make_mut(&mut task).meta;
+        meta.version = index;
+        meta.updated_at = now;
+        meta.created_at = slot.meta.created_at;
+        let old = std::mem::replace(slot, task.clone());
+        self.reindex_task(&old, &task);
+        Ok(Event::Updated { old: Object::Task(old), new: Object::Task(task) })
+    }
+
+    fn reindex_task(&mut self, o: &Task, n: &Task) {
+        let id = &n.meta.id;
+        if o.service_id != n.service_id {
+            unindex(&mut self.tasks_by_service, &o.service_id, id);
+            self.tasks_by_service.entry(n.service_id.clone()).or_default().insert(id.clone());
+        }
+        if o.node_id != n.node_id {
+            if let Some(node) = &o.node_id {
+                unindex(&mut self.tasks_by_node, node, id);
+            }
+            if let Some(node) = &n.node_id {
+                self.tasks_by_node.entry(node.clone()).or_default().insert(id.clone());
+            }
+        }
+    }
+
     fn remove(&mut self, obj: &Object) {
         if let Some(name) = obj.unique_name() {
             self.names.remove(&(obj.kind(), name.to_owned()));
@@ -360,7 +436,7 @@ impl State {
     }
 }
 
-fn unindex(index: &mut imbl::HashMap<Id, IdSet>, key: &Id, id: &Id) {
+fn unindex(index: &mut Map<Id, IdSet>, key: &Id, id: &Id) {
     if let Some(set) = index.get_mut(key) {
         set.remove(id);
         if set.is_empty() {

@@ -122,7 +122,7 @@ impl<S: Store> Orchestrator<S> {
                         let mut t = (**t).clone();
                         t.desired_state = TaskState::Shutdown;
                         if !t.status.state.is_terminal() {
-                            t.status.message = reason;
+                            t.status.message = reason.into();
                         }
                         changes.push(Change::Update(t.into()));
                     }
