@@ -101,7 +101,11 @@ impl Launch {
         set(&mut env, "SWARM_TASK_NAME", task.name());
         set(&mut env, "SWARM_TASK_SLOT", task.slot.to_string());
         set(&mut env, "SWARM_SERVICE_ID", task.service_id.to_string());
-        set(&mut env, "SWARM_SERVICE_NAME", task.service_name.to_string());
+        set(
+            &mut env,
+            "SWARM_SERVICE_NAME",
+            task.service_name.to_string(),
+        );
         if let Some(node) = &task.node_id {
             set(&mut env, "SWARM_NODE_ID", node.to_string());
         }

@@ -199,7 +199,11 @@ async fn measure(shape: Shape, runs: usize) {
     }
     times.sort_by(f64::total_cmp);
     let seconds = times[times.len() / 2];
-    let constraint = if shape.constrained { " constraint=node.labels.type==web(1/3 of nodes)" } else { "" };
+    let constraint = if shape.constrained {
+        " constraint=node.labels.type==web(1/3 of nodes)"
+    } else {
+        ""
+    };
     println!(
         "sched nodes={} tasks={} seconds={:.3} placements_per_s={:.0}{constraint}",
         shape.nodes,

@@ -366,9 +366,17 @@ impl State {
 
     /// The hot path of every control loop: one lookup finds the task,
     /// checks its version and swaps the new one in.
-    fn update_task(&mut self, mut task: Arc<Task>, index: u64, now: SystemTime) -> Result<Event, StoreError> {
+    fn update_task(
+        &mut self,
+        mut task: Arc<Task>,
+        index: u64,
+        now: SystemTime,
+    ) -> Result<Event, StoreError> {
         let Some(slot) = self.tasks.get_mut(&task.meta.id) else {
-            return Err(StoreError::NotFound { kind: Kind::Task, id: task.meta.id.to_string() });
+            return Err(StoreError::NotFound {
+                kind: Kind::Task,
+                id: task.meta.id.to_string(),
+            });
         };
         if slot.meta.version != task.meta.version {
             return Err(StoreError::Conflict {
@@ -384,21 +392,30 @@ impl State {
         meta.created_at = slot.meta.created_at;
         let old = std::mem::replace(slot, task.clone());
         self.reindex_task(&old, &task);
-        Ok(Event::Updated { old: Object::Task(old), new: Object::Task(task) })
+        Ok(Event::Updated {
+            old: Object::Task(old),
+            new: Object::Task(task),
+        })
     }
 
     fn reindex_task(&mut self, o: &Task, n: &Task) {
         let id = &n.meta.id;
         if o.service_id != n.service_id {
             unindex(&mut self.tasks_by_service, &o.service_id, id);
-            self.tasks_by_service.entry(n.service_id.clone()).or_default().insert(id.clone());
+            self.tasks_by_service
+                .entry(n.service_id.clone())
+                .or_default()
+                .insert(id.clone());
         }
         if o.node_id != n.node_id {
             if let Some(node) = &o.node_id {
                 unindex(&mut self.tasks_by_node, node, id);
             }
             if let Some(node) = &n.node_id {
-                self.tasks_by_node.entry(node.clone()).or_default().insert(id.clone());
+                self.tasks_by_node
+                    .entry(node.clone())
+                    .or_default()
+                    .insert(id.clone());
             }
         }
     }

@@ -219,7 +219,10 @@ async fn batches_are_atomic<S: Store>(store: &S) {
         "a failed batch must not advance the index"
     );
     // Updates, renames and deletes before the failing change are undone too.
-    store.apply(vec![Change::Create(service("s9", "api").into())]).await.unwrap();
+    store
+        .apply(vec![Change::Create(service("s9", "api").into())])
+        .await
+        .unwrap();
     let before = store.state().await.unwrap();
     let mut n1 = (**before.node("n1").unwrap()).clone();
     n1.spec.labels.insert("zone".into(), "x".into());
@@ -230,15 +233,30 @@ async fn batches_are_atomic<S: Store>(store: &S) {
             Change::Update(n1.into()),
             Change::Update(renamed.into()),
             Change::Create(service("s10", "api").into()),
-            Change::Delete { kind: Kind::Service, id: "s9".into(), version: None },
-            Change::Delete { kind: Kind::Node, id: "ghost".into(), version: None },
+            Change::Delete {
+                kind: Kind::Service,
+                id: "s9".into(),
+                version: None,
+            },
+            Change::Delete {
+                kind: Kind::Node,
+                id: "ghost".into(),
+                version: None,
+            },
         ])
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     let after = store.state().await.unwrap();
-    assert!(after.node("n1").unwrap().spec.labels.is_empty(), "a failed batch must undo its updates");
-    assert_eq!(after.service_by_name("api").map(|s| s.meta.id.to_string()), Some("s9".into()), "and its renames");
+    assert!(
+        after.node("n1").unwrap().spec.labels.is_empty(),
+        "a failed batch must undo its updates"
+    );
+    assert_eq!(
+        after.service_by_name("api").map(|s| s.meta.id.to_string()),
+        Some("s9".into()),
+        "and its renames"
+    );
     assert!(after.service_by_name("api2").is_none() && after.service("s10").is_none());
     assert_eq!(after.index(), before.index());
     // A batch may touch the same object twice; the second sees the first.
