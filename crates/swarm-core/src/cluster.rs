@@ -67,6 +67,17 @@ pub struct LocalCluster<R: Runtime> {
 #[error("timed out after {0:?} waiting for the cluster to {1}")]
 pub struct Timeout(pub Duration, pub String);
 
+/// Why a worker could not join.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The manager refused or failed to admit it.
+    #[error("cannot admit the worker: {0}")]
+    Admit(#[from] crate::dispatcher::DispatcherError),
+    /// It did not become ready in time.
+    #[error(transparent)]
+    Timeout(#[from] Timeout),
+}
+
 impl<R: Runtime> LocalCluster<R> {
     /// Starts the manager with `scheduler`; add workers with
     /// [`add_worker`](Self::add_worker).
@@ -116,8 +127,11 @@ impl<R: Runtime> LocalCluster<R> {
 
     /// Joins a worker named `hostname` running tasks with `runtime`, and
     /// waits until the manager sees it ready.
-    pub async fn add_worker(&mut self, hostname: &str, runtime: R) -> Result<Id, Timeout> {
+    pub async fn add_worker(&mut self, hostname: &str, runtime: R) -> Result<Id, ClusterError> {
         let id = Id::generate();
+        self.dispatcher
+            .admit(&id, crate::model::NodeRole::Worker)
+            .await?;
         self.workers.insert(
             id.clone(),
             Worker {

@@ -71,10 +71,22 @@ impl<R: Runtime> Controller<R> {
         self.state(TaskState::Preparing, "preparing");
         let files = self.task.borrow().1.clone();
         let mut rx = self.task.clone();
-        let prepared = tokio::select! {
-            r = self.runtime.prepare(&task, &files) => r,
-            () = shutdown_requested(&mut rx) => {
-                return self.state(TaskState::Shutdown, "shut down while preparing");
+        // A runtime that is briefly unavailable gets a few more tries; any
+        // other error means the task cannot run here.
+        let mut backoff = Duration::from_millis(200);
+        let prepared = loop {
+            let attempt = tokio::select! {
+                r = self.runtime.prepare(&task, &files) => r,
+                () = shutdown_requested(&mut rx) => {
+                    return self.state(TaskState::Shutdown, "shut down while preparing");
+                }
+            };
+            match attempt {
+                Err(RuntimeError::Unavailable(_)) if backoff < Duration::from_secs(5) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                other => break other,
             }
         };
         if let Err(e) = prepared {
@@ -101,7 +113,17 @@ impl<R: Runtime> Controller<R> {
         match self.runtime.inspect(&id).await {
             Ok(s) => match s.state {
                 RuntimeState::Exited(exit) => self.report_exit(exit),
-                RuntimeState::Running | RuntimeState::Created => {
+                RuntimeState::Created => {
+                    // The agent stopped between `Starting` and the start.
+                    if let Err(e) = self.runtime.start(&id).await {
+                        return self.report(
+                            TaskStatus::new(TaskState::Failed, "starting failed")
+                                .with_err(e.to_string()),
+                        );
+                    }
+                    self.run_started(true).await;
+                }
+                RuntimeState::Running => {
                     let starting = self.current().status.state < TaskState::Running;
                     self.run_started(starting).await;
                 }

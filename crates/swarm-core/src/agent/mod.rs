@@ -84,9 +84,12 @@ pub struct Agent<R, D> {
     config: AgentConfig,
 }
 
+/// A task the agent knows, from its assignment until it leaves the set.
 struct Running {
     tx: watch::Sender<(Arc<Task>, Vec<TaskFile>)>,
-    handle: JoinHandle<()>,
+    /// Its controller; `None` for a task that was already finished when
+    /// the agent first saw it.
+    handle: Option<JoinHandle<()>>,
 }
 
 impl<R: Runtime, D: Dispatcher> Agent<R, D> {
@@ -200,7 +203,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         };
         // Controllers stop; their tasks keep running in the runtime.
         for (_, r) in tasks {
-            r.handle.abort();
+            if let Some(h) = r.handle {
+                h.abort();
+            }
         }
         result
     }
@@ -232,10 +237,14 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 r.tx.send_replace((a.task, a.files));
                 continue;
             }
-            if a.task.status.state.is_terminal() {
+            let finished = a.task.status.state.is_terminal();
+            let (tx, rx) = watch::channel((a.task, a.files));
+            if finished {
+                // Nothing to run, but the runtime may hold it: it is
+                // removed when the task leaves the set.
+                tasks.insert(id, Running { tx, handle: None });
                 continue;
             }
-            let (tx, rx) = watch::channel((a.task, a.files));
             let controller = Controller {
                 runtime: self.runtime.clone(),
                 task: rx,
@@ -246,11 +255,12 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 id,
                 Running {
                     tx,
-                    handle: tokio::spawn(controller.run()),
+                    handle: Some(tokio::spawn(controller.run())),
                 },
             );
         }
-        // Tasks no longer assigned: stop and forget them.
+        // Tasks no longer assigned (reaped, or given to another node): stop
+        // them, free what the runtime holds, forget them.
         let gone: Vec<Id> = tasks
             .keys()
             .filter(|id| !seen.contains(*id))
@@ -258,7 +268,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             .collect();
         for id in gone {
             if let Some(r) = tasks.remove(&id) {
-                r.handle.abort();
+                if let Some(h) = r.handle {
+                    h.abort();
+                }
                 let runtime = self.runtime.clone();
                 let grace = r.tx.borrow().0.spec.stop_grace_period;
                 tokio::spawn(async move {
@@ -267,10 +279,6 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 });
             }
         }
-        // Finished controllers whose tasks are terminal can go; the
-        // runtime keeps the task (and its logs) until it leaves the set.
-        tasks
-            .retain(|_, r| !(r.handle.is_finished() && r.tx.borrow().0.status.state.is_terminal()));
     }
 }
 

@@ -60,9 +60,17 @@ async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
     });
     rt.expect_start().never();
     let shutdown = CancellationToken::new();
+    dispatcher
+        .admit(&"n1".into(), crate::model::NodeRole::Worker)
+        .await
+        .unwrap();
     let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
     let handle = tokio::spawn(agent.run(shutdown.clone()));
-    until(&store, |s| s.node("n1").is_some()).await;
+    until(&store, |s| {
+        s.node("n1")
+            .is_some_and(|n| n.status.state == crate::model::NodeState::Ready)
+    })
+    .await;
     let task = assigned_task("n1");
     let id = task.meta.id.clone();
     store
@@ -113,9 +121,17 @@ async fn a_task_runs_then_its_exit_code_is_reported() {
         })
     });
     let shutdown = CancellationToken::new();
+    dispatcher
+        .admit(&"n1".into(), crate::model::NodeRole::Worker)
+        .await
+        .unwrap();
     let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
     let handle = tokio::spawn(agent.run(shutdown.clone()));
-    until(&store, |s| s.node("n1").is_some()).await;
+    until(&store, |s| {
+        s.node("n1")
+            .is_some_and(|n| n.status.state == crate::model::NodeState::Ready)
+    })
+    .await;
     let task = assigned_task("n1");
     let id = task.meta.id.clone();
     store
@@ -139,6 +155,10 @@ async fn a_worker_cannot_move_a_task_backwards_or_touch_another_node_s_task() {
     use crate::model::TaskStatus;
     let store = Arc::new(MemoryStore::new());
     let dispatcher = LocalDispatcher::new(store.clone(), DispatcherConfig::default());
+    dispatcher
+        .admit(&"n1".into(), crate::model::NodeRole::Worker)
+        .await
+        .unwrap();
     dispatcher
         .register(&"n1".into(), Default::default())
         .await
@@ -173,4 +193,82 @@ async fn a_worker_cannot_move_a_task_backwards_or_touch_another_node_s_task() {
         store.state().await.unwrap().task(&id).unwrap().status.state,
         TaskState::Complete
     );
+}
+
+#[tokio::test]
+async fn a_removed_node_does_not_come_back_by_itself() {
+    use crate::dispatcher::{Dispatcher, DispatcherError};
+    let store = Arc::new(MemoryStore::new());
+    let dispatcher = LocalDispatcher::new(store.clone(), DispatcherConfig::default());
+    let e = dispatcher
+        .register(&"stranger".into(), Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DispatcherError::UnknownNode(_)), "{e}");
+    assert!(store.state().await.unwrap().node("stranger").is_none());
+}
+
+#[tokio::test]
+async fn a_finished_task_is_removed_from_the_runtime_once_reaped() {
+    let store = Arc::new(MemoryStore::new());
+    let dispatcher = Arc::new(LocalDispatcher::new(
+        store.clone(),
+        DispatcherConfig::default(),
+    ));
+    let mut rt = runtime_with_info();
+    rt.expect_prepare().returning(|_, _| Ok(()));
+    rt.expect_start().returning(|_| Ok(()));
+    rt.expect_inspect().returning(|_| {
+        Ok(RuntimeStatus {
+            state: RuntimeState::Running,
+            health: None,
+            runtime_id: None,
+            started_at: None,
+        })
+    });
+    rt.expect_wait().returning(|_| {
+        Ok(ExitStatus {
+            code: 0,
+            signal: None,
+        })
+    });
+    rt.expect_stop().returning(|_, _| Ok(()));
+    let (removed_tx, mut removed_rx) = tokio::sync::mpsc::unbounded_channel();
+    rt.expect_remove().returning(move |id| {
+        let _ = removed_tx.send(id.clone());
+        Ok(())
+    });
+    dispatcher
+        .admit(&"n1".into(), crate::model::NodeRole::Worker)
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(
+        Agent::new("n1".into(), rt, dispatcher, AgentConfig::default()).run(shutdown.clone()),
+    );
+    let task = assigned_task("n1");
+    let id = task.meta.id.clone();
+    store
+        .apply(vec![Change::Create(Object::from(task))])
+        .await
+        .unwrap();
+    let state = until(&store, |s| {
+        s.task(&id).unwrap().status.state == TaskState::Complete
+    })
+    .await;
+    let version = state.task(&id).unwrap().meta.version;
+    store
+        .apply(vec![Change::Delete {
+            kind: crate::model::Kind::Task,
+            id: id.clone(),
+            version: Some(version),
+        }])
+        .await
+        .unwrap();
+    let removed = tokio::time::timeout(Duration::from_secs(5), removed_rx.recv())
+        .await
+        .expect("remove is called");
+    assert_eq!(removed, Some(id));
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
 }

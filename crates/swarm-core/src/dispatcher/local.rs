@@ -15,7 +15,7 @@ use super::{
 };
 use crate::Id;
 use crate::model::{
-    Node, NodeDescription, NodeSpec, NodeState, NodeStatus, Object, Task, TaskState,
+    Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Object, Task, TaskState,
 };
 use crate::runtime::{FileKind, TaskFile};
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
@@ -226,33 +226,19 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         node_id: &Id,
         description: NodeDescription,
     ) -> Result<Registration, DispatcherError> {
-        let state = self.store.state().await.map_err(unavailable)?;
-        let status = NodeStatus {
-            state: NodeState::Ready,
-            message: String::new(),
-            addr: String::new(),
-            since: SystemTime::now(),
-        };
-        if state.node(node_id).is_some() {
-            self.update_node(node_id, |n| {
-                n.description = description.clone();
-                n.status = status.clone();
-                true
-            })
-            .await?;
-        } else {
-            let node = Node {
-                meta: crate::model::Meta::new(node_id.clone()),
-                spec: NodeSpec::default(),
-                description,
-                status,
+        // Only a node admitted to the cluster may register: a removed node
+        // does not come back by itself.
+        self.update_node(node_id, |n| {
+            n.description = description.clone();
+            n.status = NodeStatus {
+                state: NodeState::Ready,
+                message: String::new(),
+                addr: String::new(),
+                since: SystemTime::now(),
             };
-            match self.store.apply(vec![Change::Create(node.into())]).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
+            true
+        })
+        .await?;
         self.seen(node_id);
         Ok(Registration {
             heartbeat_period: self.config.heartbeat_period,
@@ -358,6 +344,28 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         Err(DispatcherError::Unavailable(
             "task status kept changing; report again".into(),
         ))
+    }
+}
+
+impl<S: Store + Clone> LocalDispatcher<S> {
+    /// Admits a node to the cluster, the join step: its record is created
+    /// (state `unknown`) so that it may register. Admitting a member again
+    /// is a no-op.
+    pub async fn admit(&self, node_id: &Id, role: NodeRole) -> Result<(), DispatcherError> {
+        let node = Node {
+            meta: crate::model::Meta::new(node_id.clone()),
+            spec: NodeSpec {
+                role,
+                ..NodeSpec::default()
+            },
+            description: NodeDescription::default(),
+            status: NodeStatus::default(),
+        };
+        match self.store.apply(vec![Change::Create(node.into())]).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 

@@ -153,13 +153,11 @@ pub(crate) async fn drive<S: Store, L: ControlLoop>(
                     None => std::future::pending().await,
                 }
             };
+            // Biased: commits already waiting (the loop's own among them)
+            // are read before a timer can start a run on older figures.
             tokio::select! {
+                biased;
                 () = shutdown.cancelled() => return,
-                () = timer => {
-                    if let Some((_, keys)) = recheck.take() {
-                        dirty.merge(keys);
-                    }
-                }
                 item = stream.next() => {
                     let mut item = item;
                     // Take every commit that is already there, then run once.
@@ -179,6 +177,11 @@ pub(crate) async fn drive<S: Store, L: ControlLoop>(
                             Some(next) => item = next,
                             None => break,
                         }
+                    }
+                }
+                () = timer => {
+                    if let Some((_, keys)) = recheck.take() {
+                        dirty.merge(keys);
                     }
                 }
             }

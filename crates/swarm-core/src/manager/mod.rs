@@ -100,7 +100,12 @@ impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
             let s = shutdown.clone();
             loops.spawn(async move { d.monitor(s).await });
         }
-        while loops.join_next().await.is_some() {}
+        while let Some(ended) = loops.join_next().await {
+            if !shutdown.is_cancelled() {
+                // Loops only end on shutdown; anything else is a bug.
+                tracing::error!(result = ?ended, "a manager control loop stopped before shutdown");
+            }
+        }
     }
 }
 

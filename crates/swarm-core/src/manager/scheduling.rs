@@ -15,7 +15,7 @@ use crate::store::{Change, Commit, Event, State, Store};
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// Decisions are written in batches of at most this many tasks, so that a
 /// conflict on one task only retries its own batch.
-const WRITE_BATCH: usize = 100_000;
+const WRITE_BATCH: usize = 10_000;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -28,6 +28,8 @@ pub(crate) struct SchedulingLoop<S, Sch> {
     pending: FastMap<Id, Arc<Task>>,
     /// Pending tasks no node could take; tried again when nodes or loads change.
     unplaceable: FastMap<Id, Arc<Task>>,
+    /// How many tasks use each host-mode port of each node.
+    port_users: FastMap<(Id, crate::model::Protocol, u32), u32>,
     failures: VecDeque<(Instant, Id, Id)>,
 }
 
@@ -35,12 +37,11 @@ fn wants_scheduling(t: &Task) -> bool {
     t.status.state == TaskState::Pending && t.desired_state <= TaskState::Running
 }
 
-/// Whether a task counts against its node's capacity.
+/// Whether a task counts against its node's capacity: from its assignment
+/// until it has actually finished (a task being stopped still holds its
+/// ports and memory).
 fn holds_node(t: &Task) -> bool {
-    t.node_id.is_some()
-        && t.status.state >= TaskState::Assigned
-        && !t.status.state.is_terminal()
-        && t.desired_state <= TaskState::Running
+    t.node_id.is_some() && t.status.state >= TaskState::Assigned && !t.status.state.is_terminal()
 }
 
 impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
@@ -52,6 +53,7 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
             node_index: FastMap::default(),
             pending: FastMap::default(),
             unplaceable: FastMap::default(),
+            port_users: FastMap::default(),
             failures: VecDeque::new(),
         }
     }
@@ -80,7 +82,10 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
         if !holds_node(t) {
             return;
         }
-        let Some(&i) = t.node_id.as_ref().and_then(|n| self.node_index.get(n)) else {
+        let Some(node_id) = t.node_id.as_ref() else {
+            return;
+        };
+        let Some(&i) = self.node_index.get(node_id) else {
             return;
         };
         let info = &mut self.nodes[i];
@@ -98,7 +103,13 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
                 .entry(t.service_id.clone())
                 .or_default() += 1;
             info.reserved = info.reserved.saturating_add(&reservation);
-            info.host_ports.extend(host_ports);
+            for (proto, port) in host_ports {
+                *self
+                    .port_users
+                    .entry((node_id.clone(), proto, port))
+                    .or_default() += 1;
+                info.host_ports.insert((proto, port));
+            }
         } else {
             info.tasks = info.tasks.saturating_sub(1);
             if let Some(n) = info.tasks_by_service.get_mut(&t.service_id) {
@@ -108,8 +119,16 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
                 }
             }
             info.reserved = info.reserved.saturating_sub(&reservation);
-            for p in host_ports {
-                info.host_ports.remove(&p);
+            for (proto, port) in host_ports {
+                let key = (node_id.clone(), proto, port);
+                let users = self.port_users.get_mut(&key).map(|n| {
+                    *n = n.saturating_sub(1);
+                    *n
+                });
+                if users.unwrap_or(0) == 0 {
+                    self.port_users.remove(&key);
+                    info.host_ports.remove(&(proto, port));
+                }
             }
         }
     }
@@ -197,6 +216,8 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         self.node_index.clear();
         self.pending.clear();
         self.unplaceable.clear();
+        self.port_users.clear();
+        self.failures.clear();
         for n in state.nodes() {
             self.upsert_node(n);
         }
@@ -242,6 +263,7 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
                     self.track(new);
                 }
                 Event::Deleted(Object::Task(t)) => {
+                    freed |= holds_node(t);
                     self.account(t, false);
                     self.pending.remove(&t.meta.id);
                     self.unplaceable.remove(&t.meta.id);

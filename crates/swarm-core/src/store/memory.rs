@@ -100,23 +100,23 @@ impl MemoryStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave `state` half-written:
-        // `State::apply` swaps in a new state only on success.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        // A panic in the middle of a write could leave a batch half
+        // applied: a poisoned store serves nothing rather than that.
+        self.inner.lock().map_err(|_| {
+            StoreError::Unavailable("the store was poisoned by a panic during a write".into())
+        })
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn state(&self) -> Result<State, StoreError> {
-        Ok(self.lock().state.clone())
+        Ok(self.lock()?.state.clone())
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<u64, StoreError> {
-        let mut inner = self.lock();
+        let mut inner = self.lock()?;
         if changes.is_empty() {
             return Ok(inner.state.index());
         }
@@ -136,9 +136,14 @@ impl Store for MemoryStore {
     }
 
     async fn watch(&self, from: Option<u64>) -> Result<WatchStream, StoreError> {
-        let inner = self.lock();
+        let inner = self.lock()?;
         let current = inner.state.index();
-        let from = from.unwrap_or(current).min(current);
+        let from = from.unwrap_or(current);
+        if from > current {
+            return Err(StoreError::InvalidArgument(format!(
+                "cannot watch from index {from}: the store is at index {current}"
+            )));
+        }
         let backlog: Vec<Arc<Commit>> = if from == current {
             Vec::new()
         } else {
@@ -158,17 +163,21 @@ impl Store for MemoryStore {
         };
         let rx = self.tx.subscribe();
         drop(inner);
-        let live = futures::stream::unfold(Some(rx), move |rx| async move {
+        let live = futures::stream::unfold((Some(rx), current), move |(rx, last)| async move {
             let mut rx = rx?;
             match rx.recv().await {
-                Ok(commit) => Some((Ok(commit), Some(rx))),
+                Ok(commit) => {
+                    let index = commit.index;
+                    Some((Ok(commit), (Some(rx), index)))
+                }
                 Err(broadcast::error::RecvError::Closed) => None,
+                // The watcher missed `n` commits after the last it got.
                 Err(broadcast::error::RecvError::Lagged(n)) => Some((
                     Err(StoreError::Compacted {
-                        requested: from,
-                        oldest: n,
+                        requested: last,
+                        oldest: last + n + 1,
                     }),
-                    None,
+                    (None, last),
                 )),
             }
         });

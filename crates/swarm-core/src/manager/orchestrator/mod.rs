@@ -72,13 +72,39 @@ pub(crate) fn newest(mut tasks: Vec<&Arc<Task>>) -> (&Arc<Task>, Vec<&Arc<Task>>
     (last, tasks)
 }
 
+/// What every service's plan shares in one run: the nodes, and the number
+/// of active tasks on each.
+struct View {
+    nodes: HashMap<Id, Arc<Node>>,
+    load: HashMap<Id, usize>,
+}
+
+impl View {
+    fn of(state: &State) -> Self {
+        let nodes: HashMap<Id, Arc<Node>> = state
+            .nodes()
+            .map(|n| (n.meta.id.clone(), n.clone()))
+            .collect();
+        let load = nodes
+            .keys()
+            .map(|id| {
+                (
+                    id.clone(),
+                    state.tasks_on_node(id).filter(|t| t.is_active()).count(),
+                )
+            })
+            .collect();
+        Self { nodes, load }
+    }
+}
+
 /// The orchestrator loop, for replicated and global services.
 pub(crate) struct Orchestrator<S> {
     pub store: S,
 }
 
 impl<S: Store> Orchestrator<S> {
-    fn plan_service(state: &State, service_id: &Id, now: SystemTime) -> Plan {
+    fn plan_service(state: &State, view: &View, service_id: &Id, now: SystemTime) -> Plan {
         let tasks: Vec<Arc<Task>> = state.tasks_of_service(service_id).cloned().collect();
         let Some(service) = state.service(service_id) else {
             // Deleted service: every task still wanted goes.
@@ -91,24 +117,11 @@ impl<S: Store> Orchestrator<S> {
             }
             return plan;
         };
-        let nodes: HashMap<Id, Arc<Node>> = state
-            .nodes()
-            .map(|n| (n.meta.id.clone(), n.clone()))
-            .collect();
         match service.spec.mode {
             ServiceMode::Replicated { .. } => {
-                let load: HashMap<Id, usize> = nodes
-                    .keys()
-                    .map(|id| {
-                        (
-                            id.clone(),
-                            state.tasks_on_node(id).filter(|t| t.is_active()).count(),
-                        )
-                    })
-                    .collect();
-                replicated::plan(service, &tasks, &nodes, &load, now)
+                replicated::plan(service, &tasks, &view.nodes, &view.load, now)
             }
-            ServiceMode::Global => global::plan(service, &tasks, &nodes, now),
+            ServiceMode::Global => global::plan(service, &tasks, &view.nodes, now),
         }
     }
 
@@ -119,11 +132,11 @@ impl<S: Store> Orchestrator<S> {
                 Action::Create(t) => changes.push(Change::Create(Object::from(*t))),
                 Action::Shutdown { task, reason } => {
                     if let Some(t) = state.task(&task) {
+                        // The status is the worker's to write; the reason
+                        // goes to the log.
+                        tracing::debug!(task = %task, %reason, "shutting down task");
                         let mut t = (**t).clone();
                         t.desired_state = TaskState::Shutdown;
-                        if !t.status.state.is_terminal() {
-                            t.status.message = reason.into();
-                        }
                         changes.push(Change::Update(t.into()));
                     }
                 }
@@ -185,9 +198,10 @@ impl<S: Store> ControlLoop for Orchestrator<S> {
         } else {
             dirty.keys.into_iter().collect()
         };
+        let view = View::of(&state);
         let mut next = Next::done();
         for id in ids {
-            let plan = Self::plan_service(&state, &id, now);
+            let plan = Self::plan_service(&state, &view, &id, now);
             if let Some(after) = plan.recheck_after {
                 let mut d = Dirty::default();
                 d.add(&id);

@@ -155,6 +155,12 @@ pub(crate) fn repair(
 ) {
     let node = t.node_id.as_ref().map(|n| nodes.get(n).map(|n| &**n));
     let keep_node = matches!(service.spec.mode, ServiceMode::Global);
+    if keep_node && let Some(Some(reason)) = node.map(node_lost) {
+        // A global task is bound to its node: a lost node loses it, and
+        // the node gets a new one if it comes back.
+        plan.shutdown(t, reason);
+        return;
+    }
     if !t.status.state.is_terminal() {
         if let Some(Some(reason)) = node.map(node_lost) {
             plan.shutdown(t, reason);
