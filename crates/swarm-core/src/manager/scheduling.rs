@@ -178,11 +178,24 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
 
     /// Turns decisions into store changes; tasks without a node to go to
     /// keep their pending state and get the reason as their error.
-    fn changes(&mut self, tasks: &FastMap<Id, Arc<Task>>, decisions: Vec<Decision>) -> Vec<Change> {
+    ///
+    /// `order` is the task list the decisions were made for: a scheduler
+    /// that answers in input order (as swarm-sched does) saves a lookup per
+    /// task; any other order falls back to `tasks`.
+    fn changes(
+        &mut self,
+        tasks: &FastMap<Id, Arc<Task>>,
+        order: &[Arc<Task>],
+        decisions: Vec<Decision>,
+    ) -> Vec<Change> {
         let mut changes = Vec::with_capacity(decisions.len());
-        for d in decisions {
-            let Some(t) = tasks.get(d.task()) else {
-                continue;
+        for (i, d) in decisions.into_iter().enumerate() {
+            let t = match order.get(i) {
+                Some(t) if t.meta.id == *d.task() => t,
+                _ => match tasks.get(d.task()) {
+                    Some(t) => t,
+                    None => continue,
+                },
             };
             match d {
                 Decision::Assign { node, .. } => {
@@ -243,6 +256,9 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
                 }
                 Event::Deleted(Object::Node(n)) => self.remove_node(&n.meta.id),
                 Event::Created(Object::Task(t)) => {
+                    if self.pending.capacity() - self.pending.len() < commit.events.len() / 2 {
+                        self.pending.reserve(commit.events.len());
+                    }
                     self.account(t, true);
                     self.track(t);
                 }
@@ -313,15 +329,17 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
                 }
             }
         }
-        // Group by service so that each call sees whole services.
-        free.sort_by(|a, b| a.service_id.cmp(&b.service_id));
-        decisions.extend(self.scheduler.schedule(&self.nodes, &free));
-        let changes = self.changes(&batch, decisions);
+        let mut changes = self.changes(&batch, &[], decisions);
+        let decisions = self.scheduler.schedule(&self.nodes, &free);
+        changes.extend(self.changes(&batch, &free, decisions));
+        drop(free);
         let mut next = Next::done();
-        let mut rest = changes;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(WRITE_BATCH));
-            let chunk = std::mem::replace(&mut rest, tail);
+        let mut rest = changes.into_iter();
+        loop {
+            let chunk: Vec<Change> = rest.by_ref().take(WRITE_BATCH).collect();
+            if chunk.is_empty() {
+                break;
+            }
             let ids: Vec<Id> = chunk.iter().map(|c| c.id().clone()).collect();
             if let Err(e) = self.store.apply(chunk).await {
                 tracing::debug!(error = %e, tasks = ids.len(), "scheduler decisions not applied; retrying");
