@@ -355,3 +355,106 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         next
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use crate::model::{
+        Meta, Node, NodeDescription, NodeSpec, NodeState, NodeStatus, Object, Service, ServiceSpec,
+        Task, TaskState,
+    };
+    use crate::sched::{Decision, MockScheduler};
+    use crate::store::{Change, MemoryStore, Store};
+
+    #[tokio::test]
+    async fn writes_each_decision_to_its_own_task_whatever_the_order() {
+        let store = Arc::new(MemoryStore::new());
+        let node = Node {
+            meta: Meta::new("n1".into()),
+            spec: NodeSpec::default(),
+            description: NodeDescription::default(),
+            status: NodeStatus {
+                state: NodeState::Ready,
+                ..Default::default()
+            },
+        };
+        store
+            .apply(vec![Change::Create(node.into())])
+            .await
+            .unwrap();
+        let service = Service {
+            meta: Meta::new("s".into()),
+            spec: ServiceSpec::replicated("web", 3, vec!["x".into()]),
+            previous_spec: None,
+        };
+        let tasks: Vec<Task> = (1..=3)
+            .map(|slot| {
+                let mut t = Task::new(&service, slot, None, vec![]);
+                t.status.state = TaskState::Pending;
+                t
+            })
+            .collect();
+        let unplaceable = tasks[1].meta.id.clone();
+        let mut scheduler = MockScheduler::new();
+        // Answers in reverse order: one task cannot go anywhere.
+        scheduler.expect_schedule().returning(move |nodes, tasks| {
+            assert_eq!(nodes.len(), 1);
+            tasks
+                .iter()
+                .rev()
+                .map(|t| {
+                    if t.meta.id == unplaceable {
+                        Decision::Unplaceable {
+                            task: t.meta.id.clone(),
+                            reason: "no suitable node (test)".into(),
+                        }
+                    } else {
+                        Decision::Assign {
+                            task: t.meta.id.clone(),
+                            node: "n1".into(),
+                        }
+                    }
+                })
+                .collect()
+        });
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(super::super::run_scheduler(
+            store.clone(),
+            scheduler,
+            shutdown.clone(),
+        ));
+        let ids: Vec<_> = tasks.iter().map(|t| t.meta.id.clone()).collect();
+        store
+            .apply(
+                tasks
+                    .into_iter()
+                    .map(|t| Change::Create(Object::from(t)))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let mut state = store.state().await.unwrap();
+        for _ in 0..200 {
+            state = store.state().await.unwrap();
+            if state.task(&ids[1]).unwrap().status.err.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for i in [0, 2] {
+            let t = state.task(&ids[i]).unwrap();
+            assert_eq!(t.status.state, TaskState::Assigned);
+            assert_eq!(t.node_id.as_deref(), Some("n1"));
+        }
+        let t = state.task(&ids[1]).unwrap();
+        assert_eq!(t.status.state, TaskState::Pending);
+        assert_eq!(t.node_id, None);
+        assert_eq!(t.status.err.as_deref(), Some("no suitable node (test)"));
+        shutdown.cancel();
+        handle.await.unwrap();
+    }
+}
