@@ -229,31 +229,7 @@ impl<S: Store> Control<S> {
 
     /// Removes a secret no service uses.
     pub async fn remove_secret(&self, name: &str) -> Result<(), ControlError> {
-        let state = self.store.state().await?;
-        let s = state
-            .secret_by_name(name)
-            .or_else(|| state.secret(name))
-            .ok_or_else(|| ControlError::NotFound {
-                kind: Kind::Secret,
-                name: name.into(),
-            })?;
-        if let Some(user) = state
-            .services()
-            .find(|svc| svc.spec.task.secrets.iter().any(|r| r.name == s.spec.name))
-        {
-            return Err(ControlError::Refused(format!(
-                "secret {} is in use by service {}: remove it from the service first",
-                s.spec.name, user.spec.name
-            )));
-        }
-        self.store
-            .apply(vec![Change::Delete {
-                kind: Kind::Secret,
-                id: s.meta.id.clone(),
-                version: None,
-            }])
-            .await?;
-        Ok(())
+        self.remove_file_data(Kind::Secret, name).await
     }
 
     /// Creates a config.
@@ -276,27 +252,45 @@ impl<S: Store> Control<S> {
 
     /// Removes a config no service uses.
     pub async fn remove_config(&self, name: &str) -> Result<(), ControlError> {
+        self.remove_file_data(Kind::Config, name).await
+    }
+
+    /// Removes a secret or config (by name or id) unless a service
+    /// references it.
+    async fn remove_file_data(&self, kind: Kind, name_or_id: &str) -> Result<(), ControlError> {
         let state = self.store.state().await?;
-        let c = state
-            .config_by_name(name)
-            .or_else(|| state.config(name))
-            .ok_or_else(|| ControlError::NotFound {
-                kind: Kind::Config,
-                name: name.into(),
-            })?;
-        if let Some(user) = state
-            .services()
-            .find(|svc| svc.spec.task.configs.iter().any(|r| r.name == c.spec.name))
-        {
+        let (id, name) = match kind {
+            Kind::Secret => state
+                .secret_by_name(name_or_id)
+                .or_else(|| state.secret(name_or_id))
+                .map(|s| (s.meta.id.clone(), s.spec.name.clone())),
+            _ => state
+                .config_by_name(name_or_id)
+                .or_else(|| state.config(name_or_id))
+                .map(|c| (c.meta.id.clone(), c.spec.name.clone())),
+        }
+        .ok_or_else(|| ControlError::NotFound {
+            kind,
+            name: name_or_id.into(),
+        })?;
+        let uses = |svc: &Service| {
+            let refs = if kind == Kind::Secret {
+                &svc.spec.task.secrets
+            } else {
+                &svc.spec.task.configs
+            };
+            refs.iter().any(|r| r.name == name)
+        };
+        if let Some(user) = state.services().find(|svc| uses(svc)) {
             return Err(ControlError::Refused(format!(
-                "config {} is in use by service {}: remove it from the service first",
-                c.spec.name, user.spec.name
+                "{kind} {name} is in use by service {}: remove it from the service first",
+                user.spec.name
             )));
         }
         self.store
             .apply(vec![Change::Delete {
-                kind: Kind::Config,
-                id: c.meta.id.clone(),
+                kind,
+                id,
                 version: None,
             }])
             .await?;
@@ -369,4 +363,62 @@ fn find_node<'a>(state: &'a State, name_or_id: &str) -> Result<&'a Arc<Node>, Co
         }
     });
     find_by(Kind::Node, name_or_id, exact, state.nodes(), |n| &n.meta.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FileReference, SecretSpec};
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_secret_in_use_cannot_be_removed() {
+        let control = Control::new(Arc::new(MemoryStore::new()));
+        let spec = SecretSpec {
+            name: "db-pass".into(),
+            data: b"x".to_vec(),
+            ..Default::default()
+        };
+        control.create_secret(spec.clone()).await.unwrap();
+        let e = control.create_secret(spec).await.unwrap_err().to_string();
+        assert!(e.contains("secret db-pass already exists"), "{e}");
+        let mut svc = ServiceSpec::replicated("db", 1, vec!["x".into()]);
+        svc.task.secrets.push(FileReference {
+            name: "db-pass".into(),
+            target: "pass".into(),
+            mode: 0o400,
+        });
+        control.create_service(svc).await.unwrap();
+        let e = control
+            .remove_secret("db-pass")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "secret db-pass is in use by service db: remove it from the service first"
+        );
+        control.remove_service("db").await.unwrap();
+        control.remove_secret("db-pass").await.unwrap();
+        let e = control
+            .remove_secret("db-pass")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "secret db-pass not found");
+    }
+
+    #[tokio::test]
+    async fn a_global_service_cannot_be_scaled() {
+        let control = Control::new(Arc::new(MemoryStore::new()));
+        control
+            .create_service(ServiceSpec::global("agent", vec!["x".into()]))
+            .await
+            .unwrap();
+        let e = control.scale("agent", 3).await.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "service agent is global: scale applies to replicated services only"
+        );
+    }
 }
