@@ -121,7 +121,9 @@ impl Store for MemoryStore {
             return Ok(inner.state.index());
         }
         let index = inner.state.index() + 1;
-        let events = inner.state.apply(changes, index)?;
+        let events = inner
+            .state
+            .apply(changes, index, std::time::SystemTime::now())?;
         let commit = Arc::new(Commit { index, events });
         inner.history_events += commit.events.len();
         inner.history.push_back(commit.clone());

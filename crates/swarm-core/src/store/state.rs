@@ -173,9 +173,18 @@ impl State {
     /// Applies a batch as commit `index`: all changes, or none and an error.
     /// `self` is unchanged on error. Returns the events of the commit.
     ///
+    /// `now` stamps `created_at`/`updated_at`: it is part of the commit (a
+    /// replicated store stamps it once, on the leader), so that every
+    /// replica applying the same commit reaches the same state.
+    ///
     /// This is the single definition of the store's write rules; every
     /// [`super::Store`] implementation applies batches through it.
-    pub fn apply(&mut self, changes: Vec<Change>, index: u64) -> Result<Vec<Event>, StoreError> {
+    pub fn apply(
+        &mut self,
+        changes: Vec<Change>,
+        index: u64,
+        now: SystemTime,
+    ) -> Result<Vec<Event>, StoreError> {
         if index <= self.index {
             return Err(StoreError::InvalidArgument(format!(
                 "commit index {index} is not above the current index {}",
@@ -184,7 +193,6 @@ impl State {
         }
         // Mutate in place (persistent maps copy only what a live snapshot
         // still shares) and undo the batch's own events on error.
-        let now = SystemTime::now();
         let mut events = Vec::with_capacity(changes.len());
         for change in changes {
             match self.apply_one(change, index, now) {
