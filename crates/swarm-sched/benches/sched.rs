@@ -86,11 +86,19 @@ fn parse(s: &str) -> Option<Shape> {
 }
 
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -161,9 +169,11 @@ async fn run(shape: Shape) -> f64 {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut watch = store.watch(None).await.unwrap();
 
+    let rss_before = rss_mb();
     let commit_start = Instant::now();
     store.apply(tasks).await.unwrap();
     let committed = Instant::now();
+    let rss_committed = rss_mb();
     let mut assigned = 0usize;
     while assigned < shape.tasks {
         let commit = tokio::time::timeout(Duration::from_secs(60), watch.next())
@@ -184,8 +194,9 @@ async fn run(shape: Shape) -> f64 {
     shutdown.cancel();
     loop_handle.await.unwrap();
     eprintln!(
-        "  run: {seconds:.3} s (commit of the tasks took {:.3} s; peak RSS so far {:.0} MB)",
+        "  run: {seconds:.3} s (commit of the tasks took {:.3} s; RSS {rss_before:.0} MB before it, {rss_committed:.0} MB after, {:.0} MB when assigned; peak so far {:.0} MB)",
         (committed - commit_start).as_secs_f64(),
+        rss_mb(),
         peak_rss_mb()
     );
     seconds

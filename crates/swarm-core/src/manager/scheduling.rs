@@ -176,48 +176,80 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
         }
     }
 
-    /// Turns decisions into store changes; tasks without a node to go to
-    /// keep their pending state and get the reason as their error.
-    ///
-    /// `order` is the task list the decisions were made for: a scheduler
-    /// that answers in input order (as swarm-sched does) saves a lookup per
-    /// task; any other order falls back to `tasks`.
-    fn changes(
-        &mut self,
-        tasks: &FastMap<Id, Arc<Task>>,
-        order: &[Arc<Task>],
-        decisions: Vec<Decision>,
-    ) -> Vec<Change> {
-        let mut changes = Vec::with_capacity(decisions.len());
-        for (i, d) in decisions.into_iter().enumerate() {
-            let t = match order.get(i) {
-                Some(t) if t.meta.id == *d.task() => t,
-                _ => match tasks.get(d.task()) {
-                    Some(t) => t,
-                    None => continue,
-                },
-            };
-            match d {
-                Decision::Assign { node, .. } => {
-                    let mut t = (**t).clone();
-                    t.node_id = Some(node);
-                    t.status.state = TaskState::Assigned;
-                    t.status.timestamp = std::time::SystemTime::now();
-                    t.status.message = "scheduler assigned task to node".into();
-                    t.status.err = None;
-                    changes.push(Change::Update(Object::from(t)));
+    /// The store change for one decision, if any: an assignment, or the
+    /// reason on a task no node can take (written only when it changed).
+    fn change(&mut self, t: &Arc<Task>, d: Decision) -> Option<Change> {
+        match d {
+            Decision::Assign { node, .. } => {
+                let mut t = (**t).clone();
+                t.node_id = Some(node);
+                t.status.state = TaskState::Assigned;
+                t.status.timestamp = std::time::SystemTime::now();
+                t.status.message = "scheduler assigned task to node".into();
+                t.status.err = None;
+                Some(Change::Update(Object::from(t)))
+            }
+            Decision::Unplaceable { reason, .. } => {
+                self.unplaceable.insert(t.meta.id.clone(), t.clone());
+                if t.status.err.as_deref() == Some(reason.as_str()) {
+                    return None;
                 }
-                Decision::Unplaceable { reason, .. } => {
-                    self.unplaceable.insert(t.meta.id.clone(), t.clone());
-                    if t.status.err.as_deref() != Some(reason.as_str()) {
-                        let mut t = (**t).clone();
-                        t.status.err = Some(reason);
-                        changes.push(Change::Update(Object::from(t)));
-                    }
-                }
+                let mut t = (**t).clone();
+                t.status.err = Some(reason);
+                Some(Change::Update(Object::from(t)))
             }
         }
-        changes
+    }
+
+    /// Writes `decisions`, made for the tasks of `order`, in batches.
+    ///
+    /// Each batch's changes are made just before it is written, and each
+    /// task is let go once its batch is built, so that the store can free
+    /// the old versions as it goes instead of holding two copies of every
+    /// task. A scheduler answering in input order (as swarm-sched does)
+    /// needs no lookup; any other order is matched by id.
+    async fn write(
+        &mut self,
+        mut order: VecDeque<Arc<Task>>,
+        decisions: Vec<Decision>,
+        next: &mut Next,
+    ) {
+        let mut by_id: Option<FastMap<Id, Arc<Task>>> = None;
+        let mut decisions = decisions.into_iter().peekable();
+        while decisions.peek().is_some() {
+            let mut chunk = Vec::with_capacity(WRITE_BATCH.min(decisions.len()));
+            for d in decisions.by_ref().take(WRITE_BATCH) {
+                let task = if order.front().is_some_and(|t| t.meta.id == *d.task()) {
+                    order.pop_front()
+                } else {
+                    by_id
+                        .get_or_insert_with(|| {
+                            order.drain(..).map(|t| (t.meta.id.clone(), t)).collect()
+                        })
+                        .remove(d.task())
+                };
+                if let Some(c) = task.and_then(|t| self.change(&t, d)) {
+                    chunk.push(c);
+                }
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            let ids: Vec<Id> = chunk.iter().map(|c| c.id().clone()).collect();
+            if let Err(e) = self.store.apply(chunk).await {
+                // Look again at these tasks as they are now.
+                tracing::debug!(error = %e, tasks = ids.len(), "scheduler decisions not applied; retrying");
+                if let Ok(state) = self.store.state().await {
+                    for id in ids {
+                        if let Some(t) = state.task(&id).filter(|t| wants_scheduling(t)) {
+                            self.unplaceable.remove(&id);
+                            self.pending.insert(id, t.clone());
+                        }
+                    }
+                }
+                *next = Next::retry(Duration::from_millis(100), Dirty::everything());
+            }
+        }
     }
 }
 
@@ -304,54 +336,33 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         }
         self.expire_failures();
         let batch = std::mem::take(&mut self.pending);
-        // Tasks of a global service come with their node: check it, do not choose.
+        // Tasks of a global service come with their node: check it, do not
+        // choose.
         let mut free: Vec<Arc<Task>> = Vec::with_capacity(batch.len());
-        let mut decisions = Vec::new();
-        for t in batch.values() {
-            match &t.node_id {
-                None => free.push(t.clone()),
-                Some(node) => {
-                    let ok = self
-                        .node_index
-                        .get(node)
-                        .is_some_and(|&i| self.nodes[i].node.accepts_tasks());
-                    decisions.push(if ok {
-                        Decision::Assign {
-                            task: t.meta.id.clone(),
-                            node: node.clone(),
-                        }
-                    } else {
-                        Decision::Unplaceable {
-                            task: t.meta.id.clone(),
-                            reason: format!("node {} is not available", node.short()),
-                        }
-                    });
-                }
-            }
+        let mut bound = VecDeque::new();
+        let mut bound_decisions = Vec::new();
+        for (_, t) in batch {
+            let Some(node) = t.node_id.clone() else {
+                free.push(t);
+                continue;
+            };
+            let ok = self
+                .node_index
+                .get(&node)
+                .is_some_and(|&i| self.nodes[i].node.accepts_tasks());
+            let task = t.meta.id.clone();
+            bound_decisions.push(if ok {
+                Decision::Assign { task, node }
+            } else {
+                let reason = format!("node {} is not available", node.short());
+                Decision::Unplaceable { task, reason }
+            });
+            bound.push_back(t);
         }
-        let mut changes = self.changes(&batch, &[], decisions);
         let decisions = self.scheduler.schedule(&self.nodes, &free);
-        changes.extend(self.changes(&batch, &free, decisions));
-        drop(free);
         let mut next = Next::done();
-        let mut rest = changes.into_iter();
-        loop {
-            let chunk: Vec<Change> = rest.by_ref().take(WRITE_BATCH).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let ids: Vec<Id> = chunk.iter().map(|c| c.id().clone()).collect();
-            if let Err(e) = self.store.apply(chunk).await {
-                tracing::debug!(error = %e, tasks = ids.len(), "scheduler decisions not applied; retrying");
-                for id in ids {
-                    if let Some(t) = batch.get(&id) {
-                        self.unplaceable.remove(&id);
-                        self.pending.insert(id, t.clone());
-                    }
-                }
-                next = Next::retry(Duration::from_millis(100), Dirty::everything());
-            }
-        }
+        self.write(bound, bound_decisions, &mut next).await;
+        self.write(free.into(), decisions, &mut next).await;
         next
     }
 }
