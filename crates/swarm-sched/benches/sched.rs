@@ -202,6 +202,27 @@ async fn run(shape: Shape) -> f64 {
     seconds
 }
 
+/// The floor to compare with, measured in the same run: a bare placement
+/// loop (a binary heap of node loads, a hash map of tasks it builds; no
+/// store, no constraints), as the issue describes it.
+fn bare(shape: Shape) -> f64 {
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashMap};
+    let start = Instant::now();
+    let mut tasks: HashMap<Id, Option<usize>> =
+        (0..shape.tasks).map(|_| (Id::generate(), None)).collect();
+    let mut heap: BinaryHeap<Reverse<(usize, usize)>> =
+        (0..shape.nodes).map(|n| Reverse((0, n))).collect();
+    for node in tasks.values_mut() {
+        let Reverse((load, n)) = heap.pop().expect("nodes");
+        *node = Some(n);
+        heap.push(Reverse((load + 1, n)));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(tasks.values().all(Option::is_some));
+    seconds
+}
+
 /// Measures a shape `runs` times and prints the median.
 async fn measure(shape: Shape, runs: usize) {
     let mut times = Vec::with_capacity(runs);
@@ -210,6 +231,7 @@ async fn measure(shape: Shape, runs: usize) {
     }
     times.sort_by(f64::total_cmp);
     let seconds = times[times.len() / 2];
+    let floor = bare(shape);
     let constraint = if shape.constrained {
         " constraint=node.labels.type==web(1/3 of nodes)"
     } else {
@@ -221,6 +243,10 @@ async fn measure(shape: Shape, runs: usize) {
         shape.tasks,
         seconds,
         shape.tasks as f64 / seconds,
+    );
+    eprintln!(
+        "  bare placement loop on this machine now: {floor:.3} s ({:.1}x of it)",
+        seconds / floor
     );
 }
 
