@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::replicated::repair;
-use super::{Action, Plan, newest};
+use super::{Plan, newest};
 use crate::Id;
 use crate::constraint::Constraint;
 use crate::model::{Availability, Node, NodeState, Service, Task, TaskState};
@@ -80,12 +80,7 @@ pub fn plan(
         {
             continue;
         }
-        plan.actions.push(Action::Create(Box::new(Task::new(
-            service,
-            0,
-            Some(id.clone()),
-            Vec::new(),
-        ))));
+        plan.create(service, 0, Some(id.clone()), Vec::new());
     }
     plan
 }

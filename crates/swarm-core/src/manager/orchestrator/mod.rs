@@ -38,6 +38,8 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Look again after this long (a restart delay is running).
     pub recheck_after: Option<Duration>,
+    /// The first task made, whose spec the next ones share.
+    template: Option<Arc<Task>>,
 }
 
 impl Plan {
@@ -46,6 +48,26 @@ impl Plan {
             task: task.meta.id.clone(),
             reason: reason.to_owned(),
         });
+    }
+
+    /// Plans a new task of `service`. Tasks made by one plan share one
+    /// copy of the service's task spec and endpoint.
+    pub(crate) fn create(
+        &mut self,
+        service: &crate::model::Service,
+        slot: u64,
+        node: Option<Id>,
+        restarts: Vec<SystemTime>,
+    ) {
+        let template = self
+            .template
+            .get_or_insert_with(|| Arc::new(Task::new(service, 0, None, Vec::new())));
+        let mut task = (**template).clone();
+        task.meta = crate::model::Meta::new(Id::generate());
+        task.slot = slot;
+        task.node_id = node;
+        task.restarts = restarts;
+        self.actions.push(Action::Create(Box::new(task)));
     }
 
     pub(crate) fn recheck(&mut self, after: Duration) {

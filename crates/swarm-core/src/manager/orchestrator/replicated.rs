@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::restart::{self, Restart};
-use super::{Action, Plan, newest, node_lost};
+use super::{Plan, newest, node_lost};
 use crate::Id;
 use crate::model::{Node, Service, ServiceMode, Task, TaskState};
 
@@ -71,12 +71,7 @@ pub fn plan(
         if used.peek() == Some(&slot) {
             used.next();
         } else {
-            plan.actions.push(Action::Create(Box::new(Task::new(
-                service,
-                slot,
-                None,
-                Vec::new(),
-            ))));
+            plan.create(service, slot, None, Vec::new());
             missing -= 1;
         }
         slot += 1;
@@ -165,12 +160,7 @@ pub(crate) fn repair(
         if let Some(Some(reason)) = node.map(node_lost) {
             plan.shutdown(t, reason);
             if !keep_node {
-                plan.actions.push(Action::Create(Box::new(Task::new(
-                    service,
-                    t.slot,
-                    None,
-                    t.restarts.clone(),
-                ))));
+                plan.create(service, t.slot, None, t.restarts.clone());
             }
         }
         return;
@@ -179,9 +169,7 @@ pub(crate) fn repair(
         Restart::Now { history } => {
             plan.shutdown(t, "restarting");
             let node = if keep_node { t.node_id.clone() } else { None };
-            plan.actions.push(Action::Create(Box::new(Task::new(
-                service, t.slot, node, history,
-            ))));
+            plan.create(service, t.slot, node, history);
         }
         Restart::After(d) => plan.recheck(d),
         Restart::Never => {}

@@ -300,3 +300,28 @@ fn global_restarts_on_the_same_node() {
     assert_eq!(creates(&p), vec![(0, Some("a".into()))]);
     assert_eq!(shutdowns(&p), [("t".to_string(), "restarting".to_string())]);
 }
+
+#[test]
+fn tasks_of_one_plan_share_one_copy_of_the_spec() {
+    let s = service(3);
+    let p = plan(&s, &[], &ready(&["a"]), &HashMap::new(), now());
+    let specs: Vec<_> = p
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Create(t) => t.spec.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(specs.len(), 3);
+    assert!(specs.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+    let ids: std::collections::HashSet<_> = p
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Create(t) => t.meta.id.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "each task has its own id");
+}
