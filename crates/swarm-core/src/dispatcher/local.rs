@@ -191,23 +191,28 @@ fn files_of(state: &State, t: &Task) -> Vec<TaskFile> {
     if t.desired_state > TaskState::Running || t.status.state.is_terminal() {
         return Vec::new();
     }
-    let secrets = t.spec.secrets.iter().filter_map(|r| {
-        state.secret_by_name(&r.name).map(|s| TaskFile {
-            kind: FileKind::Secret,
+    let file = |kind, r: &crate::model::FileReference, data: Option<&Vec<u8>>| {
+        data.map(|data| TaskFile {
+            kind,
             name: r.name.clone(),
             target: r.target.clone(),
             mode: r.mode,
-            data: s.spec.data.clone(),
+            data: data.clone(),
         })
+    };
+    let secrets = t.spec.secrets.iter().filter_map(|r| {
+        file(
+            FileKind::Secret,
+            r,
+            state.secret_by_name(&r.name).map(|s| &s.spec.data),
+        )
     });
     let configs = t.spec.configs.iter().filter_map(|r| {
-        state.config_by_name(&r.name).map(|c| TaskFile {
-            kind: FileKind::Config,
-            name: r.name.clone(),
-            target: r.target.clone(),
-            mode: r.mode,
-            data: c.spec.data.clone(),
-        })
+        file(
+            FileKind::Config,
+            r,
+            state.config_by_name(&r.name).map(|c| &c.spec.data),
+        )
     });
     secrets.chain(configs).collect()
 }
@@ -374,5 +379,65 @@ impl<S> LocalDispatcher<S> {
     #[must_use]
     pub fn config(&self) -> &DispatcherConfig {
         &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FileReference, Meta, Secret, SecretSpec, Service, ServiceSpec};
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_secret_reaches_only_the_node_whose_task_references_it() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let secret = Secret {
+            meta: Meta::new("sec".into()),
+            spec: SecretSpec {
+                name: "db-pass".into(),
+                data: b"hunter2".to_vec(),
+                ..Default::default()
+            },
+        };
+        let mut spec = ServiceSpec::replicated("db", 1, vec!["x".into()]);
+        spec.task.secrets.push(FileReference {
+            name: "db-pass".into(),
+            target: "pass".into(),
+            mode: 0o400,
+        });
+        let service = Service {
+            meta: Meta::new("s".into()),
+            spec,
+            previous_spec: None,
+        };
+        let mut on_n1 = Task::new(&service, 1, Some("n1".into()), vec![]);
+        on_n1.status.state = TaskState::Assigned;
+        let plain = Service {
+            meta: Meta::new("p".into()),
+            spec: ServiceSpec::replicated("web", 1, vec!["x".into()]),
+            previous_spec: None,
+        };
+        let mut on_n2 = Task::new(&plain, 1, Some("n2".into()), vec![]);
+        on_n2.status.state = TaskState::Assigned;
+        store
+            .apply(vec![
+                Change::Create(secret.into()),
+                Change::Create(on_n1.into()),
+                Change::Create(on_n2.into()),
+            ])
+            .await
+            .unwrap();
+        let state = store.state().await.unwrap();
+        let n1 = assignments_of(&state, &"n1".into());
+        assert_eq!(n1.tasks.len(), 1);
+        assert_eq!(n1.tasks[0].files.len(), 1);
+        assert_eq!(n1.tasks[0].files[0].data, b"hunter2");
+        assert_eq!(n1.tasks[0].files[0].target, "pass");
+        let n2 = assignments_of(&state, &"n2".into());
+        assert_eq!(n2.tasks.len(), 1);
+        assert!(
+            n2.tasks[0].files.is_empty(),
+            "no other node gets the secret"
+        );
     }
 }
