@@ -176,61 +176,41 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
         }
     }
 
-    /// The store change for one decision, if any: an assignment, or the
-    /// reason on a task no node can take (written only when it changed).
-    fn change(&mut self, t: &Arc<Task>, d: Decision) -> Option<Change> {
-        match d {
-            Decision::Assign { node, .. } => {
-                let mut t = (**t).clone();
-                t.node_id = Some(node);
-                t.status.state = TaskState::Assigned;
-                t.status.timestamp = std::time::SystemTime::now();
-                t.status.message = "scheduler assigned task to node".into();
-                t.status.err = None;
-                Some(Change::Update(Object::from(t)))
-            }
-            Decision::Unplaceable { reason, .. } => {
-                self.unplaceable.insert(t.meta.id.clone(), t.clone());
-                if t.status.err.as_deref() == Some(reason.as_str()) {
-                    return None;
-                }
-                let mut t = (**t).clone();
-                t.status.err = Some(reason);
-                Some(Change::Update(Object::from(t)))
-            }
-        }
-    }
-
     /// Writes `decisions`, made for the tasks of `order`, in batches.
     ///
-    /// Each batch's changes are made just before it is written, and each
-    /// task is let go once its batch is built, so that the store can free
-    /// the old versions as it goes instead of holding two copies of every
-    /// task. A scheduler answering in input order (as swarm-sched does)
-    /// needs no lookup; any other order is matched by id.
+    /// Each batch's changes are made while the previous batch is written
+    /// (on a blocking thread: it is plain CPU work), and each task is let go
+    /// once its change is made. A scheduler answering in input order (as
+    /// swarm-sched does) needs no lookup; any other order is matched by id.
     async fn write(
         &mut self,
-        mut order: VecDeque<Arc<Task>>,
+        order: VecDeque<Arc<Task>>,
         decisions: Vec<Decision>,
         next: &mut Next,
     ) {
-        let mut by_id: Option<FastMap<Id, Arc<Task>>> = None;
-        let mut decisions = decisions.into_iter().peekable();
-        while decisions.peek().is_some() {
-            let mut chunk = Vec::with_capacity(WRITE_BATCH.min(decisions.len()));
-            for d in decisions.by_ref().take(WRITE_BATCH) {
-                let task = if order.front().is_some_and(|t| t.meta.id == *d.task()) {
-                    order.pop_front()
-                } else {
-                    by_id
-                        .get_or_insert_with(|| {
-                            order.drain(..).map(|t| (t.meta.id.clone(), t)).collect()
-                        })
-                        .remove(d.task())
-                };
-                if let Some(c) = task.and_then(|t| self.change(&t, d)) {
-                    chunk.push(c);
-                }
+        let mut pairs = Pairs {
+            order,
+            decisions: decisions.into_iter(),
+            by_id: None,
+        };
+        let first = pairs.take(WRITE_BATCH);
+        let mut building = if first.is_empty() {
+            None
+        } else {
+            Some(tokio::task::spawn_blocking(move || build(first)))
+        };
+        while let Some(handle) = building.take() {
+            let Ok((chunk, unplaceable)) = handle.await else {
+                tracing::error!("building scheduler changes panicked");
+                *next = Next::retry(Duration::from_millis(100), Dirty::everything());
+                return;
+            };
+            for t in unplaceable {
+                self.unplaceable.insert(t.meta.id.clone(), t);
+            }
+            let following = pairs.take(WRITE_BATCH);
+            if !following.is_empty() {
+                building = Some(tokio::task::spawn_blocking(move || build(following)));
             }
             if chunk.is_empty() {
                 continue;
@@ -251,6 +231,65 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
             }
         }
     }
+}
+
+/// Decisions paired with the tasks they were made for.
+struct Pairs {
+    order: VecDeque<Arc<Task>>,
+    decisions: std::vec::IntoIter<Decision>,
+    /// Built on the first decision that does not follow `order`.
+    by_id: Option<FastMap<Id, Arc<Task>>>,
+}
+
+impl Pairs {
+    fn take(&mut self, n: usize) -> Vec<(Arc<Task>, Decision)> {
+        let mut out = Vec::with_capacity(n.min(self.decisions.len()));
+        for d in self.decisions.by_ref().take(n) {
+            let task = if self.order.front().is_some_and(|t| t.meta.id == *d.task()) {
+                self.order.pop_front()
+            } else {
+                let order = &mut self.order;
+                self.by_id
+                    .get_or_insert_with(|| {
+                        order.drain(..).map(|t| (t.meta.id.clone(), t)).collect()
+                    })
+                    .remove(d.task())
+            };
+            if let Some(t) = task {
+                out.push((t, d));
+            }
+        }
+        out
+    }
+}
+
+/// The store changes for decisions: assignments, and the reason on tasks no
+/// node can take (written only when it changed); also the unplaceable tasks.
+fn build(pairs: Vec<(Arc<Task>, Decision)>) -> (Vec<Change>, Vec<Arc<Task>>) {
+    let mut changes = Vec::with_capacity(pairs.len());
+    let mut unplaceable = Vec::new();
+    for (t, d) in pairs {
+        match d {
+            Decision::Assign { node, .. } => {
+                let mut t = (*t).clone();
+                t.node_id = Some(node);
+                t.status.state = TaskState::Assigned;
+                t.status.timestamp = std::time::SystemTime::now();
+                t.status.message = "scheduler assigned task to node".into();
+                t.status.err = None;
+                changes.push(Change::Update(Object::from(t)));
+            }
+            Decision::Unplaceable { reason, .. } => {
+                if t.status.err.as_deref() != Some(reason.as_str()) {
+                    let mut changed = (*t).clone();
+                    changed.status.err = Some(reason);
+                    changes.push(Change::Update(Object::from(changed)));
+                }
+                unplaceable.push(t);
+            }
+        }
+    }
+    (changes, unplaceable)
 }
 
 impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
