@@ -193,17 +193,21 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
             decisions: decisions.into_iter(),
             by_id: None,
         };
-        let first = pairs.take(WRITE_BATCH);
-        let mut building = if first.is_empty() {
-            None
-        } else {
-            Some(tokio::task::spawn_blocking(move || build(first)))
-        };
-        while let Some(handle) = building.take() {
-            let Ok((chunk, unplaceable)) = handle.await else {
-                tracing::error!("building scheduler changes panicked");
-                *next = Next::retry(Duration::from_millis(100), Dirty::everything());
-                return;
+        // The first batch is built here: there is nothing to overlap it with.
+        let mut built = Some(build(pairs.take(WRITE_BATCH)));
+        let mut building: Option<tokio::task::JoinHandle<(Vec<Change>, Vec<Arc<Task>>)>> = None;
+        loop {
+            let (chunk, unplaceable) = match (built.take(), building.take()) {
+                (Some(b), _) => b,
+                (None, Some(handle)) => match handle.await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "building scheduler changes failed");
+                        *next = Next::retry(Duration::from_millis(100), Dirty::everything());
+                        return;
+                    }
+                },
+                (None, None) => break,
             };
             for t in unplaceable {
                 self.unplaceable.insert(t.meta.id.clone(), t);
