@@ -195,7 +195,7 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
         };
         // The first batch is built here: there is nothing to overlap it with.
         let mut built = Some(build(pairs.take(WRITE_BATCH)));
-        let mut building: Option<tokio::task::JoinHandle<(Vec<Change>, Vec<Arc<Task>>)>> = None;
+        let mut building: Option<tokio::task::JoinHandle<Built>> = None;
         loop {
             let (chunk, unplaceable) = match (built.take(), building.take()) {
                 (Some(b), _) => b,
@@ -267,9 +267,12 @@ impl Pairs {
     }
 }
 
+/// A built write batch: the changes, and the tasks no node can take.
+type Built = (Vec<Change>, Vec<Arc<Task>>);
+
 /// The store changes for decisions: assignments, and the reason on tasks no
 /// node can take (written only when it changed); also the unplaceable tasks.
-fn build(pairs: Vec<(Arc<Task>, Decision)>) -> (Vec<Change>, Vec<Arc<Task>>) {
+fn build(pairs: Vec<(Arc<Task>, Decision)>) -> Built {
     let mut changes = Vec::with_capacity(pairs.len());
     let mut unplaceable = Vec::new();
     for (t, d) in pairs {
