@@ -15,7 +15,7 @@ use crate::store::{Change, Commit, Event, State, Store};
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// Decisions are written in batches of at most this many tasks, so that a
 /// conflict on one task only retries its own batch.
-const WRITE_BATCH: usize = 10_000;
+const WRITE_BATCH: usize = 5_000;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
