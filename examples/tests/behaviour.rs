@@ -74,6 +74,18 @@ impl Swarm {
             .expect("a numeric pid")
     }
 
+    /// The pids of the service's running tasks on `node`.
+    async fn pids_on(&self, state: &State, service: &str, node: &Id) -> Vec<u32> {
+        let mut pids = vec![];
+        for t in running(state, service)
+            .into_iter()
+            .filter(|t| t.node_id.as_ref() == Some(node))
+        {
+            pids.push(self.pid(t).await);
+        }
+        pids
+    }
+
     async fn stop(mut self) {
         self.cluster.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -288,13 +300,7 @@ async fn draining_a_node_moves_its_tasks_away() {
         .until("run 6 tasks", |s| running(s, "web").len() == 6)
         .await;
     let drained = swarm.node("worker-1").await;
-    let mut old_pids = vec![];
-    for t in running(&state, "web")
-        .into_iter()
-        .filter(|t| t.node_id.as_ref() == Some(&drained))
-    {
-        old_pids.push(swarm.pid(t).await);
-    }
+    let old_pids = swarm.pids_on(&state, "web", &drained).await;
     assert_eq!(old_pids.len(), 2);
     swarm
         .cluster
@@ -331,13 +337,7 @@ async fn a_lost_worker_s_tasks_are_replaced_and_stopped_when_it_returns() {
         .until("run 6 tasks", |s| running(s, "web").len() == 6)
         .await;
     let lost = swarm.node("worker-2").await;
-    let mut orphans = vec![];
-    for t in running(&state, "web")
-        .into_iter()
-        .filter(|t| t.node_id.as_ref() == Some(&lost))
-    {
-        orphans.push(swarm.pid(t).await);
-    }
+    let orphans = swarm.pids_on(&state, "web", &lost).await;
     swarm.cluster.stop_worker(&lost).await;
     let l = lost.clone();
     swarm
@@ -505,6 +505,8 @@ async fn a_global_service_follows_nodes_joining_and_leaving() {
         })
         .await;
     assert!(!alive(pid));
+    let spread: Vec<usize> = per_node(&running(&state, "agent")).into_values().collect();
+    assert_eq!(spread, [1, 1], "one task on each remaining node");
     // Draining a node removes its task too; making it active brings one back.
     swarm
         .cluster
@@ -528,7 +530,6 @@ async fn a_global_service_follows_nodes_joining_and_leaving() {
             running(s, "agent").len() == 2
         })
         .await;
-    let _ = state;
     swarm.stop().await;
 }
 

@@ -45,13 +45,78 @@ fn runtime_with_info() -> MockRuntime {
     rt
 }
 
+/// A store, its dispatcher, and an agent for node `n1` over `runtime`.
+struct Harness {
+    store: Arc<MemoryStore>,
+    shutdown: CancellationToken,
+    agent: tokio::task::JoinHandle<Result<(), super::AgentError>>,
+}
+
+impl Harness {
+    async fn start(runtime: MockRuntime) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let dispatcher = Arc::new(LocalDispatcher::new(
+            store.clone(),
+            DispatcherConfig::default(),
+        ));
+        dispatcher
+            .admit(&"n1".into(), crate::model::NodeRole::Worker)
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let agent = tokio::spawn(
+            Agent::new("n1".into(), runtime, dispatcher, AgentConfig::default())
+                .run(shutdown.clone()),
+        );
+        until(&store, |s| {
+            s.node("n1")
+                .is_some_and(|n| n.status.state == crate::model::NodeState::Ready)
+        })
+        .await;
+        Self {
+            store,
+            shutdown,
+            agent,
+        }
+    }
+
+    /// Assigns a new task to `n1`; returns its id.
+    async fn assign(&self) -> crate::Id {
+        let task = assigned_task("n1");
+        let id = task.meta.id.clone();
+        self.store
+            .apply(vec![Change::Create(Object::from(task))])
+            .await
+            .unwrap();
+        id
+    }
+
+    /// Waits until the task reaches `state`.
+    async fn until_state(&self, id: &crate::Id, state: TaskState) -> Arc<Task> {
+        until(&self.store, |s| s.task(id).unwrap().status.state == state)
+            .await
+            .task(id)
+            .unwrap()
+            .clone()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.agent.await.unwrap().unwrap();
+    }
+}
+
+fn running_status() -> RuntimeStatus {
+    RuntimeStatus {
+        state: RuntimeState::Running,
+        health: None,
+        runtime_id: Some("4242".into()),
+        started_at: None,
+    }
+}
+
 #[tokio::test]
 async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
-    let store = Arc::new(MemoryStore::new());
-    let dispatcher = Arc::new(LocalDispatcher::new(
-        store.clone(),
-        DispatcherConfig::default(),
-    ));
     let mut rt = runtime_with_info();
     rt.expect_prepare().times(1).returning(|_, _| {
         Err(RuntimeError::InvalidSpec(
@@ -59,43 +124,15 @@ async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
         ))
     });
     rt.expect_start().never();
-    let shutdown = CancellationToken::new();
-    dispatcher
-        .admit(&"n1".into(), crate::model::NodeRole::Worker)
-        .await
-        .unwrap();
-    let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
-    let handle = tokio::spawn(agent.run(shutdown.clone()));
-    until(&store, |s| {
-        s.node("n1")
-            .is_some_and(|n| n.status.state == crate::model::NodeState::Ready)
-    })
-    .await;
-    let task = assigned_task("n1");
-    let id = task.meta.id.clone();
-    store
-        .apply(vec![Change::Create(Object::from(task))])
-        .await
-        .unwrap();
-    let state = until(&store, |s| {
-        s.task(&id).unwrap().status.state == TaskState::Rejected
-    })
-    .await;
-    assert_eq!(
-        state.task(&id).unwrap().status.err.as_deref(),
-        Some("program \"prog\" not found")
-    );
-    shutdown.cancel();
-    handle.await.unwrap().unwrap();
+    let h = Harness::start(rt).await;
+    let id = h.assign().await;
+    let t = h.until_state(&id, TaskState::Rejected).await;
+    assert_eq!(t.status.err.as_deref(), Some("program \"prog\" not found"));
+    h.stop().await;
 }
 
 #[tokio::test]
 async fn a_task_runs_then_its_exit_code_is_reported() {
-    let store = Arc::new(MemoryStore::new());
-    let dispatcher = Arc::new(LocalDispatcher::new(
-        store.clone(),
-        DispatcherConfig::default(),
-    ));
     let mut rt = runtime_with_info();
     let mut seq = mockall::Sequence::new();
     rt.expect_prepare()
@@ -106,47 +143,19 @@ async fn a_task_runs_then_its_exit_code_is_reported() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Ok(()));
-    rt.expect_inspect().returning(|_| {
-        Ok(RuntimeStatus {
-            state: RuntimeState::Running,
-            health: None,
-            runtime_id: Some("4242".into()),
-            started_at: None,
-        })
-    });
+    rt.expect_inspect().returning(|_| Ok(running_status()));
     rt.expect_wait().times(1).returning(|_| {
         Ok(ExitStatus {
             code: 7,
             signal: None,
         })
     });
-    let shutdown = CancellationToken::new();
-    dispatcher
-        .admit(&"n1".into(), crate::model::NodeRole::Worker)
-        .await
-        .unwrap();
-    let agent = Agent::new("n1".into(), rt, dispatcher, AgentConfig::default());
-    let handle = tokio::spawn(agent.run(shutdown.clone()));
-    until(&store, |s| {
-        s.node("n1")
-            .is_some_and(|n| n.status.state == crate::model::NodeState::Ready)
-    })
-    .await;
-    let task = assigned_task("n1");
-    let id = task.meta.id.clone();
-    store
-        .apply(vec![Change::Create(Object::from(task))])
-        .await
-        .unwrap();
-    let state = until(&store, |s| {
-        s.task(&id).unwrap().status.state == TaskState::Failed
-    })
-    .await;
-    let t = state.task(&id).unwrap();
+    let h = Harness::start(rt).await;
+    let id = h.assign().await;
+    let t = h.until_state(&id, TaskState::Failed).await;
     assert_eq!(t.status.exit_code, Some(7));
     assert_eq!(t.status.err.as_deref(), Some("task: non-zero exit (7)"));
-    shutdown.cancel();
-    handle.await.unwrap().unwrap();
+    h.stop().await;
 }
 
 #[tokio::test]
@@ -210,22 +219,10 @@ async fn a_removed_node_does_not_come_back_by_itself() {
 
 #[tokio::test]
 async fn a_finished_task_is_removed_from_the_runtime_once_reaped() {
-    let store = Arc::new(MemoryStore::new());
-    let dispatcher = Arc::new(LocalDispatcher::new(
-        store.clone(),
-        DispatcherConfig::default(),
-    ));
     let mut rt = runtime_with_info();
     rt.expect_prepare().returning(|_, _| Ok(()));
     rt.expect_start().returning(|_| Ok(()));
-    rt.expect_inspect().returning(|_| {
-        Ok(RuntimeStatus {
-            state: RuntimeState::Running,
-            health: None,
-            runtime_id: None,
-            started_at: None,
-        })
-    });
+    rt.expect_inspect().returning(|_| Ok(running_status()));
     rt.expect_wait().returning(|_| {
         Ok(ExitStatus {
             code: 0,
@@ -238,26 +235,10 @@ async fn a_finished_task_is_removed_from_the_runtime_once_reaped() {
         let _ = removed_tx.send(id.clone());
         Ok(())
     });
-    dispatcher
-        .admit(&"n1".into(), crate::model::NodeRole::Worker)
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(
-        Agent::new("n1".into(), rt, dispatcher, AgentConfig::default()).run(shutdown.clone()),
-    );
-    let task = assigned_task("n1");
-    let id = task.meta.id.clone();
-    store
-        .apply(vec![Change::Create(Object::from(task))])
-        .await
-        .unwrap();
-    let state = until(&store, |s| {
-        s.task(&id).unwrap().status.state == TaskState::Complete
-    })
-    .await;
-    let version = state.task(&id).unwrap().meta.version;
-    store
+    let h = Harness::start(rt).await;
+    let id = h.assign().await;
+    let version = h.until_state(&id, TaskState::Complete).await.meta.version;
+    h.store
         .apply(vec![Change::Delete {
             kind: crate::model::Kind::Task,
             id: id.clone(),
@@ -269,6 +250,5 @@ async fn a_finished_task_is_removed_from_the_runtime_once_reaped() {
         .await
         .expect("remove is called");
     assert_eq!(removed, Some(id));
-    shutdown.cancel();
-    handle.await.unwrap().unwrap();
+    h.stop().await;
 }

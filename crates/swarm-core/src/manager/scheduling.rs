@@ -177,6 +177,7 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
     }
 
     /// Writes `decisions`, made for the tasks of `order`, in batches.
+    /// Writes `decisions`, made for the tasks of `order`, in batches.
     ///
     /// Each batch's changes are made while the previous batch is written
     /// (on a blocking thread: it is plain CPU work), and each task is let go

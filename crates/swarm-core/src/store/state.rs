@@ -239,14 +239,7 @@ impl State {
                         name: obj.id().to_string(),
                     });
                 }
-                if let Some(name) = obj.unique_name()
-                    && self.by_name(kind, name).is_some()
-                {
-                    return Err(StoreError::AlreadyExists {
-                        kind,
-                        name: name.to_owned(),
-                    });
-                }
+                self.check_name_free(&obj, None)?;
                 let meta = Meta {
                     id: obj.id().clone(),
                     version: index,
@@ -275,15 +268,7 @@ impl State {
                         actual: stored,
                     });
                 }
-                if let Some(name) = obj.unique_name()
-                    && old.unique_name() != Some(name)
-                    && self.by_name(kind, name).is_some()
-                {
-                    return Err(StoreError::AlreadyExists {
-                        kind,
-                        name: name.to_owned(),
-                    });
-                }
+                self.check_name_free(&obj, Some(&old))?;
                 let meta = Meta {
                     id: obj.id().clone(),
                     version: index,
@@ -350,6 +335,23 @@ impl State {
                 self.configs.insert(o.meta.id.clone(), o.clone());
             }
             Object::Cluster(o) => self.cluster = Some(o.clone()),
+        }
+    }
+
+    /// Fails if `obj`'s unique name is taken by another object of its kind
+    /// (`old` is the object's current version, whose name it may keep).
+    fn check_name_free(&self, obj: &Object, old: Option<&Object>) -> Result<(), StoreError> {
+        match obj.unique_name() {
+            Some(name)
+                if old.and_then(Object::unique_name) != Some(name)
+                    && self.by_name(obj.kind(), name).is_some() =>
+            {
+                Err(StoreError::AlreadyExists {
+                    kind: obj.kind(),
+                    name: name.to_owned(),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
