@@ -96,27 +96,43 @@ pub(crate) fn newest(mut tasks: Vec<&Arc<Task>>) -> (&Arc<Task>, Vec<&Arc<Task>>
 
 /// What every service's plan shares in one run: the nodes, and the number
 /// of active tasks on each.
-struct View {
+struct View<'a> {
+    state: &'a State,
     nodes: HashMap<Id, Arc<Node>>,
-    load: HashMap<Id, usize>,
+    /// Active tasks per node, counted on first use (only a scale-down
+    /// needs them).
+    load: std::sync::OnceLock<HashMap<Id, usize>>,
 }
 
-impl View {
-    fn of(state: &State) -> Self {
-        let nodes: HashMap<Id, Arc<Node>> = state
+impl<'a> View<'a> {
+    fn of(state: &'a State) -> Self {
+        let nodes = state
             .nodes()
             .map(|n| (n.meta.id.clone(), n.clone()))
             .collect();
-        let load = nodes
-            .keys()
-            .map(|id| {
-                (
-                    id.clone(),
-                    state.tasks_on_node(id).filter(|t| t.is_active()).count(),
-                )
-            })
-            .collect();
-        Self { nodes, load }
+        Self {
+            state,
+            nodes,
+            load: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn load(&self, node: &Id) -> usize {
+        let load = self.load.get_or_init(|| {
+            self.nodes
+                .keys()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        self.state
+                            .tasks_on_node(id)
+                            .filter(|t| t.is_active())
+                            .count(),
+                    )
+                })
+                .collect()
+        });
+        load.get(node).copied().unwrap_or(0)
     }
 }
 
@@ -126,7 +142,7 @@ pub(crate) struct Orchestrator<S> {
 }
 
 impl<S: Store> Orchestrator<S> {
-    fn plan_service(state: &State, view: &View, service_id: &Id, now: SystemTime) -> Plan {
+    fn plan_service(state: &State, view: &View<'_>, service_id: &Id, now: SystemTime) -> Plan {
         let tasks: Vec<Arc<Task>> = state.tasks_of_service(service_id).cloned().collect();
         let Some(service) = state.service(service_id) else {
             // Deleted service: every task still wanted goes.
@@ -141,7 +157,7 @@ impl<S: Store> Orchestrator<S> {
         };
         match service.spec.mode {
             ServiceMode::Replicated { .. } => {
-                replicated::plan(service, &tasks, &view.nodes, &view.load, now)
+                replicated::plan(service, &tasks, &view.nodes, &|n| view.load(n), now)
             }
             ServiceMode::Global => global::plan(service, &tasks, &view.nodes, now),
         }

@@ -21,13 +21,14 @@ use crate::model::{Node, Service, ServiceMode, Task, TaskState};
 ///   on the nodes most loaded with this service, then with any task.
 /// - Too few: new slots take the lowest free numbers.
 ///
-/// `load` counts the active tasks on each node, all services.
+/// `load` counts the active tasks on a node, all services; it is only
+/// asked when the service scales down.
 #[must_use]
 pub fn plan(
     service: &Service,
     tasks: &[Arc<Task>],
     nodes: &HashMap<Id, Arc<Node>>,
-    load: &HashMap<Id, usize>,
+    load: &dyn Fn(&Id) -> usize,
     now: SystemTime,
 ) -> Plan {
     let ServiceMode::Replicated { replicas } = service.spec.mode else {
@@ -87,7 +88,7 @@ fn scale_down<'a>(
     held: Vec<&'a Arc<Task>>,
     mut surplus: usize,
     nodes: &HashMap<Id, Arc<Node>>,
-    load: &HashMap<Id, usize>,
+    load: &dyn Fn(&Id) -> usize,
     plan: &mut Plan,
 ) -> Vec<&'a Arc<Task>> {
     let (mut running, mut idle): (Vec<&Arc<Task>>, Vec<&Arc<Task>>) =
@@ -118,7 +119,7 @@ fn scale_down<'a>(
     }
     let mut heap: std::collections::BinaryHeap<(usize, usize, &Id)> = by_node
         .iter()
-        .map(|(n, ts)| (ts.len(), load.get(*n).copied().unwrap_or(0), *n))
+        .map(|(n, ts)| (ts.len(), load(n), *n))
         .collect();
     while surplus > 0 {
         let Some((count, total, node)) = heap.pop() else {

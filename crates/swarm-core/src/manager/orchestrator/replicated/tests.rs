@@ -78,6 +78,10 @@ fn shutdowns(p: &Plan) -> Vec<(String, String)> {
     v
 }
 
+fn no_load(_: &Id) -> usize {
+    0
+}
+
 fn now() -> SystemTime {
     SystemTime::now()
 }
@@ -86,7 +90,7 @@ fn now() -> SystemTime {
 fn creates_missing_slots_with_the_lowest_numbers() {
     let s = service(4);
     let tasks = vec![task(&s, "t2", 2, Some("a"), TaskState::Running)];
-    let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
+    let p = plan(&s, &tasks, &ready(&["a"]), &no_load, now());
     assert_eq!(creates(&p), vec![(1, None), (3, None), (4, None)]);
     assert!(shutdowns(&p).is_empty());
 }
@@ -104,7 +108,7 @@ fn a_converged_service_needs_nothing() {
             Arc::new(t)
         },
     ];
-    let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
+    let p = plan(&s, &tasks, &ready(&["a"]), &no_load, now());
     assert_eq!(p, Plan::default());
 }
 
@@ -119,7 +123,13 @@ fn scales_down_from_the_most_loaded_nodes_first() {
         task(&s, "c1", 5, Some("c"), TaskState::Running),
     ];
     let load: HashMap<Id, usize> = [("a".into(), 3), ("b".into(), 1), ("c".into(), 9)].into();
-    let p = plan(&s, &tasks, &ready(&["a", "b", "c"]), &load, now());
+    let p = plan(
+        &s,
+        &tasks,
+        &ready(&["a", "b", "c"]),
+        &|n: &Id| load.get(n).copied().unwrap_or(0),
+        now(),
+    );
     let gone: Vec<String> = shutdowns(&p).into_iter().map(|(t, _)| t).collect();
     // Node a holds 3 of the service's tasks: two of them go first; then the
     // tie between b and c (one each) goes to c, the busier node overall.
@@ -134,7 +144,7 @@ fn scale_down_prefers_tasks_that_are_not_running() {
         task(&s, "run", 1, Some("a"), TaskState::Running),
         task(&s, "pend", 2, None, TaskState::Pending),
     ];
-    let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
+    let p = plan(&s, &tasks, &ready(&["a"]), &no_load, now());
     assert_eq!(
         shutdowns(&p),
         [("pend".to_string(), "service scaled down".to_string())]
@@ -153,7 +163,7 @@ fn replaces_tasks_of_lost_nodes_in_their_slot() {
         ("down", NodeState::Down, Availability::Active),
         ("drained", NodeState::Ready, Availability::Drain),
     ]);
-    let p = plan(&s, &tasks, &ns, &HashMap::new(), now());
+    let p = plan(&s, &tasks, &ns, &no_load, now());
     assert_eq!(
         shutdowns(&p),
         [
@@ -172,10 +182,7 @@ fn a_paused_node_keeps_its_tasks() {
     let s = service(1);
     let tasks = vec![task(&s, "t1", 1, Some("p"), TaskState::Running)];
     let ns = nodes(&[("p", NodeState::Ready, Availability::Pause)]);
-    assert_eq!(
-        plan(&s, &tasks, &ns, &HashMap::new(), now()),
-        Plan::default()
-    );
+    assert_eq!(plan(&s, &tasks, &ns, &no_load, now()), Plan::default());
 }
 
 #[test]
@@ -186,7 +193,7 @@ fn restarts_finished_tasks_by_policy() {
         task(&s, "failed", 1, Some("a"), TaskState::Failed),
         task(&s, "done", 2, Some("a"), TaskState::Complete),
     ];
-    let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
+    let p = plan(&s, &tasks, &ready(&["a"]), &no_load, now());
     assert_eq!(
         shutdowns(&p),
         [("failed".to_string(), "restarting".to_string())]
@@ -207,7 +214,7 @@ fn restart_delay_asks_for_a_recheck() {
     let mut s = service(1);
     s.spec.task.restart.delay = Duration::from_secs(5);
     let tasks = vec![task(&s, "failed", 1, Some("a"), TaskState::Failed)];
-    let p = plan(&s, &tasks, &ready(&["a"]), &HashMap::new(), now());
+    let p = plan(&s, &tasks, &ready(&["a"]), &no_load, now());
     assert!(p.actions.is_empty());
     let d = p.recheck_after.expect("a recheck");
     assert!(
@@ -222,13 +229,7 @@ fn duplicate_tasks_in_a_slot_keep_the_newest() {
     let old = task(&s, "old", 1, Some("a"), TaskState::Running);
     let mut new = (*task(&s, "new", 1, Some("a"), TaskState::Running)).clone();
     new.meta.created_at = old.meta.created_at + Duration::from_secs(1);
-    let p = plan(
-        &s,
-        &[old, Arc::new(new)],
-        &ready(&["a"]),
-        &HashMap::new(),
-        now(),
-    );
+    let p = plan(&s, &[old, Arc::new(new)], &ready(&["a"]), &no_load, now());
     assert_eq!(shutdowns(&p).len(), 1);
     assert_eq!(shutdowns(&p)[0].0, "old");
 }
@@ -304,7 +305,7 @@ fn global_restarts_on_the_same_node() {
 #[test]
 fn tasks_of_one_plan_share_one_copy_of_the_spec() {
     let s = service(3);
-    let p = plan(&s, &[], &ready(&["a"]), &HashMap::new(), now());
+    let p = plan(&s, &[], &ready(&["a"]), &no_load, now());
     let specs: Vec<_> = p
         .actions
         .iter()
