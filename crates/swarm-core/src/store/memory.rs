@@ -1,13 +1,10 @@
 //! `MemoryStore`: the store of a single process.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use futures::StreamExt;
-use tokio::sync::broadcast;
 
-use super::{Change, Commit, State, Store, StoreError, WatchStream};
+use super::{Change, Journal, State, Store, StoreError, WatchStream};
 
 /// Settings of a [`MemoryStore`].
 #[derive(Debug, Clone)]
@@ -64,16 +61,7 @@ impl MemoryStoreConfig {
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
-    tx: broadcast::Sender<Arc<Commit>>,
-    config: MemoryStoreConfig,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    state: State,
-    history: VecDeque<Arc<Commit>>,
-    history_events: usize,
+    journal: Mutex<Journal>,
 }
 
 impl Default for MemoryStore {
@@ -92,18 +80,15 @@ impl MemoryStore {
     /// An empty store with `config`.
     #[must_use]
     pub fn with_config(config: MemoryStoreConfig) -> Self {
-        let (tx, _) = broadcast::channel(config.watch_buffer);
         Self {
-            inner: Mutex::new(Inner::default()),
-            tx,
-            config,
+            journal: Mutex::new(Journal::new(config.history_events, config.watch_buffer)),
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Journal>, StoreError> {
         // A panic in the middle of a write could leave a batch half
         // applied: a poisoned store serves nothing rather than that.
-        self.inner.lock().map_err(|_| {
+        self.journal.lock().map_err(|_| {
             StoreError::Unavailable("the store was poisoned by a panic during a write".into())
         })
     }
@@ -112,86 +97,22 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn state(&self) -> Result<State, StoreError> {
-        Ok(self.lock()?.state.clone())
+        Ok(self.lock()?.state().clone())
     }
 
     async fn apply(&self, changes: Vec<Change>) -> Result<u64, StoreError> {
-        let mut inner = self.lock()?;
-        if changes.is_empty() {
-            return Ok(inner.state.index());
-        }
-        let index = inner.state.index() + 1;
-        let events = inner
-            .state
-            .apply(changes, index, std::time::SystemTime::now())?;
-        let commit = Arc::new(Commit { index, events });
-        inner.history_events += commit.events.len();
-        inner.history.push_back(commit.clone());
-        while inner.history.len() > 1 && inner.history_events > self.config.history_events {
-            if let Some(old) = inner.history.pop_front() {
-                inner.history_events -= old.events.len();
-            }
-        }
-        // Sent under the lock so that watchers see commits in index order.
-        let _ = self.tx.send(commit);
-        Ok(index)
+        self.lock()?.commit(changes, std::time::SystemTime::now())
     }
 
     async fn watch(&self, from: Option<u64>) -> Result<WatchStream, StoreError> {
-        let inner = self.lock()?;
-        let current = inner.state.index();
-        let from = from.unwrap_or(current);
-        if from > current {
-            return Err(StoreError::InvalidArgument(format!(
-                "cannot watch from index {from}: the store is at index {current}"
-            )));
-        }
-        let backlog: Vec<Arc<Commit>> = if from == current {
-            Vec::new()
-        } else {
-            let oldest = inner.history.front().map_or(current + 1, |c| c.index);
-            if from + 1 < oldest {
-                return Err(StoreError::Compacted {
-                    requested: from,
-                    oldest,
-                });
-            }
-            inner
-                .history
-                .iter()
-                .filter(|c| c.index > from)
-                .cloned()
-                .collect()
-        };
-        let rx = self.tx.subscribe();
-        drop(inner);
-        let live = futures::stream::unfold((Some(rx), current), move |(rx, last)| async move {
-            let mut rx = rx?;
-            match rx.recv().await {
-                Ok(commit) => {
-                    let index = commit.index;
-                    Some((Ok(commit), (Some(rx), index)))
-                }
-                Err(broadcast::error::RecvError::Closed) => None,
-                // The watcher missed `n` commits after the last it got.
-                Err(broadcast::error::RecvError::Lagged(n)) => Some((
-                    Err(StoreError::Compacted {
-                        requested: last,
-                        oldest: last + n + 1,
-                    }),
-                    (None, last),
-                )),
-            }
-        });
-        Ok(futures::stream::iter(backlog.into_iter().map(Ok))
-            .chain(live)
-            .boxed())
+        self.lock()?.watch(from)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
     use crate::model::{Meta, Node, NodeDescription, NodeSpec, NodeStatus};
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The cluster store: the one source of truth every control loop reads and
 //! writes.
 
+mod journal;
 mod memory;
 mod state;
 
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+pub use journal::Journal;
 pub use memory::{MemoryStore, MemoryStoreConfig};
 pub use state::State;
 
@@ -16,7 +18,7 @@ use crate::Id;
 use crate::model::{Kind, Object, Version};
 
 /// One change of a batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     /// Create the object. Fails with [`StoreError::AlreadyExists`] if its id,
     /// or its unique name (services, networks, secrets, configs), is taken.
@@ -96,7 +98,7 @@ pub struct Commit {
 pub type WatchStream = BoxStream<'static, Result<Arc<Commit>, StoreError>>;
 
 /// What went wrong, for callers to branch on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// The object does not exist.
     NotFound,
@@ -112,8 +114,9 @@ pub enum ErrorKind {
     Compacted,
 }
 
-/// An error of a [`Store`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// An error of a [`Store`]. It is serde-serialisable, so a replicated
+/// store can carry it from the member that applied a batch to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StoreError {
     /// The object does not exist.
     #[error("{kind} {id} not found")]
