@@ -112,8 +112,8 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
     use crate::model::{Meta, Node, NodeDescription, NodeSpec, NodeStatus};
+    use futures::StreamExt;
 
     #[tokio::test]
     async fn passes_the_store_suite() {

@@ -577,7 +577,10 @@ mod tests {
     #[test]
     fn restore_refuses_what_no_state_could_hold() {
         let twice = State::restore(1, [secret("a", "pw"), secret("b", "pw")]);
-        assert_eq!(twice.unwrap_err().kind(), crate::store::ErrorKind::InvalidArgument);
+        assert_eq!(
+            twice.unwrap_err().kind(),
+            crate::store::ErrorKind::InvalidArgument
+        );
         let mut future = secret("a", "pw");
         if let Object::Secret(s) = &mut future {
             Arc::make_mut(s).meta.version = 9;

@@ -1,0 +1,530 @@
+//! `RaftStore`: a manager's handle on the replicated store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{ChangeMembers, Membership, StoredMembership};
+use swarm_core::store::{Change, State, Store, StoreError, WatchStream};
+use tonic::transport::Channel;
+
+use crate::config::RaftConfig;
+use crate::error::Error;
+use crate::log::LogStore;
+use crate::network::{Connector, Contacts, Network, PlainConnector, client};
+use crate::server::RaftService;
+use crate::sm::{Shared, StateMachine};
+use crate::types::{Member, NodeId, Request, TypeConfig, members_of};
+use crate::wire::{self, Forward, Reply};
+
+/// One member as the leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberStatus {
+    /// Its id.
+    pub id: NodeId,
+    /// Its address.
+    pub addr: String,
+    /// A voter (counts for quorum), or a learner.
+    pub voter: bool,
+    /// Whether it answered the leader within the election timeout.
+    pub reachable: bool,
+    /// The last log index the leader knows it holds.
+    pub matched: Option<u64>,
+}
+
+/// The raft group as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterStatus {
+    /// The leader.
+    pub leader: NodeId,
+    /// The leader's term.
+    pub term: u64,
+    /// The last committed log index.
+    pub committed: Option<u64>,
+    /// Every member, voters and learners, by id.
+    pub members: Vec<MemberStatus>,
+}
+
+/// A manager's handle on the replicated store: cheap to clone.
+///
+/// It implements [`Store`]: reads and watches are served from this
+/// member's replica; writes go to the leader (forwarded transparently when
+/// this member does not lead) and are acknowledged once committed and
+/// applied here, so a `state()` after an `apply()` on the same handle sees
+/// the write.
+#[derive(Clone)]
+pub struct RaftStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    addr: String,
+    raft: openraft::Raft<TypeConfig>,
+    shared: Arc<Shared>,
+    connector: Arc<dyn Connector>,
+    contacts: Arc<Contacts>,
+    channels: Mutex<HashMap<String, Channel>>,
+    config: RaftConfig,
+}
+
+impl std::fmt::Debug for RaftStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftStore")
+            .field("id", &self.inner.id)
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftStore {
+    /// Opens a member over plain TCP. See [`RaftStore::open_with`].
+    pub async fn open(config: RaftConfig) -> Result<Self, Error> {
+        Self::open_with(config, Arc::new(PlainConnector)).await
+    }
+
+    /// Opens a member from its data directory (created if missing), using
+    /// `connector` to reach the others. A new member is not part of any
+    /// cluster yet: call [`RaftStore::initialize`] to start one, or have
+    /// the leader [`RaftStore::add_learner`] it. A restarted member resumes
+    /// where it was. With [`RaftConfig::force_new_cluster`], the member
+    /// first becomes the only voter of a new cluster that keeps every
+    /// object of its log and snapshot.
+    ///
+    /// Serve [`RaftStore::service`] at `config.addr` for the others to
+    /// reach it.
+    pub async fn open_with(
+        config: RaftConfig,
+        connector: Arc<dyn Connector>,
+    ) -> Result<Self, Error> {
+        let raft_config = Arc::new(config.openraft()?);
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let mut log = LogStore::open(&config.data_dir.join("raft.redb"))?;
+        let sm = StateMachine::open(
+            &config.data_dir.join("snapshots"),
+            config.history_events,
+            config.watch_buffer,
+        )?;
+        if config.force_new_cluster {
+            recover(&config, &mut log, &sm).await?;
+        }
+        let contacts = Arc::new(Contacts::default());
+        let shared = sm.shared();
+        let network = Network {
+            connector: connector.clone(),
+            contacts: contacts.clone(),
+        };
+        let raft = openraft::Raft::new(config.id, raft_config, network, log, sm)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                id: config.id,
+                addr: config.addr.clone(),
+                raft,
+                shared,
+                connector,
+                contacts,
+                channels: Mutex::new(HashMap::new()),
+                config,
+            }),
+        })
+    }
+
+    /// This member's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The gRPC service the other members call: mount it in the node's
+    /// tonic server.
+    #[must_use]
+    pub fn service(&self) -> crate::wire::proto::raft_server::RaftServer<RaftService> {
+        RaftService::server(self.clone())
+    }
+
+    pub(crate) fn raft(&self) -> &openraft::Raft<TypeConfig> {
+        &self.inner.raft
+    }
+
+    /// Starts a new cluster with this member as its only voter. Does
+    /// nothing if this member already belongs to a cluster.
+    pub async fn initialize(&self) -> Result<(), Error> {
+        let members = BTreeMap::from([(self.inner.id, Member::new(self.inner.addr.clone()))]);
+        match self.inner.raft.initialize(members).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(Error::InvalidArgument(e.to_string())),
+        }
+    }
+
+    /// The member that leads, as this member knows it.
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// Waits until some member leads and this member knows it.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, Error> {
+        let mut metrics = self.inner.raft.metrics();
+        let found = tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(l) = metrics.borrow_and_update().current_leader {
+                    return Ok(l);
+                }
+                if metrics.changed().await.is_err() {
+                    return Err(Error::Stopped);
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            Err(Error::NoQuorum(format!(
+                "no leader elected within {timeout:?}"
+            )))
+        })
+    }
+
+    /// Adds a member as a learner and waits until it has caught up with
+    /// the log (or a snapshot). It then receives every commit but does not
+    /// vote: [`RaftStore::promote`] makes it a voter.
+    pub async fn add_learner(&self, id: NodeId, addr: impl Into<String>) -> Result<u64, Error> {
+        let addr = addr.into();
+        if addr.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "member {id} needs an address"
+            )));
+        }
+        self.changed(Forward::AddLearner(id, Member::new(addr)))
+            .await
+    }
+
+    /// Makes a learner a voter.
+    pub async fn promote(&self, id: NodeId) -> Result<u64, Error> {
+        self.changed(Forward::Promote(id)).await
+    }
+
+    /// Makes a voter a learner.
+    pub async fn demote(&self, id: NodeId) -> Result<u64, Error> {
+        self.changed(Forward::Demote(id)).await
+    }
+
+    /// Removes a member from the cluster.
+    pub async fn remove_member(&self, id: NodeId) -> Result<u64, Error> {
+        self.changed(Forward::Remove(id)).await
+    }
+
+    async fn changed(&self, f: Forward) -> Result<u64, Error> {
+        match self.on_leader(f).await? {
+            Reply::Changed(index) => Ok(index),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The raft group as its leader sees it: who leads, each member's role
+    /// and whether the leader reaches it.
+    pub async fn status(&self) -> Result<ClusterStatus, Error> {
+        match self.on_leader(Forward::Status).await? {
+            Reply::Status(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A linearizable read: the state with every write acknowledged
+    /// anywhere in the cluster before the call. It costs a round trip to
+    /// the leader and a quorum check; [`Store::state`] is the cheap, local
+    /// read.
+    pub async fn state_linearizable(&self) -> Result<State, Error> {
+        let index = match self.on_leader(Forward::ReadIndex).await? {
+            Reply::ReadIndex(index) => index,
+            other => return Err(unexpected(&other)),
+        };
+        self.wait_applied(index, self.inner.config.write_timeout)
+            .await?;
+        Ok(self.inner.shared.journal().state().clone())
+    }
+
+    /// Stops this member: it leaves raft (not the membership) and stops
+    /// serving.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.raft.shutdown().await;
+    }
+
+    async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), Error> {
+        self.inner
+            .raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "a forwarded request")
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::NoQuorum(format!("this member did not apply index {index}: {e}")))
+    }
+
+    /// Runs a request on the leader: here if this member leads, else over
+    /// gRPC; retried (same request, so a write is never applied twice)
+    /// until the write timeout.
+    async fn on_leader(&self, f: Forward) -> Result<Reply, Error> {
+        let deadline = Instant::now() + self.inner.config.write_timeout;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let metrics = self.inner.raft.metrics().borrow().clone();
+            let result = match metrics.current_leader {
+                Some(l) if l == self.inner.id => self.serve_forward(f.clone()).await,
+                Some(l) => match metrics.membership_config.membership().get_node(&l) {
+                    Some(member) => self.forward(member, &f).await,
+                    None => Err(Error::NoQuorum(format!("leader {l} has no known address"))),
+                },
+                None => Err(Error::NoQuorum("no leader is elected".into())),
+            };
+            match result {
+                Err(e @ (Error::NotLeader { .. } | Error::NoQuorum(_)))
+                    if Instant::now() + pause < deadline =>
+                {
+                    tracing::debug!(error = %e, "retrying on the leader");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn forward(&self, to: &Member, f: &Forward) -> Result<Reply, Error> {
+        let channel = {
+            let mut channels = self
+                .inner
+                .channels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match channels.get(&to.addr) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self
+                        .inner
+                        .connector
+                        .channel(&to.addr)
+                        .map_err(Error::InvalidArgument)?;
+                    channels.insert(to.addr.clone(), c.clone());
+                    c
+                }
+            }
+        };
+        let reply = client(channel)
+            .forward(wire::encode(f))
+            .await
+            // Whether or not the leader got it, a retry is safe.
+            .map_err(|s| {
+                Error::NoQuorum(format!("cannot reach the leader at {to}: {}", s.message()))
+            })?;
+        let result: Result<Reply, Error> =
+            wire::decode(&reply.into_inner().data).map_err(Error::Storage)?;
+        result
+    }
+
+    /// Serves a request on this member, which must lead (the server side
+    /// of forwarding, and the local path).
+    pub(crate) async fn serve_forward(&self, f: Forward) -> Result<Reply, Error> {
+        let raft = &self.inner.raft;
+        let timeout = self.inner.config.write_timeout;
+        let quorum =
+            |what: &str| Error::NoQuorum(format!("{what} was not committed within {timeout:?}"));
+        match f {
+            Forward::Write(req) => {
+                let r = tokio::time::timeout(timeout, raft.client_write(req))
+                    .await
+                    .map_err(|_| quorum("the write"))?;
+                let r = r.map_err(|e| self.write_error(e))?;
+                Ok(Reply::Written {
+                    log_index: r.log_id.index,
+                    response: r.data,
+                })
+            }
+            Forward::ReadIndex => {
+                let (read, _) = tokio::time::timeout(timeout, raft.get_read_log_id())
+                    .await
+                    .map_err(|_| quorum("the read index"))?
+                    .map_err(|e| match e {
+                        RaftError::APIError(
+                            openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+                        ) => self.not_leader(f.leader_id, f.leader_node),
+                        other => Error::NoQuorum(other.to_string()),
+                    })?;
+                Ok(Reply::ReadIndex(read.map_or(0, |l| l.index)))
+            }
+            Forward::Status => Ok(Reply::Status(self.local_status()?)),
+            Forward::AddLearner(id, member) => {
+                let r = raft
+                    .add_learner(id, member, true)
+                    .await
+                    .map_err(|e| self.write_error(e))?;
+                Ok(Reply::Changed(r.log_id.index))
+            }
+            Forward::Promote(id) => {
+                let current = raft.metrics().borrow().membership_config.clone();
+                if current.membership().get_node(&id).is_none() {
+                    return Err(Error::InvalidArgument(format!(
+                        "member {id} is not in the cluster: add it as a learner first"
+                    )));
+                }
+                self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+            }
+            Forward::Demote(id) => {
+                let current = raft.metrics().borrow().membership_config.clone();
+                if !current.membership().voter_ids().any(|v| v == id) {
+                    return Err(Error::InvalidArgument(format!(
+                        "member {id} is not a voter"
+                    )));
+                }
+                self.change(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                    .await
+            }
+            Forward::Remove(id) => {
+                let current = raft.metrics().borrow().membership_config.clone();
+                let ids = BTreeSet::from([id]);
+                if current.membership().voter_ids().any(|v| v == id) {
+                    self.change(ChangeMembers::RemoveVoters(ids), false).await
+                } else if current.membership().get_node(&id).is_some() {
+                    self.change(ChangeMembers::RemoveNodes(ids), false).await
+                } else {
+                    Err(Error::InvalidArgument(format!(
+                        "member {id} is not in the cluster"
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn change(
+        &self,
+        changes: ChangeMembers<NodeId, Member>,
+        retain: bool,
+    ) -> Result<Reply, Error> {
+        let r = self
+            .inner
+            .raft
+            .change_membership(changes, retain)
+            .await
+            .map_err(|e| self.write_error(e))?;
+        Ok(Reply::Changed(r.log_id.index))
+    }
+
+    fn not_leader(&self, leader: Option<NodeId>, node: Option<Member>) -> Error {
+        Error::NotLeader {
+            id: self.inner.id,
+            leader,
+            leader_addr: node.map(|n| n.addr),
+        }
+    }
+
+    fn write_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Error {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                self.not_leader(f.leader_id, f.leader_node)
+            }
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+                Error::Conflict(c.to_string())
+            }
+            RaftError::Fatal(openraft::error::Fatal::Stopped) => Error::Stopped,
+            RaftError::Fatal(f) => Error::Storage(f.to_string()),
+        }
+    }
+
+    fn local_status(&self) -> Result<ClusterStatus, Error> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.inner.id) {
+            return Err(self.not_leader(m.current_leader, None));
+        }
+        let horizon = self.inner.config.election_timeout.1;
+        let matched = m.replication.clone().unwrap_or_default();
+        let members = members_of(&m.membership_config)
+            .into_iter()
+            .map(|(id, (member, voter))| MemberStatus {
+                id,
+                addr: member.addr,
+                voter,
+                reachable: id == self.inner.id
+                    || self.inner.contacts.since(id).is_some_and(|d| d < horizon),
+                matched: if id == self.inner.id {
+                    m.last_log_index
+                } else {
+                    matched.get(&id).copied().flatten().map(|l| l.index)
+                },
+            })
+            .collect();
+        Ok(ClusterStatus {
+            leader: self.inner.id,
+            term: m.current_term,
+            committed: m.last_applied.map(|l| l.index),
+            members,
+        })
+    }
+}
+
+fn unexpected(r: &Reply) -> Error {
+    Error::Storage(format!("unexpected reply from the leader: {r:?}"))
+}
+
+/// `--force-new-cluster`: applies the whole local log on top of the
+/// snapshot, then makes a snapshot whose membership is this member alone,
+/// and purges the log it covers.
+async fn recover(config: &RaftConfig, log: &mut LogStore, sm: &StateMachine) -> Result<(), Error> {
+    use openraft::storage::RaftStateMachine;
+    let mut sm_handle = sm.clone();
+    let (applied, _) = sm_handle.applied_state().await.map_err(Error::storage)?;
+    let entries = log.entries_after(applied.map(|l| l.index));
+    let me = config.id;
+    let member = Member::new(config.addr.clone());
+    let last = sm.recover(entries, move |last| {
+        StoredMembership::new(
+            last,
+            Membership::new(vec![BTreeSet::from([me])], BTreeMap::from([(me, member)])),
+        )
+    })?;
+    if let Some(last) = last {
+        log.reset_to(last).await.map_err(Error::storage)?;
+    }
+    tracing::warn!(
+        member = me,
+        "forced a new single-member cluster from the local data"
+    );
+    Ok(())
+}
+
+#[async_trait]
+impl Store for RaftStore {
+    async fn state(&self) -> Result<State, StoreError> {
+        Ok(self.inner.shared.journal().state().clone())
+    }
+
+    async fn apply(&self, changes: Vec<Change>) -> Result<u64, StoreError> {
+        if changes.is_empty() {
+            return Ok(self.inner.shared.journal().state().index());
+        }
+        let request = Request {
+            id: (rand::random(), rand::random()),
+            changes,
+            now: SystemTime::now(),
+        };
+        match self.on_leader(Forward::Write(request)).await? {
+            Reply::Written {
+                log_index,
+                response,
+            } => {
+                // Acknowledge only what this replica shows.
+                self.wait_applied(log_index, self.inner.config.write_timeout)
+                    .await?;
+                response.result
+            }
+            other => Err(unexpected(&other).into()),
+        }
+    }
+
+    async fn watch(&self, from: Option<u64>) -> Result<WatchStream, StoreError> {
+        self.inner.shared.journal().watch(from)
+    }
+}
