@@ -38,7 +38,7 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let addr = listener.local_addr()?.to_string();
 //! let store = RaftStore::open(RaftConfig::new(1, addr, "/tmp/swarm-raft-doc")).await?;
-//! tokio::spawn(swarm_raft::serve(store.clone(), listener));
+//! tokio::spawn(swarm_raft::serve(store.clone(), listener, std::future::pending()));
 //! store.initialize().await?;
 //!
 //! let secret = Secret {
@@ -70,15 +70,20 @@ pub use server::RaftService;
 pub use store::{ClusterStatus, MemberStatus, RaftStore};
 pub use types::{Member, NodeId};
 
-/// Serves `store`'s raft service on `listener` over plain TCP until the
-/// listener fails. A node daemon mounts [`RaftStore::service`] in its own
-/// server instead (with TLS and its other services).
-pub async fn serve(store: RaftStore, listener: tokio::net::TcpListener) -> Result<(), Error> {
+/// Serves `store`'s raft service on `listener` over plain TCP until
+/// `shutdown` completes; then it closes every connection. A node daemon
+/// mounts [`RaftStore::service`] in its own server instead (with TLS and
+/// its other services).
+pub async fn serve(
+    store: RaftStore,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(store.service())
-        .serve_with_incoming(incoming)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| Error::Storage(format!("the raft server stopped: {e}")))
 }

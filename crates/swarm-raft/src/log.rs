@@ -30,6 +30,10 @@ const COMMITTED: &str = "committed";
 /// The most appends the writer folds into one transaction.
 const GROUP: usize = 4096;
 
+/// Replication sends at most this many bytes of entries per message (and
+/// at least one entry): openraft gives an append one heartbeat interval.
+const SEND_BYTES: usize = 512 << 10;
+
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 
 /// The log store: cheap to clone (it is also the log reader).
@@ -41,7 +45,8 @@ pub(crate) struct LogStore {
 
 #[derive(Default)]
 struct Cache {
-    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Each entry with its encoded size.
+    entries: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
     purged: Option<LogId<NodeId>>,
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId<NodeId>>,
@@ -109,7 +114,7 @@ impl LogStore {
                     path.display()
                 ))
             })?;
-            cache.entries.insert(k.value(), entry);
+            cache.entries.insert(k.value(), (entry, v.value().len()));
         }
         drop((logs, meta, r));
         let (tx, rx) = mpsc::channel();
@@ -151,7 +156,7 @@ impl LogStore {
         self.cache()
             .entries
             .range(start..)
-            .map(|(_, e)| e.clone())
+            .map(|(_, (e, _))| e.clone())
             .collect()
     }
 }
@@ -223,8 +228,26 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .cache()
             .entries
             .range(range)
-            .map(|(_, e)| e.clone())
+            .map(|(_, (e, _))| e.clone())
             .collect())
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>> {
+        let cache = self.cache();
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for (_, (e, size)) in cache.entries.range(start..end) {
+            if !out.is_empty() && bytes + size > SEND_BYTES {
+                break;
+            }
+            bytes += size;
+            out.push(e.clone());
+        }
+        Ok(out)
     }
 }
 
@@ -237,7 +260,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .entries
             .values()
             .next_back()
-            .map(|e| e.log_id)
+            .map(|(e, _)| e.log_id)
             .or(cache.purged);
         Ok(LogState {
             last_purged_log_id: cache.purged,
@@ -283,8 +306,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut cache = self.cache_mut();
             for entry in entries {
-                bytes.push((entry.log_id.index, wire::to_bytes(&entry)));
-                cache.entries.insert(entry.log_id.index, entry);
+                let encoded = wire::to_bytes(&entry);
+                let size = encoded.len();
+                bytes.push((entry.log_id.index, encoded));
+                cache.entries.insert(entry.log_id.index, (entry, size));
             }
         }
         self.tx

@@ -102,7 +102,12 @@ pub(crate) struct Peer {
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
 
 impl Peer {
-    async fn call<Req, Resp, E>(&mut self, method: Method, req: &Req) -> Result<Resp, RpcError<E>>
+    async fn call<Req, Resp, E>(
+        &mut self,
+        method: Method,
+        req: &Req,
+        blob: Vec<u8>,
+    ) -> Result<Resp, RpcError<E>>
     where
         Req: serde::Serialize,
         Resp: DeserializeOwned,
@@ -113,7 +118,8 @@ impl Peer {
             .clone()
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
         let mut client = client(channel);
-        let payload = wire::encode(req);
+        let mut payload = wire::encode(req);
+        payload.blob = blob;
         let reply = match method {
             Method::Append => client.append_entries(payload).await,
             Method::Vote => client.vote(payload).await,
@@ -127,9 +133,12 @@ impl Peer {
                 RPCError::Network(NetworkError::new(&e))
             }
         })?;
-        self.contacts.saw(self.target);
         let result: Result<Resp, RaftError<NodeId, E>> = wire::decode(&reply.into_inner().data)
             .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
+        // A member whose raft has stopped answers, but is not there.
+        if !matches!(result, Err(RaftError::Fatal(_))) {
+            self.contacts.saw(self.target);
+        }
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -147,15 +156,17 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
-        self.call(Method::Append, &rpc).await
+        self.call(Method::Append, &rpc, Vec::new()).await
     }
 
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        mut rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
-        self.call(Method::Snapshot, &rpc).await
+        // The chunk travels raw, beside the encoded request.
+        let chunk = std::mem::take(&mut rpc.data);
+        self.call(Method::Snapshot, &rpc, chunk).await
     }
 
     async fn vote(
@@ -163,6 +174,6 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcError> {
-        self.call(Method::Vote, &rpc).await
+        self.call(Method::Vote, &rpc, Vec::new()).await
     }
 }

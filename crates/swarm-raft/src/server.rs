@@ -40,7 +40,10 @@ impl Raft for RaftService {
     }
 
     async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc = wire::decode(&req.into_inner().data).map_err(bad)?;
+        let payload = req.into_inner();
+        let mut rpc: openraft::raft::InstallSnapshotRequest<crate::types::TypeConfig> =
+            wire::decode(&payload.data).map_err(bad)?;
+        rpc.data = payload.blob;
         let result = self.store.raft().install_snapshot(rpc).await;
         Ok(Response::new(wire::encode(&result)))
     }

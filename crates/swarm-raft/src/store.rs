@@ -28,7 +28,8 @@ pub struct MemberStatus {
     pub addr: String,
     /// A voter (counts for quorum), or a learner.
     pub voter: bool,
-    /// Whether it answered the leader within the election timeout.
+    /// Whether it answered the leader within the (shortest) election
+    /// timeout.
     pub reachable: bool,
     /// The last log index the leader knows it holds.
     pub matched: Option<u64>,
@@ -439,7 +440,9 @@ impl RaftStore {
         if m.current_leader != Some(self.inner.id) {
             return Err(self.not_leader(m.current_leader, None));
         }
-        let horizon = self.inner.config.election_timeout.1;
+        // A follower hears from the leader every heartbeat; one silent for
+        // an election timeout would start an election itself.
+        let horizon = self.inner.config.election_timeout.0;
         let matched = m.replication.clone().unwrap_or_default();
         let members = members_of(&m.membership_config)
             .into_iter()

@@ -18,6 +18,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> proto::Payload {
         // Named fields: the log and snapshots on disk stay readable when a
         // later version adds a field with a default.
         data: rmp_serde::to_vec_named(value).expect("our types always encode"),
+        blob: Vec::new(),
     }
 }
 

@@ -45,6 +45,7 @@ pub struct SecretSpec {
     /// Unique name.
     pub name: String,
     /// The secret bytes (at most 500 KiB, as Docker).
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Free-form labels.
     #[serde(default)]
@@ -66,6 +67,7 @@ pub struct ConfigSpec {
     /// Unique name.
     pub name: String,
     /// The bytes (at most 500 KiB, as Docker).
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Free-form labels.
     #[serde(default)]

@@ -22,6 +22,7 @@ pub struct Member {
     pub dir: PathBuf,
     pub store: RaftStore,
     server: JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// A cluster's members; `None` for a killed one.
@@ -47,6 +48,10 @@ impl Cluster {
 
     /// A cluster of `n` voters, member 1 leading at first.
     pub async fn start(n: u64, tune: Option<fn(RaftConfig) -> RaftConfig>) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut c = Self::new(tune);
         for id in 1..=n {
             c.spawn(id, None, false).await;
@@ -98,10 +103,14 @@ impl Cluster {
                 Err(e) => panic!("cannot open member {id}: {e}"),
             }
         };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn({
             let store = store.clone();
             async move {
-                let _ = swarm_raft::serve(store, listener).await;
+                let _ = swarm_raft::serve(store, listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
             }
         });
         let idx = (id - 1) as usize;
@@ -114,6 +123,7 @@ impl Cluster {
             dir,
             store: store.clone(),
             server,
+            stop,
         });
         store
     }
@@ -134,9 +144,16 @@ impl Cluster {
         let m = self.members[(id - 1) as usize]
             .take()
             .expect("member is running");
-        m.server.abort();
-        let _ = m.server.await;
+        // Raft first, so that open connections only hear "stopped"; then
+        // the server, which closes them.
         m.store.shutdown().await;
+        let _ = m.stop.send(());
+        if tokio::time::timeout(Duration::from_secs(5), &mut { m.server })
+            .await
+            .is_err()
+        {
+            panic!("member {id}'s server did not stop");
+        }
         m.addr
     }
 
