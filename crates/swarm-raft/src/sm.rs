@@ -24,6 +24,7 @@ use crate::types::{Member, NodeId, RequestId, Response, TypeConfig};
 use crate::wire;
 
 type Result<T> = std::result::Result<T, StorageError<NodeId>>;
+type Outcome = std::result::Result<u64, swarm_core::store::StoreError>;
 
 /// The state the store handle shares with the state machine.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ impl Shared {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Dedup {
     order: VecDeque<RequestId>,
-    answers: HashMap<RequestId, Response>,
+    answers: HashMap<RequestId, Outcome>,
 }
 
 impl Dedup {
@@ -54,11 +55,11 @@ impl Dedup {
     /// commits at most some thousands of batches a second.
     const KEEP: usize = 100_000;
 
-    fn get(&self, id: &RequestId) -> Option<&Response> {
+    fn get(&self, id: &RequestId) -> Option<&Outcome> {
         self.answers.get(id)
     }
 
-    fn insert(&mut self, id: RequestId, response: Response) {
+    fn insert(&mut self, id: RequestId, response: Outcome) {
         if self.answers.insert(id, response).is_none() {
             self.order.push_back(id);
         }
@@ -153,27 +154,25 @@ impl StateMachine {
         let mut applied = self.applied();
         applied.last = Some(entry.log_id);
         let mut journal = self.shared.journal();
+        let mut results = Vec::new();
         match entry.payload {
-            EntryPayload::Normal(request) => {
-                if let Some(answer) = applied.dedup.get(&request.id) {
-                    return answer.clone();
+            EntryPayload::Normal(proposal) => {
+                for request in proposal.requests {
+                    if let Some(answer) = applied.dedup.get(&request.id) {
+                        results.push(answer.clone());
+                        continue;
+                    }
+                    let result = journal.commit(request.changes, request.now);
+                    applied.dedup.insert(request.id, result.clone());
+                    results.push(result);
                 }
-                let response = Response {
-                    result: journal.commit(request.changes, request.now),
-                };
-                applied.dedup.insert(request.id, response.clone());
-                response
             }
             EntryPayload::Membership(m) => {
                 applied.membership = StoredMembership::new(Some(entry.log_id), m);
-                Response {
-                    result: Ok(journal.state().index()),
-                }
             }
-            EntryPayload::Blank => Response {
-                result: Ok(journal.state().index()),
-            },
+            EntryPayload::Blank => {}
         }
+        Response { results }
     }
 
     /// Applies entries outside raft (recovery), then writes a snapshot

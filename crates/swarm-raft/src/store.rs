@@ -16,7 +16,7 @@ use crate::log::LogStore;
 use crate::network::{Connector, Contacts, Network, PlainConnector, client};
 use crate::server::RaftService;
 use crate::sm::{Shared, StateMachine};
-use crate::types::{Member, NodeId, Request, TypeConfig, members_of};
+use crate::types::{Member, NodeId, Proposal, Request, TypeConfig, members_of};
 use crate::wire::{self, Forward, Reply};
 
 /// One member as the leader sees it.
@@ -61,6 +61,7 @@ pub struct RaftStore {
 }
 
 struct Inner {
+    proposals: tokio::sync::mpsc::UnboundedSender<Pending>,
     id: NodeId,
     addr: String,
     raft: openraft::Raft<TypeConfig>,
@@ -122,8 +123,10 @@ impl RaftStore {
         let raft = openraft::Raft::new(config.id, raft_config, network, log, sm)
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
-        Ok(Self {
+        let (proposals, queue) = tokio::sync::mpsc::unbounded_channel();
+        let store = Self {
             inner: Arc::new(Inner {
+                proposals,
                 id: config.id,
                 addr: config.addr.clone(),
                 raft,
@@ -133,7 +136,30 @@ impl RaftStore {
                 channels: Mutex::new(HashMap::new()),
                 config,
             }),
-        })
+        };
+        tokio::spawn(propose(Arc::downgrade(&store.inner), queue));
+        Ok(store)
+    }
+
+    /// Commits the writes of one proposal (one log entry) on the leader,
+    /// and waits until this replica has applied it.
+    async fn submit(&self, requests: Vec<Request>) -> Result<Vec<Result<u64, StoreError>>, Error> {
+        let n = requests.len();
+        match self
+            .on_leader(Forward::Write(Proposal { requests }))
+            .await?
+        {
+            Reply::Written {
+                log_index,
+                response,
+            } if response.results.len() == n => {
+                // Acknowledge only what this replica shows.
+                self.wait_applied(log_index, self.inner.config.write_timeout)
+                    .await?;
+                Ok(response.results)
+            }
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// This member's id.
@@ -468,6 +494,66 @@ impl RaftStore {
     }
 }
 
+/// A write waiting to be proposed.
+struct Pending {
+    request: Request,
+    reply: tokio::sync::oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// Proposals in flight at once. While they are, new writes queue up and
+/// the next proposal takes them all: one log entry, one fsync and one
+/// round of replication for many callers.
+const IN_FLIGHT: usize = 2;
+
+/// The most writes in one proposal.
+const MAX_PROPOSAL: usize = 1024;
+
+/// The group-commit loop of one member: gathers queued writes into
+/// proposals.
+async fn propose(
+    store: std::sync::Weak<Inner>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Pending>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_PROPOSAL {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let store = RaftStore { inner };
+        tokio::spawn(async move {
+            let _slot = slot;
+            let (requests, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+            match store.submit(requests).await {
+                Ok(results) => {
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    let e = StoreError::from(e);
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
+
 fn unexpected(r: &Reply) -> Error {
     Error::Storage(format!("unexpected reply from the leader: {r:?}"))
 }
@@ -513,18 +599,12 @@ impl Store for RaftStore {
             changes,
             now: SystemTime::now(),
         };
-        match self.on_leader(Forward::Write(request)).await? {
-            Reply::Written {
-                log_index,
-                response,
-            } => {
-                // Acknowledge only what this replica shows.
-                self.wait_applied(log_index, self.inner.config.write_timeout)
-                    .await?;
-                response.result
-            }
-            other => Err(unexpected(&other).into()),
-        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .proposals
+            .send(Pending { request, reply })
+            .map_err(|_| StoreError::from(Error::Stopped))?;
+        answer.await.map_err(|_| StoreError::from(Error::Stopped))?
     }
 
     async fn watch(&self, from: Option<u64>) -> Result<WatchStream, StoreError> {

@@ -15,7 +15,7 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// The openraft type configuration of the swarm store.
     pub TypeConfig:
-        D = Request,
+        D = Proposal,
         R = Response,
         NodeId = NodeId,
         Node = Member,
@@ -62,12 +62,21 @@ pub struct Request {
     pub now: SystemTime,
 }
 
-/// The outcome of applying one log entry.
+/// One log entry's data: the writes of one or more callers, gathered
+/// while earlier entries were in flight (group commit). Each is applied as
+/// its own commit, in order, with its own outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The writes.
+    pub requests: Vec<Request>,
+}
+
+/// The outcome of applying one log entry: one result per request of its
+/// [`Proposal`] (none for blank and membership entries).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
-    /// The store's commit index, or why the batch was refused. Entries that
-    /// carry no batch (blank, membership) answer with the current index.
-    pub result: Result<u64, StoreError>,
+    /// Each request's commit index, or why its batch was refused.
+    pub results: Vec<Result<u64, StoreError>>,
 }
 
 /// The voters and learners of a membership, by id.

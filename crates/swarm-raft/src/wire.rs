@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Member, NodeId, Request, Response};
+use crate::types::{Member, NodeId, Proposal, Response};
 
 /// The generated gRPC code.
 #[allow(missing_docs, clippy::all, rust_2018_idioms)]
@@ -35,8 +35,8 @@ pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 /// A request a member forwards to the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Forward {
-    /// Commit a batch.
-    Write(Request),
+    /// Commit the writes of a proposal.
+    Write(Proposal),
     /// Confirm leadership and return the log index a linearizable read
     /// waits for.
     ReadIndex,
@@ -55,12 +55,12 @@ pub(crate) enum Forward {
 /// The leader's answer to a [`Forward`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Reply {
-    /// A write's outcome and the log index of its entry: the caller waits
-    /// until its own replica has applied that index.
+    /// The writes' outcomes and the log index of their entry: the caller
+    /// waits until its own replica has applied that index.
     Written {
         /// The entry's log index.
         log_index: u64,
-        /// The outcome.
+        /// The outcomes, one per write.
         response: Response,
     },
     /// The log index to wait for before reading.
