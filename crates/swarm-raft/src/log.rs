@@ -1,34 +1,42 @@
-//! The raft log and vote, durable in a redb database.
+//! The raft log and vote, durable in plain files.
 //!
-//! Every entry not yet purged is also held in memory, so that replication
-//! reads never touch the disk. Writes go to one writer thread in order
-//! (raft needs its log and vote IO serialised); the thread commits every
-//! queued append in one redb transaction (group commit: one fsync for many
-//! entries under load) and only then reports them flushed.
+//! - The log is a series of append-only segment files
+//!   (`log/<first index>.wal`). A record is `[length u32][crc32 u32][entry]`;
+//!   at start, a torn or corrupt tail (a crash in the middle of a write) is
+//!   cut off at the last whole record. Nothing after it was acknowledged:
+//!   an append is reported flushed only after `fdatasync`.
+//! - The vote, the purged log id and the committed log id are small files,
+//!   each replaced by write, fsync, rename, fsync of the directory.
+//!
+//! Every live entry is also held in memory, so replication reads never
+//! touch the disk. Writes go to one writer thread in order (raft needs its
+//! log and vote IO serialised); the thread writes every queued append and
+//! syncs once for all of them (group commit) before reporting them flushed.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::ops::RangeBounds;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, mpsc};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, StorageError, StorageIOError, Vote};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::types::{NodeId, TypeConfig};
 use crate::wire;
 
-const LOGS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("logs");
-const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const VOTE: &str = "vote";
 const PURGED: &str = "purged";
 const COMMITTED: &str = "committed";
 
-/// The most appends the writer folds into one transaction.
+/// The most ops the writer folds into one sync.
 const GROUP: usize = 4096;
+
+/// A new segment is started once the current one is this large.
+const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Replication sends at most this many bytes of entries per message (and
 /// at least one entry): openraft gives an append one heartbeat interval.
@@ -71,57 +79,247 @@ fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_logs(&io_err(e)).into()
 }
 
-impl LogStore {
-    /// Opens (or creates) the log in `path`, loading the live entries.
-    pub(crate) fn open(path: &Path) -> std::result::Result<Self, crate::Error> {
-        let db = redb::Database::create(path).map_err(crate::Error::storage)?;
-        let mut cache = Cache::default();
-        {
-            let w = db.begin_write().map_err(crate::Error::storage)?;
-            w.open_table(LOGS).map_err(crate::Error::storage)?;
-            w.open_table(META).map_err(crate::Error::storage)?;
-            w.commit().map_err(crate::Error::storage)?;
-        }
-        let r = db.begin_read().map_err(crate::Error::storage)?;
-        let meta = r.open_table(META).map_err(crate::Error::storage)?;
-        let get = |key: &str| -> std::result::Result<Option<Vec<u8>>, crate::Error> {
-            Ok(meta
-                .get(key)
-                .map_err(crate::Error::storage)?
-                .map(|v| v.value().to_vec()))
+fn storage(path: &Path, e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Storage(format!("{}: {e}", path.display()))
+}
+
+/// Replaces `dir/name` with `bytes` crash-safely.
+fn write_file(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    if sync {
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    if sync {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn read_meta<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+) -> std::result::Result<Option<T>, crate::Error> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => wire::decode(&bytes)
+            .map(Some)
+            .map_err(|e| storage(&path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(storage(&path, e)),
+    }
+}
+
+/// One segment file: its first index and where each of its records starts.
+struct Segment {
+    first: u64,
+    path: PathBuf,
+    /// Index → offset of its record.
+    offsets: BTreeMap<u64, u64>,
+    len: u64,
+}
+
+/// The writer thread's view of the files.
+struct Files {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    file: Option<File>,
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.wal"))
+}
+
+/// Reads one segment's whole records; cuts a torn or corrupt tail off the
+/// file. Returns the entries and the segment.
+fn read_segment(
+    path: &Path,
+    first: u64,
+) -> io::Result<(Vec<(Entry<TypeConfig>, usize)>, Segment, bool)> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    let mut entries = Vec::new();
+    let mut offsets = BTreeMap::new();
+    let mut at = 0usize;
+    let mut torn = false;
+    while at < bytes.len() {
+        let header = bytes.get(at..at + 8);
+        let Some(header) = header else {
+            torn = true;
+            break;
         };
-        fn decode<T: serde::de::DeserializeOwned>(
-            bytes: Option<Vec<u8>>,
-            what: &str,
-            path: &Path,
-        ) -> std::result::Result<Option<T>, crate::Error> {
-            bytes
-                .map(|b| wire::decode(&b))
-                .transpose()
-                .map_err(|e| crate::Error::Storage(format!("{what} in {}: {e}", path.display())))
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+            torn = true;
+            break;
+        };
+        if crc32fast::hash(body) != crc {
+            torn = true;
+            break;
         }
-        cache.vote = decode(get(VOTE)?, "the vote", path)?;
-        cache.purged = decode::<Option<_>>(get(PURGED)?, "the purged log id", path)?.flatten();
-        cache.committed =
-            decode::<Option<_>>(get(COMMITTED)?, "the committed log id", path)?.flatten();
-        let logs = r.open_table(LOGS).map_err(crate::Error::storage)?;
-        for row in logs.iter().map_err(crate::Error::storage)? {
-            let (k, v) = row.map_err(crate::Error::storage)?;
-            let entry: Entry<TypeConfig> = wire::decode(v.value()).map_err(|e| {
-                crate::Error::Storage(format!(
-                    "log entry {} in {}: {e}",
-                    k.value(),
-                    path.display()
-                ))
-            })?;
-            cache.entries.insert(k.value(), (entry, v.value().len()));
+        let Ok(entry) = wire::decode::<Entry<TypeConfig>>(body) else {
+            torn = true;
+            break;
+        };
+        offsets.insert(entry.log_id.index, at as u64);
+        entries.push((entry, len));
+        at += 8 + len;
+    }
+    if torn {
+        tracing::warn!(file = %path.display(), offset = at, "cutting a torn record off the raft log");
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(at as u64)?;
+        f.sync_all()?;
+    }
+    Ok((
+        entries,
+        Segment {
+            first,
+            path: path.to_owned(),
+            offsets,
+            len: at as u64,
+        },
+        torn,
+    ))
+}
+
+impl Files {
+    fn current(&mut self) -> io::Result<&mut File> {
+        if self.file.is_none() {
+            let seg = self.segments.last().expect("a segment exists when writing");
+            self.file = Some(OpenOptions::new().append(true).open(&seg.path)?);
         }
-        drop((logs, meta, r));
+        Ok(self.file.as_mut().expect("just opened"))
+    }
+
+    fn new_segment(&mut self, first: u64) -> io::Result<()> {
+        let path = segment_path(&self.dir, first);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.segments.push(Segment {
+            first,
+            path,
+            offsets: BTreeMap::new(),
+            len: 0,
+        });
+        drop(f);
+        self.file = None;
+        Ok(())
+    }
+
+    fn append(&mut self, entries: &[(u64, Vec<u8>)]) -> io::Result<()> {
+        let Some((first, _)) = entries.first() else {
+            return Ok(());
+        };
+        let roll = self.segments.last().is_none_or(|s| s.len >= SEGMENT_BYTES);
+        if roll {
+            self.new_segment(*first)?;
+        }
+        let mut buf = Vec::with_capacity(entries.iter().map(|(_, b)| b.len() + 8).sum());
+        let seg = self.segments.last_mut().expect("a segment");
+        for (index, bytes) in entries {
+            seg.offsets.insert(*index, seg.len + buf.len() as u64);
+            let len =
+                u32::try_from(bytes.len()).map_err(|_| io_err("a log entry is over 4 GiB"))?;
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+            buf.extend_from_slice(bytes);
+        }
+        seg.len += buf.len() as u64;
+        self.current()?.write_all(&buf)
+    }
+
+    fn truncate(&mut self, from: u64) -> io::Result<()> {
+        while let Some(seg) = self.segments.last_mut() {
+            if seg.first >= from {
+                std::fs::remove_file(&seg.path)?;
+                self.segments.pop();
+                self.file = None;
+                continue;
+            }
+            if let Some(&offset) = seg.offsets.get(&from) {
+                seg.offsets.split_off(&from);
+                seg.len = offset;
+                let f = OpenOptions::new().write(true).open(&seg.path)?;
+                f.set_len(offset)?;
+                self.file = None;
+            }
+            break;
+        }
+        Ok(())
+    }
+
+    /// Deletes the segments that hold only entries up to `upto`.
+    fn purge(&mut self, upto: u64) -> io::Result<()> {
+        while self.segments.len() > 1 && self.segments[1].first <= upto + 1 {
+            let seg = self.segments.remove(0);
+            std::fs::remove_file(&seg.path)?;
+        }
+        // The last segment may be all purged, too: the next append starts
+        // a new one.
+        if let Some(last) = self.segments.last() {
+            if last.offsets.keys().next_back().is_none_or(|&i| i <= upto) && last.first <= upto {
+                let seg = self.segments.pop().expect("a segment");
+                std::fs::remove_file(&seg.path)?;
+                self.file = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LogStore {
+    /// Opens (or creates) the log in `dir`, loading the live entries.
+    pub(crate) fn open(dir: &Path) -> std::result::Result<Self, crate::Error> {
+        std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
+        let mut cache = Cache {
+            vote: read_meta(dir, VOTE)?,
+            purged: read_meta::<Option<_>>(dir, PURGED)?.flatten(),
+            committed: read_meta::<Option<_>>(dir, COMMITTED)?.flatten(),
+            ..Cache::default()
+        };
+        let mut firsts: Vec<u64> = std::fs::read_dir(dir)
+            .map_err(|e| storage(dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".wal")?.parse().ok())
+            .collect();
+        firsts.sort_unstable();
+        let mut segments = Vec::new();
+        let mut cut = false;
+        for first in firsts {
+            let path = segment_path(dir, first);
+            if cut {
+                // Everything after a torn record is void.
+                std::fs::remove_file(&path).map_err(|e| storage(&path, e))?;
+                continue;
+            }
+            let (entries, segment, torn) =
+                read_segment(&path, first).map_err(|e| storage(&path, e))?;
+            cut = torn;
+            for (entry, size) in entries {
+                if cache.purged.is_none_or(|p| entry.log_id.index > p.index) {
+                    cache.entries.insert(entry.log_id.index, (entry, size));
+                }
+            }
+            segments.push(segment);
+        }
+        let files = Files {
+            dir: dir.to_owned(),
+            segments,
+            file: None,
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer(&db, &rx))
-            .map_err(crate::Error::storage)?;
+            .spawn(move || writer(files, &rx))
+            .map_err(|e| storage(dir, e))?;
         Ok(Self {
             cache: Arc::new(RwLock::new(cache)),
             tx,
@@ -159,11 +357,18 @@ impl LogStore {
             .map(|(_, (e, _))| e.clone())
             .collect()
     }
+
+    /// Purges every entry up to `last` and records it as purged: the log
+    /// of a member recovered with `--force-new-cluster`, whose snapshot
+    /// holds everything.
+    pub(crate) async fn reset_to(&mut self, last: LogId<NodeId>) -> Result<()> {
+        self.purge(last).await
+    }
 }
 
 /// The writer thread: applies ops in order, folding queued ops into one
-/// transaction.
-fn writer(db: &redb::Database, rx: &mpsc::Receiver<Op>) {
+/// sync.
+fn writer(mut files: Files, rx: &mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
         while ops.len() < GROUP {
@@ -172,9 +377,9 @@ fn writer(db: &redb::Database, rx: &mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        let result = write_ops(db, &ops).map_err(io_err);
+        let result = write_ops(&mut files, &ops);
         for op in ops {
-            let r = result.as_ref().map(|_| ()).map_err(|e| io_err(e));
+            let r = result.as_ref().map(|_| ()).map_err(io_err);
             match op {
                 Op::Append(_, flushed) => flushed.log_io_completed(r),
                 Op::Meta(_, _, done) => {
@@ -190,32 +395,41 @@ fn writer(db: &redb::Database, rx: &mpsc::Receiver<Op>) {
     }
 }
 
-fn write_ops(db: &redb::Database, ops: &[Op]) -> std::result::Result<(), redb::Error> {
-    let w = db.begin_write()?;
-    {
-        let mut logs = w.open_table(LOGS)?;
-        let mut meta = w.open_table(META)?;
-        for op in ops {
-            match op {
-                Op::Append(entries, _) => {
-                    for (index, bytes) in entries {
-                        logs.insert(*index, bytes.as_slice())?;
-                    }
-                }
-                Op::Meta(key, bytes, _) => {
-                    meta.insert(*key, bytes.as_slice())?;
-                }
-                Op::Truncate(from, _) => {
-                    logs.retain_in(*from.., |_, _| false)?;
-                }
-                Op::Purge(upto, purged, _) => {
-                    meta.insert(PURGED, purged.as_slice())?;
-                    logs.retain_in(..=*upto, |_, _| false)?;
-                }
+fn write_ops(files: &mut Files, ops: &[Op]) -> io::Result<()> {
+    let mut dirty = false;
+    for op in ops {
+        match op {
+            Op::Append(entries, _) => {
+                files.append(entries)?;
+                dirty = true;
+            }
+            Op::Meta(key, bytes, done) => {
+                // Only what a caller waits for needs the disk now (the
+                // vote); the committed id is re-learnt if lost.
+                write_file(&files.dir, key, bytes, done.is_some())?;
+            }
+            Op::Truncate(from, _) => {
+                files.truncate(*from)?;
+                dirty = true;
+            }
+            Op::Purge(upto, purged, _) => {
+                // Record the purge first: a crash in between leaves
+                // entries that are ignored on start.
+                write_file(&files.dir, PURGED, purged, true)?;
+                files.purge(*upto)?;
             }
         }
     }
-    w.commit()?;
+    if dirty {
+        if let Some(f) = files.file.as_mut() {
+            f.sync_data()?;
+        } else if let Some(seg) = files.segments.last() {
+            OpenOptions::new()
+                .write(true)
+                .open(&seg.path)?
+                .sync_data()?;
+        }
+    }
     Ok(())
 }
 
@@ -336,11 +550,110 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-impl LogStore {
-    /// Purges every entry and records `last` as purged: the log of a
-    /// member recovered with `--force-new-cluster`, whose snapshot holds
-    /// everything.
-    pub(crate) async fn reset_to(&mut self, last: LogId<NodeId>) -> Result<()> {
-        self.purge(last).await
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn entry(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn files(dir: &Path) -> Files {
+        Files {
+            dir: dir.to_owned(),
+            segments: Vec::new(),
+            file: None,
+        }
+    }
+
+    fn encoded(range: std::ops::RangeInclusive<u64>) -> Vec<(u64, Vec<u8>)> {
+        range.map(|i| (i, wire::to_bytes(&entry(i)))).collect()
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_and_the_whole_records_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = files(dir.path());
+        f.append(&encoded(1..=5)).unwrap();
+        f.file.as_mut().unwrap().sync_data().unwrap();
+        // A crash in the middle of the sixth record.
+        let path = segment_path(dir.path(), 1);
+        let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
+        raw.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
+        drop(raw);
+        let (entries, segment, torn) = read_segment(&path, 1).unwrap();
+        assert!(torn);
+        assert_eq!(entries.len(), 5);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), segment.len);
+        // The file is whole again.
+        let (again, _, torn) = read_segment(&path, 1).unwrap();
+        assert!(!torn);
+        assert_eq!(again.len(), 5);
+    }
+
+    #[test]
+    fn a_corrupt_record_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = files(dir.path());
+        f.append(&encoded(1..=3)).unwrap();
+        drop(f);
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let (entries, _, torn) = read_segment(&path, 1).unwrap();
+        assert!(torn);
+        assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn truncate_and_purge_keep_the_files_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = files(dir.path());
+        f.append(&encoded(1..=10)).unwrap();
+        f.truncate(6).unwrap();
+        f.append(&encoded(6..=7)).unwrap();
+        let (entries, _, _) = read_segment(&segment_path(dir.path(), 1), 1).unwrap();
+        let indexes: Vec<u64> = entries.iter().map(|(e, _)| e.log_id.index).collect();
+        assert_eq!(indexes, vec![1, 2, 3, 4, 5, 6, 7]);
+        f.purge(7).unwrap();
+        assert!(f.segments.is_empty(), "an all-purged segment is deleted");
+        f.append(&encoded(8..=9)).unwrap();
+        assert_eq!(f.segments[0].first, 8);
+    }
+
+    #[tokio::test]
+    async fn entries_and_vote_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = LogStore::open(dir.path()).unwrap();
+            log.save_vote(&Vote::new(3, 1)).await.unwrap();
+            let mut files = Files {
+                dir: dir.path().to_owned(),
+                segments: Vec::new(),
+                file: None,
+            };
+            // Write entries the way the writer does, then close.
+            files.append(&encoded(1..=4)).unwrap();
+            files.file.as_mut().unwrap().sync_data().unwrap();
+            log.purge(LogId::new(CommittedLeaderId::new(1, 1), 2))
+                .await
+                .unwrap();
+        }
+        let mut log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(2));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(4));
+        let entries = log.try_get_log_entries(0..10).await.unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
     }
 }

@@ -105,7 +105,7 @@ impl RaftStore {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let mut log = LogStore::open(&config.data_dir.join("raft.redb"))?;
+        let mut log = LogStore::open(&config.data_dir.join("log"))?;
         let sm = StateMachine::open(
             &config.data_dir.join("snapshots"),
             config.history_events,
