@@ -18,8 +18,9 @@ pub struct RaftConfig {
     /// How often the leader sends heartbeats. Default 100 ms.
     pub heartbeat_interval: Duration,
     /// A follower that hears nothing from a leader for a random time in
-    /// this range starts an election. Default 500–900 ms: a lost leader is
-    /// replaced in about a second, and a busy machine does not flap.
+    /// this range starts an election. Default 300–600 ms: a lost leader is
+    /// replaced within a second, and a busy machine (a heartbeat late by
+    /// 200 ms) does not flap.
     pub election_timeout: (Duration, Duration),
     /// A snapshot is taken after this many log entries; then the log
     /// before it is purged. Default 10,000.
@@ -54,7 +55,7 @@ impl RaftConfig {
             addr: addr.into(),
             data_dir: data_dir.into(),
             heartbeat_interval: Duration::from_millis(100),
-            election_timeout: (Duration::from_millis(500), Duration::from_millis(900)),
+            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             snapshot_threshold: 10_000,
             logs_kept_after_snapshot: 1_000,
             write_timeout: Duration::from_secs(5),

@@ -62,6 +62,10 @@ pub struct RaftStore {
 
 struct Inner {
     proposals: tokio::sync::mpsc::UnboundedSender<Pending>,
+    /// Free proposal slots (of [`IN_FLIGHT`]).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Writes queued for the proposer.
+    queued: std::sync::atomic::AtomicUsize,
     id: NodeId,
     addr: String,
     raft: openraft::Raft<TypeConfig>,
@@ -127,6 +131,8 @@ impl RaftStore {
         let store = Self {
             inner: Arc::new(Inner {
                 proposals,
+                slots: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
+                queued: std::sync::atomic::AtomicUsize::new(0),
                 id: config.id,
                 addr: config.addr.clone(),
                 raft,
@@ -313,7 +319,7 @@ impl RaftStore {
                 {
                     tracing::debug!(error = %e, "retrying on the leader");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
+                    pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 other => return other,
             }
@@ -514,7 +520,9 @@ async fn propose(
     store: std::sync::Weak<Inner>,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<Pending>,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let Some(slots) = store.upgrade().map(|i| i.slots.clone()) else {
+        return;
+    };
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -532,6 +540,9 @@ async fn propose(
         let Some(inner) = store.upgrade() else {
             return;
         };
+        inner
+            .queued
+            .fetch_sub(batch.len(), std::sync::atomic::Ordering::AcqRel);
         let store = RaftStore { inner };
         tokio::spawn(async move {
             let _slot = slot;
@@ -552,6 +563,10 @@ async fn propose(
             }
         });
     }
+}
+
+fn unexpected_empty() -> StoreError {
+    Error::Storage("the leader answered a write with no result".into()).into()
 }
 
 fn unexpected(r: &Reply) -> Error {
@@ -599,7 +614,17 @@ impl Store for RaftStore {
             changes,
             now: SystemTime::now(),
         };
+        // Idle: propose from here, without the proposer's hops.
+        if self.inner.queued.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            if let Ok(_slot) = self.inner.slots.clone().try_acquire_owned() {
+                let mut results = self.submit(vec![request]).await?;
+                return results.pop().unwrap_or_else(|| Err(unexpected_empty()));
+            }
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .queued
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.inner
             .proposals
             .send(Pending { request, reply })
