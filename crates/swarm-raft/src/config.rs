@@ -41,8 +41,10 @@ pub struct RaftConfig {
     /// 4,096.
     pub watch_buffer: usize,
     /// Start a new single-member cluster from this member's data, keeping
-    /// every object: the way out of a lost quorum (`docker swarm init
-    /// --force-new-cluster`). Default false.
+    /// every object of its snapshot and log: the way out of a lost quorum
+    /// (`docker swarm init --force-new-cluster`). Raft commits an entry
+    /// once a majority has it, so recover from the most up-to-date
+    /// surviving manager. Default false.
     pub force_new_cluster: bool,
 }
 

@@ -115,7 +115,10 @@ async fn force_new_cluster_keeps_every_committed_object() {
     }
     let mut cluster = Cluster::start(3, Some(tune)).await;
     let leader = cluster.leader().await;
-    write_secrets(&cluster.store(leader), "kept", 100).await;
+    let last = write_secrets(&cluster.store(leader), "kept", 100).await;
+    // Raft commits on a majority: the member to recover from must be one
+    // that has every committed entry (as with docker, the most current).
+    cluster.converge(last).await;
     let others: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
     let survivor = others[0];
     cluster.kill(others[1]).await;
