@@ -152,19 +152,25 @@ impl RaftStore {
     async fn submit(&self, requests: Vec<Request>) -> Result<Vec<Result<u64, StoreError>>, Error> {
         let n = requests.len();
         match self
-            .on_leader(Forward::Write(Proposal { requests }))
+            .on_leader_here(Forward::Write(Proposal { requests }))
             .await?
         {
-            Reply::Written {
-                log_index,
-                response,
-            } if response.results.len() == n => {
-                // Acknowledge only what this replica shows.
-                self.wait_applied(log_index, self.inner.config.write_timeout)
-                    .await?;
+            (
+                Reply::Written {
+                    log_index,
+                    response,
+                },
+                here,
+            ) if response.results.len() == n => {
+                // Acknowledge only what this replica shows (a write the
+                // leader served here is applied here already).
+                if !here {
+                    self.wait_applied(log_index, self.inner.config.write_timeout)
+                        .await?;
+                }
                 Ok(response.results)
             }
-            other => Err(unexpected(&other)),
+            (other, _) => Err(unexpected(&other)),
         }
     }
 
@@ -301,16 +307,29 @@ impl RaftStore {
     /// gRPC; retried (same request, so a write is never applied twice)
     /// until the write timeout.
     async fn on_leader(&self, f: Forward) -> Result<Reply, Error> {
+        self.on_leader_here(f).await.map(|(reply, _)| reply)
+    }
+
+    /// [`Self::on_leader`], and whether this member served it (then a
+    /// write is already applied here).
+    async fn on_leader_here(&self, f: Forward) -> Result<(Reply, bool), Error> {
         let deadline = Instant::now() + self.inner.config.write_timeout;
         let mut pause = Duration::from_millis(10);
         loop {
-            let metrics = self.inner.raft.metrics().borrow().clone();
-            let result = match metrics.current_leader {
-                Some(l) if l == self.inner.id => self.serve_forward(f.clone()).await,
-                Some(l) => match metrics.membership_config.membership().get_node(&l) {
-                    Some(member) => self.forward(member, &f).await,
-                    None => Err(Error::NoQuorum(format!("leader {l} has no known address"))),
-                },
+            let target = {
+                let metrics = self.inner.raft.metrics();
+                let m = metrics.borrow();
+                m.current_leader.map(|l| {
+                    let member = m.membership_config.membership().get_node(&l).cloned();
+                    (l, member)
+                })
+            };
+            let result = match target {
+                Some((l, _)) if l == self.inner.id => {
+                    self.serve_forward(f.clone()).await.map(|r| (r, true))
+                }
+                Some((_, Some(member))) => self.forward(&member, &f).await.map(|r| (r, false)),
+                Some((l, None)) => Err(Error::NoQuorum(format!("leader {l} has no known address"))),
                 None => Err(Error::NoQuorum("no leader is elected".into())),
             };
             match result {
