@@ -2,8 +2,9 @@
 //! on), beside a 3-member etcd driven with the same load in the same run,
 //! and the time from killing the leader until a write is accepted again.
 //!
-//! `cargo bench -p swarm-raft --bench raft` (options: `--writes N` per
-//! round, default 2000; `--failovers N`, default 5; `--no-etcd`).
+//! `cargo bench -p swarm-raft --bench raft` (options: `--writes N` for the
+//! concurrent rounds, a quarter of it for 1 client, default 8000;
+//! `--clients 1,64`; `--failovers N`, default 5; `--no-etcd`).
 //!
 //! Each write is one batch creating one secret of 64 bytes (ours) or one
 //! put of a 64-byte value (etcd). Our clients call the leader's store
@@ -143,7 +144,15 @@ async fn kill(m: Member) -> String {
     m.addr
 }
 
-async fn ours(dir: &Path, writes: usize, failovers: usize) {
+/// The client counts of the rounds (`--clients 1,64`).
+fn rounds(clients: &[usize], writes: usize) -> Vec<(usize, usize)> {
+    clients
+        .iter()
+        .map(|&c| (c, if c == 1 { writes / 4 } else { writes }))
+        .collect()
+}
+
+async fn ours(dir: &Path, writes: usize, clients: &[usize], failovers: usize) {
     let mut members = Vec::new();
     for id in 1..=3 {
         members.push(Some(start_member(id, dir, None).await));
@@ -162,7 +171,7 @@ async fn ours(dir: &Path, writes: usize, failovers: usize) {
             .unwrap();
         first.promote(i as u64 + 1).await.unwrap();
     }
-    for (clients, total) in [(1, writes / 4), (64, writes)] {
+    for (clients, total) in rounds(clients, writes) {
         let store = first.clone();
         let tag = format!("r{clients}");
         let mut r = round(clients, total, move |i| {
@@ -296,7 +305,7 @@ impl Drop for Etcd {
     }
 }
 
-async fn etcd(dir: &Path, writes: usize) {
+async fn etcd(dir: &Path, writes: usize, clients: &[usize]) {
     if Command::new("etcd").arg("--version").output().is_err() {
         println!("raft-bench system=etcd skipped: no etcd binary (apt-get install etcd-server)");
         return;
@@ -376,7 +385,7 @@ async fn etcd(dir: &Path, writes: usize) {
         }
     }
     let channel = leader_client.unwrap();
-    for (clients, total) in [(1, writes / 4), (64, writes)] {
+    for (clients, total) in rounds(clients, writes) {
         let channel = channel.clone();
         let mut r = round(clients, total, move |i| {
             let mut c = Grpc::new(channel.clone());
@@ -405,9 +414,22 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let writes = arg(&args, "--writes", 2000).max(4);
+    let writes = arg(&args, "--writes", 8000).max(4);
     let failovers = arg(&args, "--failovers", 5);
     let with_etcd = !args.iter().any(|a| a == "--no-etcd");
+    let clients: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--clients")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || vec![1, 64],
+            |v| {
+                v.split(',')
+                    .filter_map(|c| c.parse().ok())
+                    .filter(|&c| c > 0)
+                    .collect()
+            },
+        );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -418,9 +440,9 @@ fn main() {
         )
         .expect("a temp dir on disk");
         eprintln!("data in {} (fsync on)", dir.path().display());
-        ours(dir.path(), writes, failovers).await;
+        ours(dir.path(), writes, &clients, failovers).await;
         if with_etcd {
-            etcd(dir.path(), writes).await;
+            etcd(dir.path(), writes, &clients).await;
         }
     });
 }

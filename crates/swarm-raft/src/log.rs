@@ -5,8 +5,10 @@
 //!   at start, a torn or corrupt tail (a crash in the middle of a write) is
 //!   cut off at the last whole record. Nothing after it was acknowledged:
 //!   an append is reported flushed only after `fdatasync`.
-//! - The vote, the purged log id and the committed log id are small files,
-//!   each replaced by write, fsync, rename, fsync of the directory.
+//! - The vote and the purged log id are small files, each replaced by
+//!   write, fsync, rename, fsync of the directory. The committed log id is
+//!   not kept (it is optional in openraft): a restarted member applies the
+//!   entries after its snapshot once a leader says they are committed.
 //!
 //! Every live entry is also held in memory, so replication reads never
 //! touch the disk. Writes go to one writer thread in order (raft needs its
@@ -30,7 +32,6 @@ use crate::wire;
 
 const VOTE: &str = "vote";
 const PURGED: &str = "purged";
-const COMMITTED: &str = "committed";
 
 /// The most ops the writer folds into one sync.
 const GROUP: usize = 4096;
@@ -57,14 +58,13 @@ struct Cache {
     entries: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
     purged: Option<LogId<NodeId>>,
     vote: Option<Vote<NodeId>>,
-    committed: Option<LogId<NodeId>>,
 }
 
 type Done = oneshot::Sender<io::Result<()>>;
 
 enum Op {
     Append(Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>),
-    Meta(&'static str, Vec<u8>, Option<Done>),
+    Meta(&'static str, Vec<u8>, Done),
     /// Delete entries at and after the index.
     Truncate(u64, Done),
     /// Delete entries up to the index, and record the purged log id.
@@ -282,7 +282,6 @@ impl LogStore {
         let mut cache = Cache {
             vote: read_meta(dir, VOTE)?,
             purged: read_meta::<Option<_>>(dir, PURGED)?.flatten(),
-            committed: read_meta::<Option<_>>(dir, COMMITTED)?.flatten(),
             ..Cache::default()
         };
         let mut firsts: Vec<u64> = std::fs::read_dir(dir)
@@ -382,12 +381,7 @@ fn writer(mut files: Files, rx: &mpsc::Receiver<Op>) {
             let r = result.as_ref().map(|_| ()).map_err(io_err);
             match op {
                 Op::Append(_, flushed) => flushed.log_io_completed(r),
-                Op::Meta(_, _, done) => {
-                    if let Some(done) = done {
-                        let _ = done.send(r);
-                    }
-                }
-                Op::Truncate(_, done) | Op::Purge(_, _, done) => {
+                Op::Meta(_, _, done) | Op::Truncate(_, done) | Op::Purge(_, _, done) => {
                     let _ = done.send(r);
                 }
             }
@@ -403,11 +397,7 @@ fn write_ops(files: &mut Files, ops: &[Op]) -> io::Result<()> {
                 files.append(entries)?;
                 dirty = true;
             }
-            Op::Meta(key, bytes, done) => {
-                // Only what a caller waits for needs the disk now (the
-                // vote); the committed id is re-learnt if lost.
-                write_file(&files.dir, key, bytes, done.is_some())?;
-            }
+            Op::Meta(key, bytes, _) => write_file(&files.dir, key, bytes, true)?,
             Op::Truncate(from, _) => {
                 files.truncate(*from)?;
                 dirty = true;
@@ -489,26 +479,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
         self.cache_mut().vote = Some(*vote);
         let bytes = wire::to_bytes(vote);
-        self.send_and_wait(|done| Op::Meta(VOTE, bytes, Some(done)))
+        self.send_and_wait(|done| Op::Meta(VOTE, bytes, done))
             .await
             .map_err(|_| StorageIOError::write_vote(&io_err("the vote was not saved")).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {
         Ok(self.cache().vote)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<()> {
-        self.cache_mut().committed = committed;
-        // Not waited for: a committed id that is lost in a crash is learnt
-        // again from the leader.
-        self.tx
-            .send(Op::Meta(COMMITTED, wire::to_bytes(&committed), None))
-            .map_err(|_| write_err("the log writer has stopped"))
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>> {
-        Ok(self.cache().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<()>
