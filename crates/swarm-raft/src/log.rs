@@ -132,12 +132,13 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.wal"))
 }
 
+/// What [`read_segment`] found: the entries (with their encoded sizes),
+/// the segment, and whether a torn tail was cut off.
+type SegmentRead = (Vec<(Entry<TypeConfig>, usize)>, Segment, bool);
+
 /// Reads one segment's whole records; cuts a torn or corrupt tail off the
-/// file. Returns the entries and the segment.
-fn read_segment(
-    path: &Path,
-    first: u64,
-) -> io::Result<(Vec<(Entry<TypeConfig>, usize)>, Segment, bool)> {
+/// file.
+fn read_segment(path: &Path, first: u64) -> io::Result<SegmentRead> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut entries = Vec::new();

@@ -266,10 +266,9 @@ fn decode_body(body: &[u8]) -> std::result::Result<(State, Dedup), String> {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
         let sm = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let built = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let (meta, body) = sm.capture();
-            sm.persist(&meta, body.clone())
-                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+            sm.persist(&meta, body.clone())?;
             sm.applied().snapshot = Some(meta.clone());
             Ok(Snapshot {
                 meta,
@@ -277,7 +276,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             })
         })
         .await
-        .map_err(|e| StorageIOError::write_snapshot(None, &io_err(e)))?
+        .map_err(io_err)
+        .and_then(|r| r);
+        built.map_err(|e| StorageIOError::write_snapshot(None, &e).into())
     }
 }
 
@@ -314,12 +315,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<()> {
         let sm = self.clone();
         let meta = meta.clone();
-        tokio::task::spawn_blocking(move || {
+        let signature = meta.signature();
+        let installed = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let body = snapshot.into_inner();
-            let (state, dedup) = decode_body(&body)
-                .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_err(e)))?;
-            sm.persist(&meta, body)
-                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+            let (state, dedup) = decode_body(&body).map_err(io_err)?;
+            sm.persist(&meta, body)?;
             let mut applied = sm.applied();
             sm.shared.journal().reset(state);
             applied.last = meta.last_log_id;
@@ -329,7 +329,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Ok(())
         })
         .await
-        .map_err(|e| StorageIOError::write_snapshot(None, &io_err(e)))?
+        .map_err(io_err)
+        .and_then(|r| r);
+        installed.map_err(|e| StorageIOError::write_snapshot(Some(signature), &e).into())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {

@@ -148,12 +148,8 @@ impl Cluster {
         // the server, which closes them.
         m.store.shutdown().await;
         let _ = m.stop.send(());
-        if tokio::time::timeout(Duration::from_secs(5), &mut { m.server })
-            .await
-            .is_err()
-        {
-            panic!("member {id}'s server did not stop");
-        }
+        let stopped = tokio::time::timeout(Duration::from_secs(5), m.server).await;
+        assert!(stopped.is_ok(), "member {id}'s server did not stop");
         m.addr
     }
 
@@ -167,29 +163,12 @@ impl Cluster {
         self.members.iter().flatten()
     }
 
-    /// The leader, once the running members agree on one.
+    /// The leader: a running member that leads, as it knows itself.
     pub async fn leader(&self) -> u64 {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            for m in self.running() {
-                if let Some(l) = m.store.leader() {
-                    if l == m.id
-                        || self
-                            .members
-                            .get((l - 1) as usize)
-                            .is_some_and(Option::is_some)
-                    {
-                        if self.members[(l - 1) as usize]
-                            .as_ref()
-                            .unwrap()
-                            .store
-                            .leader()
-                            == Some(l)
-                        {
-                            return l;
-                        }
-                    }
-                }
+            if let Some(m) = self.running().find(|m| m.store.leader() == Some(m.id)) {
+                return m.id;
             }
             assert!(tokio::time::Instant::now() < deadline, "no leader elected");
             tokio::time::sleep(Duration::from_millis(20)).await;
