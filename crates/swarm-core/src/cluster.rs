@@ -1,5 +1,6 @@
 //! `LocalCluster`: one manager and any number of workers in this process,
-//! over a [`MemoryStore`], with the runtime and scheduler you choose.
+//! over the store, runtime and scheduler you choose ([`MemoryStore`] by
+//! default).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,8 +39,6 @@ impl LocalClusterConfig {
     }
 }
 
-type Shared = Arc<MemoryStore>;
-
 struct Worker<R> {
     hostname: String,
     runtime: Arc<R>,
@@ -47,16 +46,18 @@ struct Worker<R> {
 }
 
 /// A whole cluster in one process: a manager (store, control loops,
-/// dispatcher) and workers whose agents run tasks through `R`.
+/// dispatcher) and workers whose agents run tasks through `R`. The store
+/// is `S`: [`MemoryStore`] by default, or a durable one (the raft store of
+/// swarm-raft) through [`LocalCluster::start_with_store`].
 ///
 /// Workers talk to the manager through the same [`Dispatcher`] trait a
 /// networked worker uses; only the transport differs.
 ///
 /// [`Dispatcher`]: crate::dispatcher::Dispatcher
-pub struct LocalCluster<R: Runtime> {
-    store: Shared,
-    control: Control<Shared>,
-    dispatcher: Arc<LocalDispatcher<Shared>>,
+pub struct LocalCluster<R: Runtime, S: Store = MemoryStore> {
+    store: Arc<S>,
+    control: Control<Arc<S>>,
+    dispatcher: Arc<LocalDispatcher<Arc<S>>>,
     config: LocalClusterConfig,
     manager: Option<(CancellationToken, JoinHandle<()>)>,
     workers: BTreeMap<Id, Worker<R>>,
@@ -79,10 +80,22 @@ pub enum ClusterError {
 }
 
 impl<R: Runtime> LocalCluster<R> {
-    /// Starts the manager with `scheduler`; add workers with
-    /// [`add_worker`](Self::add_worker).
+    /// Starts the manager over a new [`MemoryStore`] with `scheduler`; add
+    /// workers with [`add_worker`](Self::add_worker).
     pub fn start<Sch: Scheduler>(scheduler: Sch, config: LocalClusterConfig) -> Self {
-        let store: Shared = Arc::new(MemoryStore::new());
+        Self::start_with_store(MemoryStore::new(), scheduler, config)
+    }
+}
+
+impl<R: Runtime, S: Store> LocalCluster<R, S> {
+    /// Starts the manager over `store` (which may already hold a cluster's
+    /// state: the loops carry on from it) with `scheduler`.
+    pub fn start_with_store<Sch: Scheduler>(
+        store: S,
+        scheduler: Sch,
+        config: LocalClusterConfig,
+    ) -> Self {
+        let store = Arc::new(store);
         let dispatcher = Arc::new(LocalDispatcher::new(
             store.clone(),
             config.dispatcher.clone(),
@@ -103,13 +116,13 @@ impl<R: Runtime> LocalCluster<R> {
 
     /// The control API: services, nodes, secrets, configs.
     #[must_use]
-    pub fn control(&self) -> &Control<Shared> {
+    pub fn control(&self) -> &Control<Arc<S>> {
         &self.control
     }
 
     /// The store.
     #[must_use]
-    pub fn store(&self) -> &Shared {
+    pub fn store(&self) -> &Arc<S> {
         &self.store
     }
 
@@ -245,7 +258,7 @@ async fn stop_all<R: Runtime>(runtime: &R) {
     }
 }
 
-impl<R: Runtime> Drop for LocalCluster<R> {
+impl<R: Runtime, S: Store> Drop for LocalCluster<R, S> {
     fn drop(&mut self) {
         if let Some((token, _)) = &self.manager {
             token.cancel();

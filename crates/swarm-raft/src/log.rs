@@ -123,6 +123,8 @@ struct Segment {
 
 /// The writer thread's view of the files.
 struct Files {
+    /// Held (locked) while the writer runs: one member per directory.
+    _lock: Option<File>,
     dir: PathBuf,
     segments: Vec<Segment>,
     file: Option<File>,
@@ -136,41 +138,62 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
 /// the segment, and whether a torn tail was cut off.
 type SegmentRead = (Vec<(Entry<TypeConfig>, usize)>, Segment, bool);
 
-/// Reads one segment's whole records; cuts a torn or corrupt tail off the
-/// file.
-fn read_segment(path: &Path, first: u64) -> io::Result<SegmentRead> {
+/// Reads one segment's records. The log must continue from `prev`: each
+/// index one more than the last, terms never decreasing. In the last
+/// segment, a bad record is a torn tail (a crash in the middle of a write
+/// that was never acknowledged): it and what follows are cut off. Anywhere
+/// else it is corruption, and an error: acknowledged entries follow it.
+fn read_segment(
+    path: &Path,
+    first: u64,
+    last: bool,
+    mut prev: Option<LogId<NodeId>>,
+) -> io::Result<SegmentRead> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut entries = Vec::new();
     let mut offsets = BTreeMap::new();
     let mut at = 0usize;
-    let mut torn = false;
+    let mut bad = None;
     while at < bytes.len() {
-        let header = bytes.get(at..at + 8);
-        let Some(header) = header else {
-            torn = true;
+        let Some(header) = bytes.get(at..at + 8) else {
+            bad = Some("a cut-off record header");
             break;
         };
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
         let Some(body) = bytes.get(at + 8..at + 8 + len) else {
-            torn = true;
+            bad = Some("a cut-off record");
             break;
         };
         if crc32fast::hash(body) != crc {
-            torn = true;
+            bad = Some("a checksum mismatch");
             break;
         }
-        let Ok(entry) = wire::decode::<Entry<TypeConfig>>(body) else {
-            torn = true;
+        let entry: Entry<TypeConfig> = wire::decode(body).map_err(|e| {
+            io_err(format!(
+                "record at offset {at} has a valid checksum but cannot be read ({e}): was it written by a newer version?"
+            ))
+        })?;
+        let expected = prev.map_or(first, |p| p.index + 1);
+        if entry.log_id.index != expected
+            || prev.is_some_and(|p| entry.log_id.leader_id.term < p.leader_id.term)
+        {
+            bad = Some("a record out of sequence");
             break;
-        };
+        }
+        prev = Some(entry.log_id);
         offsets.insert(entry.log_id.index, at as u64);
         entries.push((entry, len));
         at += 8 + len;
     }
-    if torn {
-        tracing::warn!(file = %path.display(), offset = at, "cutting a torn record off the raft log");
+    if let Some(why) = bad {
+        if !last {
+            return Err(io_err(format!(
+                "{why} at offset {at}, before later segments: the log is corrupt"
+            )));
+        }
+        tracing::warn!(file = %path.display(), offset = at, why, "cutting a torn tail off the raft log");
         let f = OpenOptions::new().write(true).open(path)?;
         f.set_len(at as u64)?;
         f.sync_all()?;
@@ -183,7 +206,7 @@ fn read_segment(path: &Path, first: u64) -> io::Result<SegmentRead> {
             offsets,
             len: at as u64,
         },
-        torn,
+        bad.is_some(),
     ))
 }
 
@@ -197,6 +220,11 @@ impl Files {
     }
 
     fn new_segment(&mut self, first: u64) -> io::Result<()> {
+        // The group's one sync covers the new file only: make the old
+        // one's tail durable now.
+        if let Some(f) = self.file.as_mut() {
+            f.sync_data()?;
+        }
         let path = segment_path(&self.dir, first);
         let f = OpenOptions::new()
             .create(true)
@@ -237,12 +265,16 @@ impl Files {
         self.current()?.write_all(&buf)
     }
 
+    /// Deletes entries at and after `from`, durably before it returns:
+    /// records appended after it must never sit in front of stale ones.
     fn truncate(&mut self, from: u64) -> io::Result<()> {
+        let mut removed = false;
         while let Some(seg) = self.segments.last_mut() {
             if seg.first >= from {
                 std::fs::remove_file(&seg.path)?;
                 self.segments.pop();
                 self.file = None;
+                removed = true;
                 continue;
             }
             if let Some(&offset) = seg.offsets.get(&from) {
@@ -250,15 +282,20 @@ impl Files {
                 seg.len = offset;
                 let f = OpenOptions::new().write(true).open(&seg.path)?;
                 f.set_len(offset)?;
+                f.sync_all()?;
                 self.file = None;
             }
             break;
+        }
+        if removed {
+            File::open(&self.dir)?.sync_all()?;
         }
         Ok(())
     }
 
     /// Deletes the segments that hold only entries up to `upto`.
     fn purge(&mut self, upto: u64) -> io::Result<()> {
+        let before = self.segments.len();
         while self.segments.len() > 1 && self.segments[1].first <= upto + 1 {
             let seg = self.segments.remove(0);
             std::fs::remove_file(&seg.path)?;
@@ -272,6 +309,9 @@ impl Files {
                 self.file = None;
             }
         }
+        if self.segments.len() != before {
+            File::open(&self.dir)?.sync_all()?;
+        }
         Ok(())
     }
 }
@@ -280,6 +320,21 @@ impl LogStore {
     /// Opens (or creates) the log in `dir`, loading the live entries.
     pub(crate) fn open(dir: &Path) -> std::result::Result<Self, crate::Error> {
         std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::create(&lock_path).map_err(|e| storage(&lock_path, e))?;
+        // A member stopped in this process releases the lock when its
+        // writer thread ends: give that a moment.
+        let mut tries = 0;
+        while lock.try_lock().is_err() {
+            tries += 1;
+            if tries > 40 {
+                return Err(crate::Error::Storage(format!(
+                    "{} is in use by another running member: stop it first, or give this one its own data directory",
+                    dir.display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let mut cache = Cache {
             vote: read_meta(dir, VOTE)?,
             purged: read_meta::<Option<_>>(dir, PURGED)?.flatten(),
@@ -292,17 +347,15 @@ impl LogStore {
             .collect();
         firsts.sort_unstable();
         let mut segments = Vec::new();
-        let mut cut = false;
-        for first in firsts {
+        let mut prev = None;
+        let count = firsts.len();
+        for (n, first) in firsts.into_iter().enumerate() {
             let path = segment_path(dir, first);
-            if cut {
-                // Everything after a torn record is void.
-                std::fs::remove_file(&path).map_err(|e| storage(&path, e))?;
-                continue;
+            let (entries, segment, _) =
+                read_segment(&path, first, n + 1 == count, prev).map_err(|e| storage(&path, e))?;
+            if let Some((e, _)) = entries.last() {
+                prev = Some(e.log_id);
             }
-            let (entries, segment, torn) =
-                read_segment(&path, first).map_err(|e| storage(&path, e))?;
-            cut = torn;
             for (entry, size) in entries {
                 if cache.purged.is_none_or(|p| entry.log_id.index > p.index) {
                     cache.entries.insert(entry.log_id.index, (entry, size));
@@ -311,6 +364,7 @@ impl LogStore {
             segments.push(segment);
         }
         let files = Files {
+            _lock: Some(lock),
             dir: dir.to_owned(),
             segments,
             file: None,
@@ -542,6 +596,7 @@ mod tests {
 
     fn files(dir: &Path) -> Files {
         Files {
+            _lock: None,
             dir: dir.to_owned(),
             segments: Vec::new(),
             file: None,
@@ -563,12 +618,12 @@ mod tests {
         let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
         raw.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
         drop(raw);
-        let (entries, segment, torn) = read_segment(&path, 1).unwrap();
+        let (entries, segment, torn) = read_segment(&path, 1, true, None).unwrap();
         assert!(torn);
         assert_eq!(entries.len(), 5);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), segment.len);
         // The file is whole again.
-        let (again, _, torn) = read_segment(&path, 1).unwrap();
+        let (again, _, torn) = read_segment(&path, 1, true, None).unwrap();
         assert!(!torn);
         assert_eq!(again.len(), 5);
     }
@@ -584,7 +639,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
-        let (entries, _, torn) = read_segment(&path, 1).unwrap();
+        let (entries, _, torn) = read_segment(&path, 1, true, None).unwrap();
         assert!(torn);
         assert_eq!(entries.len(), 2);
     }
@@ -596,7 +651,7 @@ mod tests {
         f.append(&encoded(1..=10)).unwrap();
         f.truncate(6).unwrap();
         f.append(&encoded(6..=7)).unwrap();
-        let (entries, _, _) = read_segment(&segment_path(dir.path(), 1), 1).unwrap();
+        let (entries, _, _) = read_segment(&segment_path(dir.path(), 1), 1, true, None).unwrap();
         let indexes: Vec<u64> = entries.iter().map(|(e, _)| e.log_id.index).collect();
         assert_eq!(indexes, vec![1, 2, 3, 4, 5, 6, 7]);
         f.purge(7).unwrap();
@@ -612,6 +667,7 @@ mod tests {
             let mut log = LogStore::open(dir.path()).unwrap();
             log.save_vote(&Vote::new(3, 1)).await.unwrap();
             let mut files = Files {
+                _lock: None,
                 dir: dir.path().to_owned(),
                 segments: Vec::new(),
                 file: None,
@@ -633,5 +689,43 @@ mod tests {
             entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
             vec![3, 4]
         );
+    }
+
+    #[test]
+    fn a_directory_serves_one_member_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = LogStore::open(dir.path()).unwrap();
+        let Err(e) = LogStore::open(dir.path()) else {
+            panic!("a second member opened the same directory");
+        };
+        assert!(
+            e.to_string().contains("in use by another running member"),
+            "{e}"
+        );
+        drop(first);
+    }
+
+    #[test]
+    fn stale_records_after_the_live_ones_are_cut_and_corruption_before_later_segments_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = files(dir.path());
+        f.append(&encoded(1..=3)).unwrap();
+        // An old record (index 2 again) after the live ones.
+        f.append(&encoded(2..=2)).unwrap();
+        drop(f);
+        let path = segment_path(dir.path(), 1);
+        let (entries, _, cut) = read_segment(&path, 1, true, None).unwrap();
+        assert!(cut);
+        assert_eq!(entries.len(), 3);
+        // The same bad record in a segment that is not the last is an error.
+        let mut f = files(dir.path());
+        f.segments.clear();
+        std::fs::remove_file(&path).unwrap();
+        f.append(&encoded(1..=3)).unwrap();
+        f.append(&encoded(2..=2)).unwrap();
+        let Err(e) = read_segment(&path, 1, false, None) else {
+            panic!("a corrupt middle segment was accepted");
+        };
+        assert!(e.to_string().contains("the log is corrupt"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
-//! A local swarm in one process: 1 manager, 3 workers, the process
-//! runtime. It starts a service, shows it converge, then heals it after a
-//! `kill -9` and after losing a worker, and scales it down.
+//! A local swarm in one process: 1 manager on its on-disk raft store, 3
+//! workers, the process runtime. It starts a service, shows it converge,
+//! then heals it after a `kill -9` and after losing a worker, and scales
+//! it down.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use swarm_core::Id;
 use swarm_core::model::{NodeState, ServiceSpec, TaskState};
 use swarm_core::runtime::Runtime as _;
 use swarm_core::store::{State, Store as _};
-use swarm_examples::{fast_config, local_swarm, table};
+use swarm_examples::{fast_config, local_swarm_on, single_manager_store, table};
 
 #[derive(Parser)]
 #[command(
@@ -23,7 +24,8 @@ struct Args {
     /// Replicas of the demo service.
     #[arg(long, default_value_t = 5)]
     replicas: u64,
-    /// Where the workers keep their task directories.
+    /// Where the manager keeps its store (`manager/`) and the workers their
+    /// task directories (default: a new directory under the temp dir).
     #[arg(long)]
     state_dir: Option<std::path::PathBuf>,
     /// Keep the swarm running at the end until Ctrl-C.
@@ -54,9 +56,11 @@ async fn main() -> anyhow::Result<()> {
         .state_dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("swarm-demo-{}", std::process::id())));
     let started = Instant::now();
-    let mut cluster = local_swarm(args.workers, dir.clone(), fast_config()).await?;
+    let store = single_manager_store(&dir.join("manager")).await?;
+    let mut cluster = local_swarm_on(store, args.workers, dir.clone(), fast_config()).await?;
     println!(
-        "swarm up: 1 manager, {} workers ({:?})\n",
+        "swarm up: 1 manager (raft store in {}), {} workers ({:?})\n",
+        dir.join("manager").display(),
         args.workers,
         started.elapsed()
     );
