@@ -32,6 +32,9 @@ pub struct RaftConfig {
     /// How long a write (or membership change) keeps trying to reach a
     /// leader with a quorum before it fails with `Unavailable`. Default 5 s.
     pub write_timeout: Duration,
+    /// How long adding a learner may take: it returns once the learner has
+    /// caught up (possibly through a large snapshot). Default 60 s.
+    pub membership_timeout: Duration,
     /// Snapshots are streamed in chunks of this many bytes. Default 1 MiB.
     pub snapshot_chunk_size: u64,
     /// Events of recent commits kept for watchers that start from an older
@@ -61,6 +64,7 @@ impl RaftConfig {
             snapshot_threshold: 10_000,
             logs_kept_after_snapshot: 1_000,
             write_timeout: Duration::from_secs(5),
+            membership_timeout: Duration::from_secs(60),
             snapshot_chunk_size: 1 << 20,
             history_events: 65_536,
             watch_buffer: 4_096,

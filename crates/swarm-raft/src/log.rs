@@ -536,7 +536,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let bytes = wire::to_bytes(vote);
         self.send_and_wait(|done| Op::Meta(VOTE, bytes, done))
             .await
-            .map_err(|_| StorageIOError::write_vote(&io_err("the vote was not saved")).into())
+            .map_err(|e| {
+                StorageIOError::write_vote(&io_err(format!("the vote was not saved: {e}"))).into()
+            })
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {

@@ -100,6 +100,9 @@ struct Applied {
 pub(crate) struct StateMachine {
     shared: Arc<Shared>,
     applied: Arc<Mutex<Applied>>,
+    /// Serialises snapshot file writes: openraft builds snapshots in a
+    /// task of their own, which may overlap an install.
+    files: Arc<Mutex<()>>,
     dir: PathBuf,
 }
 
@@ -135,6 +138,7 @@ impl StateMachine {
                 journal: Mutex::new(journal),
             }),
             applied: Arc::new(Mutex::new(applied)),
+            files: Arc::new(Mutex::new(())),
             dir: dir.to_owned(),
         })
     }
@@ -189,11 +193,13 @@ impl StateMachine {
         let last = {
             let mut applied = self.applied();
             applied.membership = membership(applied.last);
+            // The new snapshot replaces the current one even at the same
+            // log id: its membership differs.
+            applied.snapshot = None;
             applied.last
         };
         let (meta, body) = self.capture();
         self.persist(&meta, body).map_err(crate::Error::storage)?;
-        self.applied().snapshot = Some(meta);
         Ok(last)
     }
 
@@ -228,9 +234,19 @@ impl StateMachine {
         )
     }
 
-    /// Writes the snapshot file crash-safely: temp file, fsync, rename,
-    /// fsync of the directory.
-    fn persist(&self, meta: &SnapshotMeta<NodeId, Member>, body: Vec<u8>) -> std::io::Result<()> {
+    /// Makes `meta` the current snapshot and writes its file crash-safely
+    /// (temp file, fsync, rename, fsync of the directory), unless a
+    /// snapshot at least as recent is current already: then nothing
+    /// changes and it returns false. A snapshot never goes backwards.
+    fn persist(&self, meta: &SnapshotMeta<NodeId, Member>, body: Vec<u8>) -> std::io::Result<bool> {
+        let _files = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.applied().snapshot.as_ref().map(|m| m.last_log_id);
+        if current.is_some_and(|c| c >= meta.last_log_id) {
+            return Ok(false);
+        }
         let bytes = wire::to_bytes(&File {
             meta: meta.clone(),
             body,
@@ -241,7 +257,9 @@ impl StateMachine {
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, self.dir.join("snapshot.bin"))?;
-        std::fs::File::open(&self.dir)?.sync_all()
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        self.applied().snapshot = Some(meta.clone());
+        Ok(true)
     }
 
     fn read_snapshot(&self) -> std::io::Result<Option<Snapshot<TypeConfig>>> {
@@ -268,8 +286,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let sm = self.clone();
         let built = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let (meta, body) = sm.capture();
+            // An install may have overtaken this build: then the file and
+            // the current snapshot stay the installed one.
             sm.persist(&meta, body.clone())?;
-            sm.applied().snapshot = Some(meta.clone());
             Ok(Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(body)),
@@ -325,7 +344,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             applied.last = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
             applied.dedup = dedup;
-            applied.snapshot = Some(meta);
             Ok(())
         })
         .await

@@ -42,8 +42,8 @@ pub struct ClusterStatus {
     pub leader: NodeId,
     /// The leader's term.
     pub term: u64,
-    /// The last committed log index.
-    pub committed: Option<u64>,
+    /// The last log index the leader has applied (and so committed).
+    pub applied: Option<u64>,
     /// Every member, voters and learners, by id.
     pub members: Vec<MemberStatus>,
 }
@@ -165,8 +165,14 @@ impl RaftStore {
                 // Acknowledge only what this replica shows (a write the
                 // leader served here is applied here already).
                 if !here {
-                    self.wait_applied(log_index, self.inner.config.write_timeout)
-                        .await?;
+                    if let Err(e) = self
+                        .wait_applied(log_index, self.inner.config.write_timeout)
+                        .await
+                    {
+                        // Committed all the same: say so, rather than
+                        // invite a retry that would apply it again.
+                        tracing::warn!(error = %e, "a committed write is not applied here yet");
+                    }
                 }
                 Ok(response.results)
             }
@@ -365,8 +371,12 @@ impl RaftStore {
                 }
             }
         };
+        let mut request = tonic::Request::new(wire::encode(f));
+        // The leader bounds its own work by the same time; this bounds a
+        // leader that hangs.
+        request.set_timeout(self.time_for(f) + Duration::from_secs(1));
         let reply = client(channel)
-            .forward(wire::encode(f))
+            .forward(request)
             .await
             // Whether or not the leader got it, a retry is safe.
             .map_err(|s| {
@@ -374,7 +384,19 @@ impl RaftStore {
             })?;
         let result: Result<Reply, Error> =
             wire::decode(&reply.into_inner().data).map_err(Error::Storage)?;
-        result
+        // A leader that is shutting down: another will be elected.
+        result.map_err(|e| match e {
+            Error::Stopped => Error::NoQuorum(format!("the leader at {to} is shutting down")),
+            other => other,
+        })
+    }
+
+    /// How long the leader may take to serve `f`.
+    fn time_for(&self, f: &Forward) -> Duration {
+        match f {
+            Forward::AddLearner(..) => self.inner.config.membership_timeout,
+            _ => self.inner.config.write_timeout,
+        }
     }
 
     /// Serves a request on this member, which must lead (the server side
@@ -388,7 +410,11 @@ impl RaftStore {
             Forward::Write(req) => {
                 let r = tokio::time::timeout(timeout, raft.client_write(req))
                     .await
-                    .map_err(|_| quorum("the write"))?;
+                    .map_err(|_| {
+                        Error::NoQuorum(format!(
+                            "the write was not committed within {timeout:?} (it may still be: read the state to find out)"
+                        ))
+                    })?;
                 let r = r.map_err(|e| self.write_error(e))?;
                 Ok(Reply::Written {
                     log_index: r.log_id.index,
@@ -409,9 +435,14 @@ impl RaftStore {
             }
             Forward::Status => Ok(Reply::Status(self.local_status()?)),
             Forward::AddLearner(id, member) => {
-                let r = raft
-                    .add_learner(id, member, true)
+                let limit = self.inner.config.membership_timeout;
+                let r = tokio::time::timeout(limit, raft.add_learner(id, member, true))
                     .await
+                    .map_err(|_| {
+                        Error::NoQuorum(format!(
+                            "member {id} did not catch up within {limit:?}: is it running and reachable?"
+                        ))
+                    })?
                     .map_err(|e| self.write_error(e))?;
                 Ok(Reply::Changed(r.log_id.index))
             }
@@ -456,11 +487,14 @@ impl RaftStore {
         changes: ChangeMembers<NodeId, Member>,
         retain: bool,
     ) -> Result<Reply, Error> {
-        let r = self
-            .inner
-            .raft
-            .change_membership(changes, retain)
+        let limit = self.inner.config.write_timeout;
+        let r = tokio::time::timeout(limit, self.inner.raft.change_membership(changes, retain))
             .await
+            .map_err(|_| {
+                Error::NoQuorum(format!(
+                    "the membership change was not committed within {limit:?}"
+                ))
+            })?
             .map_err(|e| self.write_error(e))?;
         Ok(Reply::Changed(r.log_id.index))
     }
@@ -513,7 +547,7 @@ impl RaftStore {
         Ok(ClusterStatus {
             leader: self.inner.id,
             term: m.current_term,
-            committed: m.last_applied.map(|l| l.index),
+            applied: m.last_applied.map(|l| l.index),
             members,
         })
     }
@@ -594,12 +628,34 @@ fn unexpected(r: &Reply) -> Error {
 
 /// `--force-new-cluster`: applies the whole local log on top of the
 /// snapshot, then makes a snapshot whose membership is this member alone,
-/// and purges the log it covers.
+/// and purges the log it covers. A marker (`FORCED`) records the recovery:
+/// with the flag left on, a restart that finds nothing changed since does
+/// nothing, and one that finds the membership changed (others joined the
+/// new cluster) refuses, rather than split the cluster again.
 async fn recover(config: &RaftConfig, log: &mut LogStore, sm: &StateMachine) -> Result<(), Error> {
     use openraft::storage::RaftStateMachine;
     let mut sm_handle = sm.clone();
-    let (applied, _) = sm_handle.applied_state().await.map_err(Error::storage)?;
+    let (applied, membership) = sm_handle.applied_state().await.map_err(Error::storage)?;
     let entries = log.entries_after(applied.map(|l| l.index));
+    let latest_membership = entries
+        .iter()
+        .filter(|e| matches!(e.payload, openraft::EntryPayload::Membership(_)))
+        .map(|e| Some(e.log_id))
+        .next_back()
+        .unwrap_or(*membership.log_id());
+    let marker = config.data_dir.join("FORCED");
+    if let Ok(bytes) = std::fs::read(&marker) {
+        let forced: Option<openraft::LogId<NodeId>> =
+            wire::decode(&bytes).map_err(Error::Storage)?;
+        if forced == latest_membership {
+            tracing::info!("force_new_cluster: already recovered, nothing changed since");
+            return Ok(());
+        }
+        return Err(Error::InvalidArgument(format!(
+            "force_new_cluster is set, but this member already recovered once and its cluster has changed since: start it without force_new_cluster (or remove {} to force again)",
+            marker.display()
+        )));
+    }
     let me = config.id;
     let member = Member::new(config.addr.clone());
     let last = sm.recover(entries, move |last| {
@@ -611,6 +667,7 @@ async fn recover(config: &RaftConfig, log: &mut LogStore, sm: &StateMachine) -> 
     if let Some(last) = last {
         log.reset_to(last).await.map_err(Error::storage)?;
     }
+    std::fs::write(&marker, wire::to_bytes(&last)).map_err(Error::storage)?;
     tracing::warn!(
         member = me,
         "forced a new single-member cluster from the local data"

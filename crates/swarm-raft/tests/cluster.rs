@@ -146,6 +146,14 @@ async fn force_new_cluster_keeps_every_committed_object() {
     let status = store.status().await.unwrap();
     assert_eq!(status.leader, survivor);
     assert_eq!(status.members.len(), 1, "{status:?}");
+
+    // Left on by mistake, the flag does no harm on the next restart.
+    let addr = cluster.kill(survivor).await;
+    let store = cluster.spawn(survivor, Some(addr), true).await;
+    store.wait_for_leader(WAIT).await.unwrap();
+    let state = store.state_linearizable().await.unwrap();
+    assert!(state.secret_by_name("new").is_some());
+    assert!(state.secret_by_name("kept99").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
