@@ -373,11 +373,12 @@ async fn etcd(dir: &Path, writes: usize, clients: &[usize]) {
                 etcd::StatusRequest {},
             )
             .await;
-            if let Ok(s) = s {
-                if s.leader != 0 && s.header.as_ref().is_some_and(|h| h.member_id == s.leader) {
-                    leader_client = Some(channel);
-                    break;
-                }
+            if let Ok(s) = s
+                && s.leader != 0
+                && s.header.as_ref().is_some_and(|h| h.member_id == s.leader)
+            {
+                leader_client = Some(channel);
+                break;
             }
         }
         if leader_client.is_none() {

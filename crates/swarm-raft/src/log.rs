@@ -302,12 +302,13 @@ impl Files {
         }
         // The last segment may be all purged, too: the next append starts
         // a new one.
-        if let Some(last) = self.segments.last() {
-            if last.offsets.keys().next_back().is_none_or(|&i| i <= upto) && last.first <= upto {
-                let seg = self.segments.pop().expect("a segment");
-                std::fs::remove_file(&seg.path)?;
-                self.file = None;
-            }
+        if let Some(last) = self.segments.last()
+            && last.offsets.keys().next_back().is_none_or(|&i| i <= upto)
+            && last.first <= upto
+        {
+            let seg = self.segments.pop().expect("a segment");
+            std::fs::remove_file(&seg.path)?;
+            self.file = None;
         }
         if self.segments.len() != before {
             File::open(&self.dir)?.sync_all()?;

@@ -164,15 +164,14 @@ impl RaftStore {
             ) if response.results.len() == n => {
                 // Acknowledge only what this replica shows (a write the
                 // leader served here is applied here already).
-                if !here {
-                    if let Err(e) = self
+                if !here
+                    && let Err(e) = self
                         .wait_applied(log_index, self.inner.config.write_timeout)
                         .await
-                    {
-                        // Committed all the same: say so, rather than
-                        // invite a retry that would apply it again.
-                        tracing::warn!(error = %e, "a committed write is not applied here yet");
-                    }
+                {
+                    // Committed all the same: say so, rather than
+                    // invite a retry that would apply it again.
+                    tracing::warn!(error = %e, "a committed write is not applied here yet");
                 }
                 Ok(response.results)
             }
@@ -691,11 +690,11 @@ impl Store for RaftStore {
             now: SystemTime::now(),
         };
         // Idle: propose from here, without the proposer's hops.
-        if self.inner.queued.load(std::sync::atomic::Ordering::Acquire) == 0 {
-            if let Ok(_slot) = self.inner.slots.clone().try_acquire_owned() {
-                let mut results = self.submit(vec![request]).await?;
-                return results.pop().unwrap_or_else(|| Err(unexpected_empty()));
-            }
+        if self.inner.queued.load(std::sync::atomic::Ordering::Acquire) == 0
+            && let Ok(_slot) = self.inner.slots.clone().try_acquire_owned()
+        {
+            let mut results = self.submit(vec![request]).await?;
+            return results.pop().unwrap_or_else(|| Err(unexpected_empty()));
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.inner

@@ -130,10 +130,10 @@ fn write_then_kill(dir: &Path, after: usize, extra: Duration) -> HashMap<String,
             "the writer stalled after {} acks",
             acks.len()
         );
-        if let Some(t) = kill_at {
-            if Instant::now() >= t {
-                break;
-            }
+        if let Some(t) = kill_at
+            && Instant::now() >= t
+        {
+            break;
         }
         let line = match rx.recv_timeout(Duration::from_millis(1)) {
             Ok(line) => Some(line),

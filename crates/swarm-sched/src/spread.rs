@@ -223,10 +223,10 @@ impl Tree {
             // Each branch on the path is still its parent's first child:
             // count the task there and let it sink to its place.
             for &p in &self.path {
-                if let Branch::Inner(heap) = &mut self.branches[p as usize] {
-                    if let Some((tasks, value, child)) = heap.peek() {
-                        heap.replace_top((tasks + 1, value, child));
-                    }
+                if let Branch::Inner(heap) = &mut self.branches[p as usize]
+                    && let Some((tasks, value, child)) = heap.peek()
+                {
+                    heap.replace_top((tasks + 1, value, child));
                 }
             }
             return Some(key);
