@@ -21,7 +21,7 @@ use crate::types::{Member, NodeId, TypeConfig};
 use crate::wire::{self, proto::raft_client::RaftClient};
 
 /// Makes the gRPC channel to another member. Implement it to add TLS (a
-/// [`tonic::transport::ClientTlsConfig`] on the endpoint) or a custom
+/// `ClientTlsConfig` on the endpoint, with tonic's TLS feature) or a custom
 /// resolver.
 pub trait Connector: Send + Sync + 'static {
     /// A channel to `addr` (`host:port`). Connecting lazily is fine: the
