@@ -15,12 +15,13 @@ pub struct RaftConfig {
     pub addr: String,
     /// Where the log (`raft.redb`) and the snapshot (`snapshots/`) live.
     pub data_dir: PathBuf,
-    /// How often the leader sends heartbeats. Default 100 ms.
+    /// How often the leader sends heartbeats. Default 80 ms.
     pub heartbeat_interval: Duration,
     /// A follower that hears nothing from a leader for a random time in
-    /// this range starts an election. Default 300–600 ms: a lost leader is
-    /// replaced within a second, and a busy machine (a heartbeat late by
-    /// 200 ms) does not flap.
+    /// this range starts an election. Default 250–500 ms: a lost leader is
+    /// replaced within a second (openraft 0.9 usually needs two election
+    /// rounds, as the other follower's leader lease runs out), and a busy
+    /// machine (a heartbeat late by 150 ms) does not flap.
     pub election_timeout: (Duration, Duration),
     /// A snapshot is taken after this many log entries; then the log
     /// before it is purged. Default 10,000.
@@ -59,8 +60,8 @@ impl RaftConfig {
             id,
             addr: addr.into(),
             data_dir: data_dir.into(),
-            heartbeat_interval: Duration::from_millis(100),
-            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
+            heartbeat_interval: Duration::from_millis(80),
+            election_timeout: (Duration::from_millis(250), Duration::from_millis(500)),
             snapshot_threshold: 10_000,
             logs_kept_after_snapshot: 1_000,
             write_timeout: Duration::from_secs(5),
