@@ -179,7 +179,13 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     _ = heartbeat.tick() => {
-                        if let Err(e) = self.dispatcher.heartbeat(&self.node_id).await {
+                        // A manager that does not answer must not hold up
+                        // the agent's shutdown.
+                        let beat = tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            r = self.dispatcher.heartbeat(&self.node_id) => r,
+                        };
+                        if let Err(e) = beat {
                             tracing::warn!(node = %self.node_id, error = %e, "heartbeat failed");
                             if matches!(e, DispatcherError::UnknownNode(_)) {
                                 break;

@@ -21,7 +21,7 @@ use crate::model::{NodeDescription, Task, TaskStatus};
 use crate::runtime::TaskFile;
 
 /// What registration tells a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     /// Send a heartbeat at least this often.
     pub heartbeat_period: Duration,
@@ -29,7 +29,7 @@ pub struct Registration {
 
 /// One task assigned to the worker, with the secret and config files it
 /// references (and only those).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Assignment {
     /// The task, with its desired state.
     pub task: Arc<Task>,
@@ -39,7 +39,7 @@ pub struct Assignment {
 
 /// The complete set of a worker's tasks. Each new set replaces the last:
 /// a task missing from it is no longer the worker's.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Assignments {
     /// Every task assigned to the node that the worker must know about.
     pub tasks: Vec<Assignment>,
@@ -49,7 +49,7 @@ pub struct Assignments {
 pub type AssignmentStream = BoxStream<'static, Assignments>;
 
 /// A task status change seen by a worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusUpdate {
     /// The task.
     pub task_id: Id,
@@ -57,8 +57,9 @@ pub struct StatusUpdate {
     pub status: TaskStatus,
 }
 
-/// What went wrong in a session.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What went wrong in a session. Serialisable, so that a network
+/// transport carries it to the worker unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum DispatcherError {
     /// The node is not (or no longer) a member of the cluster.
     #[error("node {0} is not a member of the cluster: join it again")]

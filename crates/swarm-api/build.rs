@@ -1,0 +1,11 @@
+//! Compiles `proto/swarm.proto` with protox (pure Rust: no `protoc` needed).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/swarm.proto");
+    let fds = protox::compile(["proto/swarm.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

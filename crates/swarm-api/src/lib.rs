@@ -1,0 +1,38 @@
+//! # swarm-api
+//!
+//! The wire protocol between swarm processes, on tonic gRPC. Protobuf
+//! frames each message and the payload is MessagePack of the swarm-core
+//! types, so the model is defined once, in Rust, and both ends share it.
+//!
+//! This first part carries the **dispatcher session** between a worker's
+//! agent and the managers: [`DispatcherService`] serves any
+//! [`Dispatcher`](swarm_core::dispatcher::Dispatcher) (the manager's
+//! `LocalDispatcher` over its store), and [`RemoteDispatcher`] is the
+//! `Dispatcher` a worker in another process hands its agent. The agent
+//! does not know which one it has.
+//!
+//! ```no_run
+//! use swarm_api::{DispatcherService, RemoteDispatcher};
+//! use swarm_core::dispatcher::{DispatcherConfig, LocalDispatcher};
+//! use swarm_core::store::MemoryStore;
+//! use std::sync::Arc;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Manager side: serve the dispatcher of the manager's store.
+//! let store = Arc::new(MemoryStore::new());
+//! let dispatcher = Arc::new(LocalDispatcher::new(store, DispatcherConfig::default()));
+//! tokio::spawn(
+//!     tonic::transport::Server::builder()
+//!         .add_service(DispatcherService::server(dispatcher))
+//!         .serve("127.0.0.1:4243".parse()?),
+//! );
+//! // Worker side: the agent's dispatcher.
+//! let remote = RemoteDispatcher::connect_lazy("127.0.0.1:4243")?;
+//! # let _ = remote;
+//! # Ok(()) }
+//! ```
+
+mod dispatcher;
+pub mod wire;
+
+pub use dispatcher::{DispatcherService, RemoteDispatcher};
