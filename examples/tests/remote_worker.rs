@@ -1,17 +1,18 @@
 //! A worker whose agent reaches the manager over gRPC (swarm-api) runs the
 //! manager's tasks as real processes, exactly as an in-process worker
-//! does; when the session breaks, the manager marks the node down.
+//! does; a client drives the manager through the control API over gRPC;
+//! when the session breaks, the manager marks the node down.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use swarm_api::{DispatcherService, RemoteDispatcher};
+use swarm_api::{ControlService, DispatcherService, RemoteControl, RemoteDispatcher};
 use swarm_core::Id;
 use swarm_core::agent::{Agent, AgentConfig};
 use swarm_core::control::Control;
 use swarm_core::dispatcher::{DispatcherConfig, LocalDispatcher};
 use swarm_core::manager::{Manager, ManagerConfig};
-use swarm_core::model::{NodeRole, NodeState, ServiceSpec, TaskState};
+use swarm_core::model::{NodeRole, NodeState, SecretSpec, ServiceSpec, TaskState};
 use swarm_core::runtime::Runtime as _;
 use swarm_core::store::{MemoryStore, State, Store};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
@@ -55,6 +56,7 @@ async fn a_worker_over_grpc_runs_tasks_and_is_marked_down_when_the_session_break
         let stop = server_stop.clone();
         tonic::transport::Server::builder()
             .add_service(DispatcherService::server(dispatcher.clone()))
+            .add_service(ControlService::server(Control::new(store.clone())))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 async move { stop.cancelled().await },
@@ -86,11 +88,30 @@ async fn a_worker_over_grpc_runs_tasks_and_is_marked_down_when_the_session_break
             .is_some_and(|n| n.status.state == NodeState::Ready)
     })
     .await;
+    // A client, through the control API over gRPC.
+    let client = RemoteControl::connect_lazy(&addr).unwrap();
+    let bad = ServiceSpec::replicated("Not A Name!", 2, vec!["sleep".into()]);
+    let e = client.create_service(bad).await.unwrap_err();
+    assert!(
+        matches!(e, swarm_core::control::ControlError::Invalid(_)),
+        "the validation error arrives whole: {e}"
+    );
     let spec = ServiceSpec::replicated("remote", 2, vec!["sleep".into(), "3600".into()]);
-    Control::new(store.clone())
-        .create_service(spec)
+    client.create_service(spec).await.unwrap();
+    client
+        .create_secret(SecretSpec {
+            name: "pw".into(),
+            data: b"hunter2".to_vec(),
+            ..Default::default()
+        })
         .await
         .unwrap();
+    let secrets = client.secrets().await.unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert!(
+        secrets[0].spec.data.is_empty(),
+        "secret data never goes back to clients"
+    );
     let state = wait_for(&store, "run 2 tasks on the remote worker", |s| {
         s.tasks()
             .filter(|t| t.status.state == TaskState::Running && t.node_id.as_ref() == Some(&node))
@@ -98,6 +119,8 @@ async fn a_worker_over_grpc_runs_tasks_and_is_marked_down_when_the_session_break
             == 2
     })
     .await;
+    assert_eq!(client.service_tasks("remote").await.unwrap().len(), 2);
+    assert_eq!(client.nodes().await.unwrap().len(), 1);
     // They are real processes, known to the worker's runtime.
     let running = runtime.list().await.unwrap();
     for t in state.tasks() {

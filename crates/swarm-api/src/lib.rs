@@ -4,7 +4,10 @@
 //! frames each message and the payload is MessagePack of the swarm-core
 //! types, so the model is defined once, in Rust, and both ends share it.
 //!
-//! This first part carries the **dispatcher session** between a worker's
+//! It carries the **control API** ([`ControlService`] serves a manager's
+//! `Control`; [`RemoteControl`] is its client, with the same methods and
+//! errors; secret and config data never travel back to clients), and the
+//! **dispatcher session** between a worker's
 //! agent and the managers: [`DispatcherService`] serves any
 //! [`Dispatcher`](swarm_core::dispatcher::Dispatcher) (the manager's
 //! `LocalDispatcher` over its store), and [`RemoteDispatcher`] is the
@@ -32,7 +35,9 @@
 //! # Ok(()) }
 //! ```
 
+mod control;
 mod dispatcher;
 pub mod wire;
 
+pub use control::{ControlReply, ControlRequest, ControlService, RemoteControl};
 pub use dispatcher::{DispatcherService, RemoteDispatcher};

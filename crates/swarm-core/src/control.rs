@@ -10,8 +10,9 @@ use crate::model::{
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 use crate::{Id, SpecError};
 
-/// Why a control request failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a control request failed. Serialisable, so that a remote client
+/// gets the same error as a local caller.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ControlError {
     /// The spec is invalid; nothing was written.
     #[error(transparent)]

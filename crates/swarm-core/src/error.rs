@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// One thing wrong with a spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// The field at fault, e.g. `mode.replicated.replicas`.
     pub field: String,
@@ -12,7 +12,9 @@ pub struct Problem {
 }
 
 /// Everything wrong with a spec, each problem naming its field and the fix.
-#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 pub struct SpecError {
     /// The problems, in the order they were found.
     pub problems: Vec<Problem>,

@@ -1,0 +1,318 @@
+//! The control API over gRPC: [`ControlService`] serves a manager's
+//! [`Control`], and [`RemoteControl`] is a client with the same methods.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use swarm_core::control::{Control, ControlError};
+use swarm_core::model::{
+    Config, ConfigSpec, Node, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
+};
+use swarm_core::store::{Store, StoreError};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::wire::proto::control_client::ControlClient;
+use crate::wire::proto::control_server::{self, ControlServer};
+use crate::wire::{self, proto::Payload};
+
+/// One control request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Create a service.
+    CreateService(ServiceSpec),
+    /// Replace a service's spec (by name or id).
+    UpdateService {
+        /// Its name or id.
+        service: String,
+        /// The new spec.
+        spec: ServiceSpec,
+    },
+    /// Set a replicated service's replicas.
+    Scale {
+        /// Its name or id.
+        service: String,
+        /// The new count.
+        replicas: u64,
+    },
+    /// Remove a service.
+    RemoveService(String),
+    /// One service.
+    InspectService(String),
+    /// Every service.
+    ListServices,
+    /// A service's tasks, slot by slot.
+    ServiceTasks(String),
+    /// Every node.
+    ListNodes,
+    /// One node.
+    InspectNode(String),
+    /// Replace a node's spec (availability, labels, role).
+    UpdateNode {
+        /// Its hostname or id.
+        node: String,
+        /// The new spec.
+        spec: NodeSpec,
+    },
+    /// Remove a node (`force`: even while it is up).
+    RemoveNode {
+        /// Its hostname or id.
+        node: String,
+        /// Remove it even if it is ready.
+        force: bool,
+    },
+    /// Create a secret.
+    CreateSecret(SecretSpec),
+    /// Remove a secret by name.
+    RemoveSecret(String),
+    /// Every secret, without its data.
+    ListSecrets,
+    /// Create a config.
+    CreateConfig(ConfigSpec),
+    /// Remove a config by name.
+    RemoveConfig(String),
+    /// Every config, without its data.
+    ListConfigs,
+}
+
+/// The answer to a [`ControlRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControlReply {
+    /// Done, nothing to return.
+    Done,
+    /// A service.
+    Service(Arc<Service>),
+    /// Services.
+    Services(Vec<Arc<Service>>),
+    /// Tasks.
+    Tasks(Vec<Arc<Task>>),
+    /// A node.
+    Node(Arc<Node>),
+    /// Nodes.
+    Nodes(Vec<Arc<Node>>),
+    /// A secret (its data removed).
+    Secret(Arc<Secret>),
+    /// Secrets (their data removed).
+    Secrets(Vec<Arc<Secret>>),
+    /// A config (its data removed).
+    Config(Arc<Config>),
+    /// Configs (their data removed).
+    Configs(Vec<Arc<Config>>),
+}
+
+/// Serves a manager's [`Control`] over gRPC.
+pub struct ControlService<S> {
+    control: Control<S>,
+}
+
+impl<S: Store> ControlService<S> {
+    /// The tonic service for `control`.
+    pub fn server(control: Control<S>) -> ControlServer<Self> {
+        ControlServer::new(Self { control })
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    async fn serve(&self, req: ControlRequest) -> Result<ControlReply, ControlError> {
+        use ControlReply as R;
+        let c = &self.control;
+        let state = || async { c.store().state().await.map_err(ControlError::from) };
+        Ok(match req {
+            ControlRequest::CreateService(spec) => R::Service(c.create_service(spec).await?),
+            ControlRequest::UpdateService { service, spec } => R::Service(
+                c.update_service(&service, |s| {
+                    *s = spec.clone();
+                    Ok(())
+                })
+                .await?,
+            ),
+            ControlRequest::Scale { service, replicas } => {
+                R::Service(c.scale(&service, replicas).await?)
+            }
+            ControlRequest::RemoveService(s) => {
+                c.remove_service(&s).await?;
+                R::Done
+            }
+            ControlRequest::InspectService(s) => R::Service(c.service(&s).await?),
+            ControlRequest::ListServices => {
+                R::Services(state().await?.services().cloned().collect())
+            }
+            ControlRequest::ServiceTasks(s) => R::Tasks(c.service_tasks(&s).await?),
+            ControlRequest::ListNodes => R::Nodes(state().await?.nodes().cloned().collect()),
+            ControlRequest::InspectNode(n) => R::Node(c.node(&n).await?),
+            ControlRequest::UpdateNode { node, spec } => R::Node(
+                c.update_node(&node, |s| {
+                    *s = spec.clone();
+                })
+                .await?,
+            ),
+            ControlRequest::RemoveNode { node, force } => {
+                c.remove_node(&node, force).await?;
+                R::Done
+            }
+            ControlRequest::CreateSecret(spec) => {
+                R::Secret(without_data(&c.create_secret(spec).await?))
+            }
+            ControlRequest::RemoveSecret(name) => {
+                c.remove_secret(&name).await?;
+                R::Done
+            }
+            ControlRequest::ListSecrets => {
+                R::Secrets(state().await?.secrets().map(without_data).collect())
+            }
+            ControlRequest::CreateConfig(spec) => {
+                R::Config(config_without_data(&c.create_config(spec).await?))
+            }
+            ControlRequest::RemoveConfig(name) => {
+                c.remove_config(&name).await?;
+                R::Done
+            }
+            ControlRequest::ListConfigs => {
+                R::Configs(state().await?.configs().map(config_without_data).collect())
+            }
+        })
+    }
+}
+
+/// A secret as clients see it: never its data.
+fn without_data(s: &Arc<Secret>) -> Arc<Secret> {
+    let mut s = (**s).clone();
+    s.spec.data.clear();
+    Arc::new(s)
+}
+
+/// A config as listings show it: its data stays on the managers.
+fn config_without_data(c: &Arc<Config>) -> Arc<Config> {
+    let mut c = (**c).clone();
+    c.spec.data.clear();
+    Arc::new(c)
+}
+
+#[tonic::async_trait]
+impl<S: Store> control_server::Control for ControlService<S> {
+    async fn call(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let request: ControlRequest =
+            wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
+        let result = self.serve(request).await;
+        Ok(Response::new(wire::encode(&result)))
+    }
+}
+
+/// A client of a manager's control API, with the methods of [`Control`].
+#[derive(Debug, Clone)]
+pub struct RemoteControl {
+    client: ControlClient<Channel>,
+}
+
+fn unreachable(e: impl std::fmt::Display) -> ControlError {
+    ControlError::Store(StoreError::Unavailable(format!(
+        "cannot reach the manager: {e}"
+    )))
+}
+
+fn unexpected(reply: &ControlReply) -> ControlError {
+    ControlError::Refused(format!("the manager answered out of turn: {reply:?}"))
+}
+
+macro_rules! expect {
+    ($reply:expr, $variant:ident) => {
+        match $reply {
+            ControlReply::$variant(x) => Ok(x),
+            other => Err(unexpected(&other)),
+        }
+    };
+}
+
+impl RemoteControl {
+    /// A client of the manager at `addr` (`host:port`) over plain TCP,
+    /// connected on first use.
+    pub fn connect_lazy(addr: &str) -> Result<Self, ControlError> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ControlError::Refused(format!("bad manager address {addr:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true);
+        Ok(Self::with_channel(endpoint.connect_lazy()))
+    }
+
+    /// A client over `channel` (for TLS, or a custom connector).
+    #[must_use]
+    pub fn with_channel(channel: Channel) -> Self {
+        Self {
+            client: ControlClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        }
+    }
+
+    /// Sends one request.
+    pub async fn call(&self, request: ControlRequest) -> Result<ControlReply, ControlError> {
+        let reply = self
+            .client
+            .clone()
+            .call(wire::encode(&request))
+            .await
+            .map_err(|s| unreachable(s.message()))?;
+        let result: Result<ControlReply, ControlError> =
+            wire::decode(&reply.into_inner().data).map_err(unreachable)?;
+        result
+    }
+
+    /// Creates a service.
+    pub async fn create_service(&self, spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
+        expect!(
+            self.call(ControlRequest::CreateService(spec)).await?,
+            Service
+        )
+    }
+
+    /// Sets a replicated service's replicas.
+    pub async fn scale(&self, service: &str, replicas: u64) -> Result<Arc<Service>, ControlError> {
+        let req = ControlRequest::Scale {
+            service: service.into(),
+            replicas,
+        };
+        expect!(self.call(req).await?, Service)
+    }
+
+    /// Removes a service.
+    pub async fn remove_service(&self, service: &str) -> Result<(), ControlError> {
+        match self
+            .call(ControlRequest::RemoveService(service.into()))
+            .await?
+        {
+            ControlReply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every service.
+    pub async fn services(&self) -> Result<Vec<Arc<Service>>, ControlError> {
+        expect!(self.call(ControlRequest::ListServices).await?, Services)
+    }
+
+    /// A service's tasks.
+    pub async fn service_tasks(&self, service: &str) -> Result<Vec<Arc<Task>>, ControlError> {
+        expect!(
+            self.call(ControlRequest::ServiceTasks(service.into()))
+                .await?,
+            Tasks
+        )
+    }
+
+    /// Every node.
+    pub async fn nodes(&self) -> Result<Vec<Arc<Node>>, ControlError> {
+        expect!(self.call(ControlRequest::ListNodes).await?, Nodes)
+    }
+
+    /// Every secret, without its data.
+    pub async fn secrets(&self) -> Result<Vec<Arc<Secret>>, ControlError> {
+        expect!(self.call(ControlRequest::ListSecrets).await?, Secrets)
+    }
+
+    /// Creates a secret; the reply omits its data.
+    pub async fn create_secret(&self, spec: SecretSpec) -> Result<Arc<Secret>, ControlError> {
+        expect!(self.call(ControlRequest::CreateSecret(spec)).await?, Secret)
+    }
+}
