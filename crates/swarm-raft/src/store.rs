@@ -212,6 +212,32 @@ impl RaftStore {
         self.inner.raft.metrics().borrow().current_leader
     }
 
+    /// Whether this member leads, as a watch that changes when leadership
+    /// moves: what runs the managers' control loops on the leader only
+    /// (see `swarm_core::manager::run_while_leading`).
+    #[must_use]
+    pub fn leadership(&self) -> tokio::sync::watch::Receiver<bool> {
+        let mut metrics = self.inner.raft.metrics();
+        let id = self.inner.id;
+        let leads = move |m: &openraft::RaftMetrics<NodeId, Member>| {
+            m.current_leader == Some(id) && m.state == openraft::ServerState::Leader
+        };
+        let (tx, rx) = tokio::sync::watch::channel(leads(&metrics.borrow()));
+        tokio::spawn(async move {
+            // Ends when the member shuts down (its metrics close) or nobody
+            // watches any more.
+            while metrics.changed().await.is_ok() {
+                let now = leads(&metrics.borrow_and_update());
+                tx.send_if_modified(|l| std::mem::replace(l, now) != now);
+                if tx.is_closed() {
+                    break;
+                }
+            }
+            let _ = tx.send(false);
+        });
+        rx
+    }
+
     /// Waits until some member leads and this member knows it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, Error> {
         let mut metrics = self.inner.raft.metrics();

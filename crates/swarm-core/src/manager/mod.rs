@@ -164,3 +164,101 @@ pub async fn run_reaper<S: Store + Clone>(
     )
     .await;
 }
+
+/// Runs `start(token)` while `leading` holds true: each time this member
+/// becomes the leader, a fresh run begins (reading the store's state, as a
+/// level-triggered loop does); each time it stops leading, the run's token
+/// is cancelled and the run awaited before anything else happens, so two
+/// runs never overlap here. Returns when `shutdown` fires.
+///
+/// This is how a manager's control loops run on the raft leader only:
+/// `leading` comes from the replicated store (swarm-raft's
+/// `RaftStore::leadership`), `start` is `|t| Manager::new(..).run(t)`.
+pub async fn run_while_leading<F, Fut>(
+    mut leading: tokio::sync::watch::Receiver<bool>,
+    shutdown: CancellationToken,
+    mut start: F,
+) where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        // Wait to lead.
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = leading.wait_for(|l| *l) => if r.is_err() { return },
+        }
+        let token = shutdown.child_token();
+        let run = tokio::spawn(start(token.clone()));
+        tracing::info!("leading: the control loops start");
+        // Lead until told otherwise.
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            _ = leading.wait_for(|l| !*l) => {}
+        }
+        token.cancel();
+        let _ = run.await;
+        tracing::info!("not leading: the control loops stopped");
+        if shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod leading_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn runs_only_while_leading_and_never_twice_at_once() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let running = Arc::new(AtomicUsize::new(0));
+        let starts = Arc::new(AtomicUsize::new(0));
+        let supervisor = tokio::spawn(run_while_leading(rx, shutdown.clone(), {
+            let running = running.clone();
+            let starts = starts.clone();
+            move |token: CancellationToken| {
+                let running = running.clone();
+                starts.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert_eq!(
+                        running.fetch_add(1, Ordering::SeqCst),
+                        0,
+                        "two runs at once"
+                    );
+                    token.cancelled().await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }));
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
+        settle().await;
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            0,
+            "not leading: nothing runs"
+        );
+        tx.send(true).unwrap();
+        settle().await;
+        assert_eq!(running.load(Ordering::SeqCst), 1);
+        tx.send(false).unwrap();
+        settle().await;
+        assert_eq!(
+            running.load(Ordering::SeqCst),
+            0,
+            "stopped when leadership moved"
+        );
+        tx.send(true).unwrap();
+        settle().await;
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            2,
+            "a fresh run on leading again"
+        );
+        shutdown.cancel();
+        supervisor.await.unwrap();
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+    }
+}
