@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ca;
 mod control;
 mod dispatcher;
 pub mod wire;
