@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bootstrap;
 pub mod ca;
 mod control;
 mod dispatcher;

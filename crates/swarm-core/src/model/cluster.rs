@@ -74,13 +74,50 @@ pub struct ConfigSpec {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Cluster-wide settings; the store holds at most one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The cluster object: its settings, and what the managers keep for it
+/// (the root CA and the join tokens). There is at most one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cluster {
     /// Id, version, timestamps.
     pub meta: Meta,
     /// The settings.
     pub spec: ClusterSpec,
+    /// The root CA, created by `init`: managers only.
+    #[serde(default)]
+    pub root_ca: Option<RootCaMaterial>,
+    /// The current join tokens: managers only.
+    #[serde(default)]
+    pub join_tokens: Option<JoinTokens>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the CA key or the token secrets.
+        f.debug_struct("Cluster")
+            .field("meta", &self.meta)
+            .field("spec", &self.spec)
+            .field("root_ca", &self.root_ca.as_ref().map(|_| "<set>"))
+            .field("join_tokens", &self.join_tokens.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// The cluster's root CA, as the managers store it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootCaMaterial {
+    /// The CA certificate (PEM).
+    pub cert_pem: String,
+    /// The CA key (PEM).
+    pub key_pem: String,
+}
+
+/// The join tokens, one per role (`SWMTKN-1-<CA digest>-<secret>`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokens {
+    /// Admits workers.
+    pub worker: String,
+    /// Admits managers.
+    pub manager: String,
 }
 
 /// Cluster-wide settings.

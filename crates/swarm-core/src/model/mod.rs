@@ -17,7 +17,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 pub use cluster::{
-    Cluster, ClusterSpec, Config, ConfigSpec, Network, NetworkSpec, Secret, SecretSpec,
+    Cluster, ClusterSpec, Config, ConfigSpec, JoinTokens, Network, NetworkSpec, RootCaMaterial,
+    Secret, SecretSpec,
 };
 pub use node::{
     Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,
