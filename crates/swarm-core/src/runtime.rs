@@ -201,7 +201,7 @@ pub struct RuntimeInfo {
 ///   agent that restarts can adopt or clean up what it left behind.
 ///
 /// Implementations: `swarm-runtime-process` and `swarm-runtime-docker`;
-/// both pass [`crate::testing::runtime_suite`].
+/// both pass `testing::runtime_suite` (feature `testing`).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {

@@ -203,7 +203,7 @@ impl StoreError {
 ///   stream ends.
 ///
 /// Implementations: [`MemoryStore`] here, the raft store in swarm-raft.
-/// Both pass [`crate::testing::store_suite`].
+/// Both pass `testing::store_suite` (feature `testing`).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

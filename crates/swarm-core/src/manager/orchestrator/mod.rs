@@ -1,7 +1,7 @@
 //! The orchestrators: keep each service's tasks matching its spec.
 //!
 //! Planning is pure ([`replicated::plan`], [`global::plan`], the restart
-//! supervisor's [`restart::decide`]); the [`Orchestrator`] loop executes
+//! supervisor's [`restart::decide`]); the `Orchestrator` loop executes
 //! plans through the store.
 
 pub mod global;
