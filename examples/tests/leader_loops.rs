@@ -9,7 +9,7 @@ use std::time::Duration;
 use swarm_core::control::Control;
 use swarm_core::manager::{Manager, ManagerConfig, run_while_leading};
 use swarm_core::model::ServiceSpec;
-use swarm_core::store::{State, Store};
+use swarm_core::store::State;
 use swarm_raft::{RaftConfig, RaftStore};
 use swarm_sched::{SchedulerConfig, SwarmScheduler};
 use tokio_util::sync::CancellationToken;
@@ -62,17 +62,9 @@ async fn start(id: u64, dir: &std::path::Path, running: Arc<AtomicUsize>) -> (Ma
 }
 
 async fn wait_for(store: &RaftStore, what: &str, cond: impl Fn(&State) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if cond(&store.state().await.unwrap()) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting to {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    swarm_core::cluster::wait_until(store, Duration::from_secs(20), what, cond)
+        .await
+        .unwrap();
 }
 
 fn tasks_of(state: &State, name: &str) -> usize {

@@ -14,24 +14,15 @@ use swarm_core::dispatcher::{DispatcherConfig, LocalDispatcher};
 use swarm_core::manager::{Manager, ManagerConfig};
 use swarm_core::model::{NodeRole, NodeState, SecretSpec, ServiceSpec, TaskState};
 use swarm_core::runtime::Runtime as _;
-use swarm_core::store::{MemoryStore, State, Store};
+use swarm_core::store::{MemoryStore, State};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 use swarm_sched::{SchedulerConfig, SwarmScheduler};
 use tokio_util::sync::CancellationToken;
 
 async fn wait_for(store: &Arc<MemoryStore>, what: &str, cond: impl Fn(&State) -> bool) -> State {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let state = store.state().await.unwrap();
-        if cond(&state) {
-            return state;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting to {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    swarm_core::cluster::wait_until(&**store, Duration::from_secs(20), what, cond)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

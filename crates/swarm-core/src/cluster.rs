@@ -218,18 +218,7 @@ impl<R: Runtime, S: Store> LocalCluster<R, S> {
         what: &str,
         cond: impl Fn(&State) -> bool,
     ) -> Result<State, Timeout> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Ok(state) = self.store.state().await
-                && cond(&state)
-            {
-                return Ok(state);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Timeout(timeout, what.to_owned()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(&*self.store, timeout, what, cond).await
     }
 
     /// Stops the manager, every agent, and every task on every worker.
@@ -245,6 +234,28 @@ impl<R: Runtime, S: Store> LocalCluster<R, S> {
                 stop_all(&*w.runtime).await;
             }
         }
+    }
+}
+
+/// Waits until `cond` holds for `store`'s state (polling every 20 ms);
+/// returns that state, or [`Timeout`] naming `what` it waited for.
+pub async fn wait_until<S: Store + ?Sized>(
+    store: &S,
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn(&State) -> bool,
+) -> Result<State, Timeout> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(state) = store.state().await
+            && cond(&state)
+        {
+            return Ok(state);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Timeout(timeout, what.to_owned()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
