@@ -20,7 +20,12 @@ struct ManagerNode {
     supervisor: tokio::task::JoinHandle<()>,
 }
 
-async fn start(id: u64, dir: &std::path::Path, running: Arc<AtomicUsize>) -> (ManagerNode, String) {
+/// `running[i]` counts the control-loop runs of member `i + 1`.
+async fn start(
+    id: u64,
+    dir: &std::path::Path,
+    running: Arc<Vec<AtomicUsize>>,
+) -> (ManagerNode, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let store = RaftStore::open(RaftConfig::new(
@@ -45,9 +50,9 @@ async fn start(id: u64, dir: &std::path::Path, running: Arc<AtomicUsize>) -> (Ma
             );
             let running = running.clone();
             async move {
-                running.fetch_add(1, Ordering::SeqCst);
+                running[id as usize - 1].fetch_add(1, Ordering::SeqCst);
                 manager.run(token).await;
-                running.fetch_sub(1, Ordering::SeqCst);
+                running[id as usize - 1].fetch_sub(1, Ordering::SeqCst);
             }
         }
     }));
@@ -76,7 +81,13 @@ fn tasks_of(state: &State, name: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_loops_run_on_the_leader_only_and_move_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let running = Arc::new(AtomicUsize::new(0));
+    let running: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
+    // The members whose loops run now.
+    let runners = |running: &[AtomicUsize]| -> Vec<u64> {
+        (1..=3u64)
+            .filter(|&id| running[id as usize - 1].load(Ordering::SeqCst) > 0)
+            .collect()
+    };
     let mut nodes = Vec::new();
     let mut addrs = Vec::new();
     for id in 1..=3 {
@@ -106,14 +117,14 @@ async fn the_control_loops_run_on_the_leader_only_and_move_with_it() {
         .await
         .unwrap();
     wait_for(&first, "create 3 tasks", |s| tasks_of(s, "web") == 3).await;
+    let leader = first.status().await.unwrap().leader;
     assert_eq!(
-        running.load(Ordering::SeqCst),
-        1,
-        "one manager runs the loops"
+        runners(&running),
+        vec![leader],
+        "the leader, and only it, runs the loops"
     );
 
     // The leader dies: a new one takes over the loops.
-    let leader = first.status().await.unwrap().leader;
     let dead = nodes[leader as usize - 1].take().unwrap();
     dead.store.shutdown().await;
     dead.stop.cancel();
@@ -131,11 +142,14 @@ async fn the_control_loops_run_on_the_leader_only_and_move_with_it() {
         tasks_of(s, "web") == 5
     })
     .await;
+    let new_leader = survivor.status().await.unwrap().leader;
+    assert_ne!(new_leader, leader);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while running.load(Ordering::SeqCst) != 1 {
+    while runners(&running) != vec![new_leader] {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "one manager runs the loops after failover"
+            "only the new leader runs the loops: {:?}",
+            runners(&running)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -144,5 +158,5 @@ async fn the_control_loops_run_on_the_leader_only_and_move_with_it() {
         n.stop.cancel();
         n.supervisor.await.unwrap();
     }
-    assert_eq!(running.load(Ordering::SeqCst), 0);
+    assert!(runners(&running).is_empty());
 }

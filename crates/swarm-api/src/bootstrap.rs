@@ -85,8 +85,11 @@ pub async fn load<S: Store>(store: &S) -> Result<ClusterCa, BootstrapError> {
 /// a token per role. If the store already holds an initialised cluster,
 /// it is kept as it is (a restarted manager re-runs this harmlessly).
 pub async fn init_cluster<S: Store>(store: &S, name: &str) -> Result<ClusterCa, BootstrapError> {
-    if let Ok(existing) = load(store).await {
-        return Ok(existing);
+    match load(store).await {
+        Ok(existing) => return Ok(existing),
+        Err(BootstrapError::NotInitialised) => {}
+        // A stored CA that cannot be read must not be replaced silently.
+        Err(e) => return Err(e),
     }
     let ca = RootCa::generate()?;
     let cluster = Cluster {

@@ -111,7 +111,7 @@ impl RootCa {
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, CaError> {
         let key = KeyPair::from_pem(key_pem).map_err(cert_err)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(cert_err)?;
-        let der = pem_der(cert_pem)?;
+        let der = cert_der(cert_pem)?;
         Ok(Self {
             cert_pem: cert_pem.to_owned(),
             key_pem: key_pem.to_owned(),
@@ -204,7 +204,8 @@ impl RootCa {
     }
 }
 
-fn pem_der(pem: &str) -> Result<Vec<u8>, CaError> {
+/// The DER of a PEM certificate.
+pub fn cert_der(pem: &str) -> Result<Vec<u8>, CaError> {
     let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(cert_err)?;
     Ok(parsed.contents)
 }
@@ -382,11 +383,6 @@ pub fn identity_of(cert_der: &[u8]) -> Result<Identity, CaError> {
         node_id: cn.into(),
         role,
     })
-}
-
-/// The DER of a PEM certificate.
-pub fn cert_der(cert_pem: &str) -> Result<Vec<u8>, CaError> {
-    pem_der(cert_pem)
 }
 
 #[cfg(test)]

@@ -182,16 +182,13 @@ impl Dispatcher for RemoteDispatcher {
         // The stream ends when the session breaks (the agent starts a new
         // one); a message that cannot be decoded ends it too.
         Ok(stream
-            .take_while(|item| futures::future::ready(item.is_ok()))
-            .filter_map(|item| async move {
-                match item.map(|p| wire::decode::<Assignments>(&p.data)) {
-                    Ok(Ok(set)) => Some(Some(set)),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "an assignment set could not be read");
-                        Some(None)
-                    }
-                    Err(_) => Some(None),
-                }
+            .map(|item| {
+                let payload = item.ok()?;
+                wire::decode::<Assignments>(&payload.data)
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "an assignment set could not be read"),
+                    )
+                    .ok()
             })
             .take_while(|set| futures::future::ready(set.is_some()))
             .filter_map(futures::future::ready)

@@ -83,7 +83,17 @@ struct Body {
 #[derive(Serialize, Deserialize)]
 struct File {
     meta: SnapshotMeta<NodeId, Member>,
+    /// Raw bytes in MessagePack (not an array of numbers).
+    #[serde(with = "serde_bytes")]
     body: Vec<u8>,
+}
+
+/// [`File`], borrowed for writing (the same encoding).
+#[derive(Serialize)]
+struct FileRef<'a> {
+    meta: &'a SnapshotMeta<NodeId, Member>,
+    #[serde(with = "serde_bytes")]
+    body: &'a [u8],
 }
 
 #[derive(Debug, Default)]
@@ -199,7 +209,7 @@ impl StateMachine {
             applied.last
         };
         let (meta, body) = self.capture();
-        self.persist(&meta, body).map_err(crate::Error::storage)?;
+        self.persist(&meta, &body).map_err(crate::Error::storage)?;
         Ok(last)
     }
 
@@ -238,7 +248,7 @@ impl StateMachine {
     /// (temp file, fsync, rename, fsync of the directory), unless a
     /// snapshot at least as recent is current already: then nothing
     /// changes and it returns false. A snapshot never goes backwards.
-    fn persist(&self, meta: &SnapshotMeta<NodeId, Member>, body: Vec<u8>) -> std::io::Result<bool> {
+    fn persist(&self, meta: &SnapshotMeta<NodeId, Member>, body: &[u8]) -> std::io::Result<bool> {
         let _files = self
             .files
             .lock()
@@ -247,10 +257,7 @@ impl StateMachine {
         if current.is_some_and(|c| c >= meta.last_log_id) {
             return Ok(false);
         }
-        let bytes = wire::to_bytes(&File {
-            meta: meta.clone(),
-            body,
-        });
+        let bytes = wire::to_bytes(&FileRef { meta, body });
         let tmp = self.dir.join("snapshot.bin.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -288,7 +295,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let (meta, body) = sm.capture();
             // An install may have overtaken this build: then the file and
             // the current snapshot stay the installed one.
-            sm.persist(&meta, body.clone())?;
+            sm.persist(&meta, &body)?;
             Ok(Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(body)),
@@ -338,7 +345,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let installed = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let body = snapshot.into_inner();
             let (state, dedup) = decode_body(&body).map_err(io_err)?;
-            sm.persist(&meta, body)?;
+            if !sm.persist(&meta, &body)? {
+                // A snapshot at least as recent is current: keep it.
+                return Ok(());
+            }
             let mut applied = sm.applied();
             sm.shared.journal().reset(state);
             applied.last = meta.last_log_id;

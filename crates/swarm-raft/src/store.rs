@@ -54,7 +54,9 @@ pub struct ClusterStatus {
 /// member's replica; writes go to the leader (forwarded transparently when
 /// this member does not lead) and are acknowledged once committed and
 /// applied here, so a `state()` after an `apply()` on the same handle sees
-/// the write.
+/// the write. One exception: if this replica has not applied a committed
+/// write within the write timeout, the write is still reported committed
+/// (a retry would apply it twice), and a warning is logged.
 #[derive(Clone)]
 pub struct RaftStore {
     inner: Arc<Inner>,

@@ -189,18 +189,30 @@ pub async fn run_while_leading<F, Fut>(
             r = leading.wait_for(|l| *l) => if r.is_err() { return },
         }
         let token = shutdown.child_token();
-        let run = tokio::spawn(start(token.clone()));
+        let mut run = tokio::spawn(start(token.clone()));
         tracing::info!("leading: the control loops start");
         // Lead until told otherwise.
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            _ = leading.wait_for(|l| !*l) => {}
-        }
+        let ended_early = tokio::select! {
+            () = shutdown.cancelled() => false,
+            _ = leading.wait_for(|l| !*l) => false,
+            r = &mut run => {
+                // A run must last as long as the leadership: one that
+                // ended (or panicked) would leave the cluster without
+                // loops. Say so and start another.
+                tracing::error!(result = ?r, "the control loops ended while leading; restarting them");
+                true
+            }
+        };
         token.cancel();
-        let _ = run.await;
-        tracing::info!("not leading: the control loops stopped");
+        if !ended_early {
+            let _ = run.await;
+            tracing::info!("not leading: the control loops stopped");
+        }
         if shutdown.is_cancelled() {
             return;
+        }
+        if ended_early {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }
 }
@@ -260,5 +272,34 @@ mod leading_tests {
         shutdown.cancel();
         supervisor.await.unwrap();
         assert_eq!(running.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_run_that_ends_while_leading_is_started_again() {
+        let (_tx, rx) = tokio::sync::watch::channel(true);
+        let shutdown = CancellationToken::new();
+        let starts = Arc::new(AtomicUsize::new(0));
+        let supervisor = tokio::spawn(run_while_leading(rx, shutdown.clone(), {
+            let starts = starts.clone();
+            move |token: CancellationToken| {
+                let first = starts.fetch_add(1, Ordering::SeqCst) == 0;
+                async move {
+                    if !first {
+                        token.cancelled().await;
+                    }
+                    // The first run ends at once, as a crashed loop would.
+                }
+            }
+        }));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while starts.load(Ordering::SeqCst) < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the run was not started again"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        supervisor.await.unwrap();
     }
 }
