@@ -156,12 +156,13 @@ impl Journal {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{Meta, Node, NodeDescription, NodeSpec, NodeStatus};
     use crate::store::ErrorKind;
 
-    fn node(id: &str) -> Change {
+    /// A batch change creating an empty node `id` (for the store tests).
+    pub(crate) fn node(id: &str) -> Change {
         Change::Create(
             Node {
                 meta: Meta::new(id.into()),

@@ -112,7 +112,6 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Meta, Node, NodeDescription, NodeSpec, NodeStatus};
     use futures::StreamExt;
 
     #[tokio::test]
@@ -120,17 +119,7 @@ mod tests {
         crate::testing::store_suite(|| async { MemoryStore::new() }).await;
     }
 
-    fn node(id: &str) -> Change {
-        Change::Create(
-            Node {
-                meta: Meta::new(id.into()),
-                spec: NodeSpec::default(),
-                description: NodeDescription::default(),
-                status: NodeStatus::default(),
-            }
-            .into(),
-        )
-    }
+    use crate::store::journal::tests::node;
 
     #[tokio::test]
     async fn old_history_is_compacted() {
