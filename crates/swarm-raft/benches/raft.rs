@@ -110,13 +110,8 @@ async fn start_member(id: u64, dir: &Path, addr: Option<&str>) -> Member {
     };
     let addr = listener.local_addr().unwrap().to_string();
     let config = RaftConfig::new(id, addr.clone(), dir.join(format!("m{id}")));
-    let store = loop {
-        match RaftStore::open(config.clone()).await {
-            Ok(s) => break s,
-            // A killed member's log writer may still hold its database.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    // A killed member's lock is waited for by `open` itself.
+    let store = RaftStore::open(config).await.expect("open a member");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({
         let store = store.clone();

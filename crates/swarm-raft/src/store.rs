@@ -474,7 +474,7 @@ impl RaftStore {
                 Ok(Reply::Changed(r.log_id.index))
             }
             Forward::Promote(id) => {
-                let current = raft.metrics().borrow().membership_config.clone();
+                let current = self.membership();
                 if current.membership().get_node(&id).is_none() {
                     return Err(Error::InvalidArgument(format!(
                         "member {id} is not in the cluster: add it as a learner first"
@@ -484,7 +484,7 @@ impl RaftStore {
                     .await
             }
             Forward::Demote(id) => {
-                let current = raft.metrics().borrow().membership_config.clone();
+                let current = self.membership();
                 if !current.membership().voter_ids().any(|v| v == id) {
                     return Err(Error::InvalidArgument(format!(
                         "member {id} is not a voter"
@@ -494,7 +494,7 @@ impl RaftStore {
                     .await
             }
             Forward::Remove(id) => {
-                let current = raft.metrics().borrow().membership_config.clone();
+                let current = self.membership();
                 let ids = BTreeSet::from([id]);
                 if current.membership().voter_ids().any(|v| v == id) {
                     self.change(ChangeMembers::RemoveVoters(ids), false).await
@@ -524,6 +524,11 @@ impl RaftStore {
             })?
             .map_err(|e| self.write_error(e))?;
         Ok(Reply::Changed(r.log_id.index))
+    }
+
+    /// The membership as this member knows it.
+    fn membership(&self) -> Arc<StoredMembership<NodeId, Member>> {
+        self.inner.raft.metrics().borrow().membership_config.clone()
     }
 
     fn not_leader(&self, leader: Option<NodeId>, node: Option<Member>) -> Error {

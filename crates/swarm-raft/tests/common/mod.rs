@@ -90,19 +90,10 @@ impl Cluster {
         let dir = self.base.path().join(format!("m{id}"));
         let config =
             (self.tune)(RaftConfig::new(id, addr.clone(), dir.clone())).force_new_cluster(force);
-        // A killed member's log writer may still be closing its database.
-        let mut tries = 0;
-        let store = loop {
-            match RaftStore::open(config.clone()).await {
-                Ok(s) => break s,
-                Err(e) if tries < 100 => {
-                    tries += 1;
-                    tracing::debug!("reopen: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("cannot open member {id}: {e}"),
-            }
-        };
+        // A killed member's lock is waited for by `open` itself.
+        let store = RaftStore::open(config)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open member {id}: {e}"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn({
             let store = store.clone();
