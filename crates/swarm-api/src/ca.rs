@@ -62,6 +62,13 @@ pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
 pub const MANAGER_OU: &str = "swarm-manager";
 /// The OU of a worker's certificate.
 pub const WORKER_OU: &str = "swarm-worker";
+/// The OU of a client (CLI) certificate: it may call the control API and
+/// nothing else.
+pub const CLIENT_OU: &str = "swarm-client";
+/// The DNS name every manager's certificate carries, and the name clients
+/// check when they connect to a manager (as Docker checks
+/// `swarm-manager`): a worker's certificate cannot pose as a manager.
+pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
 
 fn validity(params: &mut CertificateParams, valid_for: Duration) {
     let now = time::OffsetDateTime::now_utc();
@@ -149,17 +156,41 @@ impl RootCa {
         role: NodeRole,
         valid_for: Duration,
     ) -> Result<String, CaError> {
+        let (ou, names) = match role {
+            NodeRole::Manager => (
+                MANAGER_OU,
+                vec![node.to_string(), MANAGER_SERVER_NAME.to_string()],
+            ),
+            NodeRole::Worker => (WORKER_OU, vec![node.to_string()]),
+        };
+        self.sign(csr_pem, node.as_str(), ou, names, valid_for)
+    }
+
+    /// Signs a client's certificate request (the CLI's): CN `name`, OU
+    /// [`CLIENT_OU`], client authentication only.
+    pub fn issue_client(
+        &self,
+        csr_pem: &str,
+        name: &str,
+        valid_for: Duration,
+    ) -> Result<String, CaError> {
+        self.sign(csr_pem, name, CLIENT_OU, Vec::new(), valid_for)
+    }
+
+    fn sign(
+        &self,
+        csr_pem: &str,
+        cn: &str,
+        ou: &str,
+        names: Vec<String>,
+        valid_for: Duration,
+    ) -> Result<String, CaError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(cert_err)?;
-        let mut params = CertificateParams::new(vec![node.to_string()]).map_err(cert_err)?;
+        let server = !names.is_empty();
+        let mut params = CertificateParams::new(names).map_err(cert_err)?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, node.as_str());
-        dn.push(
-            DnType::OrganizationalUnitName,
-            match role {
-                NodeRole::Manager => MANAGER_OU,
-                NodeRole::Worker => WORKER_OU,
-            },
-        );
+        dn.push(DnType::CommonName, cn);
+        dn.push(DnType::OrganizationalUnitName, ou);
         dn.push(DnType::OrganizationName, self.digest.as_str());
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
@@ -167,10 +198,12 @@ impl RootCa {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if server {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
         params.use_authority_key_identifier_extension = true;
         validity(&mut params, valid_for);
         csr.params = params;
@@ -345,13 +378,37 @@ impl NodeKey {
     }
 }
 
+/// What a certificate allows its holder to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum PeerRole {
+    /// A manager: raft, the dispatcher and the control API.
+    Manager,
+    /// A worker: the dispatcher only, for itself.
+    Worker,
+    /// A client such as `swarmctl`: the control API only.
+    Client,
+}
+
+impl From<NodeRole> for PeerRole {
+    fn from(role: NodeRole) -> Self {
+        match role {
+            NodeRole::Manager => Self::Manager,
+            NodeRole::Worker => Self::Worker,
+        }
+    }
+}
+
 /// Who a certificate names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The node's id (CN).
+    /// The node's id, or the client's name (CN).
     pub node_id: Id,
     /// Its role (OU).
-    pub role: NodeRole,
+    pub role: PeerRole,
+    /// When the certificate expires.
+    pub not_after: std::time::SystemTime,
+    /// When it became valid.
+    pub not_before: std::time::SystemTime,
 }
 
 /// The identity in a node certificate (DER, as a TLS peer presents it).
@@ -371,17 +428,25 @@ pub fn identity_of(cert_der: &[u8]) -> Result<Identity, CaError> {
         .and_then(|a| a.as_str().ok())
         .ok_or_else(|| CaError::Certificate("the certificate names no role (no OU)".into()))?;
     let role = match ou {
-        MANAGER_OU => NodeRole::Manager,
-        WORKER_OU => NodeRole::Worker,
+        MANAGER_OU => PeerRole::Manager,
+        WORKER_OU => PeerRole::Worker,
+        CLIENT_OU => PeerRole::Client,
         other => {
             return Err(CaError::Certificate(format!(
                 "unknown role {other:?} in the certificate"
             )));
         }
     };
+    let at = |t: x509_parser::time::ASN1Time| {
+        std::time::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or_default())
+    };
+    let validity = cert.validity();
     Ok(Identity {
         node_id: cn.into(),
         role,
+        not_after: at(validity.not_after),
+        not_before: at(validity.not_before),
     })
 }
 
@@ -425,13 +490,15 @@ mod tests {
             )
             .unwrap();
         let who = identity_of(&cert_der(&pem).unwrap()).unwrap();
-        assert_eq!(
-            who,
-            Identity {
-                node_id: id,
-                role: NodeRole::Worker
-            }
-        );
+        assert_eq!((who.node_id, who.role), (id, PeerRole::Worker));
+        let left = who.not_after.duration_since(std::time::SystemTime::now()).unwrap();
+        assert!(left > NODE_CERT_VALIDITY - Duration::from_secs(60));
+        // A client certificate is a client's, whatever its name.
+        let client = ca
+            .issue_client(&node.csr_pem().unwrap(), "swarmctl", NODE_CERT_VALIDITY)
+            .unwrap();
+        let who = identity_of(&cert_der(&client).unwrap()).unwrap();
+        assert_eq!(who.role, PeerRole::Client);
         // The CA reloads from its PEM files with the same digest.
         let again = RootCa::load(ca.cert_pem(), ca.key_pem()).unwrap();
         assert_eq!(again.digest(), ca.digest());

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use swarm_core::Id;
 use swarm_core::control::{Control, ControlError};
 use swarm_core::model::{
-    Config, ConfigSpec, Node, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
+    Config, ConfigSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
 };
 use swarm_core::store::{Store, StoreError};
 use tonic::transport::{Channel, Endpoint};
@@ -74,6 +75,15 @@ pub enum ControlRequest {
     RemoveConfig(String),
     /// Every config, without its data.
     ListConfigs,
+    /// The join token for a role, rotated first if `rotate`.
+    JoinToken {
+        /// Workers' or managers'.
+        role: NodeRole,
+        /// Replace it first: the old one stops admitting nodes.
+        rotate: bool,
+    },
+    /// The managers and which one leads.
+    Managers,
 }
 
 /// The answer to a [`ControlRequest`].
@@ -99,17 +109,60 @@ pub enum ControlReply {
     Config(Arc<Config>),
     /// Configs (their data removed).
     Configs(Vec<Arc<Config>>),
+    /// A join token.
+    Token(String),
+    /// The managers.
+    Managers(Vec<ManagerInfo>),
+}
+
+/// One manager, as the raft membership sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerInfo {
+    /// Its node id.
+    pub node_id: Id,
+    /// Its address.
+    pub addr: String,
+    /// It leads.
+    pub leader: bool,
+    /// The leader hears from it (a voter that is not reachable counts
+    /// against the quorum).
+    pub reachable: bool,
+}
+
+/// The managers' membership, as the node daemon knows it: lets the
+/// control API answer `node ls`'s MANAGER STATUS.
+#[async_trait::async_trait]
+pub trait ManagerRoster: Send + Sync + 'static {
+    /// Every manager.
+    async fn managers(&self) -> Result<Vec<ManagerInfo>, ControlError>;
 }
 
 /// Serves a manager's [`Control`] over gRPC.
 pub struct ControlService<S> {
     control: Control<S>,
+    roster: Option<Arc<dyn ManagerRoster>>,
 }
 
 impl<S: Store> ControlService<S> {
     /// The tonic service for `control`.
     pub fn server(control: Control<S>) -> ControlServer<Self> {
-        ControlServer::new(Self { control })
+        Self::wrap(Self {
+            control,
+            roster: None,
+        })
+    }
+
+    /// The tonic service for `control`, answering `Managers` from
+    /// `roster`.
+    pub fn with_roster(control: Control<S>, roster: Arc<dyn ManagerRoster>) -> ControlServer<Self> {
+        Self::wrap(Self {
+            control,
+            roster: Some(roster),
+        })
+    }
+
+    fn wrap(me: Self) -> ControlServer<Self> {
+        ControlServer::new(me)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20)
     }
@@ -171,6 +224,23 @@ impl<S: Store> ControlService<S> {
             ControlRequest::ListConfigs => {
                 R::Configs(state().await?.configs().map(config_without_data).collect())
             }
+            ControlRequest::JoinToken { role, rotate } => {
+                let token = if rotate {
+                    crate::bootstrap::rotate_token(c.store(), role).await
+                } else {
+                    crate::bootstrap::load(c.store())
+                        .await
+                        .and_then(|ca| ca.token(role))
+                };
+                R::Token(token.map_err(|e| match e {
+                    crate::bootstrap::BootstrapError::Store(e) => ControlError::Store(e),
+                    other => ControlError::Refused(other.to_string()),
+                })?)
+            }
+            ControlRequest::Managers => match &self.roster {
+                Some(r) => R::Managers(r.managers().await?),
+                None => R::Managers(Vec::new()),
+            },
         })
     }
 }

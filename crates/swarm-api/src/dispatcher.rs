@@ -38,6 +38,19 @@ fn bad(e: String) -> Status {
     Status::invalid_argument(e)
 }
 
+/// Over mutual TLS, a node speaks only for itself: the node named in the
+/// call must be the one its certificate names. (Without TLS there is no
+/// identity to check; the node daemon always serves with TLS.)
+fn speaks_for<T>(req: &Request<T>, node: &Id) -> Result<(), Status> {
+    match crate::tls::peer_identity(req) {
+        Some(who) if &who.node_id != node => Err(Status::permission_denied(format!(
+            "node {} may not speak for node {node}",
+            who.node_id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A session error as a status whose details carry the error itself.
 fn status_of(e: &DispatcherError) -> Status {
     let code = match e {
@@ -51,13 +64,15 @@ fn status_of(e: &DispatcherError) -> Status {
 impl<D: Dispatcher> dispatcher_server::Dispatcher for DispatcherService<D> {
     async fn register(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let (node, description): (Id, NodeDescription) =
-            wire::decode(&req.into_inner().data).map_err(bad)?;
+            wire::decode(&req.get_ref().data).map_err(bad)?;
+        speaks_for(&req, &node)?;
         let result = self.inner.register(&node, description).await;
         Ok(Response::new(wire::encode(&result)))
     }
 
     async fn heartbeat(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let node: Id = wire::decode(&req.into_inner().data).map_err(bad)?;
+        let node: Id = wire::decode(&req.get_ref().data).map_err(bad)?;
+        speaks_for(&req, &node)?;
         let result = self.inner.heartbeat(&node).await;
         Ok(Response::new(wire::encode(&result)))
     }
@@ -68,7 +83,8 @@ impl<D: Dispatcher> dispatcher_server::Dispatcher for DispatcherService<D> {
         &self,
         req: Request<Payload>,
     ) -> Result<Response<Self::AssignmentsStream>, Status> {
-        let node: Id = wire::decode(&req.into_inner().data).map_err(bad)?;
+        let node: Id = wire::decode(&req.get_ref().data).map_err(bad)?;
+        speaks_for(&req, &node)?;
         let stream = self
             .inner
             .assignments(&node)
@@ -81,7 +97,8 @@ impl<D: Dispatcher> dispatcher_server::Dispatcher for DispatcherService<D> {
 
     async fn report(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let (node, updates): (Id, Vec<StatusUpdate>) =
-            wire::decode(&req.into_inner().data).map_err(bad)?;
+            wire::decode(&req.get_ref().data).map_err(bad)?;
+        speaks_for(&req, &node)?;
         let result = self.inner.report(&node, updates).await;
         Ok(Response::new(wire::encode(&result)))
     }

@@ -39,7 +39,11 @@ pub mod bootstrap;
 pub mod ca;
 mod control;
 mod dispatcher;
+pub mod membership;
+pub mod tls;
 pub mod wire;
 
-pub use control::{ControlReply, ControlRequest, ControlService, RemoteControl};
+pub use control::{
+    ControlReply, ControlRequest, ControlService, ManagerInfo, ManagerRoster, RemoteControl,
+};
 pub use dispatcher::{DispatcherService, RemoteDispatcher};
