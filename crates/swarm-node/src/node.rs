@@ -1,0 +1,586 @@
+//! A node's life: init, join, resume, run, leave.
+
+use std::fs::File;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use swarm_api::ca::{JoinToken, NodeKey, PeerRole};
+use swarm_api::membership::{Admitted, JoinRequest, MembershipService, RemoteMembership};
+use swarm_api::tls::{Credentials, RequireRole, anonymous_endpoint, fetch_root_ca};
+use swarm_api::{ControlService, DispatcherService, bootstrap};
+use swarm_core::Id;
+use swarm_core::agent::{Agent, AgentConfig, AgentError};
+use swarm_core::control::Control;
+use swarm_core::dispatcher::{DispatcherConfig, DispatcherError, LocalDispatcher};
+use swarm_core::manager::{Manager, ManagerConfig, run_while_leading};
+use swarm_core::model::NodeRole;
+use swarm_core::runtime::Runtime;
+use swarm_raft::{Connector, RaftConfig, RaftStore};
+use swarm_sched::{SchedulerConfig, SwarmScheduler};
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Server};
+
+use crate::authority::{self, Authority};
+use crate::config::{NodeConfig, NodeState, raft_id};
+use crate::dispatch::{FailoverDispatcher, LeaderDispatcher};
+use crate::Error;
+
+/// The credentials a node's clients use; renewal replaces them.
+type SharedCreds = Arc<RwLock<Option<Credentials>>>;
+
+/// Raft channels over mutual TLS with the node's current certificate.
+struct TlsConnector(SharedCreds);
+
+impl Connector for TlsConnector {
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let creds = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let creds = creds
+            .as_ref()
+            .ok_or("this manager has no certificate yet")?;
+        Ok(creds
+            .endpoint(addr)?
+            .connect_timeout(Duration::from_millis(500))
+            .connect_lazy())
+    }
+}
+
+/// A member of a cluster: its identity, certificates and (a manager) its
+/// raft store. Make one with [`Node::init`], [`Node::join`] or
+/// [`Node::resume`], then [`Node::run`] it.
+pub struct Node {
+    config: NodeConfig,
+    state: NodeState,
+    creds: SharedCreds,
+    store: Option<RaftStore>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Holds the data directory for this process (a second `swarmd` on the
+/// same directory is refused).
+fn lock_dir(config: &NodeConfig) -> Result<File, Error> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("swarmd.lock");
+    let file = File::create(&path)
+        .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(format!(
+            "another swarmd runs on {}: stop it first, or pick another --data-dir",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::Io(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
+}
+
+fn raft_config(config: &NodeConfig, node: &Id) -> Result<RaftConfig, Error> {
+    Ok(RaftConfig::new(
+        raft_id(node),
+        config.advertised()?,
+        config.raft_dir(),
+    ))
+}
+
+fn shared(creds: Option<Credentials>) -> SharedCreds {
+    Arc::new(RwLock::new(creds))
+}
+
+fn save_creds(config: &NodeConfig, creds: &Credentials) -> Result<(), Error> {
+    creds.save(&config.certs_dir()).map_err(|e| {
+        Error::Io(format!(
+            "cannot write the certificates into {}: {e}",
+            config.certs_dir().display()
+        ))
+    })
+}
+
+impl Node {
+    /// `swarmd init`: a new cluster with this node as its only manager: a
+    /// root CA, join tokens, and this node's certificate.
+    pub async fn init(config: NodeConfig) -> Result<Self, Error> {
+        let lock = lock_dir(&config)?;
+        if NodeState::load(&config.data_dir)?.is_some() {
+            return Err(Error::Config(format!(
+                "{} already holds a node of a cluster: run swarmd without init to resume it, \
+                 or `swarmd leave` first",
+                config.data_dir.display()
+            )));
+        }
+        let node_id = Id::generate();
+        let creds = shared(None);
+        let store = RaftStore::open_with(
+            raft_config(&config, &node_id)?,
+            Arc::new(TlsConnector(creds.clone())),
+        )
+        .await?;
+        store.initialize().await?;
+        store.wait_for_leader(Duration::from_secs(10)).await?;
+        let ca = bootstrap::init_cluster(&store, "default").await?;
+        let key = NodeKey::generate()?;
+        let cert = ca
+            .ca
+            .issue(&key.csr_pem()?, &node_id, NodeRole::Manager, config.cert_validity)?;
+        let own = Credentials::new(ca.ca.cert_pem(), cert, key.key_pem())?;
+        save_creds(&config, &own)?;
+        *creds.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(own);
+        authority::create_node(&store, &node_id, NodeRole::Manager, &config.hostname()).await?;
+        let state = NodeState {
+            node_id,
+            role: NodeRole::Manager,
+            managers: vec![config.advertised()?],
+            raft_member: true,
+        };
+        state.save(&config.data_dir)?;
+        tracing::info!(node = %state.node_id, "initialised a new cluster");
+        Ok(Self {
+            config,
+            state,
+            creds,
+            store: Some(store),
+            _lock: lock,
+        })
+    }
+
+    /// `swarmd join --token TOKEN MANAGER`: checks the manager's CA
+    /// against the token, proves the token and gets a certificate; the
+    /// token decides the role.
+    pub async fn join(config: NodeConfig, manager: &str, token: &str) -> Result<Self, Error> {
+        let lock = lock_dir(&config)?;
+        if NodeState::load(&config.data_dir)?.is_some() {
+            return Err(Error::Config(format!(
+                "{} already holds a node of a cluster: run swarmd without join to resume it, \
+                 or `swarmd leave` first",
+                config.data_dir.display()
+            )));
+        }
+        let parsed: JoinToken = token.parse()?;
+        let ca_pem = fetch_root_ca(manager, &parsed.ca_digest).await?;
+        let key = NodeKey::generate()?;
+        let channel = anonymous_endpoint(manager, &ca_pem)
+            .map_err(Error::Config)?
+            .connect_lazy();
+        let admitted = RemoteMembership::with_channel(channel)
+            .join(JoinRequest {
+                token: token.to_owned(),
+                csr_pem: key.csr_pem()?,
+                hostname: config.hostname(),
+            })
+            .await?;
+        let creds = Credentials::new(admitted.ca_pem, admitted.cert_pem, key.key_pem())?;
+        save_creds(&config, &creds)?;
+        let mut managers = admitted.managers;
+        if managers.is_empty() {
+            managers.push(manager.to_owned());
+        }
+        let state = NodeState {
+            node_id: admitted.node_id,
+            role: admitted.role,
+            managers,
+            raft_member: false,
+        };
+        state.save(&config.data_dir)?;
+        tracing::info!(node = %state.node_id, role = ?state.role, "joined the cluster");
+        Ok(Self {
+            config,
+            state,
+            creds: shared(Some(creds)),
+            store: None,
+            _lock: lock,
+        })
+    }
+
+    /// A node that joined before, from its data directory: the same id,
+    /// role and certificate.
+    pub fn resume(config: NodeConfig) -> Result<Self, Error> {
+        let lock = lock_dir(&config)?;
+        let state = NodeState::load(&config.data_dir)?.ok_or_else(|| {
+            Error::Config(format!(
+                "{} holds no node: create a cluster with `swarmd init`, or join one with \
+                 `swarmd join --token TOKEN MANAGER`",
+                config.data_dir.display()
+            ))
+        })?;
+        let creds = Credentials::load(&config.certs_dir())?;
+        Ok(Self {
+            config,
+            state,
+            creds: shared(Some(creds)),
+            store: None,
+            _lock: lock,
+        })
+    }
+
+    /// The node's id.
+    #[must_use]
+    pub fn id(&self) -> &Id {
+        &self.state.node_id
+    }
+
+    /// The node's role.
+    #[must_use]
+    pub fn role(&self) -> NodeRole {
+        self.state.role
+    }
+
+    /// The current join token for `role` (a manager that holds its store:
+    /// after [`Node::init`]).
+    pub async fn join_token(&self, role: NodeRole) -> Result<String, Error> {
+        let store = self.store.as_ref().ok_or_else(|| {
+            Error::Config("only a running manager can read the join tokens".into())
+        })?;
+        Ok(bootstrap::load(store).await?.token(role)?)
+    }
+
+    /// The node's settings.
+    #[must_use]
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    fn creds(&self) -> Credentials {
+        self.creds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .expect("a node has credentials once made")
+    }
+
+    /// Runs the node until `shutdown`: a manager serves raft, the
+    /// dispatcher, the control API and joins, and runs the control loops
+    /// while it leads; every node runs an agent with `runtime`.
+    pub async fn run<R: Runtime>(
+        mut self,
+        runtime: R,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
+        let stop = shutdown.child_token();
+        let mut background = tokio::task::JoinSet::new();
+        let mut agent_managers = self.state.managers.clone();
+        if self.state.role == NodeRole::Manager {
+            let store = self.start_manager(&stop, &mut background).await?;
+            // Its own agent tries this manager first.
+            let me = self.config.advertised()?;
+            agent_managers.retain(|a| a != &me);
+            agent_managers.insert(0, me);
+            self.store = Some(store);
+        }
+        background.spawn(renew_loop(
+            self.config.clone(),
+            self.state.clone(),
+            self.creds.clone(),
+            stop.clone(),
+        ));
+        let dispatcher = FailoverDispatcher::new(&agent_managers, &self.creds())?;
+        let agent = Agent::new(
+            self.state.node_id.clone(),
+            runtime,
+            dispatcher,
+            AgentConfig::default().hostname(self.config.hostname()),
+        );
+        let result = agent.run(stop.clone()).await;
+        stop.cancel();
+        while background.join_next().await.is_some() {}
+        if let Some(store) = &self.store {
+            store.shutdown().await;
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(AgentError::Dispatcher(DispatcherError::UnknownNode(id))) => Err(Error::Removed(id)),
+            Err(e) => Err(Error::Agent(e.to_string())),
+        }
+    }
+
+    /// Opens the raft store (unless init left it open), serves the
+    /// manager's gRPC services, joins the raft group if this manager is
+    /// new, and runs the control loops while it leads.
+    async fn start_manager(
+        &mut self,
+        stop: &CancellationToken,
+        background: &mut tokio::task::JoinSet<()>,
+    ) -> Result<RaftStore, Error> {
+        let store = match self.store.take() {
+            Some(s) => s,
+            None => {
+                RaftStore::open_with(
+                    raft_config(&self.config, &self.state.node_id)?,
+                    Arc::new(TlsConnector(self.creds.clone())),
+                )
+                .await?
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(self.config.listen_addr)
+            .await
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot listen on {}: {e} (pick another with --listen-addr)",
+                    self.config.listen_addr
+                ))
+            })?;
+        let local = Arc::new(LocalDispatcher::new(
+            store.clone(),
+            DispatcherConfig::default()
+                .heartbeat_period(self.config.heartbeat_period)
+                .heartbeat_misses(self.config.heartbeat_misses),
+        ));
+        let router = Server::builder()
+            .tls_config(self.creds().server_tls())
+            .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
+            .add_service(InterceptedService::new(
+                store.service(),
+                RequireRole::new("raft", &[PeerRole::Manager]),
+            ))
+            .add_service(InterceptedService::new(
+                DispatcherService::server(LeaderDispatcher::new(
+                    local.clone(),
+                    store.leadership(),
+                )),
+                RequireRole::new("dispatcher", &[PeerRole::Manager, PeerRole::Worker]),
+            ))
+            .add_service(InterceptedService::new(
+                ControlService::with_roster(
+                    Control::new(store.clone()),
+                    authority::arc_roster(store.clone()),
+                ),
+                RequireRole::new("control", &[PeerRole::Manager, PeerRole::Client]),
+            ))
+            .add_service(MembershipService::server(Authority::new(
+                store.clone(),
+                self.config.cert_validity,
+            )));
+        let incoming = {
+            use tokio_stream::StreamExt;
+            tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+                // The builder's nodelay does not reach a custom incoming.
+                s.inspect(|s| {
+                    let _ = s.set_nodelay(true);
+                })
+            })
+        };
+        let token = stop.clone();
+        background.spawn(async move {
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(incoming, token.cancelled())
+                .await
+            {
+                tracing::error!(error = %e, "the manager's server stopped");
+            }
+        });
+        let scheduler = SwarmScheduler::new(SchedulerConfig::default())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let loops_store = store.clone();
+        background.spawn(run_while_leading(
+            store.leadership(),
+            stop.clone(),
+            move |t| {
+                Manager::new(
+                    loops_store.clone(),
+                    scheduler.clone(),
+                    ManagerConfig::default(),
+                )
+                .with_dispatcher(local.clone())
+                .run(t)
+            },
+        ));
+        if !self.state.raft_member {
+            self.join_raft(stop).await?;
+        }
+        self.write_client_certs(&store).await?;
+        Ok(store)
+    }
+
+    /// Asks the leader to make this manager a voter, trying each known
+    /// manager until the leader answers.
+    async fn join_raft(&mut self, stop: &CancellationToken) -> Result<(), Error> {
+        let me = self.config.advertised()?;
+        let creds = self.creds();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline && !stop.is_cancelled() {
+            for addr in self.state.managers.iter().filter(|a| **a != me) {
+                let Ok(endpoint) = creds.endpoint(addr) else {
+                    continue;
+                };
+                let remote = RemoteMembership::with_channel(endpoint.connect_lazy());
+                match remote.add_manager(&me).await {
+                    Ok(()) => {
+                        self.state.raft_member = true;
+                        self.state.save(&self.config.data_dir)?;
+                        tracing::info!("this manager is a raft voter");
+                        return Ok(());
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Err(Error::Join(format!(
+            "no manager added this one to the raft group: {last}"
+        )))
+    }
+
+    /// Writes a client certificate for `swarmctl` next to the node's own,
+    /// once the store holds the CA.
+    async fn write_client_certs(&self, store: &RaftStore) -> Result<(), Error> {
+        let dir = self.config.client_certs_dir();
+        if Credentials::load(&dir).is_ok() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let ca = loop {
+            match bootstrap::load(store).await {
+                Ok(ca) => break ca,
+                Err(e) if tokio::time::Instant::now() > deadline => return Err(e.into()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let key = NodeKey::generate()?;
+        let cert = ca
+            .ca
+            .issue_client(&key.csr_pem()?, "swarmctl", self.config.cert_validity)?;
+        let client = Credentials::new(ca.ca.cert_pem(), cert, key.key_pem())?;
+        client.save(&dir).map_err(|e| {
+            Error::Io(format!(
+                "cannot write the client certificate into {}: {e}",
+                dir.display()
+            ))
+        })
+    }
+
+    /// `swarmd leave`: a manager leaves the raft group (the last one may
+    /// not); then the node forgets the cluster. The node must not be
+    /// running.
+    pub async fn leave(self) -> Result<(), Error> {
+        if self.state.role == NodeRole::Manager && self.state.raft_member {
+            let creds = self.creds();
+            let me = self.config.advertised().unwrap_or_default();
+            let mut last = None;
+            let mut done = false;
+            for addr in self.state.managers.iter().filter(|a| **a != me) {
+                let Ok(endpoint) = creds.endpoint(addr) else {
+                    continue;
+                };
+                match RemoteMembership::with_channel(endpoint.connect_lazy())
+                    .remove_manager()
+                    .await
+                {
+                    Ok(()) => {
+                        done = true;
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            if !done {
+                return Err(Error::Join(match last {
+                    Some(e) => format!("the managers did not let this one leave: {e}"),
+                    None => "this is the only manager: the cluster would lose its state. \
+                             Remove the data directory to destroy the cluster"
+                        .into(),
+                }));
+            }
+        }
+        for dir in [
+            self.config.raft_dir(),
+            self.config.certs_dir(),
+            self.config.client_certs_dir(),
+        ] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        std::fs::remove_file(self.config.data_dir.join("node.json"))
+            .map_err(|e| Error::Io(format!("cannot remove the node's identity: {e}")))?;
+        Ok(())
+    }
+}
+
+/// Renews the node's certificate when a third of its validity remains.
+async fn renew_loop(
+    config: NodeConfig,
+    mut state: NodeState,
+    creds: SharedCreds,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(config.renew_check) => {}
+        }
+        let current = creds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(current) = current else { continue };
+        let Ok(who) = current.identity() else { continue };
+        let total = who
+            .not_after
+            .duration_since(who.not_before)
+            .unwrap_or_default();
+        let left = who
+            .not_after
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        if left > total / 3 {
+            continue;
+        }
+        match renew(&state.managers, &current).await {
+            Ok((admitted, fresh)) => {
+                if let Err(e) = save_creds(&config, &fresh) {
+                    tracing::warn!(error = %e, "cannot keep the renewed certificate");
+                    continue;
+                }
+                *creds.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
+                if !admitted.managers.is_empty() {
+                    state.managers = admitted.managers;
+                }
+                if admitted.role != state.role {
+                    tracing::warn!(
+                        role = ?admitted.role,
+                        "the cluster changed this node's role: restart swarmd to take it up"
+                    );
+                }
+                let _ = state.save(&config.data_dir);
+                tracing::info!("renewed the node certificate");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew the node certificate; retrying"),
+        }
+    }
+}
+
+async fn renew(
+    managers: &[String],
+    current: &Credentials,
+) -> Result<(Admitted, Credentials), Error> {
+    let key = NodeKey::generate()?;
+    let csr = key.csr_pem()?;
+    let mut last = Error::Join("no manager is known".into());
+    for addr in managers {
+        let Ok(endpoint) = current.endpoint(addr) else {
+            continue;
+        };
+        match RemoteMembership::with_channel(endpoint.connect_lazy())
+            .renew(&csr)
+            .await
+        {
+            Ok(a) => {
+                let fresh = Credentials::new(a.ca_pem.clone(), a.cert_pem.clone(), key.key_pem())?;
+                return Ok((a, fresh));
+            }
+            Err(e) => last = e.into(),
+        }
+    }
+    Err(last)
+}

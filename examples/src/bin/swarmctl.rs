@@ -1,0 +1,779 @@
+//! `swarmctl`: the swarm CLI, with docker's command names and flags. It
+//! talks to a manager's control API over mutual TLS with the client
+//! certificate a manager writes into `<data-dir>/client`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Parser, Subcommand};
+use swarm_api::tls::Credentials;
+use swarm_api::{ControlReply, ControlRequest, ManagerInfo, RemoteControl};
+use swarm_core::model::{
+    Availability, ConfigSpec, FileReference, Node, NodeRole, NodeState, Object, PlacementPreference,
+    PortConfig, PublishMode, RestartCondition, SecretSpec, Service, ServiceMode, ServiceSpec, Task,
+    TaskState,
+};
+use swarm_core::store::State;
+use swarm_examples::table;
+
+#[derive(Parser)]
+#[command(name = "swarmctl", about = "Control a swarm cluster", version)]
+struct Cli {
+    /// The manager to talk to, HOST:PORT.
+    #[arg(short = 'H', long, env = "SWARM_HOST", default_value = "127.0.0.1:4242", global = true)]
+    host: String,
+    /// The directory with the client certificate (ca.pem, cert.pem,
+    /// key.pem): a manager writes one into `<data-dir>/client`.
+    #[arg(long, env = "SWARM_CERT_PATH", default_value = "/var/lib/swarm/client", global = true)]
+    tls_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the swarm.
+    #[command(subcommand)]
+    Swarm(SwarmCmd),
+    /// Manage nodes.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Manage services.
+    #[command(subcommand)]
+    Service(ServiceCmd),
+    /// Manage secrets.
+    #[command(subcommand)]
+    Secret(DataCmd),
+    /// Manage configs.
+    #[command(subcommand)]
+    Config(DataCmd),
+}
+
+#[derive(Subcommand)]
+enum SwarmCmd {
+    /// Show (or rotate) the join token of a role.
+    JoinToken {
+        /// `worker` or `manager`.
+        role: String,
+        /// Replace the token: the old one stops admitting nodes.
+        #[arg(long)]
+        rotate: bool,
+        /// Print the token only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// List the nodes.
+    Ls {
+        /// `json` for machine-readable output.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// The tasks on a node.
+    Ps { node: String },
+    /// Show a node.
+    Inspect {
+        node: String,
+        /// Human-readable.
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Change a node's availability or labels.
+    Update {
+        node: String,
+        /// active, pause or drain.
+        #[arg(long)]
+        availability: Option<String>,
+        /// Add or change a label, KEY=VALUE.
+        #[arg(long = "label-add")]
+        label_add: Vec<String>,
+        /// Remove a label.
+        #[arg(long = "label-rm")]
+        label_rm: Vec<String>,
+    },
+    /// Make nodes managers.
+    Promote { nodes: Vec<String> },
+    /// Make managers workers.
+    Demote { nodes: Vec<String> },
+    /// Remove nodes.
+    Rm {
+        nodes: Vec<String>,
+        /// Even if they are up.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCmd {
+    /// Create a service. With the process runtime, IMAGE is the program.
+    Create(CreateArgs),
+    /// List services.
+    Ls {
+        /// `json` for machine-readable output.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// A service's tasks.
+    Ps {
+        service: String,
+        /// `json` for machine-readable output.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show a service.
+    Inspect {
+        service: String,
+        /// Human-readable.
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Set replicas: NAME=N ...
+    Scale {
+        pairs: Vec<String>,
+        /// Return at once, without waiting to converge.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Remove services.
+    Rm { services: Vec<String> },
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    /// The service name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Number of tasks.
+    #[arg(long)]
+    replicas: Option<u64>,
+    /// `replicated` or `global`.
+    #[arg(long, default_value = "replicated")]
+    mode: String,
+    /// Placement constraints, e.g. node.labels.type==web.
+    #[arg(long)]
+    constraint: Vec<String>,
+    /// Placement preferences, e.g. spread=node.labels.zone.
+    #[arg(long = "placement-pref")]
+    placement_pref: Vec<String>,
+    /// At most this many tasks per node.
+    #[arg(long = "replicas-max-per-node")]
+    replicas_max_per_node: Option<u64>,
+    /// Published ports, PUBLISHED:TARGET.
+    #[arg(short, long)]
+    publish: Vec<String>,
+    /// Environment variables, KEY=VALUE.
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// none, on-failure or any.
+    #[arg(long = "restart-condition")]
+    restart_condition: Option<String>,
+    /// CPUs reserved, e.g. 0.5.
+    #[arg(long = "reserve-cpu")]
+    reserve_cpu: Option<f64>,
+    /// Memory reserved, e.g. 64M.
+    #[arg(long = "reserve-memory")]
+    reserve_memory: Option<String>,
+    /// CPU limit.
+    #[arg(long = "limit-cpu")]
+    limit_cpu: Option<f64>,
+    /// Memory limit.
+    #[arg(long = "limit-memory")]
+    limit_memory: Option<String>,
+    /// Secrets to give the tasks (by name).
+    #[arg(long)]
+    secret: Vec<String>,
+    /// Return at once, without waiting to converge.
+    #[arg(short, long)]
+    detach: bool,
+    /// The image (with the process runtime: the program).
+    image: String,
+    /// Its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum DataCmd {
+    /// Create one from a file (`-` for stdin).
+    Create { name: String, file: PathBuf },
+    /// List them (never their data).
+    Ls,
+    /// Remove them.
+    Rm { names: Vec<String> },
+}
+
+struct Ctl {
+    remote: RemoteControl,
+}
+
+impl Ctl {
+    fn connect(cli: &Cli) -> anyhow::Result<Self> {
+        let creds = Credentials::load(&cli.tls_dir).map_err(|e| {
+            anyhow!(
+                "{e}.\nswarmctl needs a client certificate: pass --tls-dir (or set SWARM_CERT_PATH) \
+                 to a manager's <data-dir>/client"
+            )
+        })?;
+        let endpoint = creds.endpoint(&cli.host).map_err(|e| anyhow!(e))?;
+        Ok(Self {
+            remote: RemoteControl::with_channel(endpoint.connect_lazy()),
+        })
+    }
+
+    async fn call(&self, req: ControlRequest) -> anyhow::Result<ControlReply> {
+        Ok(self.remote.call(req).await?)
+    }
+
+    async fn nodes(&self) -> anyhow::Result<Vec<Arc<Node>>> {
+        Ok(self.remote.nodes().await?)
+    }
+
+    async fn state(&self) -> anyhow::Result<State> {
+        let mut objects: Vec<Object> = Vec::new();
+        objects.extend(self.nodes().await?.into_iter().map(Object::Node));
+        let services = self.remote.services().await?;
+        for s in &services {
+            for t in self.remote.service_tasks(&s.meta.id).await? {
+                objects.push(Object::Task(t));
+            }
+        }
+        objects.extend(services.into_iter().map(Object::Service));
+        Ok(State::restore(0, objects)?)
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn node_role(s: &str) -> anyhow::Result<NodeRole> {
+    match s {
+        "worker" => Ok(NodeRole::Worker),
+        "manager" => Ok(NodeRole::Manager),
+        other => bail!("unknown role {other:?}: say worker or manager"),
+    }
+}
+
+/// `64M`, `1G`, `512k`, or bytes.
+fn bytes(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let (n, mult) = match t.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let n: f64 = n
+        .parse()
+        .map_err(|_| anyhow!("{s:?} is not a size: write e.g. 64M or 1G"))?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((n * mult as f64) as u64)
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn nano_cpus(c: f64) -> u64 {
+    (c * 1e9) as u64
+}
+
+fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| anyhow!("{what} {s:?} is not KEY=VALUE"))
+}
+
+fn spec_of(a: CreateArgs) -> anyhow::Result<(ServiceSpec, bool)> {
+    let name = a.name.unwrap_or_else(|| {
+        let id = swarm_core::Id::generate();
+        format!("svc-{}", &id.short()[..6.min(id.short().len())])
+    });
+    let mut command = vec![a.image];
+    command.extend(a.args);
+    let mut spec = ServiceSpec::replicated(name, 1, command);
+    spec.mode = match (a.mode.as_str(), a.replicas) {
+        ("global", None) => ServiceMode::Global,
+        ("global", Some(_)) => bail!("--replicas cannot be used with --mode global"),
+        ("replicated", r) => ServiceMode::Replicated {
+            replicas: r.unwrap_or(1),
+        },
+        (other, _) => bail!("unknown mode {other:?}: use replicated or global"),
+    };
+    spec.task.env = a.env;
+    spec.task.placement.constraints = a.constraint;
+    for p in a.placement_pref {
+        let (kind, descriptor) = key_value(&p, "--placement-pref")?;
+        if kind != "spread" {
+            bail!("unknown placement preference {kind:?}: use spread=node.labels.KEY");
+        }
+        spec.task
+            .placement
+            .preferences
+            .push(PlacementPreference::Spread { descriptor });
+    }
+    if let Some(n) = a.replicas_max_per_node {
+        spec.task.placement.max_replicas_per_node = n;
+    }
+    for p in a.publish {
+        let mut port: PortConfig = p.parse()?;
+        // No routing mesh yet: a published port is on the task's node.
+        port.publish_mode = PublishMode::Host;
+        spec.endpoint.ports.push(port);
+    }
+    if let Some(c) = a.restart_condition {
+        spec.task.restart.condition = match c.as_str() {
+            "none" => RestartCondition::None,
+            "on-failure" => RestartCondition::OnFailure,
+            "any" => RestartCondition::Any,
+            other => bail!("unknown restart condition {other:?}: use none, on-failure or any"),
+        };
+    }
+    let r = &mut spec.task.resources;
+    if let Some(c) = a.reserve_cpu {
+        r.reservations.nano_cpus = nano_cpus(c);
+    }
+    if let Some(m) = a.reserve_memory {
+        r.reservations.memory_bytes = bytes(&m)?;
+    }
+    if let Some(c) = a.limit_cpu {
+        r.limits.nano_cpus = nano_cpus(c);
+    }
+    if let Some(m) = a.limit_memory {
+        r.limits.memory_bytes = bytes(&m)?;
+    }
+    for s in a.secret {
+        spec.task.secrets.push(FileReference {
+            target: s.clone(),
+            name: s,
+            mode: 0o444,
+        });
+    }
+    Ok((spec, a.detach))
+}
+
+/// Waits until the service runs what it wants, showing progress.
+async fn converge(ctl: &Ctl, name: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let service = match ctl.call(ControlRequest::InspectService(name.into())).await? {
+            ControlReply::Service(s) => s,
+            other => bail!("the manager answered out of turn: {other:?}"),
+        };
+        let tasks = ctl.remote.service_tasks(name).await?;
+        let wanted: Vec<&Arc<Task>> = tasks
+            .iter()
+            .filter(|t| t.desired_state == TaskState::Running)
+            .collect();
+        let want = match service.spec.mode {
+            ServiceMode::Replicated { replicas } => usize::try_from(replicas).unwrap_or(usize::MAX),
+            ServiceMode::Global => wanted.len(),
+        };
+        let running = wanted
+            .iter()
+            .filter(|t| t.status.state == TaskState::Running)
+            .count();
+        let line = format!("{name}: {running}/{want} running");
+        if line != last {
+            println!("{line}");
+            last = line;
+        }
+        let extra = tasks
+            .iter()
+            .filter(|t| t.desired_state > TaskState::Running && !t.status.state.is_terminal())
+            .count();
+        if running == want && wanted.len() == want && extra == 0 {
+            println!("verify: Service {name} converged");
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "{name} has not converged after 2 minutes ({running}/{want} running): see `swarmctl service ps {name}`"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn node_table(nodes: &[Arc<Node>], managers: &[ManagerInfo]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{:<28}{:<16}{:<10}{:<14}{}\n",
+        "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS"
+    );
+    let mut list: Vec<_> = nodes.iter().collect();
+    list.sort_by(|a, b| a.display_name().cmp(b.display_name()));
+    for n in list {
+        let status = match n.status.state {
+            NodeState::Ready => "Ready",
+            NodeState::Down => "Down",
+            NodeState::Disconnected => "Disconnected",
+            NodeState::Unknown => "Unknown",
+        };
+        let availability = match n.spec.availability {
+            Availability::Active => "Active",
+            Availability::Pause => "Pause",
+            Availability::Drain => "Drain",
+        };
+        let manager = managers
+            .iter()
+            .find(|m| m.node_id == n.meta.id)
+            .map_or("", |m| {
+                if m.leader {
+                    "Leader"
+                } else if m.reachable {
+                    "Reachable"
+                } else {
+                    "Unreachable"
+                }
+            });
+        let _ = writeln!(
+            out,
+            "{:<28}{:<16}{:<10}{:<14}{}",
+            n.meta.id.as_str(),
+            n.display_name(),
+            status,
+            availability,
+            manager
+        );
+    }
+    out
+}
+
+async fn node_cmd(ctl: &Ctl, cmd: NodeCmd) -> anyhow::Result<()> {
+    match cmd {
+        NodeCmd::Ls { format } => {
+            let nodes = ctl.nodes().await?;
+            let managers = match ctl.call(ControlRequest::Managers).await? {
+                ControlReply::Managers(m) => m,
+                _ => Vec::new(),
+            };
+            if format.as_deref() == Some("json") {
+                return json(&serde_json::json!({ "nodes": nodes, "managers": managers }));
+            }
+            print!("{}", node_table(&nodes, &managers));
+        }
+        NodeCmd::Ps { node } => {
+            let state = ctl.state().await?;
+            let n = ctl.call(ControlRequest::InspectNode(node.clone())).await?;
+            let ControlReply::Node(n) = n else {
+                bail!("no such node: {node}")
+            };
+            for s in state.services() {
+                let text = table::tasks(&state, &s.spec.name);
+                let mut lines = text.lines();
+                let header = lines.next().unwrap_or_default();
+                let mine: Vec<&str> = lines.filter(|l| l.contains(n.display_name())).collect();
+                if !mine.is_empty() {
+                    println!("{header}");
+                    for l in mine {
+                        println!("{l}");
+                    }
+                }
+            }
+        }
+        NodeCmd::Inspect { node, pretty } => {
+            let ControlReply::Node(n) = ctl.call(ControlRequest::InspectNode(node)).await? else {
+                bail!("the manager answered out of turn")
+            };
+            if pretty {
+                println!("ID:\t\t{}", n.meta.id);
+                println!("Hostname:\t{}", n.display_name());
+                println!("Role:\t\t{:?}", n.spec.role);
+                println!("Availability:\t{:?}", n.spec.availability);
+                println!("Status:\t\t{:?} {}", n.status.state, n.status.message);
+                println!("Address:\t{}", n.status.addr);
+                for (k, v) in &n.spec.labels {
+                    println!("Label:\t\t{k}={v}");
+                }
+            } else {
+                json(&n)?;
+            }
+        }
+        NodeCmd::Update {
+            node,
+            availability,
+            label_add,
+            label_rm,
+        } => {
+            let ControlReply::Node(n) = ctl.call(ControlRequest::InspectNode(node.clone())).await?
+            else {
+                bail!("the manager answered out of turn")
+            };
+            let mut spec = n.spec.clone();
+            if let Some(a) = availability {
+                spec.availability = match a.as_str() {
+                    "active" => Availability::Active,
+                    "pause" => Availability::Pause,
+                    "drain" => Availability::Drain,
+                    other => bail!("unknown availability {other:?}: use active, pause or drain"),
+                };
+            }
+            for l in label_add {
+                let (k, v) = key_value(&l, "--label-add")?;
+                spec.labels.insert(k, v);
+            }
+            for k in label_rm {
+                if spec.labels.remove(&k).is_none() {
+                    bail!("node {node} has no label {k:?}");
+                }
+            }
+            ctl.call(ControlRequest::UpdateNode {
+                node: node.clone(),
+                spec,
+            })
+            .await?;
+            println!("{node}");
+        }
+        NodeCmd::Promote { nodes } | NodeCmd::Demote { nodes } if nodes.is_empty() => {
+            bail!("name at least one node")
+        }
+        NodeCmd::Promote { nodes } => set_role(ctl, nodes, NodeRole::Manager).await?,
+        NodeCmd::Demote { nodes } => set_role(ctl, nodes, NodeRole::Worker).await?,
+        NodeCmd::Rm { nodes, force } => {
+            for node in nodes {
+                ctl.call(ControlRequest::RemoveNode {
+                    node: node.clone(),
+                    force,
+                })
+                .await?;
+                println!("{node}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set_role(ctl: &Ctl, nodes: Vec<String>, role: NodeRole) -> anyhow::Result<()> {
+    for node in nodes {
+        let ControlReply::Node(n) = ctl.call(ControlRequest::InspectNode(node.clone())).await?
+        else {
+            bail!("the manager answered out of turn")
+        };
+        let mut spec = n.spec.clone();
+        spec.role = role;
+        ctl.call(ControlRequest::UpdateNode {
+            node: node.clone(),
+            spec,
+        })
+        .await?;
+        println!(
+            "Node {node} {} in the swarm.",
+            match role {
+                NodeRole::Manager => "promoted to a manager",
+                NodeRole::Worker => "demoted",
+            }
+        );
+    }
+    Ok(())
+}
+
+async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
+    match cmd {
+        ServiceCmd::Create(args) => {
+            let (spec, detach) = spec_of(args)?;
+            let s = ctl.remote.create_service(spec).await?;
+            println!("{}", s.meta.id);
+            if !detach {
+                converge(ctl, &s.spec.name).await?;
+            }
+        }
+        ServiceCmd::Ls { format } => {
+            if format.as_deref() == Some("json") {
+                return json(&ctl.remote.services().await?);
+            }
+            print!("{}", table::services(&ctl.state().await?));
+        }
+        ServiceCmd::Ps { service, format } => {
+            if format.as_deref() == Some("json") {
+                return json(&ctl.remote.service_tasks(&service).await?);
+            }
+            // Refuse an unknown service with the manager's sentence.
+            ctl.call(ControlRequest::InspectService(service.clone()))
+                .await?;
+            print!("{}", table::tasks(&ctl.state().await?, &service));
+        }
+        ServiceCmd::Inspect { service, pretty } => {
+            let ControlReply::Service(s) = ctl.call(ControlRequest::InspectService(service)).await?
+            else {
+                bail!("the manager answered out of turn")
+            };
+            if pretty {
+                pretty_service(&s);
+            } else {
+                json(&s)?;
+            }
+        }
+        ServiceCmd::Scale { pairs, detach } => {
+            if pairs.is_empty() {
+                bail!("name at least one NAME=REPLICAS");
+            }
+            let mut names = Vec::new();
+            for p in pairs {
+                let (name, n) = key_value(&p, "scale")?;
+                let n: u64 = n
+                    .parse()
+                    .map_err(|_| anyhow!("{p:?}: {n:?} is not a number of replicas"))?;
+                ctl.remote.scale(&name, n).await?;
+                println!("{name} scaled to {n}");
+                names.push(name);
+            }
+            if !detach {
+                for name in names {
+                    converge(ctl, &name).await?;
+                }
+            }
+        }
+        ServiceCmd::Rm { services } => {
+            for s in services {
+                ctl.remote.remove_service(&s).await?;
+                println!("{s}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pretty_service(s: &Service) {
+    println!("ID:\t\t{}", s.meta.id);
+    println!("Name:\t\t{}", s.spec.name);
+    match s.spec.mode {
+        ServiceMode::Replicated { replicas } => {
+            println!("Mode:\t\tReplicated\n Replicas:\t{replicas}");
+        }
+        ServiceMode::Global => println!("Mode:\t\tGlobal"),
+    }
+    println!("Image:\t\t{}", s.spec.task.image);
+    if !s.spec.task.args.is_empty() {
+        println!("Args:\t\t{}", s.spec.task.args.join(" "));
+    }
+    for c in &s.spec.task.placement.constraints {
+        println!("Constraint:\t{c}");
+    }
+    for p in &s.spec.endpoint.ports {
+        println!("Port:\t\t{}:{}", p.published_port, p.target_port);
+    }
+}
+
+async fn data_cmd(ctl: &Ctl, cmd: DataCmd, secret: bool) -> anyhow::Result<()> {
+    match cmd {
+        DataCmd::Create { name, file } => {
+            let data = if file.as_os_str() == "-" {
+                use std::io::Read as _;
+                let mut buf = Vec::new();
+                std::io::stdin().read_to_end(&mut buf)?;
+                buf
+            } else {
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let req = if secret {
+                ControlRequest::CreateSecret(SecretSpec {
+                    name,
+                    data,
+                    labels: BTreeMap::new(),
+                })
+            } else {
+                ControlRequest::CreateConfig(ConfigSpec {
+                    name,
+                    data,
+                    labels: BTreeMap::new(),
+                })
+            };
+            match ctl.call(req).await? {
+                ControlReply::Secret(s) => println!("{}", s.meta.id),
+                ControlReply::Config(c) => println!("{}", c.meta.id),
+                other => bail!("the manager answered out of turn: {other:?}"),
+            }
+        }
+        DataCmd::Ls => {
+            println!("{:<28}{}", "ID", "NAME");
+            match ctl
+                .call(if secret {
+                    ControlRequest::ListSecrets
+                } else {
+                    ControlRequest::ListConfigs
+                })
+                .await?
+            {
+                ControlReply::Secrets(list) => {
+                    for s in list {
+                        println!("{:<28}{}", s.meta.id.as_str(), s.spec.name);
+                    }
+                }
+                ControlReply::Configs(list) => {
+                    for c in list {
+                        println!("{:<28}{}", c.meta.id.as_str(), c.spec.name);
+                    }
+                }
+                other => bail!("the manager answered out of turn: {other:?}"),
+            }
+        }
+        DataCmd::Rm { names } => {
+            for n in names {
+                ctl.call(if secret {
+                    ControlRequest::RemoveSecret(n.clone())
+                } else {
+                    ControlRequest::RemoveConfig(n.clone())
+                })
+                .await?;
+                println!("{n}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn main_inner(cli: Cli) -> anyhow::Result<()> {
+    let ctl = Ctl::connect(&cli)?;
+    match cli.command {
+        Command::Swarm(SwarmCmd::JoinToken {
+            role,
+            rotate,
+            quiet,
+        }) => {
+            let r = node_role(&role)?;
+            let ControlReply::Token(token) = ctl
+                .call(ControlRequest::JoinToken { role: r, rotate })
+                .await?
+            else {
+                bail!("the manager answered out of turn")
+            };
+            if quiet {
+                println!("{token}");
+            } else {
+                if rotate {
+                    println!("Successfully rotated {role} join token.\n");
+                }
+                println!(
+                    "To add a {role} to this swarm, run the following command:\n\n    \
+                     swarmd join --token {token} {}\n",
+                    cli.host
+                );
+            }
+        }
+        Command::Node(cmd) => node_cmd(&ctl, cmd).await?,
+        Command::Service(cmd) => service_cmd(&ctl, cmd).await?,
+        Command::Secret(cmd) => data_cmd(&ctl, cmd, true).await?,
+        Command::Config(cmd) => data_cmd(&ctl, cmd, false).await?,
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match main_inner(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

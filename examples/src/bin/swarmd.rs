@@ -1,0 +1,221 @@
+//! `swarmd`: the swarm node daemon. `init` creates a cluster, `join`
+//! joins one, no subcommand resumes the node in the data directory, and
+//! `leave` takes it out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use swarm_core::model::NodeRole;
+use swarm_node::{DEFAULT_PORT, Node, NodeConfig};
+use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "swarmd",
+    about = "The swarm node daemon: create a cluster, join one, or resume this node",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new cluster with this node as its first manager.
+    Init,
+    /// Join a cluster as a worker or a manager (the token decides).
+    Join {
+        /// The join token (`swarmctl swarm join-token worker|manager`).
+        #[arg(long)]
+        token: String,
+        /// A manager's address, HOST:PORT.
+        manager: String,
+    },
+    /// Leave the cluster and forget it (the daemon must be stopped).
+    Leave,
+}
+
+#[derive(Args, Clone)]
+struct NodeArgs {
+    /// Where the node keeps its identity, certificates and raft log.
+    #[arg(long, env = "SWARM_DATA_DIR", default_value = "/var/lib/swarm", global = true)]
+    data_dir: PathBuf,
+    /// Where a manager listens: ADDR[:PORT].
+    #[arg(long, global = true)]
+    listen_addr: Option<String>,
+    /// The address other nodes reach this manager at: ADDR[:PORT].
+    #[arg(long, global = true)]
+    advertise_addr: Option<String>,
+    /// The node's name in `node ls` (default: the machine's hostname).
+    #[arg(long, global = true)]
+    hostname: Option<String>,
+    /// The task runtime: `process` (docker arrives with its own issue).
+    #[arg(long, default_value = "process", global = true)]
+    runtime: String,
+    /// How often workers send heartbeats, e.g. 500ms or 2s.
+    #[arg(long, value_parser = parse_duration, global = true)]
+    heartbeat_period: Option<Duration>,
+    /// How long node certificates are valid, e.g. 2160h (90 days).
+    #[arg(long, value_parser = parse_duration, global = true)]
+    cert_expiry: Option<Duration>,
+}
+
+/// `500ms`, `2s`, `5m`, `3h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write e.g. 500ms, 2s, 5m or 3h"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        other => return Err(format!("unknown unit {other:?} in {s:?}: use ms, s, m or h")),
+    })
+}
+
+fn with_port(addr: &str) -> String {
+    if addr.contains(':') {
+        addr.to_owned()
+    } else {
+        format!("{addr}:{DEFAULT_PORT}")
+    }
+}
+
+impl NodeArgs {
+    fn config(&self) -> anyhow::Result<NodeConfig> {
+        let dir = std::path::absolute(&self.data_dir).map_err(|e| {
+            anyhow::anyhow!("--data-dir {}: {e}", self.data_dir.display())
+        })?;
+        let mut c = NodeConfig::new(dir);
+        if let Some(l) = &self.listen_addr {
+            c.listen_addr = with_port(l).parse::<SocketAddr>().map_err(|e| {
+                anyhow::anyhow!("--listen-addr {l:?} is not IP[:PORT]: {e}")
+            })?;
+        }
+        c.advertise_addr.clone_from(&self.advertise_addr);
+        c.hostname.clone_from(&self.hostname);
+        if let Some(h) = self.heartbeat_period {
+            c.heartbeat_period = h;
+        }
+        if let Some(v) = self.cert_expiry {
+            c.cert_validity = v;
+            c.renew_check = (v / 20).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        }
+        Ok(c)
+    }
+
+    fn runtime(&self, config: &NodeConfig) -> anyhow::Result<ProcessRuntime> {
+        match self.runtime.as_str() {
+            "process" => Ok(ProcessRuntime::new(
+                ProcessRuntimeConfig::default()
+                    .with_hostname(config.hostname())
+                    .with_state_dir(config.data_dir.join("tasks")),
+            )?),
+            "docker" => anyhow::bail!(
+                "--runtime docker is not available in this build yet: use --runtime process"
+            ),
+            other => anyhow::bail!("unknown runtime {other:?}: use --runtime process"),
+        }
+    }
+}
+
+async fn run(node: Node, args: &NodeArgs) -> anyhow::Result<()> {
+    let runtime = args.runtime(node.config())?;
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("stopping");
+        stop.cancel();
+    });
+    node.run(runtime, shutdown).await?;
+    Ok(())
+}
+
+async fn main_inner(cli: Cli) -> anyhow::Result<()> {
+    let args = cli.node;
+    match cli.command {
+        None => {
+            let config = args.config()?;
+            let node = Node::resume(config)?;
+            eprintln!(
+                "swarmd: node {} resumes as a {}",
+                node.id(),
+                role_name(node.role())
+            );
+            run(node, &args).await
+        }
+        Some(Command::Init) => {
+            let config = args.config()?;
+            let addr = config.advertised()?;
+            let node = Node::init(config).await?;
+            let worker = node.join_token(NodeRole::Worker).await?;
+            let manager = node.join_token(NodeRole::Manager).await?;
+            println!(
+                "Swarm initialized: current node ({}) is now a manager.\n\n\
+                 To add a worker to this swarm, run the following command:\n\n    \
+                 swarmd join --token {worker} {addr}\n\n\
+                 To add a manager to this swarm, run the following command:\n\n    \
+                 swarmd join --token {manager} {addr}\n",
+                node.id()
+            );
+            run(node, &args).await
+        }
+        Some(Command::Join { token, manager }) => {
+            let config = args.config()?;
+            let node = Node::join(config, &with_port(&manager), &token).await?;
+            println!(
+                "This node joined a swarm as a {}.",
+                role_name(node.role())
+            );
+            run(node, &args).await
+        }
+        Some(Command::Leave) => {
+            let node = Node::resume(args.config()?)?;
+            node.leave().await?;
+            println!("Node left the swarm.");
+            Ok(())
+        }
+    }
+}
+
+fn role_name(role: NodeRole) -> &'static str {
+    match role {
+        NodeRole::Manager => "manager",
+        NodeRole::Worker => "worker",
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn,h2=warn,tower=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match main_inner(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("swarmd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
