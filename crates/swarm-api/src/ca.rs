@@ -491,7 +491,10 @@ mod tests {
             .unwrap();
         let who = identity_of(&cert_der(&pem).unwrap()).unwrap();
         assert_eq!((who.node_id, who.role), (id, PeerRole::Worker));
-        let left = who.not_after.duration_since(std::time::SystemTime::now()).unwrap();
+        let left = who
+            .not_after
+            .duration_since(std::time::SystemTime::now())
+            .unwrap();
         assert!(left > NODE_CERT_VALIDITY - Duration::from_secs(60));
         // A client certificate is a client's, whatever its name.
         let client = ca

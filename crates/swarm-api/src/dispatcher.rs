@@ -185,7 +185,7 @@ impl Dispatcher for RemoteDispatcher {
         answer(reply)
     }
 
-    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
+    async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
         let mut client = self.client.clone();
         answer(timed(client.heartbeat(wire::encode(node_id))).await)
     }

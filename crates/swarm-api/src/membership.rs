@@ -117,7 +117,8 @@ impl<M: Membership> membership_server::Membership for MembershipService<M> {
 
     async fn add_manager(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let who = caller(&req, &[PeerRole::Manager])?;
-        let addr: String = wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
+        let addr: String =
+            wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
         reply(&self.inner.add_manager(who, addr).await)
     }
 

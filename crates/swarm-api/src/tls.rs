@@ -267,13 +267,10 @@ pub async fn fetch_root_ca(addr: &str, digest: &str) -> Result<String, CaError> 
     let unreachable = |e: &dyn std::fmt::Display| {
         CaError::Certificate(format!("cannot reach the manager at {addr}: {e}"))
     };
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .map_err(|e| unreachable(&e))?
-    .map_err(|e| unreachable(&e))?;
+    let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|e| unreachable(&e))?
+        .map_err(|e| unreachable(&e))?;
     let name = ServerName::try_from(MANAGER_SERVER_NAME).expect("a valid DNS name");
     // The verifier ends the handshake once it has looked.
     let _ = tokio::time::timeout(

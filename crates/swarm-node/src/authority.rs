@@ -181,7 +181,10 @@ impl Membership for Authority {
         }
         // The node stays listed, down, until `node rm`.
         let mut state = self.store.state().await.ok();
-        if let Some(node) = state.as_mut().and_then(|s| s.node(&caller.node_id).cloned()) {
+        if let Some(node) = state
+            .as_mut()
+            .and_then(|s| s.node(&caller.node_id).cloned())
+        {
             let mut n = (*node).clone();
             n.status.state = NodeState::Down;
             n.status.message = "left the cluster".into();

@@ -7,14 +7,14 @@
 //!   next one when its manager fails or refuses, so it finds the leader
 //!   after an election without restarting its tasks.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use swarm_api::RemoteDispatcher;
 use swarm_api::tls::Credentials;
+use swarm_api::{ManagerRoster, RemoteDispatcher};
 use swarm_core::Id;
 use swarm_core::dispatcher::{
     AssignmentStream, Dispatcher, DispatcherError, LocalDispatcher, Registration, StatusUpdate,
@@ -28,12 +28,36 @@ use tokio::sync::watch;
 pub struct LeaderDispatcher<S> {
     inner: Arc<LocalDispatcher<S>>,
     leading: watch::Receiver<bool>,
+    roster: Option<Arc<dyn ManagerRoster>>,
 }
 
 impl<S> LeaderDispatcher<S> {
     /// Serves `inner` while `leading` holds true.
     pub fn new(inner: Arc<LocalDispatcher<S>>, leading: watch::Receiver<bool>) -> Self {
-        Self { inner, leading }
+        Self {
+            inner,
+            leading,
+            roster: None,
+        }
+    }
+
+    /// Tells each registering worker the managers' addresses from
+    /// `roster`, so that it can find the next leader.
+    #[must_use]
+    pub fn with_roster(mut self, roster: Arc<dyn ManagerRoster>) -> Self {
+        self.roster = Some(roster);
+        self
+    }
+
+    /// Adds the managers' addresses, so that a worker always knows where
+    /// to look for the next leader.
+    async fn with_managers(&self, mut session: Registration) -> Registration {
+        if let Some(roster) = &self.roster
+            && let Ok(managers) = roster.managers().await
+        {
+            session.managers = managers.into_iter().map(|m| m.addr).collect();
+        }
+        session
     }
 
     fn check(&self) -> Result<(), DispatcherError> {
@@ -55,12 +79,14 @@ impl<S: Store + Clone> Dispatcher for LeaderDispatcher<S> {
         description: NodeDescription,
     ) -> Result<Registration, DispatcherError> {
         self.check()?;
-        self.inner.register(node_id, description).await
+        let registration = self.inner.register(node_id, description).await?;
+        Ok(self.with_managers(registration).await)
     }
 
-    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
+    async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
         self.check()?;
-        self.inner.heartbeat(node_id).await
+        let session = self.inner.heartbeat(node_id).await?;
+        Ok(self.with_managers(session).await)
     }
 
     async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError> {
@@ -86,12 +112,18 @@ impl<S: Store + Clone> Dispatcher for LeaderDispatcher<S> {
 }
 
 /// A worker's dispatcher over every known manager: it sticks to the one
-/// that answered last and moves on when that one fails.
+/// that answered last and moves on when that one fails. Each registration
+/// refreshes the list of managers.
 pub struct FailoverDispatcher {
-    managers: Vec<RemoteDispatcher>,
-    addrs: Vec<String>,
+    creds: Credentials,
+    managers: RwLock<Vec<(String, RemoteDispatcher)>>,
     current: AtomicUsize,
+    on_change: Option<Box<dyn Fn(&[String]) + Send + Sync>>,
 }
+
+/// How long a registration keeps trying when no manager leads (an
+/// election is under way).
+const FIND_LEADER: Duration = Duration::from_secs(3);
 
 impl FailoverDispatcher {
     /// Sessions with the managers at `addrs`, over mutual TLS with `creds`.
@@ -101,31 +133,85 @@ impl FailoverDispatcher {
                 "no manager address is known: join the cluster again".into(),
             ));
         }
-        let managers = addrs
-            .iter()
-            .map(|a| {
-                creds
-                    .endpoint(a)
-                    .map(|e| RemoteDispatcher::with_channel(e.connect_lazy()))
-                    .map_err(DispatcherError::Unavailable)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            managers,
-            addrs: addrs.to_vec(),
+        let me = Self {
+            creds: creds.clone(),
+            managers: RwLock::new(Vec::new()),
             current: AtomicUsize::new(0),
-        })
+            on_change: None,
+        };
+        me.set_managers(addrs)?;
+        Ok(me)
     }
 
-    fn current(&self) -> usize {
-        self.current.load(Ordering::Relaxed) % self.managers.len()
+    /// Calls `f` with the new list each time the managers' list changes
+    /// (the node keeps it, to find the cluster after a restart).
+    #[must_use]
+    pub fn on_managers_changed(mut self, f: impl Fn(&[String]) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Box::new(f));
+        self
+    }
+
+    /// The managers' addresses, as last learned.
+    #[must_use]
+    pub fn managers(&self) -> Vec<String> {
+        self.list().iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    fn list(&self) -> std::sync::RwLockReadGuard<'_, Vec<(String, RemoteDispatcher)>> {
+        self.managers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the list, keeping the sessions to managers still in it.
+    fn set_managers(&self, addrs: &[String]) -> Result<(), DispatcherError> {
+        let old = self.list().clone();
+        let mut list = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            let d = match old.iter().find(|(o, _)| o == a) {
+                Some((_, d)) => d.clone(),
+                None => self
+                    .creds
+                    .endpoint(a)
+                    .map(|e| RemoteDispatcher::with_channel(e.connect_lazy()))
+                    .map_err(DispatcherError::Unavailable)?,
+            };
+            list.push((a.clone(), d));
+        }
+        *self
+            .managers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = list;
+        Ok(())
+    }
+
+    /// Takes up the managers' list a session answered with (if any, and
+    /// if new), staying with `answered_by`.
+    fn learn(&self, answered_by: &str, managers: &[String]) -> Result<(), DispatcherError> {
+        if managers.is_empty() || managers == self.managers() {
+            return Ok(());
+        }
+        self.set_managers(managers)?;
+        let at = managers.iter().position(|a| a == answered_by);
+        self.current.store(at.unwrap_or(0), Ordering::Relaxed);
+        if let Some(f) = &self.on_change {
+            f(managers);
+        }
+        Ok(())
+    }
+
+    fn current(&self) -> (usize, RemoteDispatcher) {
+        let list = self.list();
+        let i = self.current.load(Ordering::Relaxed) % list.len();
+        (i, list[i].1.clone())
     }
 
     /// Moves on from `failed` (unless another call already did).
     fn next(&self, failed: usize) {
+        let n = self.list().len();
         let _ = self.current.compare_exchange(
             failed,
-            (failed + 1) % self.managers.len(),
+            (failed + 1) % n,
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
@@ -137,8 +223,8 @@ impl FailoverDispatcher {
         F: FnOnce(RemoteDispatcher) -> Fut,
         Fut: std::future::Future<Output = Result<T, DispatcherError>>,
     {
-        let i = self.current();
-        let result = call(self.managers[i].clone()).await;
+        let (i, d) = self.current();
+        let result = call(d).await;
         if matches!(result, Err(DispatcherError::Unavailable(_))) {
             self.next(i);
         }
@@ -149,35 +235,52 @@ impl FailoverDispatcher {
 #[async_trait]
 impl Dispatcher for FailoverDispatcher {
     /// Tries each manager in turn, from the current one, until one
-    /// accepts: after an election this finds the new leader at once.
+    /// accepts; while none does (an election), tries again for a few
+    /// seconds. After an election this finds the new leader at once.
     async fn register(
         &self,
         node_id: &Id,
         description: NodeDescription,
     ) -> Result<Registration, DispatcherError> {
-        let start = self.current();
-        let mut last = None;
-        for k in 0..self.managers.len() {
-            let i = (start + k) % self.managers.len();
-            match self.managers[i]
-                .register(node_id, description.clone())
-                .await
-            {
-                Ok(r) => {
-                    self.current.store(i, Ordering::Relaxed);
-                    tracing::debug!(manager = %self.addrs[i], "session started");
-                    return Ok(r);
+        let deadline = tokio::time::Instant::now() + FIND_LEADER;
+        loop {
+            let list = self.list().clone();
+            let start = self.current.load(Ordering::Relaxed) % list.len();
+            let mut last = None;
+            for k in 0..list.len() {
+                let i = (start + k) % list.len();
+                match list[i].1.register(node_id, description.clone()).await {
+                    Ok(r) => {
+                        tracing::debug!(manager = %list[i].0, "session started");
+                        self.current.store(i, Ordering::Relaxed);
+                        self.learn(&list[i].0, &r.managers)?;
+                        return Ok(r);
+                    }
+                    Err(e @ DispatcherError::UnknownNode(_)) => return Err(e),
+                    Err(e) => last = Some(e),
                 }
-                Err(e @ DispatcherError::UnknownNode(_)) => return Err(e),
-                Err(e) => last = Some(e),
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last.expect("at least one manager"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(last.expect("at least one manager"))
     }
 
-    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
-        self.on_current(|d| async move { d.heartbeat(node_id).await })
-            .await
+    async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
+        let (i, d) = self.current();
+        let result = d.heartbeat(node_id).await;
+        match &result {
+            Ok(session) => {
+                let addr = self.list().get(i).map(|(a, _)| a.clone());
+                if let Some(addr) = addr {
+                    self.learn(&addr, &session.managers)?;
+                }
+            }
+            Err(DispatcherError::Unavailable(_)) => self.next(i),
+            Err(_) => {}
+        }
+        result
     }
 
     async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError> {

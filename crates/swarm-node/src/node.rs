@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Server};
 
+use crate::Error;
 use crate::authority::{self, Authority};
 use crate::config::{NodeConfig, NodeState, raft_id};
 use crate::dispatch::{FailoverDispatcher, LeaderDispatcher};
-use crate::Error;
 
 /// The credentials a node's clients use; renewal replaces them.
 type SharedCreds = Arc<RwLock<Option<Credentials>>>;
@@ -132,12 +132,17 @@ impl Node {
         store.wait_for_leader(Duration::from_secs(10)).await?;
         let ca = bootstrap::init_cluster(&store, "default").await?;
         let key = NodeKey::generate()?;
-        let cert = ca
-            .ca
-            .issue(&key.csr_pem()?, &node_id, NodeRole::Manager, config.cert_validity)?;
+        let cert = ca.ca.issue(
+            &key.csr_pem()?,
+            &node_id,
+            NodeRole::Manager,
+            config.cert_validity,
+        )?;
         let own = Credentials::new(ca.ca.cert_pem(), cert, key.key_pem())?;
         save_creds(&config, &own)?;
-        *creds.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(own);
+        *creds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(own);
         authority::create_node(&store, &node_id, NodeRole::Manager, &config.hostname()).await?;
         let state = NodeState {
             node_id,
@@ -279,17 +284,30 @@ impl Node {
             agent_managers.insert(0, me);
             self.store = Some(store);
         }
+        let dir = self.config.data_dir.clone();
+        let dispatcher = Arc::new(
+            FailoverDispatcher::new(&agent_managers, &self.creds())?.on_managers_changed(
+                move |managers| {
+                    // Kept at once: after a crash, the node must still
+                    // find the managers that exist now.
+                    if let Ok(Some(mut state)) = NodeState::load(&dir) {
+                        state.managers = managers.to_vec();
+                        if let Err(e) = state.save(&dir) {
+                            tracing::warn!(error = %e, "cannot keep the managers' addresses");
+                        }
+                    }
+                },
+            ),
+        );
         background.spawn(renew_loop(
             self.config.clone(),
-            self.state.clone(),
             self.creds.clone(),
             stop.clone(),
         ));
-        let dispatcher = FailoverDispatcher::new(&agent_managers, &self.creds())?;
         let agent = Agent::new(
             self.state.node_id.clone(),
             runtime,
-            dispatcher,
+            dispatcher.clone(),
             AgentConfig::default().hostname(self.config.hostname()),
         );
         let result = agent.run(stop.clone()).await;
@@ -300,7 +318,9 @@ impl Node {
         }
         match result {
             Ok(()) => Ok(()),
-            Err(AgentError::Dispatcher(DispatcherError::UnknownNode(id))) => Err(Error::Removed(id)),
+            Err(AgentError::Dispatcher(DispatcherError::UnknownNode(id))) => {
+                Err(Error::Removed(id))
+            }
             Err(e) => Err(Error::Agent(e.to_string())),
         }
     }
@@ -345,10 +365,10 @@ impl Node {
                 RequireRole::new("raft", &[PeerRole::Manager]),
             ))
             .add_service(InterceptedService::new(
-                DispatcherService::server(LeaderDispatcher::new(
-                    local.clone(),
-                    store.leadership(),
-                )),
+                DispatcherService::server(
+                    LeaderDispatcher::new(local.clone(), store.leadership())
+                        .with_roster(authority::arc_roster(store.clone())),
+                ),
                 RequireRole::new("dispatcher", &[PeerRole::Manager, PeerRole::Worker]),
             ))
             .add_service(InterceptedService::new(
@@ -508,12 +528,7 @@ impl Node {
 }
 
 /// Renews the node's certificate when a third of its validity remains.
-async fn renew_loop(
-    config: NodeConfig,
-    mut state: NodeState,
-    creds: SharedCreds,
-    stop: CancellationToken,
-) {
+async fn renew_loop(config: NodeConfig, creds: SharedCreds, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -524,7 +539,9 @@ async fn renew_loop(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let Some(current) = current else { continue };
-        let Ok(who) = current.identity() else { continue };
+        let Ok(who) = current.identity() else {
+            continue;
+        };
         let total = who
             .not_after
             .duration_since(who.not_before)
@@ -536,13 +553,18 @@ async fn renew_loop(
         if left > total / 3 {
             continue;
         }
+        let Ok(Some(mut state)) = NodeState::load(&config.data_dir) else {
+            continue;
+        };
         match renew(&state.managers, &current).await {
             Ok((admitted, fresh)) => {
                 if let Err(e) = save_creds(&config, &fresh) {
                     tracing::warn!(error = %e, "cannot keep the renewed certificate");
                     continue;
                 }
-                *creds.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
+                *creds
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
                 if !admitted.managers.is_empty() {
                     state.managers = admitted.managers;
                 }

@@ -45,7 +45,12 @@ enum Command {
 #[derive(Args, Clone)]
 struct NodeArgs {
     /// Where the node keeps its identity, certificates and raft log.
-    #[arg(long, env = "SWARM_DATA_DIR", default_value = "/var/lib/swarm", global = true)]
+    #[arg(
+        long,
+        env = "SWARM_DATA_DIR",
+        default_value = "/var/lib/swarm",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Where a manager listens: ADDR[:PORT].
     #[arg(long, global = true)]
@@ -79,7 +84,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" | "" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        other => return Err(format!("unknown unit {other:?} in {s:?}: use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}: use ms, s, m or h"
+            ));
+        }
     })
 }
 
@@ -93,14 +102,13 @@ fn with_port(addr: &str) -> String {
 
 impl NodeArgs {
     fn config(&self) -> anyhow::Result<NodeConfig> {
-        let dir = std::path::absolute(&self.data_dir).map_err(|e| {
-            anyhow::anyhow!("--data-dir {}: {e}", self.data_dir.display())
-        })?;
+        let dir = std::path::absolute(&self.data_dir)
+            .map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", self.data_dir.display()))?;
         let mut c = NodeConfig::new(dir);
         if let Some(l) = &self.listen_addr {
-            c.listen_addr = with_port(l).parse::<SocketAddr>().map_err(|e| {
-                anyhow::anyhow!("--listen-addr {l:?} is not IP[:PORT]: {e}")
-            })?;
+            c.listen_addr = with_port(l)
+                .parse::<SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("--listen-addr {l:?} is not IP[:PORT]: {e}"))?;
         }
         c.advertise_addr.clone_from(&self.advertise_addr);
         c.hostname.clone_from(&self.hostname);
@@ -179,10 +187,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Join { token, manager }) => {
             let config = args.config()?;
             let node = Node::join(config, &with_port(&manager), &token).await?;
-            println!(
-                "This node joined a swarm as a {}.",
-                role_name(node.role())
-            );
+            println!("This node joined a swarm as a {}.", role_name(node.role()));
             run(node, &args).await
         }
         Some(Command::Leave) => {

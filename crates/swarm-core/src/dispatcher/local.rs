@@ -82,6 +82,13 @@ impl<S: Store + Clone> LocalDispatcher<S> {
         }
     }
 
+    fn session(&self) -> Registration {
+        Registration {
+            heartbeat_period: self.config.heartbeat_period,
+            managers: Vec::new(),
+        }
+    }
+
     fn seen(&self, node: &Id) {
         self.last_seen
             .lock()
@@ -245,12 +252,10 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         })
         .await?;
         self.seen(node_id);
-        Ok(Registration {
-            heartbeat_period: self.config.heartbeat_period,
-        })
+        Ok(self.session())
     }
 
-    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
+    async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
         self.seen(node_id);
         let state = self.store.state().await.map_err(unavailable)?;
         match state.node(node_id) {
@@ -263,9 +268,9 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                     true
                 })
                 .await?;
-                Ok(self.config.heartbeat_period)
+                Ok(self.session())
             }
-            Some(_) => Ok(self.config.heartbeat_period),
+            Some(_) => Ok(self.session()),
         }
     }
 

@@ -20,11 +20,15 @@ use crate::Id;
 use crate::model::{NodeDescription, Task, TaskStatus};
 use crate::runtime::TaskFile;
 
-/// What registration tells a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What registration (and each heartbeat) tells a worker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     /// Send a heartbeat at least this often.
     pub heartbeat_period: Duration,
+    /// Where the managers can be reached, when a transport knows (the
+    /// worker tries them when its session breaks); empty in-process.
+    #[serde(default)]
+    pub managers: Vec<String>,
 }
 
 /// One task assigned to the worker, with the secret and config files it
@@ -93,8 +97,9 @@ pub trait Dispatcher: Send + Sync + 'static {
         description: NodeDescription,
     ) -> Result<Registration, DispatcherError>;
 
-    /// Tells the managers the node is alive; returns the heartbeat period.
-    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError>;
+    /// Tells the managers the node is alive; answers the session's
+    /// current parameters, as registration does.
+    async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError>;
 
     /// Streams the node's assignment sets.
     async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError>;
@@ -113,7 +118,7 @@ impl<D: Dispatcher + ?Sized> Dispatcher for Arc<D> {
     ) -> Result<Registration, DispatcherError> {
         (**self).register(node_id, description).await
     }
-    async fn heartbeat(&self, node_id: &Id) -> Result<Duration, DispatcherError> {
+    async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
         (**self).heartbeat(node_id).await
     }
     async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError> {
