@@ -118,8 +118,11 @@ pub struct FailoverDispatcher {
     creds: Credentials,
     managers: RwLock<Vec<(String, RemoteDispatcher)>>,
     current: AtomicUsize,
-    on_change: Option<Box<dyn Fn(&[String]) + Send + Sync>>,
+    on_change: Option<ManagersChanged>,
 }
+
+/// What to do when the managers' list changes.
+type ManagersChanged = Box<dyn Fn(&[String]) + Send + Sync>;
 
 /// How long a registration keeps trying when no manager leads (an
 /// election is under way).

@@ -46,6 +46,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 enum Command {
     /// Manage the swarm.
     #[command(subcommand)]
@@ -125,7 +126,7 @@ enum NodeCmd {
 #[derive(Subcommand)]
 enum ServiceCmd {
     /// Create a service. With the process runtime, IMAGE is the program.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List services.
     Ls {
         /// `json` for machine-readable output.
@@ -593,7 +594,7 @@ async fn set_role(ctl: &Ctl, nodes: Vec<String>, role: NodeRole) -> anyhow::Resu
 async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
     match cmd {
         ServiceCmd::Create(args) => {
-            let (spec, detach) = spec_of(args)?;
+            let (spec, detach) = spec_of(*args)?;
             let s = ctl.remote.create_service(spec).await?;
             println!("{}", s.meta.id);
             if !detach {
@@ -709,7 +710,7 @@ async fn data_cmd(ctl: &Ctl, cmd: DataCmd, secret: bool) -> anyhow::Result<()> {
             }
         }
         DataCmd::Ls => {
-            println!("{:<28}{}", "ID", "NAME");
+            println!("{:<28}NAME", "ID");
             match ctl
                 .call(if secret {
                     ControlRequest::ListSecrets
