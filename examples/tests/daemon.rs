@@ -80,11 +80,11 @@ impl Daemons {
         self.spawn(name, &["init"]);
     }
 
-    fn join(&mut self, name: &str, token: &str, via: &str, manager: bool) {
-        if manager {
-            self.addrs
-                .insert(name.into(), format!("127.0.0.1:{}", free_port()));
-        }
+    /// Joins `name`; every node gets a listen address, so that a worker
+    /// can be promoted.
+    fn join(&mut self, name: &str, token: &str, via: &str) {
+        self.addrs
+            .insert(name.into(), format!("127.0.0.1:{}", free_port()));
         let via = self.addrs[via].clone();
         self.spawn(name, &["join", "--token", token, &via]);
     }
@@ -244,10 +244,10 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
     let (worker_token, manager_token) = (worker_token.trim(), manager_token.trim());
     assert!(worker_token.starts_with("SWMTKN-1-") && manager_token.starts_with("SWMTKN-1-"));
     assert_ne!(worker_token, manager_token);
-    d.join("m2", manager_token, "m1", true);
-    d.join("m3", manager_token, "m1", true);
-    d.join("w1", worker_token, "m1", false);
-    d.join("w2", worker_token, "m1", false);
+    d.join("m2", manager_token, "m1");
+    d.join("m3", manager_token, "m1");
+    d.join("w1", worker_token, "m1");
+    d.join("w2", worker_token, "m1");
 
     // node ls: five ready nodes, one leader, two more managers.
     d.wait("five ready nodes", Duration::from_secs(60), || {
@@ -317,6 +317,42 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
     );
     assert!(out.contains("2/2 running"), "{out}");
     assert!(d.running("m1", "front").values().all(|h| h == "w1"));
+
+    // promote w2 and demote it again: its tasks keep running throughout.
+    let on_w2: BTreeMap<_, _> = d
+        .running("m1", "web")
+        .into_iter()
+        .filter(|(_, h)| h == "w2")
+        .collect();
+    assert!(!on_w2.is_empty());
+    let out = d.ctl_ok("m1", &["node", "promote", "w2"]);
+    assert!(out.contains("promoted"), "{out}");
+    d.wait("w2 a manager", Duration::from_secs(30), || {
+        d.nodes("m1")
+            .get("w2")
+            .is_some_and(|(s, r)| s == "ready" && r == "manager")
+    });
+    // As a manager it answers the control API itself.
+    d.wait("w2 serving", Duration::from_secs(30), || {
+        d.ctl_at("w2", &["node", "ls"]).status.success()
+    });
+    let refused = d.ctl_at("m1", &["node", "rm", "m2"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("demote"));
+    d.ctl_ok("m1", &["node", "demote", "w2"]);
+    d.wait("w2 a worker again", Duration::from_secs(30), || {
+        d.nodes("m1")
+            .get("w2")
+            .is_some_and(|(s, r)| s == "ready" && r == "worker")
+    });
+    let running = d.running("m1", "web");
+    for task in on_w2.keys() {
+        assert_eq!(
+            running.get(task).map(String::as_str),
+            Some("w2"),
+            "{task} kept running"
+        );
+    }
 
     // drain w2: its tasks move away.
     d.ctl_ok("m1", &["node", "update", "--availability", "drain", "w2"]);

@@ -194,13 +194,35 @@ impl<S: Store> ControlService<S> {
             ControlRequest::ServiceTasks(s) => R::Tasks(c.service_tasks(&s).await?),
             ControlRequest::ListNodes => R::Nodes(state().await?.nodes().cloned().collect()),
             ControlRequest::InspectNode(n) => R::Node(c.node(&n).await?),
-            ControlRequest::UpdateNode { node, spec } => R::Node(
-                c.update_node(&node, |s| {
-                    *s = spec.clone();
-                })
-                .await?,
-            ),
+            ControlRequest::UpdateNode { node, spec } => {
+                let current = c.node(&node).await?;
+                if current.spec.role == NodeRole::Manager && spec.role == NodeRole::Worker {
+                    let managers = state()
+                        .await?
+                        .nodes()
+                        .filter(|n| n.spec.role == NodeRole::Manager)
+                        .count();
+                    if managers <= 1 {
+                        return Err(ControlError::Refused(format!(
+                            "cannot demote {node}: it is the last manager, and the cluster would \
+                             lose its state. Promote another node first"
+                        )));
+                    }
+                }
+                R::Node(
+                    c.update_node(&node, |s| {
+                        *s = spec.clone();
+                    })
+                    .await?,
+                )
+            }
             ControlRequest::RemoveNode { node, force } => {
+                if c.node(&node).await?.spec.role == NodeRole::Manager {
+                    return Err(ControlError::Refused(format!(
+                        "node {node} is a manager: demote it (`swarmctl node demote {node}`) \
+                         before removing it"
+                    )));
+                }
                 c.remove_node(&node, force).await?;
                 R::Done
             }

@@ -11,7 +11,7 @@ use swarm_api::membership::{Admitted, JoinRequest, Membership, MembershipError};
 use swarm_api::{ManagerInfo, ManagerRoster, bootstrap};
 use swarm_core::Id;
 use swarm_core::control::ControlError;
-use swarm_core::model::{Meta, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus};
+use swarm_core::model::{Meta, Node, NodeDescription, NodeRole, NodeSpec, NodeStatus};
 use swarm_core::store::{Change, ErrorKind, Store, StoreError};
 use swarm_raft::RaftStore;
 
@@ -178,18 +178,7 @@ impl Membership for Authority {
                 .remove_member(id)
                 .await
                 .map_err(|e| Self::raft_err(&e))?;
-        }
-        // The node stays listed, down, until `node rm`.
-        let mut state = self.store.state().await.ok();
-        if let Some(node) = state
-            .as_mut()
-            .and_then(|s| s.node(&caller.node_id).cloned())
-        {
-            let mut n = (*node).clone();
-            n.status.state = NodeState::Down;
-            n.status.message = "left the cluster".into();
-            n.status.since = SystemTime::now();
-            let _ = self.store.apply(vec![Change::Update(n.into())]).await;
+            tracing::info!(node = %caller.node_id, "a manager left the raft group");
         }
         Ok(())
     }

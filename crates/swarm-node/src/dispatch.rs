@@ -19,7 +19,7 @@ use swarm_core::Id;
 use swarm_core::dispatcher::{
     AssignmentStream, Dispatcher, DispatcherError, LocalDispatcher, Registration, StatusUpdate,
 };
-use swarm_core::model::NodeDescription;
+use swarm_core::model::{NodeDescription, NodeRole};
 use swarm_core::store::Store;
 use tokio::sync::watch;
 
@@ -119,6 +119,7 @@ pub struct FailoverDispatcher {
     managers: RwLock<Vec<(String, RemoteDispatcher)>>,
     current: AtomicUsize,
     on_change: Option<ManagersChanged>,
+    role: watch::Sender<Option<NodeRole>>,
 }
 
 /// What to do when the managers' list changes.
@@ -141,6 +142,7 @@ impl FailoverDispatcher {
             managers: RwLock::new(Vec::new()),
             current: AtomicUsize::new(0),
             on_change: None,
+            role: watch::Sender::new(None),
         };
         me.set_managers(addrs)?;
         Ok(me)
@@ -188,10 +190,25 @@ impl FailoverDispatcher {
         Ok(())
     }
 
-    /// Takes up the managers' list a session answered with (if any, and
-    /// if new), staying with `answered_by`.
-    fn learn(&self, answered_by: &str, managers: &[String]) -> Result<(), DispatcherError> {
-        if managers.is_empty() || managers == self.managers() {
+    /// The role the cluster wants this node in, as the sessions last said.
+    #[must_use]
+    pub fn desired_role(&self) -> watch::Receiver<Option<NodeRole>> {
+        self.role.subscribe()
+    }
+
+    /// Takes up what a session answered: the role the node should have,
+    /// and the managers' list (if any, and if new), staying with
+    /// `answered_by`.
+    fn learn(&self, answered_by: &str, session: &Registration) -> Result<(), DispatcherError> {
+        if session.role.is_some() {
+            self.role.send_if_modified(|r| {
+                let changed = *r != session.role;
+                *r = session.role;
+                changed
+            });
+        }
+        let managers = &session.managers;
+        if managers.is_empty() || *managers == self.managers() {
             return Ok(());
         }
         self.set_managers(managers)?;
@@ -256,7 +273,7 @@ impl Dispatcher for FailoverDispatcher {
                     Ok(r) => {
                         tracing::debug!(manager = %list[i].0, "session started");
                         self.current.store(i, Ordering::Relaxed);
-                        self.learn(&list[i].0, &r.managers)?;
+                        self.learn(&list[i].0, &r)?;
                         return Ok(r);
                     }
                     Err(e @ DispatcherError::UnknownNode(_)) => return Err(e),
@@ -277,7 +294,7 @@ impl Dispatcher for FailoverDispatcher {
             Ok(session) => {
                 let addr = self.list().get(i).map(|(a, _)| a.clone());
                 if let Some(addr) = addr {
-                    self.learn(&addr, &session.managers)?;
+                    self.learn(&addr, session)?;
                 }
             }
             Err(DispatcherError::Unavailable(_)) => self.next(i),

@@ -267,12 +267,37 @@ impl Node {
 
     /// Runs the node until `shutdown`: a manager serves raft, the
     /// dispatcher, the control API and joins, and runs the control loops
-    /// while it leads; every node runs an agent with `runtime`.
+    /// while it leads; every node runs an agent with `runtime`. When the
+    /// cluster changes the node's role (`node promote`/`demote`), the node
+    /// takes it up without stopping its tasks.
     pub async fn run<R: Runtime>(
         mut self,
         runtime: R,
         shutdown: CancellationToken,
     ) -> Result<(), Error> {
+        let runtime = Arc::new(runtime);
+        loop {
+            match self.run_as_is(runtime.clone(), &shutdown).await? {
+                None => return Ok(()),
+                Some(role) => {
+                    if let Err(e) = self.take_role(role).await {
+                        // Keep the role it had; the next session says
+                        // again what the cluster wants.
+                        tracing::error!(error = %e, ?role, "cannot change this node's role");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the node in its current role until `shutdown` (`None`) or
+    /// until the cluster wants another role (`Some`).
+    async fn run_as_is<R: Runtime>(
+        &mut self,
+        runtime: Arc<R>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<NodeRole>, Error> {
         let stop = shutdown.child_token();
         let mut background = tokio::task::JoinSet::new();
         let mut agent_managers = self.state.managers.clone();
@@ -310,19 +335,96 @@ impl Node {
             dispatcher.clone(),
             AgentConfig::default().hostname(self.config.hostname()),
         );
-        let result = agent.run(stop.clone()).await;
+        let mut agent = tokio::spawn(agent.run(stop.clone()));
+        let new_role = self.role_change(&dispatcher);
+        let (result, new_role) = tokio::select! {
+            r = &mut agent => (r, None),
+            role = new_role => {
+                tracing::info!(?role, "the cluster changed this node's role");
+                if role == NodeRole::Worker {
+                    // Out of the raft group while this manager still
+                    // serves, in case it leads.
+                    self.leave_raft(true).await?;
+                }
+                stop.cancel();
+                (agent.await, Some(role))
+            }
+        };
         stop.cancel();
         while background.join_next().await.is_some() {}
-        if let Some(store) = &self.store {
+        if let Some(store) = self.store.take() {
             store.shutdown().await;
         }
         match result {
-            Ok(()) => Ok(()),
-            Err(AgentError::Dispatcher(DispatcherError::UnknownNode(id))) => {
+            Ok(Ok(())) => Ok(new_role),
+            Ok(Err(AgentError::Dispatcher(DispatcherError::UnknownNode(id)))) => {
                 Err(Error::Removed(id))
             }
-            Err(e) => Err(Error::Agent(e.to_string())),
+            Ok(Err(e)) => Err(Error::Agent(e.to_string())),
+            Err(e) => Err(Error::Agent(format!("the agent panicked: {e}"))),
         }
+    }
+
+    /// Resolves when the sessions say the cluster wants this node in
+    /// another role that it can take (a manager needs an address the
+    /// others can reach).
+    fn role_change(
+        &self,
+        sessions: &FailoverDispatcher,
+    ) -> impl std::future::Future<Output = NodeRole> + use<> {
+        let mut desired = sessions.desired_role();
+        let now = self.state.role;
+        let can_manage = self.config.advertised();
+        async move {
+            let mut warned = false;
+            loop {
+                let wanted = *desired.borrow_and_update();
+                match (wanted, &can_manage) {
+                    (Some(r), _) if r == now => {}
+                    (Some(NodeRole::Manager), Err(e)) => {
+                        if !std::mem::replace(&mut warned, true) {
+                            tracing::error!(error = %e, "this node was promoted but cannot manage");
+                        }
+                    }
+                    (Some(r), _) => return r,
+                    (None, _) => {}
+                }
+                if desired.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+
+    /// Takes up `role`: a certificate for it, then the state that says so.
+    /// A demoted manager has left the raft group already; its raft data
+    /// goes.
+    async fn take_role(&mut self, role: NodeRole) -> Result<(), Error> {
+        let current = self.creds();
+        let (admitted, fresh) = renew(&self.state.managers, &current).await?;
+        if admitted.role != role {
+            return Err(Error::Join(format!(
+                "the managers issued a {:?} certificate; the role changed again",
+                admitted.role
+            )));
+        }
+        save_creds(&self.config, &fresh)?;
+        *self
+            .creds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
+        if role == NodeRole::Worker {
+            let _ = std::fs::remove_dir_all(self.config.raft_dir());
+            let _ = std::fs::remove_dir_all(self.config.client_certs_dir());
+        }
+        self.state.role = role;
+        self.state.raft_member = false;
+        if !admitted.managers.is_empty() {
+            self.state.managers = admitted.managers;
+        }
+        self.state.save(&self.config.data_dir)?;
+        tracing::info!(?role, "this node took up its new role");
+        Ok(())
     }
 
     /// Opens the raft store (unless init left it open), serves the
@@ -481,16 +583,21 @@ impl Node {
         })
     }
 
-    /// `swarmd leave`: a manager leaves the raft group (the last one may
-    /// not); then the node forgets the cluster. The node must not be
-    /// running.
-    pub async fn leave(self) -> Result<(), Error> {
-        if self.state.role == NodeRole::Manager && self.state.raft_member {
-            let creds = self.creds();
-            let me = self.config.advertised().unwrap_or_default();
-            let mut last = None;
-            let mut done = false;
-            for addr in self.state.managers.iter().filter(|a| **a != me) {
+    /// Asks the leader to take this manager out of the raft group, trying
+    /// each manager (with `me_too`, this one as well: it may lead).
+    async fn leave_raft(&self, me_too: bool) -> Result<(), Error> {
+        let creds = self.creds();
+        let me = self.config.advertised().unwrap_or_default();
+        let candidates: Vec<&String> = self
+            .state
+            .managers
+            .iter()
+            .filter(|a| me_too || **a != me)
+            .collect();
+        let mut last = None;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !candidates.is_empty() && tokio::time::Instant::now() < deadline {
+            for addr in &candidates {
                 let Ok(endpoint) = creds.endpoint(addr) else {
                     continue;
                 };
@@ -498,21 +605,29 @@ impl Node {
                     .remove_manager()
                     .await
                 {
-                    Ok(()) => {
-                        done = true;
-                        break;
+                    Ok(()) => return Ok(()),
+                    Err(e @ swarm_api::membership::MembershipError::Refused(_)) => {
+                        return Err(e.into());
                     }
                     Err(e) => last = Some(e),
                 }
             }
-            if !done {
-                return Err(Error::Join(match last {
-                    Some(e) => format!("the managers did not let this one leave: {e}"),
-                    None => "this is the only manager: the cluster would lose its state. \
-                             Remove the data directory to destroy the cluster"
-                        .into(),
-                }));
-            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Err(Error::Join(match last {
+            Some(e) => format!("the managers did not let this one leave: {e}"),
+            None => "this is the only manager: the cluster would lose its state. \
+                     Remove the data directory to destroy the cluster"
+                .into(),
+        }))
+    }
+
+    /// `swarmd leave`: a manager leaves the raft group (the last one may
+    /// not); then the node forgets the cluster. The node must not be
+    /// running.
+    pub async fn leave(self) -> Result<(), Error> {
+        if self.state.role == NodeRole::Manager && self.state.raft_member {
+            self.leave_raft(false).await?;
         }
         for dir in [
             self.config.raft_dir(),

@@ -82,10 +82,11 @@ impl<S: Store + Clone> LocalDispatcher<S> {
         }
     }
 
-    fn session(&self) -> Registration {
+    fn session(&self, role: Option<NodeRole>) -> Registration {
         Registration {
             heartbeat_period: self.config.heartbeat_period,
             managers: Vec::new(),
+            role,
         }
     }
 
@@ -252,7 +253,8 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         })
         .await?;
         self.seen(node_id);
-        Ok(self.session())
+        let state = self.store.state().await.map_err(unavailable)?;
+        Ok(self.session(state.node(node_id).map(|n| n.spec.role)))
     }
 
     async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
@@ -268,9 +270,9 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                     true
                 })
                 .await?;
-                Ok(self.session())
+                Ok(self.session(Some(n.spec.role)))
             }
-            Some(_) => Ok(self.session()),
+            Some(n) => Ok(self.session(Some(n.spec.role))),
         }
     }
 

@@ -29,6 +29,10 @@ pub struct Registration {
     /// worker tries them when its session breaks); empty in-process.
     #[serde(default)]
     pub managers: Vec<String>,
+    /// The role the cluster wants the node in (`node promote`/`demote`
+    /// change it); a node daemon takes it up.
+    #[serde(default)]
+    pub role: Option<crate::model::NodeRole>,
 }
 
 /// One task assigned to the worker, with the secret and config files it
