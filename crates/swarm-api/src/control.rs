@@ -345,7 +345,13 @@ impl RemoteControl {
             .clone()
             .call(wire::encode(&request))
             .await
-            .map_err(|s| unreachable(s.message()))?;
+            .map_err(|s| match s.code() {
+                // Who may call is decided per certificate: say so plainly.
+                tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+                    ControlError::Refused(s.message().to_owned())
+                }
+                _ => unreachable(s.message()),
+            })?;
         let result: Result<ControlReply, ControlError> =
             wire::decode(&reply.into_inner().data).map_err(unreachable)?;
         result

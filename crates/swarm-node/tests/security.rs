@@ -1,0 +1,246 @@
+//! Who may do what: every call checks the caller's certificate, tokens
+//! are checked against the CA and the current secrets, and a node only
+//! ever sees its own tasks' secrets.
+
+use std::time::Duration;
+
+use swarm_api::ca::{CaError, JoinToken, NodeKey, RootCa};
+use swarm_api::membership::{JoinRequest, MembershipError, RemoteMembership};
+use swarm_api::tls::{Credentials, anonymous_endpoint, fetch_root_ca};
+use swarm_api::{ControlReply, ControlRequest, RemoteControl, RemoteDispatcher};
+use swarm_core::Id;
+use swarm_core::control::ControlError;
+use swarm_core::dispatcher::{Dispatcher, DispatcherError};
+use swarm_core::model::{FileReference, NodeDescription, NodeRole, SecretSpec, ServiceSpec};
+use swarm_node::{Node, NodeConfig};
+use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+struct Manager {
+    addr: String,
+    dir: tempfile::TempDir,
+    stop: CancellationToken,
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// One manager on loopback, running in this process.
+async fn manager() -> Manager {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = NodeConfig::new(dir.path().join("m"));
+    config.listen_addr = format!("127.0.0.1:{port}").parse().unwrap();
+    config.hostname = Some("m".into());
+    let node = Node::init(config).await.unwrap();
+    let runtime = ProcessRuntime::new(
+        ProcessRuntimeConfig::default().with_state_dir(dir.path().join("tasks")),
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(node.run(runtime, stop.clone()));
+    let m = Manager {
+        addr: format!("127.0.0.1:{port}"),
+        dir,
+        stop,
+    };
+    // Ready once it has written the client certificate.
+    for _ in 0..100 {
+        if m.admin().is_ok() {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the manager did not start");
+}
+
+impl Manager {
+    fn admin(&self) -> Result<Credentials, CaError> {
+        Credentials::load(&self.dir.path().join("m").join("client"))
+    }
+
+    fn control(&self, creds: &Credentials) -> RemoteControl {
+        RemoteControl::with_channel(creds.endpoint(&self.addr).unwrap().connect_lazy())
+    }
+
+    async fn token(&self, role: NodeRole, rotate: bool) -> String {
+        match self
+            .control(&self.admin().unwrap())
+            .call(ControlRequest::JoinToken { role, rotate })
+            .await
+            .unwrap()
+        {
+            ControlReply::Token(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Joins with `token` as a new node; its credentials.
+    async fn join(&self, token: &str) -> Result<Credentials, MembershipError> {
+        let parsed: JoinToken = token.parse().unwrap();
+        let ca = fetch_root_ca(&self.addr, &parsed.ca_digest)
+            .await
+            .map_err(|e| MembershipError::Refused(e.to_string()))?;
+        let key = NodeKey::generate().unwrap();
+        let channel = anonymous_endpoint(&self.addr, &ca).unwrap().connect_lazy();
+        let admitted = RemoteMembership::with_channel(channel)
+            .join(JoinRequest {
+                token: token.into(),
+                csr_pem: key.csr_pem().unwrap(),
+                hostname: "joiner".into(),
+            })
+            .await?;
+        Ok(Credentials::new(admitted.ca_pem, admitted.cert_pem, key.key_pem()).unwrap())
+    }
+}
+
+fn refused(r: Result<impl std::fmt::Debug, ControlError>) -> String {
+    match r {
+        Err(ControlError::Refused(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_api_wants_a_manager_or_client_certificate_of_this_cluster() {
+    let m = manager().await;
+    let admin = m.admin().unwrap();
+    assert!(m.control(&admin).nodes().await.is_ok());
+
+    // No certificate at all.
+    let anonymous = RemoteControl::with_channel(
+        anonymous_endpoint(&m.addr, admin.ca_pem())
+            .unwrap()
+            .connect_lazy(),
+    );
+    let why = refused(anonymous.nodes().await);
+    assert!(why.contains("needs a client certificate"), "{why}");
+
+    // A certificate from another CA: the handshake fails.
+    let other = RootCa::generate().unwrap();
+    let key = NodeKey::generate().unwrap();
+    let cert = other
+        .issue_client(&key.csr_pem().unwrap(), "intruder", Duration::from_secs(3600))
+        .unwrap();
+    let forged = Credentials::new(admin.ca_pem(), cert, key.key_pem()).unwrap();
+    let r = m.control(&forged).nodes().await;
+    assert!(
+        matches!(r, Err(ControlError::Store(_))),
+        "another CA's certificate must not get through: {r:?}"
+    );
+
+    // A worker's certificate.
+    let worker = m.join(&m.token(NodeRole::Worker, false).await).await.unwrap();
+    let why = refused(m.control(&worker).nodes().await);
+    assert!(why.contains("worker") && why.contains("control"), "{why}");
+
+    // A manager's certificate works.
+    let manager = m.join(&m.token(NodeRole::Manager, false).await).await.unwrap();
+    assert!(m.control(&manager).nodes().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_foreign_and_rotated_tokens_are_refused() {
+    let m = manager().await;
+    let good = m.token(NodeRole::Worker, false).await;
+    let parsed: JoinToken = good.parse().unwrap();
+
+    // The right cluster, a wrong secret.
+    let wrong = format!("SWMTKN-1-{}-{}", parsed.ca_digest, "0".repeat(25));
+    match m.join(&wrong).await {
+        Err(MembershipError::Refused(why)) => assert!(why.contains("not valid"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A token for another CA: the joiner does not trust this manager.
+    let other = RootCa::generate().unwrap();
+    let foreign = format!("SWMTKN-1-{}-{}", other.digest(), parsed.secret);
+    match m.join(&foreign).await {
+        Err(MembershipError::Refused(why)) => assert!(why.contains("another cluster"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // Rotated: the old token stops working, the new one works.
+    let new = m.token(NodeRole::Worker, true).await;
+    assert_ne!(new, good);
+    match m.join(&good).await {
+        Err(MembershipError::Refused(why)) => assert!(why.contains("rotated"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(m.join(&new).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_reaches_only_the_node_that_runs_a_task_using_it() {
+    let m = manager().await;
+    let token = m.token(NodeRole::Worker, false).await;
+    let (a, b) = (m.join(&token).await.unwrap(), m.join(&token).await.unwrap());
+    let ids: Vec<Id> = [&a, &b]
+        .iter()
+        .map(|c| c.identity().unwrap().node_id)
+        .collect();
+    let sessions: Vec<RemoteDispatcher> = [&a, &b]
+        .iter()
+        .map(|c| RemoteDispatcher::with_channel(c.endpoint(&m.addr).unwrap().connect_lazy()))
+        .collect();
+    for (s, id) in sessions.iter().zip(&ids) {
+        s.register(id, NodeDescription::default()).await.unwrap();
+    }
+    // A node may not speak for another.
+    let r = sessions[1].assignments(&ids[0]).await;
+    assert!(
+        matches!(&r, Err(DispatcherError::Unavailable(why)) if why.contains("may not speak for")),
+        "{:?}",
+        r.err()
+    );
+
+    let admin = m.control(&m.admin().unwrap());
+    admin
+        .create_secret(SecretSpec {
+            name: "db-pass".into(),
+            data: b"hunter2".to_vec(),
+            labels: Default::default(),
+        })
+        .await
+        .unwrap();
+    let mut spec = ServiceSpec::replicated("db", 1, vec!["sleep".into(), "1000".into()]);
+    spec.task.placement.constraints = vec![format!("node.id=={}", ids[0])];
+    spec.task.secrets.push(FileReference {
+        name: "db-pass".into(),
+        target: "db-pass".into(),
+        mode: 0o400,
+    });
+    admin.create_service(spec).await.unwrap();
+
+    let mut streams = Vec::new();
+    for (s, id) in sessions.iter().zip(&ids) {
+        streams.push(s.assignments(id).await.unwrap());
+    }
+    // Node a gets its task with the secret's data.
+    let with_task = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let set = streams[0].next().await.unwrap();
+            if let Some(t) = set.tasks.first() {
+                break t.clone();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(with_task.files.len(), 1);
+    assert_eq!(with_task.files[0].data, b"hunter2");
+    // Node b's set holds nothing of it.
+    let b_set = streams[1].next().await.unwrap();
+    assert!(b_set.tasks.is_empty(), "{b_set:?}");
+    // Nor does the control API give its data back.
+    let listed = admin.secrets().await.unwrap();
+    assert!(listed.iter().all(|s| s.spec.data.is_empty()));
+}
