@@ -70,10 +70,13 @@ pub const CLIENT_OU: &str = "swarm-client";
 /// `swarm-manager`): a worker's certificate cannot pose as a manager.
 pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
 
+/// How far back a certificate's validity starts, for clocks that
+/// disagree: a certificate was issued this long after its `not_before`.
+pub const CLOCK_SLACK: Duration = Duration::from_secs(300);
+
 fn validity(params: &mut CertificateParams, valid_for: Duration) {
     let now = time::OffsetDateTime::now_utc();
-    // A little slack for clocks that disagree.
-    params.not_before = now - time::Duration::minutes(5);
+    params.not_before = now - CLOCK_SLACK;
     params.not_after =
         now + time::Duration::seconds(i64::try_from(valid_for.as_secs()).unwrap_or(i64::MAX / 2));
 }

@@ -115,7 +115,7 @@ impl<S: Store + Clone> Dispatcher for LeaderDispatcher<S> {
 /// that answered last and moves on when that one fails. Each registration
 /// refreshes the list of managers.
 pub struct FailoverDispatcher {
-    creds: Credentials,
+    creds: RwLock<Credentials>,
     managers: RwLock<Vec<(String, RemoteDispatcher)>>,
     current: AtomicUsize,
     on_change: Option<ManagersChanged>,
@@ -138,7 +138,7 @@ impl FailoverDispatcher {
             ));
         }
         let me = Self {
-            creds: creds.clone(),
+            creds: RwLock::new(creds.clone()),
             managers: RwLock::new(Vec::new()),
             current: AtomicUsize::new(0),
             on_change: None,
@@ -168,15 +168,34 @@ impl FailoverDispatcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Uses `creds` from now on (a renewed certificate): new channels
+    /// are made to every manager.
+    pub fn set_credentials(&self, creds: Credentials) -> Result<(), DispatcherError> {
+        *self
+            .creds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = creds;
+        let addrs = self.managers();
+        self.managers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.set_managers(&addrs)
+    }
+
     /// Replaces the list, keeping the sessions to managers still in it.
     fn set_managers(&self, addrs: &[String]) -> Result<(), DispatcherError> {
         let old = self.list().clone();
+        let creds = self
+            .creds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut list = Vec::with_capacity(addrs.len());
         for a in addrs {
             let d = match old.iter().find(|(o, _)| o == a) {
                 Some((_, d)) => d.clone(),
-                None => self
-                    .creds
+                None => creds
                     .endpoint(a)
                     .map(|e| RemoteDispatcher::with_channel(e.connect_lazy()))
                     .map_err(DispatcherError::Unavailable)?,

@@ -17,6 +17,7 @@ use swarm_core::model::NodeRole;
 use swarm_core::runtime::Runtime;
 use swarm_raft::{Connector, RaftConfig, RaftStore};
 use swarm_sched::{SchedulerConfig, SwarmScheduler};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Server};
@@ -301,13 +302,15 @@ impl Node {
         let stop = shutdown.child_token();
         let mut background = tokio::task::JoinSet::new();
         let mut agent_managers = self.state.managers.clone();
+        let mut manager = None;
         if self.state.role == NodeRole::Manager {
-            let store = self.start_manager(&stop, &mut background).await?;
+            let (store, reload) = self.start_manager(&stop, &mut background).await?;
             // Its own agent tries this manager first.
             let me = self.config.advertised()?;
             agent_managers.retain(|a| a != &me);
             agent_managers.insert(0, me);
-            self.store = Some(store);
+            self.store = Some(store.clone());
+            manager = Some((store, reload));
         }
         let dir = self.config.data_dir.clone();
         let dispatcher = Arc::new(
@@ -324,11 +327,15 @@ impl Node {
                 },
             ),
         );
-        background.spawn(renew_loop(
-            self.config.clone(),
-            self.creds.clone(),
-            stop.clone(),
-        ));
+        background.spawn(
+            Renewal {
+                config: self.config.clone(),
+                creds: self.creds.clone(),
+                sessions: dispatcher.clone(),
+                manager,
+            }
+            .run(stop.clone()),
+        );
         let agent = Agent::new(
             self.state.node_id.clone(),
             runtime,
@@ -429,12 +436,13 @@ impl Node {
 
     /// Opens the raft store (unless init left it open), serves the
     /// manager's gRPC services, joins the raft group if this manager is
-    /// new, and runs the control loops while it leads.
+    /// new, and runs the control loops while it leads. Returns the store
+    /// and the signal that makes the server take up a renewed certificate.
     async fn start_manager(
         &mut self,
         stop: &CancellationToken,
         background: &mut tokio::task::JoinSet<()>,
-    ) -> Result<RaftStore, Error> {
+    ) -> Result<(RaftStore, watch::Sender<()>), Error> {
         let store = match self.store.take() {
             Some(s) => s,
             None => {
@@ -459,49 +467,14 @@ impl Node {
                 .heartbeat_period(self.config.heartbeat_period)
                 .heartbeat_misses(self.config.heartbeat_misses),
         ));
-        let router = Server::builder()
-            .tls_config(self.creds().server_tls())
-            .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
-            .add_service(InterceptedService::new(
-                store.service(),
-                RequireRole::new("raft", &[PeerRole::Manager]),
-            ))
-            .add_service(InterceptedService::new(
-                DispatcherService::server(
-                    LeaderDispatcher::new(local.clone(), store.leadership())
-                        .with_roster(authority::arc_roster(store.clone())),
-                ),
-                RequireRole::new("dispatcher", &[PeerRole::Manager, PeerRole::Worker]),
-            ))
-            .add_service(InterceptedService::new(
-                ControlService::with_roster(
-                    Control::new(store.clone()),
-                    authority::arc_roster(store.clone()),
-                ),
-                RequireRole::new("control", &[PeerRole::Manager, PeerRole::Client]),
-            ))
-            .add_service(MembershipService::server(Authority::new(
-                store.clone(),
-                self.config.cert_validity,
-            )));
-        let incoming = {
-            use tokio_stream::StreamExt;
-            tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-                // The builder's nodelay does not reach a custom incoming.
-                s.inspect(|s| {
-                    let _ = s.set_nodelay(true);
-                })
-            })
+        let services = Services {
+            store: store.clone(),
+            local: local.clone(),
+            cert_validity: self.config.cert_validity,
+            creds: self.creds.clone(),
         };
-        let token = stop.clone();
-        background.spawn(async move {
-            if let Err(e) = router
-                .serve_with_incoming_shutdown(incoming, token.cancelled())
-                .await
-            {
-                tracing::error!(error = %e, "the manager's server stopped");
-            }
-        });
+        let (reload, reloads) = watch::channel(());
+        background.spawn(serve(Arc::new(listener), services, reloads, stop.clone()));
         let scheduler = SwarmScheduler::new(SchedulerConfig::default())
             .map_err(|e| Error::Config(e.to_string()))?;
         let loops_store = store.clone();
@@ -521,8 +494,8 @@ impl Node {
         if !self.state.raft_member {
             self.join_raft(stop).await?;
         }
-        self.write_client_certs(&store).await?;
-        Ok(store)
+        ensure_client_certs(&self.config, &store).await?;
+        Ok((store, reload))
     }
 
     /// Asks the leader to make this manager a voter, trying each known
@@ -553,34 +526,6 @@ impl Node {
         Err(Error::Join(format!(
             "no manager added this one to the raft group: {last}"
         )))
-    }
-
-    /// Writes a client certificate for `swarmctl` next to the node's own,
-    /// once the store holds the CA.
-    async fn write_client_certs(&self, store: &RaftStore) -> Result<(), Error> {
-        let dir = self.config.client_certs_dir();
-        if Credentials::load(&dir).is_ok() {
-            return Ok(());
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let ca = loop {
-            match bootstrap::load(store).await {
-                Ok(ca) => break ca,
-                Err(e) if tokio::time::Instant::now() > deadline => return Err(e.into()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        };
-        let key = NodeKey::generate()?;
-        let cert = ca
-            .ca
-            .issue_client(&key.csr_pem()?, "swarmctl", self.config.cert_validity)?;
-        let client = Credentials::new(ca.ca.cert_pem(), cert, key.key_pem())?;
-        client.save(&dir).map_err(|e| {
-            Error::Io(format!(
-                "cannot write the client certificate into {}: {e}",
-                dir.display()
-            ))
-        })
     }
 
     /// Asks the leader to take this manager out of the raft group, trying
@@ -642,59 +587,226 @@ impl Node {
     }
 }
 
-/// Renews the node's certificate when a third of its validity remains.
-async fn renew_loop(config: NodeConfig, creds: SharedCreds, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(config.renew_check) => {}
-        }
-        let current = creds
+/// What a manager serves, on one port over mutual TLS.
+struct Services {
+    store: RaftStore,
+    local: Arc<LocalDispatcher<RaftStore>>,
+    cert_validity: Duration,
+    creds: SharedCreds,
+}
+
+impl Services {
+    /// The server with the node's current certificate.
+    fn router(&self) -> Result<tonic::transport::server::Router, Error> {
+        let creds = self
+            .creds
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let Some(current) = current else { continue };
-        let Ok(who) = current.identity() else {
-            continue;
-        };
-        let total = who
-            .not_after
-            .duration_since(who.not_before)
-            .unwrap_or_default();
-        let left = who
-            .not_after
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        if left > total / 3 {
-            continue;
-        }
-        let Ok(Some(mut state)) = NodeState::load(&config.data_dir) else {
-            continue;
-        };
-        match renew(&state.managers, &current).await {
-            Ok((admitted, fresh)) => {
-                if let Err(e) = save_creds(&config, &fresh) {
-                    tracing::warn!(error = %e, "cannot keep the renewed certificate");
-                    continue;
-                }
-                *creds
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh);
-                if !admitted.managers.is_empty() {
-                    state.managers = admitted.managers;
-                }
-                if admitted.role != state.role {
-                    tracing::warn!(
-                        role = ?admitted.role,
-                        "the cluster changed this node's role: restart swarmd to take it up"
-                    );
-                }
-                let _ = state.save(&config.data_dir);
-                tracing::info!("renewed the node certificate");
+            .clone()
+            .ok_or_else(|| Error::Config("this manager has no certificate".into()))?;
+        let store = &self.store;
+        Ok(Server::builder()
+            .tls_config(creds.server_tls())
+            .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
+            .add_service(InterceptedService::new(
+                store.service(),
+                RequireRole::new("raft", &[PeerRole::Manager]),
+            ))
+            .add_service(InterceptedService::new(
+                DispatcherService::server(
+                    LeaderDispatcher::new(self.local.clone(), store.leadership())
+                        .with_roster(authority::arc_roster(store.clone())),
+                ),
+                RequireRole::new("dispatcher", &[PeerRole::Manager, PeerRole::Worker]),
+            ))
+            .add_service(InterceptedService::new(
+                ControlService::with_roster(
+                    Control::new(store.clone()),
+                    authority::arc_roster(store.clone()),
+                ),
+                RequireRole::new("control", &[PeerRole::Manager, PeerRole::Client]),
+            ))
+            .add_service(MembershipService::server(Authority::new(
+                store.clone(),
+                self.cert_validity,
+            ))))
+    }
+}
+
+/// Serves `services` on `listener` until `stop`. Each `reload` starts a
+/// server with the current certificate; the previous one stops accepting
+/// and ends with its last connection. On `stop`, servers get 2 s to
+/// finish.
+async fn serve(
+    listener: Arc<tokio::net::TcpListener>,
+    services: Services,
+    mut reload: watch::Receiver<()>,
+    stop: CancellationToken,
+) {
+    let mut servers = tokio::task::JoinSet::new();
+    let mut running = Vec::new();
+    loop {
+        let router = match services.router() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "the manager cannot serve");
+                break;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot renew the node certificate; retrying"),
+        };
+        let listener = listener.clone();
+        // Accepted streams, with Nagle off: the builder's setting does not
+        // reach a custom incoming.
+        let incoming = futures::stream::unfold(listener, |l| async move {
+            let accepted = l.accept().await.map(|(s, _)| {
+                let _ = s.set_nodelay(true);
+                s
+            });
+            Some((accepted, l))
+        });
+        let this = stop.child_token();
+        running.push(this.clone());
+        let done = this.clone();
+        servers.spawn(async move {
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(incoming, done.cancelled())
+                .await
+            {
+                tracing::error!(error = %e, "the manager's server stopped");
+            }
+        });
+        tokio::select! {
+            () = stop.cancelled() => break,
+            changed = reload.changed() => {
+                this.cancel();
+                if changed.is_err() {
+                    break;
+                }
+                tracing::info!("serving with the renewed certificate");
+            }
         }
     }
+    for server in running {
+        server.cancel();
+    }
+    if tokio::time::timeout(Duration::from_secs(2), async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        servers.abort_all();
+    }
+}
+
+/// Whether a certificate has a third or less of its validity left (or
+/// cannot be read).
+fn due(creds: &Credentials) -> bool {
+    let Ok(who) = creds.identity() else {
+        return true;
+    };
+    let issued = who.not_before + swarm_api::ca::CLOCK_SLACK;
+    let total = who.not_after.duration_since(issued).unwrap_or_default();
+    let left = who
+        .not_after
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    left <= total / 3
+}
+
+/// What the renewal loop refreshes besides the node's own credentials.
+struct Renewal {
+    config: NodeConfig,
+    creds: SharedCreds,
+    /// The worker sessions: new channels with the new certificate.
+    sessions: Arc<FailoverDispatcher>,
+    /// A manager: its store (for the client certificate) and the signal
+    /// that makes its server take up the new certificate.
+    manager: Option<(RaftStore, watch::Sender<()>)>,
+}
+
+impl Renewal {
+    /// Renews the node's certificate when a third of its validity
+    /// remains, and a manager's client certificate likewise.
+    async fn run(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.config.renew_check) => {}
+            }
+            if let Some((store, _)) = &self.manager
+                && let Err(e) = ensure_client_certs(&self.config, store).await
+            {
+                tracing::warn!(error = %e, "cannot renew the client certificate");
+            }
+            let current = self
+                .creds
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let Some(current) = current.filter(due) else {
+                continue;
+            };
+            if let Err(e) = self.renew(&current).await {
+                tracing::warn!(error = %e, "cannot renew the node certificate; retrying");
+            }
+        }
+    }
+
+    async fn renew(&self, current: &Credentials) -> Result<(), Error> {
+        let Some(mut state) = NodeState::load(&self.config.data_dir)? else {
+            return Ok(());
+        };
+        let (admitted, fresh) = renew(&state.managers, current).await?;
+        if admitted.role != state.role {
+            // The role is changing: the node takes it up with its own
+            // certificate (see `Node::take_role`).
+            return Ok(());
+        }
+        save_creds(&self.config, &fresh)?;
+        *self
+            .creds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh.clone());
+        self.sessions.set_credentials(fresh)?;
+        if let Some((_, reload)) = &self.manager {
+            reload.send_replace(());
+        }
+        if !admitted.managers.is_empty() {
+            state.managers = admitted.managers;
+            state.save(&self.config.data_dir)?;
+        }
+        tracing::info!("renewed the node certificate");
+        Ok(())
+    }
+}
+
+/// Writes a client certificate for `swarmctl` into the manager's data
+/// directory, unless a valid one is there; waits for the store to hold
+/// the CA (a new manager catching up).
+async fn ensure_client_certs(config: &NodeConfig, store: &RaftStore) -> Result<(), Error> {
+    let dir = config.client_certs_dir();
+    if Credentials::load(&dir).is_ok_and(|c| !due(&c)) {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let ca = loop {
+        match bootstrap::load(store).await {
+            Ok(ca) => break ca,
+            Err(e) if tokio::time::Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let key = NodeKey::generate()?;
+    let cert = ca
+        .ca
+        .issue_client(&key.csr_pem()?, "swarmctl", config.cert_validity)?;
+    let client = Credentials::new(ca.ca.cert_pem(), cert, key.key_pem())?;
+    client.save(&dir).map_err(|e| {
+        Error::Io(format!(
+            "cannot write the client certificate into {}: {e}",
+            dir.display()
+        ))
+    })
 }
 
 async fn renew(

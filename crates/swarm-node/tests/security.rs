@@ -31,6 +31,23 @@ impl Drop for Manager {
 
 /// One manager on loopback, running in this process.
 async fn manager() -> Manager {
+    manager_with(|_| {}).await
+}
+
+/// Settings for short-lived certificates: valid for `validity`, checked
+/// every 100 ms.
+fn short_lived(config: &mut NodeConfig, validity: Duration) {
+    config.cert_validity = validity;
+    config.renew_check = Duration::from_millis(100);
+    config.heartbeat_period = Duration::from_millis(200);
+}
+
+fn runtime(dir: &std::path::Path) -> ProcessRuntime {
+    ProcessRuntime::new(ProcessRuntimeConfig::default().with_state_dir(dir)).unwrap()
+}
+
+/// A manager whose settings `tune` adjusts.
+async fn manager_with(tune: impl FnOnce(&mut NodeConfig)) -> Manager {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -40,13 +57,10 @@ async fn manager() -> Manager {
     let mut config = NodeConfig::new(dir.path().join("m"));
     config.listen_addr = format!("127.0.0.1:{port}").parse().unwrap();
     config.hostname = Some("m".into());
+    tune(&mut config);
     let node = Node::init(config).await.unwrap();
-    let runtime = ProcessRuntime::new(
-        ProcessRuntimeConfig::default().with_state_dir(dir.path().join("tasks")),
-    )
-    .unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(node.run(runtime, stop.clone()));
+    tokio::spawn(node.run(runtime(&dir.path().join("tasks")), stop.clone()));
     let m = Manager {
         addr: format!("127.0.0.1:{port}"),
         dir,
@@ -128,7 +142,11 @@ async fn the_control_api_wants_a_manager_or_client_certificate_of_this_cluster()
     let other = RootCa::generate().unwrap();
     let key = NodeKey::generate().unwrap();
     let cert = other
-        .issue_client(&key.csr_pem().unwrap(), "intruder", Duration::from_secs(3600))
+        .issue_client(
+            &key.csr_pem().unwrap(),
+            "intruder",
+            Duration::from_secs(3600),
+        )
         .unwrap();
     let forged = Credentials::new(admin.ca_pem(), cert, key.key_pem()).unwrap();
     let r = m.control(&forged).nodes().await;
@@ -137,13 +155,27 @@ async fn the_control_api_wants_a_manager_or_client_certificate_of_this_cluster()
         "another CA's certificate must not get through: {r:?}"
     );
 
-    // A worker's certificate.
-    let worker = m.join(&m.token(NodeRole::Worker, false).await).await.unwrap();
+    // A worker's certificate: not the control API, not raft.
+    let worker = m
+        .join(&m.token(NodeRole::Worker, false).await)
+        .await
+        .unwrap();
     let why = refused(m.control(&worker).nodes().await);
     assert!(why.contains("worker") && why.contains("control"), "{why}");
+    let mut raft = swarm_raft::wire::proto::raft_client::RaftClient::new(
+        worker.endpoint(&m.addr).unwrap().connect_lazy(),
+    );
+    let status = raft
+        .vote(swarm_raft::wire::proto::Payload::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
 
     // A manager's certificate works.
-    let manager = m.join(&m.token(NodeRole::Manager, false).await).await.unwrap();
+    let manager = m
+        .join(&m.token(NodeRole::Manager, false).await)
+        .await
+        .unwrap();
     assert!(m.control(&manager).nodes().await.is_ok());
 }
 
@@ -243,4 +275,45 @@ async fn a_secret_reaches_only_the_node_that_runs_a_task_using_it() {
     // Nor does the control API give its data back.
     let listed = admin.secrets().await.unwrap();
     assert!(listed.iter().all(|s| s.spec.data.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_renew_before_they_expire() {
+    let validity = Duration::from_secs(3);
+    let m = manager_with(|c| short_lived(c, validity)).await;
+    let token = m.token(NodeRole::Worker, false).await;
+    let mut config = NodeConfig::new(m.dir.path().join("w"));
+    config.hostname = Some("w".into());
+    short_lived(&mut config, validity);
+    let worker = Node::join(config, &m.addr, &token).await.unwrap();
+    let worker_id = worker.id().clone();
+    tokio::spawn(worker.run(runtime(&m.dir.path().join("w-tasks")), m.stop.child_token()));
+
+    let cert_of = |node: &str| {
+        Credentials::load(&m.dir.path().join(node).join("certificates"))
+            .unwrap()
+            .identity()
+            .unwrap()
+    };
+    let first = (cert_of("m"), cert_of("w"));
+    // Three times the validity: every certificate has been replaced.
+    tokio::time::sleep(validity * 3).await;
+    let now = std::time::SystemTime::now();
+    for (old, node) in [(&first.0, "m"), (&first.1, "w")] {
+        let new = cert_of(node);
+        assert!(new.not_after > now, "{node}'s certificate is current");
+        assert!(
+            new.not_after > old.not_after,
+            "{node}'s certificate was renewed"
+        );
+        assert_eq!(new.node_id, old.node_id, "{node} kept its identity");
+    }
+    // The manager serves with its renewed certificate (a new connection
+    // verifies it), the client certificate was renewed too, and the
+    // worker's session went on.
+    let admin = m.admin().unwrap();
+    assert!(admin.identity().unwrap().not_after > now);
+    let nodes = m.control(&admin).nodes().await.unwrap();
+    let w = nodes.iter().find(|n| n.meta.id == worker_id).unwrap();
+    assert_eq!(w.status.state, swarm_core::model::NodeState::Ready);
 }

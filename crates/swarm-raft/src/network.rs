@@ -87,6 +87,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             channel: self.connector.channel(&node.addr),
+            connector: self.connector.clone(),
+            addr: node.addr.clone(),
+            stale: false,
             contacts: self.contacts.clone(),
         }
     }
@@ -96,6 +99,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub(crate) struct Peer {
     target: NodeId,
     channel: Result<Channel, String>,
+    /// Makes a new channel after a failure: the connector may hold newer
+    /// credentials (a renewed certificate) than the channel was made with.
+    connector: Arc<dyn Connector>,
+    addr: String,
+    stale: bool,
     contacts: Arc<Contacts>,
 }
 
@@ -113,6 +121,9 @@ impl Peer {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        if std::mem::take(&mut self.stale) {
+            self.channel = self.connector.channel(&self.addr);
+        }
         let channel = self
             .channel
             .clone()
@@ -127,6 +138,7 @@ impl Peer {
         };
         let reply = reply.map_err(|status| {
             let e = std::io::Error::other(status.to_string());
+            self.stale = true;
             if status.code() == tonic::Code::Unavailable {
                 RPCError::Unreachable(Unreachable::new(&e))
             } else {
