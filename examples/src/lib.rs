@@ -1,5 +1,6 @@
 #![doc = include_str!("../../README.md")]
 
+pub mod daemons;
 pub mod table;
 
 use std::path::PathBuf;

@@ -1,239 +1,22 @@
 //! End to end with real `swarmd` processes on loopback: 3 managers and 2
 //! workers on the process runtime, driven by `swarmctl` as a user would.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 
-use serde_json::Value;
+use swarm_examples::daemons::Daemons;
 
 const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
 const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
 
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The daemons of one test, killed when it ends.
-struct Daemons {
-    dir: tempfile::TempDir,
-    procs: HashMap<String, Child>,
-    addrs: HashMap<String, String>,
-}
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for c in self.procs.values_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Tasks of killed daemons outlive them, as containers outlive a
-        // crashed dockerd: stop those of this test.
-        let _ = Command::new("pkill").args(["-f", &self.marker()]).status();
-    }
-}
-
-impl Daemons {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            procs: HashMap::new(),
-            addrs: HashMap::new(),
-        }
-    }
-
-    /// The argument of every task's `sleep`: long, and unique to this
-    /// test process, so that its tasks can be found and stopped.
-    fn marker(&self) -> String {
-        (900_000 + std::process::id() % 100_000).to_string()
-    }
-
-    fn data(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn spawn(&mut self, name: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        let mut cmd = Command::new(SWARMD);
-        cmd.args(args)
-            .arg("--data-dir")
-            .arg(self.data(name))
-            .args(["--hostname", name, "--heartbeat-period", "250ms"])
-            .stdout(Stdio::null())
-            .stderr(log);
-        if let Some(addr) = self.addrs.get(name) {
-            cmd.args(["--listen-addr", addr]);
-        }
-        let child = cmd.spawn().unwrap();
-        self.procs.insert(name.into(), child);
-    }
-
-    fn init(&mut self, name: &str) {
-        self.addrs
-            .insert(name.into(), format!("127.0.0.1:{}", free_port()));
-        self.spawn(name, &["init"]);
-    }
-
-    /// Joins `name`; every node gets a listen address, so that a worker
-    /// can be promoted.
-    fn join(&mut self, name: &str, token: &str, via: &str) {
-        self.addrs
-            .insert(name.into(), format!("127.0.0.1:{}", free_port()));
-        let via = self.addrs[via].clone();
-        self.spawn(name, &["join", "--token", token, &via]);
-    }
-
-    fn restart(&mut self, name: &str) {
-        self.spawn(name, &[]);
-    }
-
-    fn kill9(&mut self, name: &str) {
-        let mut c = self.procs.remove(name).unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-
-    /// Runs swarmctl against manager `via` with the client certificate of
-    /// manager `certs`.
-    fn ctl_at(&self, via: &str, args: &[&str]) -> Output {
-        Command::new(SWARMCTL)
-            .args(["-H", &self.addrs[via]])
-            .arg("--tls-dir")
-            .arg(self.data("m1").join("client"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ctl_ok(&self, via: &str, args: &[&str]) -> String {
-        let out = self.ctl_at(via, args);
-        assert!(
-            out.status.success(),
-            "swarmctl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, via: &str, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ctl_ok(via, args)).unwrap()
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "log") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                out.push_str(&format!("--- {}\n", p.display()));
-                for l in tail.into_iter().rev() {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-            }
-        }
-        out
-    }
-
-    /// Waits for `cond` on the output of `node ls --format json` /
-    /// `service ps` through manager `via`.
-    fn wait(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if cond() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("timed out waiting for {what}\n{}", self.logs());
-    }
-
-    /// Hostname → (state, role-as-manager-status) from `node ls`.
-    fn nodes(&self, via: &str) -> BTreeMap<String, (String, String)> {
-        let out = self.ctl_at(via, &["node", "ls", "--format", "json"]);
-        if !out.status.success() {
-            return BTreeMap::new();
-        }
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let managers = v["managers"].as_array().cloned().unwrap_or_default();
-        v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| {
-                let id = n["meta"]["id"].as_str().unwrap();
-                let m = managers.iter().find(|m| m["node_id"] == id);
-                let status = match m {
-                    Some(m) if m["leader"] == true => "leader",
-                    Some(_) => "manager",
-                    None => "worker",
-                };
-                (
-                    n["description"]["hostname"].as_str().unwrap().to_owned(),
-                    (
-                        n["status"]["state"].as_str().unwrap().to_owned(),
-                        status.to_owned(),
-                    ),
-                )
-            })
-            .collect()
-    }
-
-    /// Running tasks of `service`: task id → hostname.
-    fn running(&self, via: &str, service: &str) -> BTreeMap<String, String> {
-        let out = self.ctl_at(via, &["service", "ps", service, "--format", "json"]);
-        if !out.status.success() {
-            return BTreeMap::new();
-        }
-        let nodes: HashMap<String, String> = {
-            let v = self.json(via, &["node", "ls", "--format", "json"]);
-            v["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| {
-                    (
-                        n["meta"]["id"].as_str().unwrap().to_owned(),
-                        n["description"]["hostname"].as_str().unwrap().to_owned(),
-                    )
-                })
-                .collect()
-        };
-        let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
-        tasks
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["desired_state"] == "running" && t["status"]["state"] == "running")
-            .map(|t| {
-                let node = t["node_id"].as_str().unwrap_or_default();
-                (
-                    t["meta"]["id"].as_str().unwrap().to_owned(),
-                    nodes.get(node).cloned().unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-}
-
-fn leader_of(d: &Daemons, via: &str) -> Option<String> {
-    d.nodes(via)
-        .into_iter()
-        .find(|(_, (_, role))| role == "leader")
-        .map(|(h, _)| h)
-}
-
 #[test]
 fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
-    let mut d = Daemons::new();
+    let mut d = Daemons::new(
+        Path::new(SWARMD),
+        Path::new(SWARMCTL),
+        &["--heartbeat-period", "250ms"],
+    );
     d.init("m1");
     let client = d.data("m1").join("client").join("key.pem");
     d.wait("the first manager", Duration::from_secs(30), || {
@@ -363,7 +146,7 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
     d.ctl_ok("m1", &["node", "update", "--availability", "active", "w2"]);
 
     // kill -9 the leader: the others take commands, and tasks keep running.
-    let leader = leader_of(&d, "m1").unwrap();
+    let leader = d.leader("m1").unwrap();
     let other = ["m1", "m2", "m3"]
         .into_iter()
         .find(|m| *m != leader)
@@ -375,7 +158,7 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
         .collect();
     d.kill9(&leader);
     d.wait("a new leader", Duration::from_secs(30), || {
-        leader_of(&d, other).is_some_and(|l| l != leader)
+        d.leader(other).is_some_and(|l| l != leader)
     });
     let out = d.ctl_ok(
         other,

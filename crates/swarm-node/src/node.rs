@@ -467,8 +467,13 @@ impl Node {
                 .heartbeat_period(self.config.heartbeat_period)
                 .heartbeat_misses(self.config.heartbeat_misses),
         ));
+        // Leading counts once this member's state holds everything
+        // committed: a restarted member may lead before it has applied
+        // its log again, and must not serve an empty state meanwhile.
+        let leading = caught_up_leadership(&store, stop.clone());
         let services = Services {
             store: store.clone(),
+            leading: leading.clone(),
             local: local.clone(),
             cert_validity: self.config.cert_validity,
             creds: self.creds.clone(),
@@ -478,19 +483,15 @@ impl Node {
         let scheduler = SwarmScheduler::new(SchedulerConfig::default())
             .map_err(|e| Error::Config(e.to_string()))?;
         let loops_store = store.clone();
-        background.spawn(run_while_leading(
-            store.leadership(),
-            stop.clone(),
-            move |t| {
-                Manager::new(
-                    loops_store.clone(),
-                    scheduler.clone(),
-                    ManagerConfig::default(),
-                )
-                .with_dispatcher(local.clone())
-                .run(t)
-            },
-        ));
+        background.spawn(run_while_leading(leading, stop.clone(), move |t| {
+            Manager::new(
+                loops_store.clone(),
+                scheduler.clone(),
+                ManagerConfig::default(),
+            )
+            .with_dispatcher(local.clone())
+            .run(t)
+        }));
         if !self.state.raft_member {
             self.join_raft(stop).await?;
         }
@@ -587,9 +588,45 @@ impl Node {
     }
 }
 
+/// True while `store` leads and its state holds every committed write
+/// (checked with a linearizable read at the start of each term).
+fn caught_up_leadership(store: &RaftStore, stop: CancellationToken) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    let mut leadership = store.leadership();
+    let store = store.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                r = leadership.wait_for(|l| *l) => if r.is_err() { return },
+            }
+            // Until the read succeeds, or the term ends.
+            while *leadership.borrow() && !stop.is_cancelled() {
+                match store.state_linearizable().await {
+                    Ok(_) => {
+                        tx.send_replace(true);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "leading, not caught up yet");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                r = leadership.wait_for(|l| !*l) => if r.is_err() { return },
+            }
+            tx.send_replace(false);
+        }
+    });
+    rx
+}
+
 /// What a manager serves, on one port over mutual TLS.
 struct Services {
     store: RaftStore,
+    leading: watch::Receiver<bool>,
     local: Arc<LocalDispatcher<RaftStore>>,
     cert_validity: Duration,
     creds: SharedCreds,
@@ -614,7 +651,7 @@ impl Services {
             ))
             .add_service(InterceptedService::new(
                 DispatcherService::server(
-                    LeaderDispatcher::new(self.local.clone(), store.leadership())
+                    LeaderDispatcher::new(self.local.clone(), self.leading.clone())
                         .with_roster(authority::arc_roster(store.clone())),
                 ),
                 RequireRole::new("dispatcher", &[PeerRole::Manager, PeerRole::Worker]),

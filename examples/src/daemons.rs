@@ -1,0 +1,280 @@
+//! `swarmd` processes on loopback, for tests and benchmarks: each gets a
+//! data directory in one temporary directory, a log file beside it and
+//! (if it may manage) a loopback address; `swarmctl` drives them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A free loopback port (bound, then released).
+#[must_use]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The daemons of one test or benchmark, killed when it ends.
+pub struct Daemons {
+    dir: tempfile::TempDir,
+    procs: HashMap<String, Child>,
+    addrs: HashMap<String, String>,
+    swarmd: PathBuf,
+    swarmctl: PathBuf,
+    args: Vec<String>,
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for c in self.procs.values_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Tasks of killed daemons outlive them, as containers outlive a
+        // crashed dockerd: stop those of this test.
+        let _ = Command::new("pkill").args(["-f", &self.marker()]).status();
+        if std::env::var_os("SWARM_KEEP_LOGS").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a temp dir"));
+            eprintln!("logs kept in {}", kept.keep().display());
+        }
+    }
+}
+
+impl Daemons {
+    /// Daemons of the `swarmd` binary, driven by the `swarmctl` binary;
+    /// each daemon gets `args` too (e.g. a heartbeat period).
+    #[must_use]
+    pub fn new(swarmd: &Path, swarmctl: &Path, args: &[&str]) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            procs: HashMap::new(),
+            addrs: HashMap::new(),
+            swarmd: swarmd.into(),
+            swarmctl: swarmctl.into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    /// The argument of every task's `sleep`: long, and unique to this
+    /// test process, so that its tasks can be found and stopped.
+    #[must_use]
+    pub fn marker(&self) -> String {
+        (900_000 + std::process::id() % 100_000).to_string()
+    }
+
+    /// The data directory of `name`.
+    #[must_use]
+    pub fn data(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn spawn(&mut self, name: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        let mut cmd = Command::new(&self.swarmd);
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(self.data(name))
+            .args(["--hostname", name])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(addr) = self.addrs.get(name) {
+            cmd.args(["--listen-addr", addr]);
+        }
+        let child = cmd.spawn().unwrap();
+        self.procs.insert(name.into(), child);
+    }
+
+    /// `swarmd init` as `name`.
+    pub fn init(&mut self, name: &str) {
+        self.addrs
+            .insert(name.into(), format!("127.0.0.1:{}", free_port()));
+        self.spawn(name, &["init"]);
+    }
+
+    /// Joins `name`; every node gets a listen address, so that a worker
+    /// can be promoted.
+    pub fn join(&mut self, name: &str, token: &str, via: &str) {
+        self.addrs
+            .insert(name.into(), format!("127.0.0.1:{}", free_port()));
+        let via = self.addrs[via].clone();
+        self.spawn(name, &["join", "--token", token, &via]);
+    }
+
+    /// Starts `name` again from its data directory.
+    pub fn restart(&mut self, name: &str) {
+        self.spawn(name, &[]);
+    }
+
+    /// `kill -9` of `name`.
+    pub fn kill9(&mut self, name: &str) {
+        let mut c = self.procs.remove(name).unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// Runs swarmctl against manager `via`, with the client certificate of
+    /// the first manager, `m1`.
+    #[must_use]
+    pub fn ctl_at(&self, via: &str, args: &[&str]) -> Output {
+        Command::new(&self.swarmctl)
+            .args(["-H", &self.addrs[via]])
+            .arg("--tls-dir")
+            .arg(self.data("m1").join("client"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// [`Daemons::ctl_at`], which must succeed; its output.
+    pub fn ctl_ok(&self, via: &str, args: &[&str]) -> String {
+        let out = self.ctl_at(via, args);
+        assert!(
+            out.status.success(),
+            "swarmctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// [`Daemons::ctl_ok`] of a command with JSON output, parsed.
+    pub fn json(&self, via: &str, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ctl_ok(via, args)).unwrap()
+    }
+
+    /// The last lines of every daemon's log.
+    #[must_use]
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                out.push_str(&format!("--- {}\n", p.display()));
+                for l in tail.into_iter().rev() {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits up to `limit` for `cond`; panics with the daemons' logs if
+    /// it never holds.
+    pub fn wait(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("timed out waiting for {what}\n{}", self.logs());
+    }
+
+    /// Hostname → (state, `leader` | `manager` | `worker`) from `node ls`
+    /// through manager `via` (empty if it does not answer).
+    #[must_use]
+    pub fn nodes(&self, via: &str) -> BTreeMap<String, (String, String)> {
+        let out = self.ctl_at(via, &["node", "ls", "--format", "json"]);
+        if !out.status.success() {
+            return BTreeMap::new();
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let managers = v["managers"].as_array().cloned().unwrap_or_default();
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                let id = n["meta"]["id"].as_str().unwrap();
+                let m = managers.iter().find(|m| m["node_id"] == id);
+                let status = match m {
+                    Some(m) if m["leader"] == true => "leader",
+                    Some(_) => "manager",
+                    None => "worker",
+                };
+                (
+                    n["description"]["hostname"].as_str().unwrap().to_owned(),
+                    (
+                        n["status"]["state"].as_str().unwrap().to_owned(),
+                        status.to_owned(),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Running tasks of `service` through manager `via`: task id →
+    /// hostname.
+    #[must_use]
+    pub fn running(&self, via: &str, service: &str) -> BTreeMap<String, String> {
+        let out = self.ctl_at(via, &["service", "ps", service, "--format", "json"]);
+        if !out.status.success() {
+            return BTreeMap::new();
+        }
+        let nodes: HashMap<String, String> = {
+            let v = self.json(via, &["node", "ls", "--format", "json"]);
+            v["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    (
+                        n["meta"]["id"].as_str().unwrap().to_owned(),
+                        n["description"]["hostname"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["desired_state"] == "running" && t["status"]["state"] == "running")
+            .map(|t| {
+                let node = t["node_id"].as_str().unwrap_or_default();
+                (
+                    t["meta"]["id"].as_str().unwrap().to_owned(),
+                    nodes.get(node).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The leader's hostname, as manager `via` sees it.
+    #[must_use]
+    pub fn leader(&self, via: &str) -> Option<String> {
+        self.nodes(via)
+            .into_iter()
+            .find(|(_, (_, role))| role == "leader")
+            .map(|(h, _)| h)
+    }
+
+    /// The address of manager `name`.
+    #[must_use]
+    pub fn addr(&self, name: &str) -> &str {
+        &self.addrs[name]
+    }
+
+    /// A control API client of manager `via`, with `m1`'s client
+    /// certificate.
+    pub fn control(&self, via: &str) -> anyhow::Result<swarm_api::RemoteControl> {
+        let creds = swarm_api::tls::Credentials::load(&self.data("m1").join("client"))?;
+        let endpoint = creds
+            .endpoint(&self.addrs[via])
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(swarm_api::RemoteControl::with_channel(
+            endpoint.connect_lazy(),
+        ))
+    }
+}
