@@ -79,6 +79,48 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
         assert!(ps.contains(col), "{ps}");
     }
 
+    // Logs of every task, asked of a manager that may not lead.
+    let talk = format!("echo talking on $(cat /proc/sys/kernel/hostname); exec sleep {marker}");
+    d.ctl_ok(
+        "m1",
+        &[
+            "service",
+            "create",
+            "--name",
+            "talk",
+            "--replicas",
+            "2",
+            "sh",
+            "-c",
+            &talk,
+        ],
+    );
+    d.wait("the logs of both tasks", Duration::from_secs(20), || {
+        let logs = d.ctl_ok("m2", &["service", "logs", "talk"]);
+        ["talk.1@", "talk.2@"].iter().all(|t| logs.contains(t))
+            && logs.matches("| talking on").count() == 2
+    });
+    // Following: the lines come, and the stream stays open until the
+    // client leaves.
+    let mut follow = std::process::Command::new(SWARMCTL)
+        .args(["-H", d.addr("m1"), "--tls-dir"])
+        .arg(d.data("m1").join("client"))
+        .args(["service", "logs", "-f", "talk"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(follow.try_wait().unwrap().is_none(), "-f keeps streaming");
+    follow.kill().unwrap();
+    let out = follow.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("| talking on")
+            .count(),
+        2
+    );
+    d.ctl_ok("m1", &["service", "rm", "talk"]);
+
     // scale, then a label and a constraint.
     let out = d.ctl_ok("m1", &["service", "scale", "web=7"]);
     assert!(out.contains("7/7 running"), "{out}");

@@ -214,7 +214,10 @@ impl Hosts {
             .flatten()
             .map(|n| {
                 (
-                    n["description"]["hostname"].as_str().unwrap_or("").to_owned(),
+                    n["description"]["hostname"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
                     n["status"]["state"].as_str().unwrap_or("").to_owned(),
                     leader.as_ref() == Some(&n["meta"]["id"]),
                 )
@@ -283,7 +286,19 @@ fn a_manager_cut_off_the_network_rejoins_and_agrees() {
         n.len() == 4 && n.iter().all(|(_, s, _)| s == "ready")
     });
     let out = h
-        .ctl("m1", &["service", "create", "--name", "web", "--replicas", "4", "sleep", "100000"])
+        .ctl(
+            "m1",
+            &[
+                "service",
+                "create",
+                "--name",
+                "web",
+                "--replicas",
+                "4",
+                "sleep",
+                "100000",
+            ],
+        )
         .unwrap();
     assert!(out.contains("4/4 running"), "{out}");
 
@@ -302,24 +317,58 @@ fn a_manager_cut_off_the_network_rejoins_and_agrees() {
     docker(&["network", "disconnect", &h.net, &h.container(&leader)]).unwrap();
 
     // The majority elects a leader and takes writes.
-    h.wait("a new leader among the others", Duration::from_secs(30), || {
-        h.nodes(&others[0])
-            .iter()
-            .any(|(n, _, l)| *l && *n != leader)
-    });
+    h.wait(
+        "a new leader among the others",
+        Duration::from_secs(30),
+        || {
+            h.nodes(&others[0])
+                .iter()
+                .any(|(n, _, l)| *l && *n != leader)
+        },
+    );
     let out = h
-        .ctl(&others[0], &["service", "create", "--name", "during", "--replicas", "2", "sleep", "100000"])
+        .ctl(
+            &others[0],
+            &[
+                "service",
+                "create",
+                "--name",
+                "during",
+                "--replicas",
+                "2",
+                "sleep",
+                "100000",
+            ],
+        )
         .unwrap();
     assert!(out.contains("2/2 running"), "{out}");
-    h.wait("web back at 4 without the cut-off host", Duration::from_secs(30), || {
-        h.running(&others[0], "web") == 4
-    });
+    h.wait(
+        "web back at 4 without the cut-off host",
+        Duration::from_secs(30),
+        || h.running(&others[0], "web") == 4,
+    );
     // The cut-off manager cannot write: it says so.
-    let refused = h.ctl(&leader, &["service", "create", "--detach", "--name", "alone", "sleep", "1"]);
-    assert!(refused.is_err(), "a manager without quorum accepted a write");
+    let refused = h.ctl(
+        &leader,
+        &[
+            "service", "create", "--detach", "--name", "alone", "sleep", "1",
+        ],
+    );
+    assert!(
+        refused.is_err(),
+        "a manager without quorum accepted a write"
+    );
 
     // Reconnect: it catches up and agrees with the others.
-    docker(&["network", "connect", "--alias", &leader, &h.net, &h.container(&leader)]).unwrap();
+    docker(&[
+        "network",
+        "connect",
+        "--alias",
+        &leader,
+        &h.net,
+        &h.container(&leader),
+    ])
+    .unwrap();
     h.wait("every manager to agree", Duration::from_secs(60), || {
         let views: Vec<_> = ["m1", "m2", "m3"].iter().map(|m| h.view(m)).collect();
         views.iter().all(Result::is_ok)
@@ -330,10 +379,14 @@ fn a_manager_cut_off_the_network_rejoins_and_agrees() {
     });
     let view = h.view(&others[0]).unwrap();
     assert!(view.iter().all(|(s, _, _)| s != "alone"), "{view:?}");
-    h.wait("all four nodes ready again", Duration::from_secs(60), || {
-        let n = h.nodes(&others[0]);
-        n.len() == 4 && n.iter().all(|(_, s, _)| s == "ready")
-    });
+    h.wait(
+        "all four nodes ready again",
+        Duration::from_secs(60),
+        || {
+            let n = h.nodes(&others[0]);
+            n.len() == 4 && n.iter().all(|(_, s, _)| s == "ready")
+        },
+    );
     assert_eq!(h.running(&others[0], "web"), 4);
     assert_eq!(h.running(&others[0], "during"), 2);
 }

@@ -39,6 +39,7 @@ pub mod bootstrap;
 pub mod ca;
 mod control;
 mod dispatcher;
+pub mod logs;
 pub mod membership;
 pub mod tls;
 pub mod wire;

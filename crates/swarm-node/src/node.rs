@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use swarm_api::ca::{JoinToken, NodeKey, PeerRole};
+use swarm_api::logs::{LogChunk, LogRequest, LogsService, RemoteLogs};
 use swarm_api::membership::{Admitted, JoinRequest, MembershipService, RemoteMembership};
 use swarm_api::tls::{Credentials, RequireRole, anonymous_endpoint, fetch_root_ca};
 use swarm_api::{ControlService, DispatcherService, bootstrap};
@@ -14,7 +15,7 @@ use swarm_core::control::Control;
 use swarm_core::dispatcher::{DispatcherConfig, DispatcherError, LocalDispatcher};
 use swarm_core::manager::{Manager, ManagerConfig, run_while_leading};
 use swarm_core::model::NodeRole;
-use swarm_core::runtime::Runtime;
+use swarm_core::runtime::{LogOptions, Runtime};
 use swarm_raft::{Connector, RaftConfig, RaftStore};
 use swarm_sched::{SchedulerConfig, SwarmScheduler};
 use tokio::sync::watch;
@@ -336,6 +337,12 @@ impl Node {
             }
             .run(stop.clone()),
         );
+        background.spawn(log_agent(
+            runtime.clone(),
+            dispatcher.clone(),
+            self.creds.clone(),
+            stop.clone(),
+        ));
         let agent = Agent::new(
             self.state.node_id.clone(),
             runtime,
@@ -588,6 +595,96 @@ impl Node {
     }
 }
 
+/// Answers the leader's requests for this node's task logs: keeps a
+/// subscription open to whichever manager leads, and publishes each
+/// requested task's lines from the runtime.
+async fn log_agent<R: Runtime>(
+    runtime: Arc<R>,
+    sessions: Arc<FailoverDispatcher>,
+    creds: SharedCreds,
+    stop: CancellationToken,
+) {
+    use futures::StreamExt;
+    while !stop.is_cancelled() {
+        let current = creds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut subscribed = None;
+        for addr in sessions.managers() {
+            let Some(endpoint) = current.as_ref().and_then(|c| c.endpoint(&addr).ok()) else {
+                continue;
+            };
+            let remote = RemoteLogs::with_channel(endpoint.connect_lazy());
+            if let Ok(requests) = remote.subscribe().await {
+                subscribed = Some((remote, requests));
+                break;
+            }
+        }
+        let Some((remote, mut requests)) = subscribed else {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            }
+        };
+        loop {
+            let request = tokio::select! {
+                () = stop.cancelled() => return,
+                r = requests.next() => r,
+            };
+            let Some(request) = request else { break };
+            let runtime = runtime.clone();
+            let remote = remote.clone();
+            let stop = stop.clone();
+            tokio::spawn(answer_logs(runtime, remote, request, stop));
+        }
+    }
+}
+
+/// Publishes one task's logs, as `request` asks.
+async fn answer_logs<R: Runtime>(
+    runtime: Arc<R>,
+    remote: RemoteLogs,
+    request: LogRequest,
+    stop: CancellationToken,
+) {
+    use futures::StreamExt;
+    let id = request.id;
+    let options = LogOptions {
+        follow: request.follow,
+        tail: request.tail,
+    };
+    let rest: futures::stream::BoxStream<'static, LogChunk> =
+        match runtime.logs(&request.task_id, options).await {
+            Ok(lines) => lines
+                .ready_chunks(256)
+                .map(move |lines| LogChunk {
+                    request: id,
+                    lines,
+                    error: None,
+                })
+                .boxed(),
+            Err(e) => futures::stream::iter([LogChunk {
+                request: id,
+                lines: Vec::new(),
+                error: Some(e.to_string()),
+            }])
+            .boxed(),
+        };
+    // A first chunk, even empty, tells the manager the answer has begun
+    // (and ends it, for a task with no lines).
+    let first = LogChunk {
+        request: id,
+        lines: Vec::new(),
+        error: None,
+    };
+    let chunks = futures::stream::iter([first])
+        .chain(rest)
+        .take_until(stop.cancelled_owned())
+        .boxed();
+    let _ = remote.publish(chunks).await;
+}
+
 /// True while `store` leads and its state holds every committed write
 /// (checked with a linearizable read at the start of each term).
 fn caught_up_leadership(store: &RaftStore, stop: CancellationToken) -> watch::Receiver<bool> {
@@ -666,7 +763,12 @@ impl Services {
             .add_service(MembershipService::server(Authority::new(
                 store.clone(),
                 self.cert_validity,
-            ))))
+            )))
+            .add_service(LogsService::server(
+                Control::new(store.clone()),
+                self.leading.clone(),
+                Some(authority::arc_roster(store.clone())),
+            )))
     }
 }
 

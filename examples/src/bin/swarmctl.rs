@@ -156,6 +156,16 @@ enum ServiceCmd {
     },
     /// Remove services.
     Rm { services: Vec<String> },
+    /// A service's logs, from every task.
+    Logs {
+        service: String,
+        /// Keep streaming new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines of each task.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -224,6 +234,8 @@ enum DataCmd {
 
 struct Ctl {
     remote: RemoteControl,
+    creds: Credentials,
+    host: String,
 }
 
 impl Ctl {
@@ -237,6 +249,8 @@ impl Ctl {
         let endpoint = creds.endpoint(&cli.host).map_err(|e| anyhow!(e))?;
         Ok(Self {
             remote: RemoteControl::with_channel(endpoint.connect_lazy()),
+            creds,
+            host: cli.host.clone(),
         })
     }
 
@@ -648,11 +662,58 @@ async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
                 }
             }
         }
+        ServiceCmd::Logs {
+            service,
+            follow,
+            tail,
+        } => logs(ctl, service, follow, tail).await?,
         ServiceCmd::Rm { services } => {
             for s in services {
                 ctl.remote.remove_service(&s).await?;
                 println!("{s}");
             }
+        }
+    }
+    Ok(())
+}
+
+/// Prints a service's logs; a follower names the leader, which is asked
+/// instead.
+async fn logs(ctl: &Ctl, service: String, follow: bool, tail: Option<usize>) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use swarm_api::logs::{LEADER_HEADER, LogItem, RemoteLogs, ServiceLogsRequest};
+    let request = ServiceLogsRequest {
+        service,
+        follow,
+        tail,
+    };
+    let mut host = ctl.host.clone();
+    let mut stream = None;
+    for _ in 0..2 {
+        let channel = ctl.creds.endpoint(&host).map_err(|e| anyhow!(e))?;
+        match RemoteLogs::with_channel(channel.connect_lazy())
+            .service_logs(request.clone())
+            .await
+        {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(status) => match status
+                .metadata()
+                .get(LEADER_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(leader) if leader != host => host = leader.to_owned(),
+                _ => bail!("{}", status.message()),
+            },
+        }
+    }
+    let mut stream = stream.ok_or_else(|| anyhow!("no manager leads: try again"))?;
+    while let Some(item) = stream.next().await {
+        match item {
+            LogItem::Line { task, node, line } => println!("{task}@{node}    | {}", line.line),
+            LogItem::Warning(w) => eprintln!("warning: {w}"),
         }
     }
     Ok(())
