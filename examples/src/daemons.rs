@@ -91,10 +91,28 @@ impl Daemons {
     }
 
     /// `swarmd init` as `name`.
+    /// Waits until the new manager has written its client certificate,
+    /// and keeps a copy as the one [`Daemons::client_dir`] names (the
+    /// manager may leave later).
     pub fn init(&mut self, name: &str) {
         self.addrs
             .insert(name.into(), format!("127.0.0.1:{}", free_port()));
         self.spawn(name, &["init"]);
+        let from = self.data(name).join("client");
+        self.wait("the first manager", Duration::from_secs(30), || {
+            from.join("key.pem").exists()
+        });
+        let to = self.client_dir();
+        std::fs::create_dir_all(&to).expect("a client directory");
+        for f in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::copy(from.join(f), to.join(f)).expect("the client certificate");
+        }
+    }
+
+    /// The client certificate swarmctl uses.
+    #[must_use]
+    pub fn client_dir(&self) -> PathBuf {
+        self.dir.path().join("client")
     }
 
     /// Joins `name`; every node gets a listen address, so that a worker
@@ -111,6 +129,37 @@ impl Daemons {
         self.spawn(name, &[]);
     }
 
+    /// Stops `name` as an operator would (SIGTERM), and waits for it.
+    pub fn stop(&mut self, name: &str) {
+        let mut c = self.procs.remove(name).expect("a running daemon");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if c.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        panic!(
+            "{name} did not stop within 10 s of SIGTERM\n{}",
+            self.logs()
+        );
+    }
+
+    /// Runs `swarmd ARGS --data-dir <name's>` to completion.
+    #[must_use]
+    pub fn run_swarmd(&self, name: &str, args: &[&str]) -> Output {
+        Command::new(&self.swarmd)
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data(name))
+            .output()
+            .expect("swarmd runs")
+    }
+
     /// `kill -9` of `name`.
     pub fn kill9(&mut self, name: &str) {
         let mut c = self.procs.remove(name).unwrap();
@@ -119,13 +168,13 @@ impl Daemons {
     }
 
     /// Runs swarmctl against manager `via`, with the client certificate of
-    /// the first manager, `m1`.
+    /// the first manager.
     #[must_use]
     pub fn ctl_at(&self, via: &str, args: &[&str]) -> Output {
         Command::new(&self.swarmctl)
             .args(["-H", &self.addrs[via]])
             .arg("--tls-dir")
-            .arg(self.data("m1").join("client"))
+            .arg(self.client_dir())
             .args(args)
             .output()
             .unwrap()
@@ -266,10 +315,10 @@ impl Daemons {
         &self.addrs[name]
     }
 
-    /// A control API client of manager `via`, with `m1`'s client
-    /// certificate.
+    /// A control API client of manager `via`, with the first manager's
+    /// client certificate.
     pub fn control(&self, via: &str) -> anyhow::Result<swarm_api::RemoteControl> {
-        let creds = swarm_api::tls::Credentials::load(&self.data("m1").join("client"))?;
+        let creds = swarm_api::tls::Credentials::load(&self.client_dir())?;
         let endpoint = creds
             .endpoint(&self.addrs[via])
             .map_err(|e| anyhow::anyhow!(e))?;

@@ -18,10 +18,6 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
         &["--heartbeat-period", "250ms"],
     );
     d.init("m1");
-    let client = d.data("m1").join("client").join("key.pem");
-    d.wait("the first manager", Duration::from_secs(30), || {
-        client.exists()
-    });
     let worker_token = d.ctl_ok("m1", &["swarm", "join-token", "-q", "worker"]);
     let manager_token = d.ctl_ok("m1", &["swarm", "join-token", "-q", "manager"]);
     let (worker_token, manager_token) = (worker_token.trim(), manager_token.trim());
@@ -104,7 +100,7 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
     // client leaves.
     let mut follow = std::process::Command::new(SWARMCTL)
         .args(["-H", d.addr("m1"), "--tls-dir"])
-        .arg(d.data("m1").join("client"))
+        .arg(d.client_dir())
         .args(["service", "logs", "-f", "talk"])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -250,6 +246,42 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
         w1_id
     );
     assert_eq!(d.nodes(other).len(), 5, "no new node record");
+
+    // The old leader comes back as a follower.
+    d.restart(&leader);
+    d.wait("three reachable managers", Duration::from_secs(30), || {
+        let v = d.json(other, &["node", "ls", "--format", "json"]);
+        v["managers"]
+            .as_array()
+            .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["reachable"] == true))
+    });
+
+    // Leaving: a worker, then a manager that does not lead, each stopped
+    // first. The manager leaves the raft group; both forget the cluster.
+    let managers_before = d.json(other, &["node", "ls", "--format", "json"])["managers"]
+        .as_array()
+        .unwrap()
+        .len();
+    let now_leading = d.leader(other).unwrap();
+    let follower = ["m1", "m2", "m3"]
+        .into_iter()
+        .find(|m| *m != now_leading && *m != other)
+        .unwrap();
+    for name in ["w2", follower] {
+        d.stop(name);
+        let out = d.run_swarmd(name, &["leave"]);
+        assert!(
+            out.status.success(),
+            "{name} left: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!d.data(name).join("node.json").exists());
+    }
+    let managers_after = d.json(other, &["node", "ls", "--format", "json"])["managers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(managers_after, managers_before - 1);
 
     // service rm stops the tasks.
     d.ctl_ok(other, &["service", "rm", "web", "front", "after"]);

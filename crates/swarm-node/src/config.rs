@@ -22,7 +22,8 @@ pub struct NodeConfig {
     /// Where a manager listens (default `0.0.0.0:4242`).
     pub listen_addr: SocketAddr,
     /// The address the other nodes reach this manager at (default: the
-    /// listen address, which must then not be `0.0.0.0`).
+    /// listen address or, when that is `0.0.0.0`, the address of the
+    /// interface of the default route).
     pub advertise_addr: Option<String>,
     /// The name `node ls` shows (default: the machine's hostname).
     pub hostname: Option<String>,
@@ -66,12 +67,19 @@ impl NodeConfig {
             });
         }
         if self.listen_addr.ip().is_unspecified() {
-            return Err(Error::Config(format!(
-                "cannot tell the other nodes where to reach this manager: it listens on {} \
-                 (every interface). Pass --advertise-addr with this host's address, e.g. \
-                 --advertise-addr 192.168.1.10",
-                self.listen_addr
-            )));
+            // As Docker does: the address of the interface of the default
+            // route.
+            return default_route_ip()
+                .map(|ip| SocketAddr::new(ip, self.listen_addr.port()).to_string())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "cannot tell the other nodes where to reach this manager: it listens \
+                         on {} (every interface) and this host has no default route. Pass \
+                         --advertise-addr with this host's address, e.g. --advertise-addr \
+                         192.168.1.10",
+                        self.listen_addr
+                    ))
+                });
         }
         Ok(self.listen_addr.to_string())
     }
@@ -95,6 +103,15 @@ impl NodeConfig {
     pub(crate) fn raft_dir(&self) -> PathBuf {
         self.data_dir.join("raft")
     }
+}
+
+/// The local address of the default route: a UDP socket "connected" to a
+/// public address sends nothing but learns which interface it would use.
+fn default_route_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 fn machine_hostname() -> String {

@@ -174,29 +174,39 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let node = Node::init(config).await?;
             let worker = node.join_token(NodeRole::Worker).await?;
             let manager = node.join_token(NodeRole::Manager).await?;
-            println!(
+            say(&format!(
                 "Swarm initialized: current node ({}) is now a manager.\n\n\
                  To add a worker to this swarm, run the following command:\n\n    \
                  swarmd join --token {worker} {addr}\n\n\
                  To add a manager to this swarm, run the following command:\n\n    \
                  swarmd join --token {manager} {addr}\n",
                 node.id()
-            );
+            ));
             run(node, &args).await
         }
         Some(Command::Join { token, manager }) => {
             let config = args.config()?;
             let node = Node::join(config, &with_port(&manager), &token).await?;
-            println!("This node joined a swarm as a {}.", role_name(node.role()));
+            say(&format!(
+                "This node joined a swarm as a {}.",
+                role_name(node.role())
+            ));
             run(node, &args).await
         }
         Some(Command::Leave) => {
             let node = Node::resume(args.config()?)?;
             node.leave().await?;
-            println!("Node left the swarm.");
+            say("Node left the swarm.");
             Ok(())
         }
     }
+}
+
+/// Prints a line for the user. A daemon must not die because whoever
+/// read its output went away, so write errors are ignored.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 fn role_name(role: NodeRole) -> &'static str {
