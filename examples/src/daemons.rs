@@ -136,14 +136,17 @@ impl Daemons {
             .args(["-TERM", &c.id().to_string()])
             .status();
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if c.try_wait().ok().flatten().is_some() {
-                return;
-            }
+        let mut stopped = false;
+        while !stopped && start.elapsed() < Duration::from_secs(10) {
+            stopped = c.try_wait().ok().flatten().is_some();
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = c.kill();
-        panic!(
+        if !stopped {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+        assert!(
+            stopped,
             "{name} did not stop within 10 s of SIGTERM\n{}",
             self.logs()
         );
