@@ -14,6 +14,14 @@
 //! `Dispatcher` a worker in another process hands its agent. The agent
 //! does not know which one it has.
 //!
+//! It also carries **joining** ([`membership`]: a token and a certificate
+//! request for a certificate; renewal; raft membership) and **task logs**
+//! on demand ([`logs`]). [`ca`] is the cluster's certificate authority and
+//! its join tokens, and [`tls`] the mutual TLS every connection uses: the
+//! example below runs without it for brevity; the node daemon
+//! (swarm-node) always serves with [`tls::Credentials::server_tls`] and
+//! checks each caller's role with [`tls::RequireRole`].
+//!
 //! ```no_run
 //! use swarm_api::{DispatcherService, RemoteDispatcher};
 //! use swarm_core::dispatcher::{DispatcherConfig, LocalDispatcher};
