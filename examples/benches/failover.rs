@@ -95,6 +95,11 @@ fn main() -> anyhow::Result<()> {
         d.kill9(victim);
         let elapsed = rt.block_on(async {
             loop {
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "{victim}'s tasks were not replaced within 60 s\n{}",
+                    d.logs()
+                );
                 if let Ok(tasks) = control.service_tasks(&service).await {
                     let running: Vec<_> = tasks
                         .iter()
@@ -108,12 +113,12 @@ fn main() -> anyhow::Result<()> {
                             .iter()
                             .all(|t| t.node_id.as_deref() != Some(victim_id.as_str()))
                     {
-                        return started.elapsed();
+                        return Ok(started.elapsed());
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-        });
+        })?;
         worker_times.push(elapsed);
         d.restart(victim);
         settle(&d, "m1");
@@ -139,13 +144,18 @@ fn main() -> anyhow::Result<()> {
         let elapsed = rt.block_on(async {
             let mut k = 0usize;
             loop {
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "no manager accepted a write within 60 s of the leader's death\n{}",
+                    d.logs()
+                );
                 let spec = ServiceSpec::replicated(
                     format!("l{round}"),
                     1,
                     vec!["sleep".into(), marker.clone()],
                 );
                 match clients[k % clients.len()].create_service(spec).await {
-                    Ok(_) => return started.elapsed(),
+                    Ok(_) => return Ok(started.elapsed()),
                     Err(e) if std::env::var_os("FAILOVER_TRACE").is_some() => {
                         eprintln!(
                             "{:?} via {}: {e}",
@@ -158,7 +168,7 @@ fn main() -> anyhow::Result<()> {
                 k += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-        });
+        })?;
         leader_times.push(elapsed);
         d.restart(&leader);
         settle(&d, others[0]);

@@ -284,6 +284,28 @@ fn config_without_data(c: &Arc<Config>) -> Arc<Config> {
 #[tonic::async_trait]
 impl<S: Store> control_server::Control for ControlService<S> {
     async fn call(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        // A manager's certificate counts only while the cluster still has
+        // its node as a manager: a demoted node keeps its old certificate
+        // until it expires.
+        if let Some(who) = crate::tls::peer_identity(&req)
+            && who.role == crate::ca::PeerRole::Manager
+        {
+            let state = self
+                .control
+                .store()
+                .state()
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            if !state
+                .node(&who.node_id)
+                .is_some_and(|n| n.spec.role == NodeRole::Manager)
+            {
+                return Err(Status::permission_denied(format!(
+                    "node {} is no longer a manager of this cluster",
+                    who.node_id
+                )));
+            }
+        }
         let request: ControlRequest =
             wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
         let result = self.serve(request).await;
@@ -301,6 +323,19 @@ fn unreachable(e: impl std::fmt::Display) -> ControlError {
     ControlError::Store(StoreError::Unavailable(format!(
         "cannot reach the manager: {e}"
     )))
+}
+
+/// A status with the causes beneath it ("transport error" alone says
+/// little).
+fn error_chain(s: &Status) -> String {
+    let mut text = s.message().to_owned();
+    let mut cause = std::error::Error::source(s);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn unexpected(reply: &ControlReply) -> ControlError {
@@ -350,7 +385,18 @@ impl RemoteControl {
                 tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
                     ControlError::Refused(s.message().to_owned())
                 }
-                _ => unreachable(s.message()),
+                _ => {
+                    let chain = error_chain(&s);
+                    if chain.contains("certificate") || chain.contains("Certificate") {
+                        ControlError::Refused(format!(
+                            "the TLS handshake with the manager failed ({chain}): this client's \
+                             certificate is not from the manager's cluster, or has expired; take a \
+                             current one from a manager's <data-dir>/client"
+                        ))
+                    } else {
+                        unreachable(chain)
+                    }
+                }
             })?;
         let result: Result<ControlReply, ControlError> =
             wire::decode(&reply.into_inner().data).map_err(unreachable)?;

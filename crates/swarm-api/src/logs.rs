@@ -81,11 +81,13 @@ pub enum LogItem {
     Warning(String),
 }
 
-/// The leader's switchboard between clients and nodes.
+/// The leader's switchboard between clients and nodes. Keep one for the
+/// manager's lifetime: subscriptions outlive a server restart.
 #[derive(Debug, Default)]
 pub struct LogBroker {
     nodes: Mutex<HashMap<Id, mpsc::Sender<LogRequest>>>,
-    waiting: Mutex<HashMap<u64, mpsc::Sender<LogChunk>>>,
+    /// Open requests: the node asked, and where its chunks go.
+    waiting: Mutex<HashMap<u64, (Id, mpsc::Sender<LogChunk>)>>,
     next: AtomicU64,
 }
 
@@ -97,21 +99,22 @@ impl LogBroker {
         rx
     }
 
-    /// Asks `node` for `task_id`'s logs; the chunks arrive on the receiver.
+    /// Asks `node` for `task_id`'s logs: the request's id, and where its
+    /// chunks arrive.
     async fn request(
         &self,
         node: &Id,
         task_id: Id,
         follow: bool,
         tail: Option<usize>,
-    ) -> Result<mpsc::Receiver<LogChunk>, String> {
+    ) -> Result<(u64, mpsc::Receiver<LogChunk>), String> {
         let sender = lock(&self.nodes)
             .get(node)
             .cloned()
             .ok_or_else(|| format!("node {node} is not connected"))?;
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(64);
-        lock(&self.waiting).insert(id, tx);
+        lock(&self.waiting).insert(id, (node.clone(), tx));
         let sent = sender
             .send(LogRequest {
                 id,
@@ -125,24 +128,39 @@ impl LogBroker {
             lock(&self.nodes).remove(node);
             return Err(format!("node {node} is not connected"));
         }
-        Ok(rx)
+        Ok((id, rx))
     }
 
-    /// Passes a chunk on; false once nobody waits for it.
-    async fn publish(&self, chunk: LogChunk) -> bool {
-        let Some(tx) = lock(&self.waiting).get(&chunk.request).cloned() else {
-            return false;
-        };
-        let request = chunk.request;
-        if tx.send(chunk).await.is_err() {
-            lock(&self.waiting).remove(&request);
-            return false;
+    /// Where `from`'s chunks for `request` go: only the node asked may
+    /// answer.
+    fn sink(&self, from: &Id, request: u64) -> Result<mpsc::Sender<LogChunk>, Status> {
+        match lock(&self.waiting).get(&request) {
+            Some((node, tx)) if node == from => Ok(tx.clone()),
+            Some(_) => Err(Status::permission_denied(format!(
+                "node {from} was not asked for these logs"
+            ))),
+            None => Err(Status::cancelled("nobody reads these logs any more")),
         }
-        true
     }
 
-    fn done(&self, request: u64) {
-        lock(&self.waiting).remove(&request);
+    fn done(&self, requests: &[u64]) {
+        let mut waiting = lock(&self.waiting);
+        for r in requests {
+            waiting.remove(r);
+        }
+    }
+}
+
+/// Forgets requests when dropped: however a publish or a client's stream
+/// ends, nothing is left waiting.
+struct Forget {
+    broker: Arc<LogBroker>,
+    requests: Vec<u64>,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.broker.done(&self.requests);
     }
 }
 
@@ -160,15 +178,16 @@ pub struct LogsService<S> {
 }
 
 impl<S: Store> LogsService<S> {
-    /// The tonic service: `leading` says when this manager leads; a
-    /// follower names the leader from `roster`.
+    /// The tonic service over `broker`: `leading` says when this manager
+    /// leads; a follower names the leader from `roster`.
     pub fn server(
+        broker: Arc<LogBroker>,
         control: Control<S>,
         leading: watch::Receiver<bool>,
         roster: Option<Arc<dyn ManagerRoster>>,
     ) -> LogsServer<Self> {
         LogsServer::new(Self {
-            broker: Arc::new(LogBroker::default()),
+            broker,
             control,
             leading,
             roster,
@@ -242,19 +261,36 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
     }
 
     async fn publish(&self, req: Request<Streaming<Payload>>) -> Result<Response<Payload>, Status> {
-        node_caller(&req)?;
+        let node = node_caller(&req)?;
         let mut chunks = req.into_inner();
-        let mut request = None;
-        while let Some(p) = chunks.message().await? {
+        let mut forget = Forget {
+            broker: self.broker.clone(),
+            requests: Vec::new(),
+        };
+        let mut sink: Option<mpsc::Sender<LogChunk>> = None;
+        loop {
+            // A client that leaves ends the publishing at once, even
+            // while the task prints nothing.
+            let closed = async {
+                match &sink {
+                    Some(tx) => tx.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let message = tokio::select! {
+                m = chunks.message() => m?,
+                () = closed => return Err(Status::cancelled("nobody reads these logs any more")),
+            };
+            let Some(p) = message else { break };
             let chunk: LogChunk = wire::decode(&p.data).map_err(Status::invalid_argument)?;
-            request = Some(chunk.request);
-            if !self.broker.publish(chunk).await {
-                // The client left: say so, and the node stops.
+            if sink.is_none() {
+                sink = Some(self.broker.sink(&node, chunk.request)?);
+                forget.requests.push(chunk.request);
+            }
+            let tx = sink.as_ref().expect("set above");
+            if tx.send(chunk).await.is_err() {
                 return Err(Status::cancelled("nobody reads these logs any more"));
             }
-        }
-        if let Some(r) = request {
-            self.broker.done(r);
         }
         Ok(Response::new(wire::encode(&())))
     }
@@ -290,6 +326,10 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let mut streams: Vec<futures::stream::BoxStream<'static, LogItem>> = Vec::new();
+        let mut forget = Forget {
+            broker: self.broker.clone(),
+            requests: Vec::new(),
+        };
         for t in tasks {
             let Some(node) = t.node_id.clone() else {
                 continue;
@@ -303,7 +343,8 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
                 .request(&node, t.meta.id.clone(), ask.follow, ask.tail)
                 .await
             {
-                Ok(rx) => streams.push(
+                Ok((id, rx)) => streams.push({
+                    forget.requests.push(id);
                     tokio_stream::wrappers::ReceiverStream::new(rx)
                         .flat_map(move |chunk| {
                             let mut items: Vec<LogItem> = chunk
@@ -320,8 +361,8 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
                             }
                             futures::stream::iter(items)
                         })
-                        .boxed(),
-                ),
+                        .boxed()
+                }),
                 Err(e) => streams.push(
                     futures::stream::once(futures::future::ready(LogItem::Warning(format!(
                         "{name}: {e}: its logs are unavailable"
@@ -330,9 +371,14 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
                 ),
             }
         }
+        // The client's stream holds the guard: when it goes, so do its
+        // requests, and the nodes stop publishing.
         Ok(Response::new(
             futures::stream::select_all(streams)
-                .map(|item| Ok(wire::encode(&item)))
+                .map(move |item| {
+                    let _held = &forget;
+                    Ok(wire::encode(&item))
+                })
                 .boxed(),
         ))
     }
@@ -417,5 +463,34 @@ impl RemoteLogs {
             .take_while(|x| futures::future::ready(x.is_some()))
             .filter_map(futures::future::ready)
             .boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_node_asked_may_answer_and_a_gone_client_forgets_its_requests() {
+        let broker = Arc::new(LogBroker::default());
+        let (a, b): (Id, Id) = ("node-a".into(), "node-b".into());
+        let mut requests = broker.subscribe(&a);
+        let (id, _chunks) = broker.request(&a, "t1".into(), false, None).await.unwrap();
+        assert_eq!(requests.recv().await.unwrap().id, id);
+        // Node b cannot write into node a's answer.
+        let refused = broker.sink(&b, id).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(broker.sink(&a, id).is_ok());
+        // A node that is not subscribed cannot be asked.
+        assert!(broker.request(&b, "t2".into(), false, None).await.is_err());
+        // When the client's stream goes, its requests go with it.
+        drop(Forget {
+            broker: broker.clone(),
+            requests: vec![id],
+        });
+        assert_eq!(
+            broker.sink(&a, id).unwrap_err().code(),
+            tonic::Code::Cancelled
+        );
     }
 }

@@ -229,9 +229,13 @@ impl Interceptor for RequireRole {
                     .join(" and ")
             ))),
             None => Err(Status::unauthenticated(format!(
-                "the {} API needs a client certificate from this cluster's CA \
-                 (swarmctl: --tls-dir, or the SWARM_CERT_PATH variable)",
-                self.service
+                "the {} API needs a client certificate from this cluster's CA{}",
+                self.service,
+                if self.service == "control" {
+                    " (swarmctl: --tls-dir, or the SWARM_CERT_PATH variable)"
+                } else {
+                    ""
+                }
             ))),
         }
     }
@@ -285,7 +289,10 @@ pub async fn fetch_root_ca(addr: &str, digest: &str) -> Result<String, CaError> 
         .take();
     match found {
         Some(Ok(der)) => Ok(pem_of(&der)),
-        Some(Err(())) => Err(CaError::WrongCluster),
+        Some(Err(())) => Err(CaError::Certificate(format!(
+            "the server at {addr} presented no CA certificate matching the token's digest: \
+             check the address and the token (is it this cluster's, and a swarm manager?)"
+        ))),
         None => Err(CaError::Certificate(format!(
             "the manager at {addr} did not present a certificate"
         ))),

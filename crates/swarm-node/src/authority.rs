@@ -137,6 +137,22 @@ impl Membership for Authority {
 
     async fn add_manager(&self, caller: Identity, addr: String) -> Result<(), MembershipError> {
         debug_assert_eq!(caller.role, PeerRole::Manager);
+        // The certificate says manager; the cluster must still say so (a
+        // demoted node keeps its old certificate until it expires).
+        let state = self
+            .store
+            .state()
+            .await
+            .map_err(|e| MembershipError::Unavailable(e.to_string()))?;
+        if !state
+            .node(&caller.node_id)
+            .is_some_and(|n| n.spec.role == NodeRole::Manager)
+        {
+            return Err(MembershipError::Refused(format!(
+                "node {} is not a manager of this cluster: promote it first",
+                caller.node_id
+            )));
+        }
         let id = raft_id(&caller.node_id);
         let status = self.store.status().await.map_err(|e| Self::raft_err(&e))?;
         if status.leader != self.store.id() {

@@ -171,16 +171,25 @@ impl FailoverDispatcher {
     /// Uses `creds` from now on (a renewed certificate): new channels
     /// are made to every manager.
     pub fn set_credentials(&self, creds: Credentials) -> Result<(), DispatcherError> {
+        let mut fresh = Vec::new();
+        for addr in self.managers() {
+            let channel = creds
+                .endpoint(&addr)
+                .map_err(DispatcherError::Unavailable)?
+                .connect_lazy();
+            fresh.push((addr, RemoteDispatcher::with_channel(channel)));
+        }
         *self
             .creds
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = creds;
-        let addrs = self.managers();
-        self.managers
+        // One swap: a call in between sees the old list or the new one,
+        // never an empty one.
+        *self
+            .managers
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
-        self.set_managers(&addrs)
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
     }
 
     /// Replaces the list, keeping the sessions to managers still in it.

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use swarm_api::ca::{JoinToken, NodeKey, PeerRole};
-use swarm_api::logs::{LogChunk, LogRequest, LogsService, RemoteLogs};
+use swarm_api::logs::{LogBroker, LogChunk, LogRequest, LogsService, RemoteLogs};
 use swarm_api::membership::{Admitted, JoinRequest, MembershipService, RemoteMembership};
 use swarm_api::tls::{Credentials, RequireRole, anonymous_endpoint, fetch_root_ca};
 use swarm_api::{ControlService, DispatcherService, bootstrap};
@@ -75,6 +75,14 @@ fn lock_dir(config: &NodeConfig) -> Result<File, Error> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+    // It holds the node's key and, on a manager, the CA key and every
+    // secret: its owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::Io(format!("cannot make {} private: {e}", dir.display())))?;
+    }
     let path = dir.join("swarmd.lock");
     let file = File::create(&path)
         .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
@@ -121,6 +129,14 @@ impl Node {
                 "{} already holds a node of a cluster: run swarmd without init to resume it, \
                  or `swarmd leave` first",
                 config.data_dir.display()
+            )));
+        }
+        if config.raft_dir().exists() {
+            return Err(Error::Config(format!(
+                "{} holds a raft log but no node identity (an earlier init stopped half-way?): \
+                 remove {} and run init again",
+                config.data_dir.display(),
+                config.raft_dir().display()
             )));
         }
         let node_id = Id::generate();
@@ -223,6 +239,22 @@ impl Node {
             ))
         })?;
         let creds = Credentials::load(&config.certs_dir())?;
+        let mut state = state;
+        // The certificate is written before node.json: after a crash in a
+        // role change, the certificate says what the node now is.
+        let certified = match creds.identity()?.role {
+            PeerRole::Manager => NodeRole::Manager,
+            _ => NodeRole::Worker,
+        };
+        if certified != state.role {
+            tracing::warn!(role = ?certified, "taking up the role the certificate names");
+            state.role = certified;
+            state.raft_member = false;
+            if certified == NodeRole::Worker {
+                let _ = std::fs::remove_dir_all(config.raft_dir());
+            }
+            state.save(&config.data_dir)?;
+        }
         Ok(Self {
             config,
             state,
@@ -301,6 +333,8 @@ impl Node {
         shutdown: &CancellationToken,
     ) -> Result<Option<NodeRole>, Error> {
         let stop = shutdown.child_token();
+        // However this run ends, everything it started stops.
+        let _stop_all = stop.clone().drop_guard();
         let mut background = tokio::task::JoinSet::new();
         let mut agent_managers = self.state.managers.clone();
         let mut manager = None;
@@ -350,18 +384,27 @@ impl Node {
             AgentConfig::default().hostname(self.config.hostname()),
         );
         let mut agent = tokio::spawn(agent.run(stop.clone()));
-        let new_role = self.role_change(&dispatcher);
-        let (result, new_role) = tokio::select! {
-            r = &mut agent => (r, None),
-            role = new_role => {
-                tracing::info!(?role, "the cluster changed this node's role");
-                if role == NodeRole::Worker {
+        let mut new_role = Box::pin(self.role_change(&dispatcher));
+        let (result, new_role) = loop {
+            tokio::select! {
+                r = &mut agent => break (r, None),
+                role = &mut new_role => {
+                    tracing::info!(?role, "the cluster changed this node's role");
                     // Out of the raft group while this manager still
                     // serves, in case it leads.
-                    self.leave_raft(true).await?;
+                    if role == NodeRole::Worker
+                        && let Err(e) = self.leave_raft(true).await
+                    {
+                        // Refused (the last voter, say): it stays a
+                        // manager, and asks again in a while.
+                        tracing::error!(error = %e, "cannot leave the raft group; staying a manager");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        new_role = Box::pin(self.role_change(&dispatcher));
+                        continue;
+                    }
+                    stop.cancel();
+                    break (agent.await, Some(role));
                 }
-                stop.cancel();
-                (agent.await, Some(role))
             }
         };
         stop.cancel();
@@ -480,6 +523,7 @@ impl Node {
         let leading = caught_up_leadership(&store, stop.clone());
         let services = Services {
             store: store.clone(),
+            logs: Arc::new(LogBroker::default()),
             leading: leading.clone(),
             local: local.clone(),
             cert_validity: self.config.cert_validity,
@@ -723,6 +767,8 @@ fn caught_up_leadership(store: &RaftStore, stop: CancellationToken) -> watch::Re
 /// What a manager serves, on one port over mutual TLS.
 struct Services {
     store: RaftStore,
+    /// Outlives server restarts: workers' subscriptions stay with it.
+    logs: Arc<LogBroker>,
     leading: watch::Receiver<bool>,
     local: Arc<LocalDispatcher<RaftStore>>,
     cert_validity: Duration,
@@ -765,6 +811,7 @@ impl Services {
                 self.cert_validity,
             )))
             .add_service(LogsService::server(
+                self.logs.clone(),
                 Control::new(store.clone()),
                 self.leading.clone(),
                 Some(authority::arc_roster(store.clone())),

@@ -149,11 +149,8 @@ async fn the_control_api_wants_a_manager_or_client_certificate_of_this_cluster()
         )
         .unwrap();
     let forged = Credentials::new(admin.ca_pem(), cert, key.key_pem()).unwrap();
-    let r = m.control(&forged).nodes().await;
-    assert!(
-        matches!(r, Err(ControlError::Store(_))),
-        "another CA's certificate must not get through: {r:?}"
-    );
+    let why = refused(m.control(&forged).nodes().await);
+    assert!(why.contains("handshake"), "{why}");
 
     // A worker's certificate: not the control API, not raft.
     let worker = m
@@ -196,7 +193,9 @@ async fn wrong_foreign_and_rotated_tokens_are_refused() {
     let other = RootCa::generate().unwrap();
     let foreign = format!("SWMTKN-1-{}-{}", other.digest(), parsed.secret);
     match m.join(&foreign).await {
-        Err(MembershipError::Refused(why)) => assert!(why.contains("another cluster"), "{why}"),
+        Err(MembershipError::Refused(why)) => {
+            assert!(why.contains("matching the token's digest"), "{why}");
+        }
         other => panic!("{other:?}"),
     }
 
@@ -251,6 +250,10 @@ async fn a_secret_reaches_only_the_node_that_runs_a_task_using_it() {
         mode: 0o400,
     });
     admin.create_service(spec).await.unwrap();
+    // Node b runs a task of its own, without the secret.
+    let mut other = ServiceSpec::replicated("cache", 1, vec!["sleep".into(), "1000".into()]);
+    other.task.placement.constraints = vec![format!("node.id=={}", ids[1])];
+    admin.create_service(other).await.unwrap();
 
     let mut streams = Vec::new();
     for (s, id) in sessions.iter().zip(&ids) {
@@ -269,9 +272,28 @@ async fn a_secret_reaches_only_the_node_that_runs_a_task_using_it() {
     .unwrap();
     assert_eq!(with_task.files.len(), 1);
     assert_eq!(with_task.files[0].data, b"hunter2");
-    // Node b's set holds nothing of it.
-    let b_set = streams[1].next().await.unwrap();
-    assert!(b_set.tasks.is_empty(), "{b_set:?}");
+    // Node b gets its own task, and never the secret.
+    let b_sets = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut seen = Vec::new();
+        loop {
+            let set = streams[1].next().await.unwrap();
+            let done = !set.tasks.is_empty();
+            seen.push(set);
+            if done {
+                break seen;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    for set in &b_sets {
+        assert!(
+            set.tasks
+                .iter()
+                .all(|t| t.files.is_empty() && t.task.service_name.as_ref() == "cache"),
+            "{set:?}"
+        );
+    }
     // Nor does the control API give its data back.
     let listed = admin.secrets().await.unwrap();
     assert!(listed.iter().all(|s| s.spec.data.is_empty()));
