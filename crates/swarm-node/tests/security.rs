@@ -152,7 +152,10 @@ async fn the_control_api_wants_a_manager_or_client_certificate_of_this_cluster()
     // (In TLS 1.3 the server's refusal of a client certificate reaches the
     // client as a closed connection, so the error cannot say more.)
     let r = m.control(&forged).nodes().await;
-    assert!(r.is_err(), "another CA's certificate must not get through: {r:?}");
+    assert!(
+        r.is_err(),
+        "another CA's certificate must not get through: {r:?}"
+    );
     // The manager was up all along: it answers its own client.
     assert!(m.control(&admin).nodes().await.is_ok());
 
