@@ -223,6 +223,16 @@ fn a_cluster_of_daemons_runs_heals_and_survives_its_leader() {
             "task {task} on {host} kept running through the election"
         );
     }
+    // With one manager down, demoting another would leave no quorum.
+    let now_leading = d.leader(other).unwrap();
+    let live_follower = ["m1", "m2", "m3"]
+        .into_iter()
+        .find(|m| *m != leader && *m != now_leading)
+        .unwrap();
+    let refused = d.ctl_at(other, &["node", "demote", live_follower]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("quorum"), "{why}");
     let nodes = d.nodes(other);
     for w in ["w1", "w2"] {
         assert_eq!(nodes[w].0, "ready", "{w} reconnected: {nodes:?}");

@@ -208,6 +208,23 @@ impl<S: Store> ControlService<S> {
                              lose its state. Promote another node first"
                         )));
                     }
+                    // As Docker: the managers that stay must still make a
+                    // quorum among themselves.
+                    if let Some(roster) = &self.roster {
+                        let raft = roster.managers().await?;
+                        let staying: Vec<_> = raft
+                            .iter()
+                            .filter(|m| m.node_id != current.meta.id)
+                            .collect();
+                        let reachable = staying.iter().filter(|m| m.reachable).count();
+                        if !staying.is_empty() && reachable < staying.len() / 2 + 1 {
+                            return Err(ControlError::Refused(format!(
+                                "cannot demote {node}: only {reachable} of the {} other managers \
+                                 are reachable, too few for a quorum. Bring the others back first",
+                                staying.len()
+                            )));
+                        }
+                    }
                 }
                 R::Node(
                     c.update_node(&node, |s| {

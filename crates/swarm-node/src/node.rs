@@ -239,10 +239,18 @@ impl Node {
             ))
         })?;
         let creds = Credentials::load(&config.certs_dir())?;
+        let identity = creds.identity()?;
+        if identity.not_after <= SystemTime::now() {
+            return Err(Error::Config(format!(
+                "this node's certificate expired (it was offline longer than its validity): \
+                 remove {} and join again with a token",
+                config.data_dir.display()
+            )));
+        }
         let mut state = state;
         // The certificate is written before node.json: after a crash in a
         // role change, the certificate says what the node now is.
-        let certified = match creds.identity()?.role {
+        let certified = match identity.role {
             PeerRole::Manager => NodeRole::Manager,
             _ => NodeRole::Worker,
         };
