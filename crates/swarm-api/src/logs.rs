@@ -384,6 +384,18 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
     }
 }
 
+/// The messages of a server stream, until it ends, fails or sends
+/// something undecodable.
+fn decoded<T: serde::de::DeserializeOwned + Send + 'static>(
+    stream: Streaming<Payload>,
+) -> futures::stream::BoxStream<'static, T> {
+    stream
+        .map(|p| p.ok().and_then(|p| wire::decode(&p.data).ok()))
+        .take_while(|x| futures::future::ready(x.is_some()))
+        .filter_map(futures::future::ready)
+        .boxed()
+}
+
 /// A client of a manager's logs service: a node's subscription and
 /// publishing, and a client's service logs.
 #[derive(Debug, Clone)]
@@ -411,11 +423,7 @@ impl RemoteLogs {
             .subscribe(wire::encode(&()))
             .await?
             .into_inner();
-        Ok(stream
-            .map(|p| p.ok().and_then(|p| wire::decode(&p.data).ok()))
-            .take_while(|x| futures::future::ready(x.is_some()))
-            .filter_map(futures::future::ready)
-            .boxed())
+        Ok(decoded(stream))
     }
 
     /// Publishes the chunks of one answer; ends when they do, or when the
@@ -458,11 +466,7 @@ impl RemoteLogs {
             .service_logs(wire::encode(&request))
             .await?
             .into_inner();
-        Ok(stream
-            .map(|p| p.ok().and_then(|p| wire::decode(&p.data).ok()))
-            .take_while(|x| futures::future::ready(x.is_some()))
-            .filter_map(futures::future::ready)
-            .boxed())
+        Ok(decoded(stream))
     }
 }
 

@@ -34,7 +34,10 @@
 mod authority;
 mod config;
 mod dispatch;
+mod logs_agent;
 mod node;
+mod renewal;
+mod serve;
 
 pub use authority::{Authority, Roster};
 pub use config::{DEFAULT_PORT, NodeConfig, NodeState, raft_id};

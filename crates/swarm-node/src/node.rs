@@ -4,32 +4,33 @@ use std::fs::File;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use swarm_api::bootstrap;
 use swarm_api::ca::{JoinToken, NodeKey, PeerRole};
-use swarm_api::logs::{LogBroker, LogChunk, LogRequest, LogsService, RemoteLogs};
-use swarm_api::membership::{Admitted, JoinRequest, MembershipService, RemoteMembership};
-use swarm_api::tls::{Credentials, RequireRole, anonymous_endpoint, fetch_root_ca};
-use swarm_api::{ControlService, DispatcherService, bootstrap};
+use swarm_api::logs::LogBroker;
+use swarm_api::membership::{JoinRequest, RemoteMembership};
+use swarm_api::tls::{Credentials, anonymous_endpoint, fetch_root_ca};
 use swarm_core::Id;
 use swarm_core::agent::{Agent, AgentConfig, AgentError};
-use swarm_core::control::Control;
 use swarm_core::dispatcher::{DispatcherConfig, DispatcherError, LocalDispatcher};
 use swarm_core::manager::{Manager, ManagerConfig, run_while_leading};
 use swarm_core::model::NodeRole;
-use swarm_core::runtime::{LogOptions, Runtime};
+use swarm_core::runtime::Runtime;
 use swarm_raft::{Connector, RaftConfig, RaftStore};
 use swarm_sched::{SchedulerConfig, SwarmScheduler};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Server};
+use tonic::transport::Channel;
 
 use crate::Error;
-use crate::authority::{self, Authority};
+use crate::authority;
 use crate::config::{NodeConfig, NodeState, raft_id};
-use crate::dispatch::{FailoverDispatcher, LeaderDispatcher};
+use crate::dispatch::FailoverDispatcher;
+use crate::logs_agent::log_agent;
+use crate::renewal::{Renewal, ensure_client_certs, renew};
+use crate::serve::{Services, caught_up_leadership, serve};
 
 /// The credentials a node's clients use; renewal replaces them.
-type SharedCreds = Arc<RwLock<Option<Credentials>>>;
+pub(crate) type SharedCreds = Arc<RwLock<Option<Credentials>>>;
 
 /// Raft channels over mutual TLS with the node's current certificate.
 struct TlsConnector(SharedCreds);
@@ -98,6 +99,20 @@ fn lock_dir(config: &NodeConfig) -> Result<File, Error> {
     }
 }
 
+/// [`lock_dir`] for a node that is about to be made by `verb` (`init`,
+/// `join`): the directory must not hold one already.
+fn lock_new_dir(config: &NodeConfig, verb: &str) -> Result<File, Error> {
+    let lock = lock_dir(config)?;
+    if NodeState::load(&config.data_dir)?.is_some() {
+        return Err(Error::Config(format!(
+            "{} already holds a node of a cluster: run swarmd without {verb} to resume it, \
+             or `swarmd leave` first",
+            config.data_dir.display()
+        )));
+    }
+    Ok(lock)
+}
+
 fn raft_config(config: &NodeConfig, node: &Id) -> Result<RaftConfig, Error> {
     Ok(RaftConfig::new(
         raft_id(node),
@@ -110,7 +125,7 @@ fn shared(creds: Option<Credentials>) -> SharedCreds {
     Arc::new(RwLock::new(creds))
 }
 
-fn save_creds(config: &NodeConfig, creds: &Credentials) -> Result<(), Error> {
+pub(crate) fn save_creds(config: &NodeConfig, creds: &Credentials) -> Result<(), Error> {
     creds.save(&config.certs_dir()).map_err(|e| {
         Error::Io(format!(
             "cannot write the certificates into {}: {e}",
@@ -123,14 +138,7 @@ impl Node {
     /// `swarmd init`: a new cluster with this node as its only manager: a
     /// root CA, join tokens, and this node's certificate.
     pub async fn init(config: NodeConfig) -> Result<Self, Error> {
-        let lock = lock_dir(&config)?;
-        if NodeState::load(&config.data_dir)?.is_some() {
-            return Err(Error::Config(format!(
-                "{} already holds a node of a cluster: run swarmd without init to resume it, \
-                 or `swarmd leave` first",
-                config.data_dir.display()
-            )));
-        }
+        let lock = lock_new_dir(&config, "init")?;
         if config.raft_dir().exists() {
             return Err(Error::Config(format!(
                 "{} holds a raft log but no node identity (an earlier init stopped half-way?): \
@@ -183,14 +191,7 @@ impl Node {
     /// against the token, proves the token and gets a certificate; the
     /// token decides the role.
     pub async fn join(config: NodeConfig, manager: &str, token: &str) -> Result<Self, Error> {
-        let lock = lock_dir(&config)?;
-        if NodeState::load(&config.data_dir)?.is_some() {
-            return Err(Error::Config(format!(
-                "{} already holds a node of a cluster: run swarmd without join to resume it, \
-                 or `swarmd leave` first",
-                config.data_dir.display()
-            )));
-        }
+        let lock = lock_new_dir(&config, "join")?;
         let parsed: JoinToken = token.parse()?;
         let ca_pem = fetch_root_ca(manager, &parsed.ca_digest).await?;
         let key = NodeKey::generate()?;
@@ -645,385 +646,4 @@ impl Node {
             .map_err(|e| Error::Io(format!("cannot remove the node's identity: {e}")))?;
         Ok(())
     }
-}
-
-/// Answers the leader's requests for this node's task logs: keeps a
-/// subscription open to whichever manager leads, and publishes each
-/// requested task's lines from the runtime.
-async fn log_agent<R: Runtime>(
-    runtime: Arc<R>,
-    sessions: Arc<FailoverDispatcher>,
-    creds: SharedCreds,
-    stop: CancellationToken,
-) {
-    use futures::StreamExt;
-    while !stop.is_cancelled() {
-        let current = creds
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let mut subscribed = None;
-        for addr in sessions.managers() {
-            let Some(endpoint) = current.as_ref().and_then(|c| c.endpoint(&addr).ok()) else {
-                continue;
-            };
-            let remote = RemoteLogs::with_channel(endpoint.connect_lazy());
-            if let Ok(requests) = remote.subscribe().await {
-                subscribed = Some((remote, requests));
-                break;
-            }
-        }
-        let Some((remote, mut requests)) = subscribed else {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_millis(500)) => continue,
-            }
-        };
-        loop {
-            let request = tokio::select! {
-                () = stop.cancelled() => return,
-                r = requests.next() => r,
-            };
-            let Some(request) = request else { break };
-            let runtime = runtime.clone();
-            let remote = remote.clone();
-            let stop = stop.clone();
-            tokio::spawn(answer_logs(runtime, remote, request, stop));
-        }
-    }
-}
-
-/// Publishes one task's logs, as `request` asks.
-async fn answer_logs<R: Runtime>(
-    runtime: Arc<R>,
-    remote: RemoteLogs,
-    request: LogRequest,
-    stop: CancellationToken,
-) {
-    use futures::StreamExt;
-    let id = request.id;
-    let options = LogOptions {
-        follow: request.follow,
-        tail: request.tail,
-    };
-    let rest: futures::stream::BoxStream<'static, LogChunk> =
-        match runtime.logs(&request.task_id, options).await {
-            Ok(lines) => lines
-                .ready_chunks(256)
-                .map(move |lines| LogChunk {
-                    request: id,
-                    lines,
-                    error: None,
-                })
-                .boxed(),
-            Err(e) => futures::stream::iter([LogChunk {
-                request: id,
-                lines: Vec::new(),
-                error: Some(e.to_string()),
-            }])
-            .boxed(),
-        };
-    // A first chunk, even empty, tells the manager the answer has begun
-    // (and ends it, for a task with no lines).
-    let first = LogChunk {
-        request: id,
-        lines: Vec::new(),
-        error: None,
-    };
-    let chunks = futures::stream::iter([first])
-        .chain(rest)
-        .take_until(stop.cancelled_owned())
-        .boxed();
-    let _ = remote.publish(chunks).await;
-}
-
-/// True while `store` leads and its state holds every committed write
-/// (checked with a linearizable read at the start of each term).
-fn caught_up_leadership(store: &RaftStore, stop: CancellationToken) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    let mut leadership = store.leadership();
-    let store = store.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                r = leadership.wait_for(|l| *l) => if r.is_err() { return },
-            }
-            // Until the read succeeds, or the term ends.
-            while *leadership.borrow() && !stop.is_cancelled() {
-                match store.state_linearizable().await {
-                    Ok(_) => {
-                        tx.send_replace(true);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "leading, not caught up yet");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                r = leadership.wait_for(|l| !*l) => if r.is_err() { return },
-            }
-            tx.send_replace(false);
-        }
-    });
-    rx
-}
-
-/// What a manager serves, on one port over mutual TLS.
-struct Services {
-    store: RaftStore,
-    /// Outlives server restarts: workers' subscriptions stay with it.
-    logs: Arc<LogBroker>,
-    leading: watch::Receiver<bool>,
-    local: Arc<LocalDispatcher<RaftStore>>,
-    cert_validity: Duration,
-    creds: SharedCreds,
-}
-
-impl Services {
-    /// The server with the node's current certificate.
-    fn router(&self) -> Result<tonic::transport::server::Router, Error> {
-        let creds = self
-            .creds
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| Error::Config("this manager has no certificate".into()))?;
-        let store = &self.store;
-        Ok(Server::builder()
-            .tls_config(creds.server_tls())
-            .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
-            .add_service(InterceptedService::new(
-                store.service(),
-                RequireRole::new("raft", &[PeerRole::Manager]),
-            ))
-            .add_service(InterceptedService::new(
-                DispatcherService::server(
-                    LeaderDispatcher::new(self.local.clone(), self.leading.clone())
-                        .with_roster(authority::arc_roster(store.clone())),
-                ),
-                RequireRole::new("dispatcher", &[PeerRole::Manager, PeerRole::Worker]),
-            ))
-            .add_service(InterceptedService::new(
-                ControlService::with_roster(
-                    Control::new(store.clone()),
-                    authority::arc_roster(store.clone()),
-                ),
-                RequireRole::new("control", &[PeerRole::Manager, PeerRole::Client]),
-            ))
-            .add_service(MembershipService::server(Authority::new(
-                store.clone(),
-                self.cert_validity,
-            )))
-            .add_service(LogsService::server(
-                self.logs.clone(),
-                Control::new(store.clone()),
-                self.leading.clone(),
-                Some(authority::arc_roster(store.clone())),
-            )))
-    }
-}
-
-/// Serves `services` on `listener` until `stop`. Each `reload` starts a
-/// server with the current certificate; the previous one stops accepting
-/// and ends with its last connection. On `stop`, servers get 2 s to
-/// finish.
-async fn serve(
-    listener: Arc<tokio::net::TcpListener>,
-    services: Services,
-    mut reload: watch::Receiver<()>,
-    stop: CancellationToken,
-) {
-    let mut servers = tokio::task::JoinSet::new();
-    let mut running = Vec::new();
-    loop {
-        let router = match services.router() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "the manager cannot serve");
-                break;
-            }
-        };
-        let listener = listener.clone();
-        // Accepted streams, with Nagle off: the builder's setting does not
-        // reach a custom incoming.
-        let incoming = futures::stream::unfold(listener, |l| async move {
-            let accepted = l.accept().await.map(|(s, _)| {
-                let _ = s.set_nodelay(true);
-                s
-            });
-            Some((accepted, l))
-        });
-        let this = stop.child_token();
-        running.push(this.clone());
-        let done = this.clone();
-        servers.spawn(async move {
-            if let Err(e) = router
-                .serve_with_incoming_shutdown(incoming, done.cancelled())
-                .await
-            {
-                tracing::error!(error = %e, "the manager's server stopped");
-            }
-        });
-        tokio::select! {
-            () = stop.cancelled() => break,
-            changed = reload.changed() => {
-                this.cancel();
-                if changed.is_err() {
-                    break;
-                }
-                tracing::info!("serving with the renewed certificate");
-            }
-        }
-    }
-    for server in running {
-        server.cancel();
-    }
-    if tokio::time::timeout(Duration::from_secs(2), async {
-        while servers.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        servers.abort_all();
-    }
-}
-
-/// Whether a certificate has a third or less of its validity left (or
-/// cannot be read).
-fn due(creds: &Credentials) -> bool {
-    let Ok(who) = creds.identity() else {
-        return true;
-    };
-    let issued = who.not_before + swarm_api::ca::CLOCK_SLACK;
-    let total = who.not_after.duration_since(issued).unwrap_or_default();
-    let left = who
-        .not_after
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    left <= total / 3
-}
-
-/// What the renewal loop refreshes besides the node's own credentials.
-struct Renewal {
-    config: NodeConfig,
-    creds: SharedCreds,
-    /// The worker sessions: new channels with the new certificate.
-    sessions: Arc<FailoverDispatcher>,
-    /// A manager: its store (for the client certificate) and the signal
-    /// that makes its server take up the new certificate.
-    manager: Option<(RaftStore, watch::Sender<()>)>,
-}
-
-impl Renewal {
-    /// Renews the node's certificate when a third of its validity
-    /// remains, and a manager's client certificate likewise.
-    async fn run(self, stop: CancellationToken) {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.config.renew_check) => {}
-            }
-            if let Some((store, _)) = &self.manager
-                && let Err(e) = ensure_client_certs(&self.config, store).await
-            {
-                tracing::warn!(error = %e, "cannot renew the client certificate");
-            }
-            let current = self
-                .creds
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            let Some(current) = current.filter(due) else {
-                continue;
-            };
-            if let Err(e) = self.renew(&current).await {
-                tracing::warn!(error = %e, "cannot renew the node certificate; retrying");
-            }
-        }
-    }
-
-    async fn renew(&self, current: &Credentials) -> Result<(), Error> {
-        let Some(mut state) = NodeState::load(&self.config.data_dir)? else {
-            return Ok(());
-        };
-        let (admitted, fresh) = renew(&state.managers, current).await?;
-        if admitted.role != state.role {
-            // The role is changing: the node takes it up with its own
-            // certificate (see `Node::take_role`).
-            return Ok(());
-        }
-        save_creds(&self.config, &fresh)?;
-        *self
-            .creds
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fresh.clone());
-        self.sessions.set_credentials(fresh)?;
-        if let Some((_, reload)) = &self.manager {
-            reload.send_replace(());
-        }
-        if !admitted.managers.is_empty() {
-            state.managers = admitted.managers;
-            state.save(&self.config.data_dir)?;
-        }
-        tracing::info!("renewed the node certificate");
-        Ok(())
-    }
-}
-
-/// Writes a client certificate for `swarmctl` into the manager's data
-/// directory, unless a valid one is there; waits for the store to hold
-/// the CA (a new manager catching up).
-async fn ensure_client_certs(config: &NodeConfig, store: &RaftStore) -> Result<(), Error> {
-    let dir = config.client_certs_dir();
-    if Credentials::load(&dir).is_ok_and(|c| !due(&c)) {
-        return Ok(());
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let ca = loop {
-        match bootstrap::load(store).await {
-            Ok(ca) => break ca,
-            Err(e) if tokio::time::Instant::now() > deadline => return Err(e.into()),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    };
-    let key = NodeKey::generate()?;
-    let cert = ca
-        .ca
-        .issue_client(&key.csr_pem()?, "swarmctl", config.cert_validity)?;
-    let client = Credentials::new(ca.ca.cert_pem(), cert, key.key_pem())?;
-    client.save(&dir).map_err(|e| {
-        Error::Io(format!(
-            "cannot write the client certificate into {}: {e}",
-            dir.display()
-        ))
-    })
-}
-
-async fn renew(
-    managers: &[String],
-    current: &Credentials,
-) -> Result<(Admitted, Credentials), Error> {
-    let key = NodeKey::generate()?;
-    let csr = key.csr_pem()?;
-    let mut last = Error::Join("no manager is known".into());
-    for addr in managers {
-        let Ok(endpoint) = current.endpoint(addr) else {
-            continue;
-        };
-        match RemoteMembership::with_channel(endpoint.connect_lazy())
-            .renew(&csr)
-            .await
-        {
-            Ok(a) => {
-                let fresh = Credentials::new(a.ca_pem.clone(), a.cert_pem.clone(), key.key_pem())?;
-                return Ok((a, fresh));
-            }
-            Err(e) => last = e.into(),
-        }
-    }
-    Err(last)
 }
