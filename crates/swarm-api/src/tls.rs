@@ -69,42 +69,91 @@ impl Credentials {
 
     /// Reads `ca.pem`, `cert.pem` and `key.pem` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, CaError> {
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name)).map_err(|e| {
-                CaError::Certificate(format!("cannot read {}: {e}", dir.join(name).display()))
-            })
+        let read_set = |d: &Path| {
+            let read = |name: &str| {
+                std::fs::read_to_string(d.join(name)).map_err(|e| {
+                    CaError::Certificate(format!("cannot read {}: {e}", d.join(name).display()))
+                })
+            };
+            Self::new(read(CA_FILE)?, read(CERT_FILE)?, read(KEY_FILE)?)
         };
-        Self::new(read(CA_FILE)?, read(CERT_FILE)?, read(KEY_FILE)?)
+        let mut first = None;
+        // A save may be swapping the set in right now: its staged set is
+        // whole once `dir` has moved aside. Only reads, never a rename.
+        for _ in 0..3 {
+            match read_set(dir) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+            for aside in [sibling(dir, "new"), sibling(dir, "old")] {
+                if !dir.exists()
+                    && let Ok(c) = read_set(&aside)
+                {
+                    return Ok(c);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Err(first.expect("set above"))
     }
 
-    /// Writes the three files into `dir` (created if missing); the key is
-    /// readable by its owner only. Each file is replaced atomically.
+    /// Finishes a [`Credentials::save`] that a crash stopped between its
+    /// two renames. Only the owner of `dir` calls this, at start.
+    pub fn recover(dir: &Path) -> std::io::Result<()> {
+        if dir.exists() {
+            return Ok(());
+        }
+        // The staged set was synced before the renames: it is whole.
+        for aside in [sibling(dir, "new"), sibling(dir, "old")] {
+            if aside.join(KEY_FILE).exists() {
+                return std::fs::rename(&aside, dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the three files into `dir`; the key is readable by its
+    /// owner only. The set is replaced as one: it is written and synced
+    /// beside `dir`, then swapped in by renames, so a crash never pairs a
+    /// new certificate with an old key ([`Credentials::load`] finishes an
+    /// interrupted swap; [`Credentials::recover`] completes it).
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
+        let staged = sibling(dir, "new");
+        let old = sibling(dir, "old");
+        let _ = std::fs::remove_dir_all(&staged);
+        std::fs::create_dir_all(&staged)?;
         for (name, text, private) in [
             (CA_FILE, &self.ca_pem, false),
             (CERT_FILE, &self.cert_pem, false),
             (KEY_FILE, &self.key_pem, true),
         ] {
-            let tmp = dir.join(format!(".{name}.tmp"));
-            {
-                use std::io::Write;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                if private {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    options.mode(0o600);
-                }
-                #[cfg(not(unix))]
-                let _ = private;
-                let mut f = options.open(&tmp)?;
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            if private {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
             }
-            std::fs::rename(&tmp, dir.join(name))?;
+            #[cfg(not(unix))]
+            let _ = private;
+            let mut f = options.open(staged.join(name))?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
         }
-        Ok(())
+        sync_dir(&staged)?;
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&old);
+            std::fs::rename(dir, &old)?;
+        }
+        std::fs::rename(&staged, dir)?;
+        let _ = std::fs::remove_dir_all(&old);
+        match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+            _ => Ok(()),
+        }
     }
 
     /// Who the certificate names.
@@ -163,6 +212,18 @@ impl Credentials {
             .tls_config(self.client_tls())
             .map_err(|e| format!("TLS settings for {addr}: {e}"))
     }
+}
+
+/// `dir` with `.suffix` added to its name.
+fn sibling(dir: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
+/// Makes a directory's entries durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn endpoint(addr: &str) -> Result<Endpoint, String> {
@@ -357,4 +418,70 @@ impl ServerCertVerifier for Capture {
 /// A DER certificate as PEM.
 fn pem_of(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::{NODE_CERT_VALIDITY, NodeKey, RootCa};
+    use swarm_core::model::NodeRole;
+
+    fn credentials(ca: &RootCa, node: &str) -> Credentials {
+        let key = NodeKey::generate().unwrap();
+        let cert = ca
+            .issue(
+                &key.csr_pem().unwrap(),
+                &node.into(),
+                NodeRole::Worker,
+                NODE_CERT_VALIDITY,
+            )
+            .unwrap();
+        Credentials::new(ca.cert_pem(), cert, key.key_pem()).unwrap()
+    }
+
+    #[test]
+    fn credentials_are_replaced_as_one_set_even_across_a_crash() {
+        let ca = RootCa::generate().unwrap();
+        let root = tempfile_dir();
+        let dir = root.join("certificates");
+        let first = credentials(&ca, "n1");
+        first.save(&dir).unwrap();
+        assert_eq!(Credentials::load(&dir).unwrap(), first);
+        let second = credentials(&ca, "n1");
+        second.save(&dir).unwrap();
+        assert_eq!(Credentials::load(&dir).unwrap(), second);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A crash between the renames: the old set moved aside, the new
+        // one staged. Readers get the new set; the owner's recovery
+        // finishes the swap.
+        let third = credentials(&ca, "n1");
+        third.save(&sibling(&dir, "new")).unwrap();
+        std::fs::rename(&dir, sibling(&dir, "old")).unwrap();
+        assert_eq!(Credentials::load(&dir).unwrap(), third);
+        assert!(!dir.exists(), "a reader renames nothing");
+        Credentials::recover(&dir).unwrap();
+        assert_eq!(Credentials::load(&dir).unwrap(), third);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "swarm-tls-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

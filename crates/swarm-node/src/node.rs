@@ -239,6 +239,12 @@ impl Node {
                 config.data_dir.display()
             ))
         })?;
+        Credentials::recover(&config.certs_dir()).map_err(|e| {
+            Error::Io(format!(
+                "cannot finish replacing the certificates in {}: {e}",
+                config.certs_dir().display()
+            ))
+        })?;
         let creds = Credentials::load(&config.certs_dir())?;
         let identity = creds.identity()?;
         if identity.not_after <= SystemTime::now() {
