@@ -313,10 +313,7 @@ impl<S: Store> control_server::Control for ControlService<S> {
                 .state()
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
-            if !state
-                .node(&who.node_id)
-                .is_some_and(|n| n.spec.role == NodeRole::Manager)
-            {
+            if !state.is_manager(&who.node_id) {
                 return Err(Status::permission_denied(format!(
                     "node {} is no longer a manager of this cluster",
                     who.node_id

@@ -49,6 +49,18 @@ impl Authority {
         }
     }
 
+    /// The raft group's status, if this manager leads it: membership
+    /// changes are the leader's to make.
+    async fn leading_status(&self) -> Result<swarm_raft::ClusterStatus, MembershipError> {
+        let status = self.store.status().await.map_err(|e| Self::raft_err(&e))?;
+        if status.leader != self.store.id() {
+            return Err(MembershipError::Unavailable(
+                "this manager is not the leader; ask another".into(),
+            ));
+        }
+        Ok(status)
+    }
+
     fn raft_err(e: &swarm_raft::Error) -> MembershipError {
         MembershipError::Unavailable(e.to_string())
     }
@@ -144,22 +156,14 @@ impl Membership for Authority {
             .state()
             .await
             .map_err(|e| MembershipError::Unavailable(e.to_string()))?;
-        if !state
-            .node(&caller.node_id)
-            .is_some_and(|n| n.spec.role == NodeRole::Manager)
-        {
+        if !state.is_manager(&caller.node_id) {
             return Err(MembershipError::Refused(format!(
                 "node {} is not a manager of this cluster: promote it first",
                 caller.node_id
             )));
         }
         let id = raft_id(&caller.node_id);
-        let status = self.store.status().await.map_err(|e| Self::raft_err(&e))?;
-        if status.leader != self.store.id() {
-            return Err(MembershipError::Unavailable(
-                "this manager is not the leader; ask another".into(),
-            ));
-        }
+        let status = self.leading_status().await?;
         if status.members.iter().any(|m| m.id == id && m.voter) {
             return Ok(());
         }
@@ -177,12 +181,7 @@ impl Membership for Authority {
 
     async fn remove_manager(&self, caller: Identity) -> Result<(), MembershipError> {
         let id = raft_id(&caller.node_id);
-        let status = self.store.status().await.map_err(|e| Self::raft_err(&e))?;
-        if status.leader != self.store.id() {
-            return Err(MembershipError::Unavailable(
-                "this manager is not the leader; ask another".into(),
-            ));
-        }
+        let status = self.leading_status().await?;
         let voters = status.members.iter().filter(|m| m.voter).count();
         if voters <= 1 && status.members.iter().any(|m| m.id == id) {
             return Err(MembershipError::Refused(

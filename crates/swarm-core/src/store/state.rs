@@ -45,6 +45,13 @@ impl State {
     pub fn node(&self, id: &str) -> Option<&Arc<Node>> {
         self.nodes.get(id)
     }
+    /// Whether the cluster holds node `id` as a manager (its spec's role:
+    /// a node's certificate may still say manager after a demotion).
+    #[must_use]
+    pub fn is_manager(&self, id: &str) -> bool {
+        self.node(id)
+            .is_some_and(|n| n.spec.role == crate::model::NodeRole::Manager)
+    }
     /// Every node, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> + '_ {
         self.nodes.values()
