@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::SpecError;
 use crate::constraint::{Attribute, Constraint};
 use crate::model::{
-    ConfigSpec, MAX_REPLICAS, NetworkSpec, PlacementPreference, PortConfig, SecretSpec,
-    ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
+    ConfigSpec, MAX_REPLICAS, Mount, MountKind, NetworkSpec, PlacementPreference, PortConfig,
+    SecretSpec, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 /// The largest secret or config, as Docker: 500 KiB.
@@ -49,6 +49,47 @@ pub fn port(p: &PortConfig, field: &str, errors: &mut SpecError) {
                 p.published_port
             ),
         );
+    }
+}
+
+/// Checks a mount: an absolute target; a bind needs an absolute source, a
+/// volume's name is a plain name, and a tmpfs has no source.
+pub fn mount(m: &Mount, errors: &mut SpecError) {
+    let field = "task.mounts";
+    if !m.target.starts_with('/') || m.target.split('/').any(|c| c == "..") {
+        errors.push(
+            field,
+            format!(
+                "invalid {} mount target {:?}: give an absolute path without '..', e.g. target=/data",
+                m.kind, m.target
+            ),
+        );
+    }
+    match (m.kind, m.source.as_deref()) {
+        (MountKind::Bind, Some(src)) if src.starts_with('/') => {}
+        (MountKind::Bind, src) => errors.push(
+            field,
+            format!(
+                "invalid bind mount source {:?}: give the node's absolute path, e.g. source=/srv/data",
+                src.unwrap_or_default()
+            ),
+        ),
+        (MountKind::Volume, Some(src))
+            if src.is_empty()
+                || !src
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) =>
+        {
+            errors.push(
+                field,
+                format!("invalid volume name {src:?}: use letters, digits, '_', '.' and '-', or leave source out for an anonymous volume"),
+            );
+        }
+        (MountKind::Tmpfs, Some(src)) => errors.push(
+            field,
+            format!("a tmpfs mount has no source, but {src:?} was given: drop source="),
+        ),
+        _ => {}
     }
 }
 
@@ -147,6 +188,19 @@ impl TaskSpec {
                 );
             }
         }
+        let mut targets = std::collections::HashSet::new();
+        for m in &self.mounts {
+            mount(m, errors);
+            if !targets.insert(m.target.trim_end_matches('/')) {
+                errors.push(
+                    "task.mounts",
+                    format!(
+                        "mount target {:?} is used twice: each mount needs its own target",
+                        m.target
+                    ),
+                );
+            }
+        }
         for (kind, refs) in [("secret", &self.secrets), ("config", &self.configs)] {
             let mut targets = std::collections::HashSet::new();
             for f in refs {
@@ -225,7 +279,7 @@ impl ConfigSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PortConfig, RestartCondition};
+    use crate::model::{PortConfig, Protocol, PublishMode, RestartCondition};
 
     fn spec() -> ServiceSpec {
         ServiceSpec::replicated("web", 3, vec!["sleep".into(), "3600".into()])
@@ -304,6 +358,71 @@ mod tests {
             "8080:80".parse::<PortConfig>().unwrap().published_port,
             8080
         );
+    }
+
+    #[test]
+    fn parses_both_port_forms() {
+        let p: PortConfig = "8080:80".parse().unwrap();
+        assert_eq!(
+            (p.published_port, p.target_port, p.publish_mode),
+            (8080, 80, PublishMode::Ingress),
+            "the short form publishes through the routing mesh, as in docker"
+        );
+        let p: PortConfig = "mode=host,published=53,target=5353,protocol=udp"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (p.published_port, p.target_port, p.protocol, p.publish_mode),
+            (53, 5353, Protocol::Udp, PublishMode::Host)
+        );
+        let err = "published=80"
+            .parse::<PortConfig>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no target port: add target=PORT"), "{err}");
+        let err = "target=80,mode=mesh"
+            .parse::<PortConfig>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown mode \"mesh\""), "{err}");
+        let err = "80/sctp".parse::<PortConfig>().unwrap_err().to_string();
+        assert!(err.contains("unknown protocol \"sctp\""), "{err}");
+    }
+
+    #[test]
+    fn parses_and_checks_mounts() {
+        let m: Mount = "type=bind,source=/srv/data,target=/data,readonly"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            m,
+            Mount {
+                kind: MountKind::Bind,
+                source: Some("/srv/data".into()),
+                target: "/data".into(),
+                read_only: true,
+            }
+        );
+        let m: Mount = "src=cache,dst=/cache".parse().unwrap();
+        assert_eq!(
+            (m.kind, m.source.as_deref()),
+            (MountKind::Volume, Some("cache")),
+            "type defaults to volume"
+        );
+        let bad = |s: &str| s.parse::<Mount>().unwrap_err().to_string();
+        assert!(bad("type=bind,source=data,target=/d").contains("absolute path, e.g. source="));
+        assert!(bad("type=tmpfs,source=x,target=/t").contains("has no source"));
+        assert!(bad("type=nfs,target=/t").contains("unknown type \"nfs\""));
+        assert!(bad("type=tmpfs,target=relative").contains("give an absolute path"));
+        assert!(bad("type=volume,source=a/b,target=/v").contains("invalid volume name"));
+        assert!(bad("type=tmpfs,target=/t,size=1").contains("unknown field \"size\""));
+
+        let mut s = spec();
+        s.task.mounts = vec![
+            "type=tmpfs,target=/t".parse().unwrap(),
+            "type=volume,target=/t/".parse().unwrap(),
+        ];
+        assert!(message(s.validate()).contains("mount target \"/t/\" is used twice"));
     }
 
     #[test]

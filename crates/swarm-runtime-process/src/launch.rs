@@ -51,6 +51,7 @@ impl Launch {
                 "no program given: set the task's image to the program to run",
             ));
         }
+        unsupported(task)?;
         let workdir = spec.workdir.as_deref().map(PathBuf::from);
         if let Some(w) = &workdir
             && !w.is_dir()
@@ -226,6 +227,29 @@ impl Launch {
         }
         cmd
     }
+}
+
+/// What a process cannot be given: mounts, and a published port other
+/// than the one it listens on.
+fn unsupported(task: &Task) -> Result<(), RuntimeError> {
+    if let Some(m) = task.spec.mounts.first() {
+        return Err(invalid(format!(
+            "the process runtime cannot mount filesystems ({} mount at {}): run the service on nodes with the docker runtime, or drop the mount",
+            m.kind, m.target
+        )));
+    }
+    if let Some(p) = task
+        .endpoint
+        .ports
+        .iter()
+        .find(|p| p.published_port != 0 && p.published_port != p.target_port)
+    {
+        return Err(invalid(format!(
+            "a process cannot have its port {} published as {}: the process runtime does not translate ports, so publish the port the program listens on (-p {}:{})",
+            p.target_port, p.published_port, p.target_port, p.target_port
+        )));
+    }
+    Ok(())
 }
 
 fn invalid(msg: impl Into<String>) -> RuntimeError {

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use nix::sys::signal::kill;
 use nix::unistd::{Pid, Uid};
 use swarm_core::Id;
-use swarm_core::model::{HealthCheck, Meta, Service, ServiceSpec, Task, TaskSpec};
+use swarm_core::model::{EndpointSpec, HealthCheck, Meta, Service, ServiceSpec, Task, TaskSpec};
 use swarm_core::runtime::{
     FileKind, Health, LogOptions, Runtime, RuntimeError, RuntimeState, TaskFile,
 };
@@ -271,6 +271,27 @@ async fn specs_that_cannot_run_are_rejected_at_prepare() {
         msg.contains("there is no user \"no-such-user-here\" on this node"),
         "{msg}"
     );
+
+    let mut spec = Shell.shell("true");
+    spec.mounts
+        .push("type=tmpfs,target=/scratch".parse().unwrap());
+    let msg = rejected(spec).await;
+    assert!(
+        msg.contains("the process runtime cannot mount filesystems (tmpfs mount at /scratch)"),
+        "{msg}"
+    );
+
+    let mut translated = task(Shell.shell("true"));
+    translated.endpoint = Arc::new(EndpointSpec {
+        ports: vec!["8080:80".parse().unwrap()],
+    });
+    match rt.prepare(&translated, &[]).await {
+        Err(RuntimeError::InvalidSpec(msg)) => assert!(
+            msg.contains("cannot have its port 80 published as 8080"),
+            "{msg}"
+        ),
+        other => panic!("expected InvalidSpec for a translated port, got {other:?}"),
+    }
 
     assert!(
         rt.list().await.unwrap().is_empty(),

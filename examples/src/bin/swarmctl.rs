@@ -14,8 +14,8 @@ use swarm_api::tls::Credentials;
 use swarm_api::{ControlReply, ControlRequest, ManagerInfo, RemoteControl};
 use swarm_core::model::{
     Availability, ConfigSpec, FileReference, Node, NodeRole, NodeState, Object,
-    PlacementPreference, PortConfig, PublishMode, RestartCondition, SecretSpec, Service,
-    ServiceMode, ServiceSpec, Task, TaskState,
+    PlacementPreference, RestartCondition, SecretSpec, Service, ServiceMode, ServiceSpec, Task,
+    TaskState,
 };
 use swarm_core::store::State;
 use swarm_examples::table;
@@ -188,9 +188,13 @@ struct CreateArgs {
     /// At most this many tasks per node.
     #[arg(long = "replicas-max-per-node")]
     replicas_max_per_node: Option<u64>,
-    /// Published ports, PUBLISHED:TARGET.
+    /// Published ports: PUBLISHED:TARGET[/udp] (routing mesh), or
+    /// published=P,target=T,mode=host.
     #[arg(short, long)]
     publish: Vec<String>,
+    /// Mounts: type=bind|volume|tmpfs,source=S,target=T[,readonly].
+    #[arg(long)]
+    mount: Vec<String>,
     /// Environment variables, KEY=VALUE.
     #[arg(short, long)]
     env: Vec<String>,
@@ -351,10 +355,10 @@ fn spec_of(a: CreateArgs) -> anyhow::Result<(ServiceSpec, bool)> {
         spec.task.placement.max_replicas_per_node = n;
     }
     for p in a.publish {
-        let mut port: PortConfig = p.parse()?;
-        // No routing mesh yet: a published port is on the task's node.
-        port.publish_mode = PublishMode::Host;
-        spec.endpoint.ports.push(port);
+        spec.endpoint.ports.push(p.parse()?);
+    }
+    for m in a.mount {
+        spec.task.mounts.push(m.parse()?);
     }
     if let Some(c) = a.restart_condition {
         spec.task.restart.condition = match c.as_str() {

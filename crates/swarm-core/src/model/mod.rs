@@ -25,9 +25,10 @@ pub use node::{
 };
 pub use resources::{ResourceRequirements, Resources};
 pub use service::{
-    EndpointSpec, FailureAction, FileReference, HealthCheck, MAX_REPLICAS, NetworkAttachment,
-    Placement, PlacementPreference, PortConfig, Protocol, PublishMode, RestartCondition,
-    RestartPolicy, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig, UpdateOrder,
+    EndpointSpec, FailureAction, FileReference, HealthCheck, MAX_REPLICAS, Mount, MountKind,
+    NetworkAttachment, Placement, PlacementPreference, PortConfig, Protocol, PublishMode,
+    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
+    UpdateOrder,
 };
 pub use task::{Task, TaskState, TaskStatus};
 

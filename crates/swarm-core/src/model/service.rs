@@ -161,6 +161,9 @@ pub struct TaskSpec {
     /// Configs exposed to the task as files.
     #[serde(default)]
     pub configs: Vec<FileReference>,
+    /// Filesystems mounted into the task (containers).
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
 }
 
 fn default_grace() -> Duration {
@@ -443,17 +446,29 @@ pub struct PortConfig {
 
 impl FromStr for PortConfig {
     type Err = SpecError;
-    /// Parses docker's short form `published:target[/proto]` or `target[/proto]`.
+    /// Parses docker's short form `published:target[/proto]` or
+    /// `target[/proto]` (published in ingress mode), or its long form
+    /// `published=8080,target=80[,protocol=udp][,mode=host]`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let port = if s.contains('=') {
+            Self::long_form(s)?
+        } else {
+            Self::short_form(s)?
+        };
+        let mut errors = SpecError::default();
+        crate::validate::port(&port, "endpoint.ports", &mut errors);
+        errors.into_result().map(|()| port)
+    }
+}
+
+impl PortConfig {
+    fn short_form(s: &str) -> Result<Self, SpecError> {
         let bad = |why: String| SpecError::single("endpoint.ports", why);
         let (ports, proto) = match s.split_once('/') {
-            Some((p, "tcp")) => (p, Protocol::Tcp),
-            Some((p, "udp")) => (p, Protocol::Udp),
-            Some((_, other)) => {
-                return Err(bad(format!(
-                    "invalid port {s:?}: unknown protocol {other:?}, expected tcp or udp"
-                )));
-            }
+            Some((p, proto)) => (
+                p,
+                Protocol::parse(proto).map_err(|why| bad(format!("invalid port {s:?}: {why}")))?,
+            ),
             None => (s, Protocol::Tcp),
         };
         let num = |p: &str| {
@@ -465,15 +480,58 @@ impl FromStr for PortConfig {
             Some((p, t)) => (num(p)?, num(t)?),
             None => (0, num(ports)?),
         };
-        let port = Self {
+        Ok(Self {
             protocol: proto,
             target_port: target,
             published_port: published,
             publish_mode: PublishMode::Ingress,
+        })
+    }
+
+    fn long_form(s: &str) -> Result<Self, SpecError> {
+        let bad =
+            |why: String| SpecError::single("endpoint.ports", format!("invalid port {s:?}: {why}"));
+        let mut port = Self {
+            protocol: Protocol::Tcp,
+            target_port: 0,
+            published_port: 0,
+            publish_mode: PublishMode::Ingress,
         };
-        let mut errors = SpecError::default();
-        crate::validate::port(&port, "endpoint.ports", &mut errors);
-        errors.into_result().map(|()| port)
+        for field in s.split(',') {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| bad(format!("{field:?} is not KEY=VALUE")))?;
+            let num = || {
+                value
+                    .parse::<u32>()
+                    .map_err(|_| bad(format!("{key}={value:?} is not a port number")))
+            };
+            match key {
+                "target" => port.target_port = num()?,
+                "published" => port.published_port = num()?,
+                "protocol" => port.protocol = Protocol::parse(value).map_err(bad)?,
+                "mode" => {
+                    port.publish_mode = match value {
+                        "ingress" => PublishMode::Ingress,
+                        "host" => PublishMode::Host,
+                        other => {
+                            return Err(bad(format!(
+                                "unknown mode {other:?}, expected ingress or host"
+                            )));
+                        }
+                    }
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown field {other:?}: use target, published, protocol and mode"
+                    )));
+                }
+            }
+        }
+        if port.target_port == 0 {
+            return Err(bad("no target port: add target=PORT".into()));
+        }
+        Ok(port)
     }
 }
 
@@ -486,6 +544,16 @@ pub enum Protocol {
     Tcp,
     /// UDP.
     Udp,
+}
+
+impl Protocol {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Self::Tcp),
+            "udp" => Ok(Self::Udp),
+            other => Err(format!("unknown protocol {other:?}, expected tcp or udp")),
+        }
+    }
 }
 
 impl fmt::Display for Protocol {
@@ -506,4 +574,97 @@ pub enum PublishMode {
     Ingress,
     /// Only on the node running the task; two tasks cannot share it.
     Host,
+}
+
+/// What kind of filesystem a [`Mount`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A file or directory of the node (`source` is its absolute path).
+    Bind,
+    /// A named volume of the runtime (`source` is its name; none makes an
+    /// anonymous volume).
+    Volume,
+    /// A memory-backed filesystem (no `source`).
+    Tmpfs,
+}
+
+impl fmt::Display for MountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bind => "bind",
+            Self::Volume => "volume",
+            Self::Tmpfs => "tmpfs",
+        })
+    }
+}
+
+/// A filesystem mounted into a task, as docker's `--mount` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Mount {
+    /// Bind, volume or tmpfs.
+    #[serde(rename = "type")]
+    pub kind: MountKind,
+    /// The node's path (bind) or the volume's name (volume).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Where it appears inside the task: an absolute path.
+    pub target: String,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl FromStr for Mount {
+    type Err = SpecError;
+    /// Parses docker's `--mount` syntax:
+    /// `type=bind,source=/srv/data,target=/data[,readonly]`; `type`
+    /// defaults to `volume`, and `src`/`dst`/`destination`/`ro` are
+    /// accepted as in docker.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            |why: String| SpecError::single("task.mounts", format!("invalid mount {s:?}: {why}"));
+        let mut mount = Self {
+            kind: MountKind::Volume,
+            source: None,
+            target: String::new(),
+            read_only: false,
+        };
+        for field in s.split(',') {
+            let (key, value) = field.split_once('=').unwrap_or((field, "true"));
+            match key {
+                "type" => {
+                    mount.kind = match value {
+                        "bind" => MountKind::Bind,
+                        "volume" => MountKind::Volume,
+                        "tmpfs" => MountKind::Tmpfs,
+                        other => {
+                            return Err(bad(format!(
+                                "unknown type {other:?}, expected bind, volume or tmpfs"
+                            )));
+                        }
+                    }
+                }
+                "source" | "src" => mount.source = Some(value.to_owned()),
+                "target" | "dst" | "destination" => mount.target = value.to_owned(),
+                "readonly" | "ro" => {
+                    mount.read_only = match value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => {
+                            return Err(bad(format!("{key}={other:?}: expected true or false")));
+                        }
+                    }
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown field {other:?}: use type, source, target and readonly"
+                    )));
+                }
+            }
+        }
+        let mut errors = SpecError::default();
+        crate::validate::mount(&mount, &mut errors);
+        errors.into_result().map(|()| mount)
+    }
 }
