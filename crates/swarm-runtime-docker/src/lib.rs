@@ -1,0 +1,714 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod error;
+mod ingress;
+mod logs;
+mod spec;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum, SystemInfo,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, UploadToContainerOptions, WaitContainerOptions,
+};
+use futures::StreamExt;
+use swarm_core::Id;
+use swarm_core::model::{NodeDescription, Platform, Resources, Task};
+use swarm_core::runtime::{
+    Enforcement, ExitStatus, Health, LogOptions, LogStream, Runtime, RuntimeError, RuntimeInfo,
+    RuntimeState, RuntimeStatus, TaskFile,
+};
+use tokio::task::JoinHandle;
+
+pub use config::DockerRuntimeConfig;
+pub use spec::{
+    LABEL_INGRESS, LABEL_NODE_ID, LABEL_SERVICE_ID, LABEL_SERVICE_NAME, LABEL_TASK_ID,
+    LABEL_TASK_NAME, SECRETS_DIR,
+};
+
+use error::{daemon_down, message, status, task_error, unreachable};
+use ingress::Ingress;
+
+/// How long a container may take to go after SIGKILL before `stop` gives
+/// up.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs tasks as Docker containers; see the [crate docs](crate) for how a
+/// task maps onto a container.
+///
+/// Cheap to clone: clones share the engine connection, the ingress
+/// listeners and the cache of container ids.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    docker: Docker,
+    config: DockerRuntimeConfig,
+    /// Task id → container id, for the containers seen so far. The engine
+    /// is the truth: a miss asks it, and a container that is gone is
+    /// forgotten.
+    containers: Mutex<HashMap<Id, String>>,
+    ingress: Option<(Arc<Ingress>, JoinHandle<()>)>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some((_, task)) = &self.ingress {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for DockerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerRuntime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DockerRuntime {
+    /// Connects to the engine the way the `docker` CLI does (`DOCKER_HOST`,
+    /// else `/var/run/docker.sock`) and agrees on an API version with it.
+    pub async fn connect(config: DockerRuntimeConfig) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_defaults().map_err(|e| daemon_down(&e))?;
+        Self::with_client(docker, config).await
+    }
+
+    /// A runtime over an engine connection of the caller's.
+    pub async fn with_client(
+        docker: Docker,
+        config: DockerRuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| daemon_down(&e))?;
+        let ingress = config.ingress.then(|| {
+            Ingress::start(
+                docker.clone(),
+                config.node_id.clone(),
+                config.ingress_refresh,
+            )
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                docker,
+                config,
+                containers: Mutex::new(HashMap::new()),
+                ingress,
+            }),
+        })
+    }
+
+    /// The runtime's configuration.
+    #[must_use]
+    pub fn config(&self) -> &DockerRuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The engine connection.
+    #[must_use]
+    pub fn docker(&self) -> &Docker {
+        &self.inner.docker
+    }
+
+    /// The ingress ports this node serves now, each with the addresses of
+    /// the containers behind it.
+    #[must_use]
+    pub fn ingress_ports(&self) -> BTreeMap<u16, Vec<SocketAddr>> {
+        self.inner
+            .ingress
+            .as_ref()
+            .map(|(i, _)| i.published())
+            .unwrap_or_default()
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<Id, String>> {
+        self.inner
+            .containers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn poke_ingress(&self) {
+        if let Some((i, _)) = &self.inner.ingress {
+            i.poke();
+        }
+    }
+
+    /// The label filter naming this runtime's containers, plus `extra`.
+    fn filters(&self, extra: Option<String>) -> HashMap<String, Vec<String>> {
+        let mut labels = vec![LABEL_TASK_ID.to_owned()];
+        if let Some(node) = &self.inner.config.node_id {
+            labels.push(format!("{LABEL_NODE_ID}={node}"));
+        }
+        labels.extend(extra);
+        HashMap::from([("label".to_owned(), labels)])
+    }
+
+    /// Asks the engine for the container of task `id`.
+    async fn find(&self, id: &Id) -> Result<Option<String>, RuntimeError> {
+        let found = self
+            .inner
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(self.filters(Some(format!("{LABEL_TASK_ID}={id}")))),
+                ..ListContainersOptions::default()
+            }))
+            .await
+            .map_err(|e| daemon_down(&e))?;
+        let container = found.into_iter().find_map(|c| c.id);
+        if let Some(c) = &container {
+            self.cache().insert(id.clone(), c.clone());
+        }
+        Ok(container)
+    }
+
+    /// The container of task `id`, or `NotFound`.
+    async fn container(&self, id: &Id) -> Result<String, RuntimeError> {
+        if let Some(c) = self.cache().get(id) {
+            return Ok(c.clone());
+        }
+        self.find(id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))
+    }
+
+    /// Maps an error of a call on task `id`'s container; a container that
+    /// is gone is forgotten.
+    fn failed(&self, id: &Id, what: &str, e: &bollard::errors::Error) -> RuntimeError {
+        let err = task_error(id, what, e);
+        if matches!(err, RuntimeError::NotFound(_)) {
+            self.cache().remove(id);
+        }
+        err
+    }
+
+    async fn inspect_container(
+        &self,
+        id: &Id,
+        container: &str,
+    ) -> Result<ContainerInspectResponse, RuntimeError> {
+        self.inner
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| self.failed(id, "inspect", &e))
+    }
+
+    /// Makes sure the engine has `image`, pulling it if allowed.
+    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
+        let docker = &self.inner.docker;
+        match docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
+            Err(e) => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "invalid image {image:?}: {}",
+                    message(&e)
+                )));
+            }
+        }
+        let reference = with_tag(image);
+        let config = &self.inner.config;
+        if !config.pull {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "image {reference} not found locally, and this node does not pull images: load it with `docker load` or `docker import`"
+            )));
+        }
+        let pull = docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(reference.clone()),
+                ..CreateImageOptions::default()
+            }),
+            None,
+            None,
+        );
+        // The first error the pull reports, if any.
+        let first_error = async {
+            let mut pull = std::pin::pin!(pull);
+            while let Some(item) = pull.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(m) = info.error_detail.and_then(|d| d.message) {
+                            return Some(m);
+                        }
+                    }
+                    Err(e) if unreachable(&e) => return Some(daemon_down(&e).to_string()),
+                    Err(e) => return Some(message(&e)),
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(config.pull_timeout, first_error).await {
+            Ok(None) => Ok(()),
+            Ok(Some(m)) if error::no_registry(&m) => Err(RuntimeError::InvalidSpec(format!(
+                "image {reference} not found locally and no registry reachable ({m})"
+            ))),
+            Ok(Some(m)) => Err(RuntimeError::InvalidSpec(format!(
+                "image {reference} not found locally, and pulling it failed: {m}"
+            ))),
+            Err(_) => Err(RuntimeError::InvalidSpec(format!(
+                "image {reference} not found locally, and pulling it took longer than {:?}",
+                config.pull_timeout
+            ))),
+        }
+    }
+
+    /// Returns once the container is no longer running.
+    async fn exited(
+        &self,
+        id: &Id,
+        container: &str,
+    ) -> Result<ContainerInspectResponse, RuntimeError> {
+        loop {
+            let state = self.inspect_container(id, container).await?;
+            match state_of(&state) {
+                RuntimeState::Exited(_) => return Ok(state),
+                RuntimeState::Running => {
+                    // Ends when the container stops (or the connection
+                    // does); the state is read again either way.
+                    let mut wait = self.inner.docker.wait_container(
+                        container,
+                        Some(WaitContainerOptions {
+                            condition: "not-running".into(),
+                        }),
+                    );
+                    let _ = wait.next().await;
+                }
+                RuntimeState::Created => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    async fn kill(&self, id: &Id, container: &str, signal: &str) -> Result<(), RuntimeError> {
+        match self
+            .inner
+            .docker
+            .kill_container(
+                container,
+                Some(KillContainerOptions {
+                    signal: signal.into(),
+                }),
+            )
+            .await
+        {
+            // 409: it is not running (any more).
+            Err(e) if status(&e) == Some(409) => Ok(()),
+            Err(e) => Err(self.failed(id, "signal", &e)),
+            Ok(()) => Ok(()),
+        }
+    }
+}
+
+/// `image` with `:latest` when it names no tag or digest, as docker reads
+/// it.
+fn with_tag(image: &str) -> String {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if name.contains(':') || name.contains('@') {
+        image.to_owned()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Docker's state as the runtime's.
+fn state_of(c: &ContainerInspectResponse) -> RuntimeState {
+    let state = c.state.as_ref();
+    match state.and_then(|s| s.status) {
+        Some(ContainerStateStatusEnum::CREATED) | None | Some(ContainerStateStatusEnum::EMPTY) => {
+            RuntimeState::Created
+        }
+        Some(
+            ContainerStateStatusEnum::RUNNING
+            | ContainerStateStatusEnum::PAUSED
+            | ContainerStateStatusEnum::RESTARTING
+            | ContainerStateStatusEnum::STOPPING,
+        ) => RuntimeState::Running,
+        Some(
+            ContainerStateStatusEnum::EXITED
+            | ContainerStateStatusEnum::DEAD
+            | ContainerStateStatusEnum::REMOVING,
+        ) => RuntimeState::Exited(ExitStatus {
+            code: state
+                .and_then(|s| s.exit_code)
+                .and_then(|c| i32::try_from(c).ok())
+                .unwrap_or(-1),
+            // The engine gives 128 + the signal for a killed container,
+            // and does not say whether a signal did it.
+            signal: None,
+        }),
+    }
+}
+
+fn status_of(c: &ContainerInspectResponse) -> RuntimeStatus {
+    let state = c.state.as_ref();
+    let health = state
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.status)
+        .and_then(|h| match h {
+            HealthStatusEnum::STARTING => Some(Health::Starting),
+            HealthStatusEnum::HEALTHY => Some(Health::Healthy),
+            HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
+            HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
+        });
+    RuntimeStatus {
+        state: state_of(c),
+        health,
+        runtime_id: c.id.as_ref().map(|id| id.chars().take(12).collect()),
+        started_at: state
+            .and_then(|s| s.started_at.as_deref())
+            .and_then(time::parse),
+    }
+}
+
+/// What the engine says of its machine.
+fn describe(info: SystemInfo, hostname: Option<&str>) -> RuntimeInfo {
+    let architecture = match info.architecture.as_deref() {
+        Some("x86_64") => "amd64".to_owned(),
+        Some("aarch64") => "arm64".to_owned(),
+        Some(other) => other.to_owned(),
+        None => Platform::current().architecture,
+    };
+    let positive = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    RuntimeInfo {
+        description: NodeDescription {
+            hostname: hostname
+                .map(str::to_owned)
+                .or(info.name)
+                .unwrap_or_default(),
+            platform: Platform {
+                os: info.os_type.unwrap_or_else(|| "linux".into()),
+                architecture,
+            },
+            resources: Resources {
+                nano_cpus: positive(info.ncpu) * 1_000_000_000,
+                memory_bytes: positive(info.mem_total),
+            },
+            engine_labels: info
+                .labels
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| match l.split_once('=') {
+                    Some((k, v)) => (k.to_owned(), v.to_owned()),
+                    None => (l, String::new()),
+                })
+                .collect(),
+        },
+        enforcement: Enforcement {
+            cpu_limit: info.cpu_cfs_quota.unwrap_or(false),
+            memory_limit: info.memory_limit.unwrap_or(false),
+            // A memory reservation is a soft limit, not set aside.
+            reservations: false,
+        },
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    async fn info(&self) -> Result<RuntimeInfo, RuntimeError> {
+        let info = self
+            .inner
+            .docker
+            .info()
+            .await
+            .map_err(|e| daemon_down(&e))?;
+        Ok(describe(info, self.inner.config.hostname.as_deref()))
+    }
+
+    async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError> {
+        let id = &task.meta.id;
+        if self.cache().contains_key(id) || self.find(id).await?.is_some() {
+            return Ok(());
+        }
+        let body = spec::create_body(task, self.inner.config.node_id.as_ref())?;
+        self.ensure_image(&task.spec.image).await?;
+        let docker = &self.inner.docker;
+        let name = spec::container_name(task);
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..CreateContainerOptions::default()
+                }),
+                body,
+            )
+            .await;
+        let container = match created {
+            Ok(c) => c.id,
+            Err(e) if status(&e) == Some(409) => {
+                // A concurrent prepare of this task made it, or a stranger
+                // holds the name.
+                return match self.find(id).await? {
+                    Some(_) => Ok(()),
+                    None => Err(RuntimeError::InvalidSpec(format!(
+                        "a container named {name} already exists and is not this task's: remove it (docker rm -f {name})"
+                    ))),
+                };
+            }
+            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
+            Err(e) => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "docker cannot create the container: {}",
+                    message(&e)
+                )));
+            }
+        };
+        if !files.is_empty() {
+            let archive = spec::files_archive(files)?;
+            let uploaded = docker
+                .upload_to_container(
+                    &container,
+                    Some(UploadToContainerOptions {
+                        path: "/".into(),
+                        ..UploadToContainerOptions::default()
+                    }),
+                    bollard::body_full(archive.into()),
+                )
+                .await;
+            if let Err(e) = uploaded {
+                let _ = docker
+                    .remove_container(
+                        &container,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            v: true,
+                            ..RemoveContainerOptions::default()
+                        }),
+                    )
+                    .await;
+                return Err(if unreachable(&e) {
+                    daemon_down(&e)
+                } else {
+                    RuntimeError::InvalidSpec(format!(
+                        "cannot put the task's secret and config files into its container: {}",
+                        message(&e)
+                    ))
+                });
+            }
+        }
+        self.cache().insert(id.clone(), container);
+        Ok(())
+    }
+
+    async fn start(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        let container = self.container(task_id).await?;
+        match state_of(&self.inspect_container(task_id, &container).await?) {
+            RuntimeState::Running => return Ok(()),
+            RuntimeState::Exited(_) => {
+                return Err(RuntimeError::InvalidState(format!(
+                    "task {task_id} already ran: a task runs only once (the manager makes a new task to run it again)"
+                )));
+            }
+            RuntimeState::Created => {}
+        }
+        let started = self.inner.docker.start_container(&container, None).await;
+        self.poke_ingress();
+        match started {
+            Ok(()) => Ok(()),
+            Err(e) if unreachable(&e) => Err(daemon_down(&e)),
+            Err(e) if status(&e) == Some(404) => Err(self.failed(task_id, "start", &e)),
+            // A port in use, a bind source gone, a program missing from
+            // the image: the container can never start as it is.
+            Err(e) => Err(RuntimeError::InvalidSpec(format!(
+                "docker cannot start the container: {}",
+                message(&e)
+            ))),
+        }
+    }
+
+    async fn wait(&self, task_id: &Id) -> Result<ExitStatus, RuntimeError> {
+        let container = self.container(task_id).await?;
+        match state_of(&self.exited(task_id, &container).await?) {
+            RuntimeState::Exited(status) => Ok(status),
+            other => Err(RuntimeError::InvalidState(format!(
+                "task {task_id} is {other:?} after it exited"
+            ))),
+        }
+    }
+
+    async fn stop(&self, task_id: &Id, grace: Duration) -> Result<(), RuntimeError> {
+        let container = self.container(task_id).await?;
+        let state = self.inspect_container(task_id, &container).await?;
+        if state_of(&state) != RuntimeState::Running {
+            return Ok(());
+        }
+        let signal = state
+            .config
+            .as_ref()
+            .and_then(|c| c.stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".into());
+        self.kill(task_id, &container, &signal).await?;
+        let polite = tokio::time::timeout(grace, self.exited(task_id, &container)).await;
+        let result = match polite {
+            Ok(done) => done.map(drop),
+            Err(_) => {
+                self.kill(task_id, &container, "SIGKILL").await?;
+                match tokio::time::timeout(KILL_WAIT, self.exited(task_id, &container)).await {
+                    Ok(done) => done.map(drop),
+                    Err(_) => Err(RuntimeError::Unavailable(format!(
+                        "the container of task {task_id} is still running {KILL_WAIT:?} after SIGKILL"
+                    ))),
+                }
+            }
+        };
+        self.poke_ingress();
+        result
+    }
+
+    async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        let cached = self.cache().get(task_id).cloned();
+        let container = match cached {
+            Some(c) => c,
+            None => match self.find(task_id).await? {
+                Some(c) => c,
+                None => return Ok(()),
+            },
+        };
+        let removed = self
+            .inner
+            .docker
+            .remove_container(
+                &container,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..RemoveContainerOptions::default()
+                }),
+            )
+            .await;
+        self.poke_ingress();
+        match removed {
+            Ok(()) => {}
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
+            // 409: a removal is already under way; wait for it.
+            Err(e) if status(&e) == Some(409) => {
+                let gone = async {
+                    while self.inspect_container(task_id, &container).await.is_ok() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                };
+                if tokio::time::timeout(KILL_WAIT, gone).await.is_err() {
+                    return Err(self.failed(task_id, "remove", &e));
+                }
+            }
+            Err(e) => return Err(self.failed(task_id, "remove", &e)),
+        }
+        self.cache().remove(task_id);
+        Ok(())
+    }
+
+    async fn inspect(&self, task_id: &Id) -> Result<RuntimeStatus, RuntimeError> {
+        let container = self.container(task_id).await?;
+        Ok(status_of(
+            &self.inspect_container(task_id, &container).await?,
+        ))
+    }
+
+    async fn logs(&self, task_id: &Id, options: LogOptions) -> Result<LogStream, RuntimeError> {
+        let container = self.container(task_id).await?;
+        // Says NotFound now rather than ending the stream at once.
+        self.inspect_container(task_id, &container).await?;
+        let stream = self
+            .inner
+            .docker
+            .logs(
+                &container,
+                Some(LogsOptions {
+                    follow: options.follow,
+                    stdout: true,
+                    stderr: true,
+                    timestamps: true,
+                    tail: options
+                        .tail
+                        .map_or_else(|| "all".to_owned(), |n| n.to_string()),
+                    ..LogsOptions::default()
+                }),
+            )
+            .take_while(|frame| std::future::ready(frame.is_ok()))
+            .flat_map(|frame| futures::stream::iter(frame.map(logs::lines).unwrap_or_default()));
+        Ok(Box::pin(stream))
+    }
+
+    async fn list(&self) -> Result<Vec<Id>, RuntimeError> {
+        let containers = self
+            .inner
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(self.filters(None)),
+                ..ListContainersOptions::default()
+            }))
+            .await
+            .map_err(|e| daemon_down(&e))?;
+        let mut cache = self.cache();
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let id = Id::from(c.labels.as_ref()?.get(LABEL_TASK_ID)?.as_str());
+                if let Some(container) = c.id {
+                    cache.insert(id.clone(), container);
+                }
+                Some(id)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_without_a_tag_mean_latest() {
+        assert_eq!(with_tag("busybox"), "busybox:latest");
+        assert_eq!(with_tag("busybox:1.36"), "busybox:1.36");
+        assert_eq!(with_tag("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(with_tag("app@sha256:abc"), "app@sha256:abc");
+    }
+
+    #[test]
+    fn the_engine_describes_the_node() {
+        let info = SystemInfo {
+            name: Some("host-1".into()),
+            os_type: Some("linux".into()),
+            architecture: Some("x86_64".into()),
+            ncpu: Some(2),
+            mem_total: Some(1 << 30),
+            labels: Some(vec!["zone=a".into(), "ssd".into()]),
+            memory_limit: Some(true),
+            cpu_cfs_quota: Some(true),
+            ..SystemInfo::default()
+        };
+        let r = describe(info.clone(), None);
+        let d = &r.description;
+        assert_eq!(d.hostname, "host-1");
+        assert_eq!(
+            (d.platform.os.as_str(), d.platform.architecture.as_str()),
+            ("linux", "amd64")
+        );
+        assert_eq!(d.resources, Resources::new(2.0, 1 << 30));
+        assert_eq!(d.engine_labels["zone"], "a");
+        assert_eq!(d.engine_labels["ssd"], "");
+        assert!(r.enforcement.cpu_limit && r.enforcement.memory_limit);
+        assert_eq!(describe(info, Some("mine")).description.hostname, "mine");
+    }
+}

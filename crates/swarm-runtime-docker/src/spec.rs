@@ -1,0 +1,419 @@
+//! How a task maps onto a container: its name, labels, configuration and
+//! the archive of its secret and config files.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, HealthConfig, HostConfig, Mount as DockerMount, MountType, PortBinding,
+};
+use swarm_core::Id;
+use swarm_core::model::{HealthCheck, Mount, MountKind, PortConfig, Protocol, PublishMode, Task};
+use swarm_core::runtime::{FileKind, RuntimeError, TaskFile};
+
+/// The label holding the task id; every container of the runtime has it.
+pub const LABEL_TASK_ID: &str = "swarm.task.id";
+/// The label holding the task's name (`web.3`).
+pub const LABEL_TASK_NAME: &str = "swarm.task.name";
+/// The label holding the service id.
+pub const LABEL_SERVICE_ID: &str = "swarm.service.id";
+/// The label holding the service name.
+pub const LABEL_SERVICE_NAME: &str = "swarm.service.name";
+/// The label holding the id of the node the task was given to.
+pub const LABEL_NODE_ID: &str = "swarm.node.id";
+/// The label listing the container's ingress ports, `published:target`
+/// each, comma-separated (TCP).
+pub const LABEL_INGRESS: &str = "swarm.ingress";
+
+/// Where secrets appear inside a container.
+pub const SECRETS_DIR: &str = "/run/secrets";
+
+/// The container's name, as docker swarm spells it: `service.slot.taskid`.
+pub(crate) fn container_name(task: &Task) -> String {
+    format!("{}.{}", task.name(), task.meta.id)
+}
+
+/// The labels of the task's container: the spec's, then ours (which win).
+/// The node is the runtime's own when it has one (so that it lists what
+/// it made), else the task's.
+pub(crate) fn labels(task: &Task, node: Option<&Id>) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = task
+        .spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_TASK_ID.into(), task.meta.id.to_string());
+    labels.insert(LABEL_TASK_NAME.into(), task.name());
+    labels.insert(LABEL_SERVICE_ID.into(), task.service_id.to_string());
+    labels.insert(LABEL_SERVICE_NAME.into(), task.service_name.to_string());
+    if let Some(node) = node.or(task.node_id.as_ref()) {
+        labels.insert(LABEL_NODE_ID.into(), node.to_string());
+    }
+    let ingress: Vec<String> = ingress_ports(task)
+        .map(|p| format!("{}:{}", p.published_port, p.target_port))
+        .collect();
+    if !ingress.is_empty() {
+        labels.insert(LABEL_INGRESS.into(), ingress.join(","));
+    }
+    labels
+}
+
+/// The task's ports published through the routing mesh on a chosen port.
+fn ingress_ports(task: &Task) -> impl Iterator<Item = &PortConfig> {
+    task.endpoint
+        .ports
+        .iter()
+        .filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port != 0)
+}
+
+/// Parses [`LABEL_INGRESS`]: `(published, target)` pairs.
+pub(crate) fn parse_ingress(label: &str) -> Vec<(u16, u16)> {
+    label
+        .split(',')
+        .filter_map(|pair| {
+            let (p, t) = pair.split_once(':')?;
+            Some((p.parse().ok()?, t.parse().ok()?))
+        })
+        .collect()
+}
+
+fn port_key(p: &PortConfig) -> String {
+    format!("{}/{}", p.target_port, p.protocol)
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Docker's health check: `CMD`, `CMD-SHELL` and `NONE` forms pass as
+/// they are; a bare command is `CMD`.
+fn health_config(h: &HealthCheck) -> HealthConfig {
+    let test = match h.test.first().map(String::as_str) {
+        Some("CMD" | "NONE") => h.test.clone(),
+        Some("CMD-SHELL") => vec!["CMD-SHELL".into(), h.test[1..].join(" ")],
+        _ => std::iter::once("CMD".to_owned())
+            .chain(h.test.iter().cloned())
+            .collect(),
+    };
+    HealthConfig {
+        test: Some(test),
+        interval: Some(nanos(h.interval)),
+        timeout: Some(nanos(h.timeout)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(nanos(h.start_period)),
+        start_interval: None,
+    }
+}
+
+fn mount(m: &Mount) -> DockerMount {
+    DockerMount {
+        target: Some(m.target.clone()),
+        source: m.source.clone(),
+        typ: Some(match m.kind {
+            MountKind::Bind => MountType::BIND,
+            MountKind::Volume => MountType::VOLUME,
+            MountKind::Tmpfs => MountType::TMPFS,
+        }),
+        read_only: Some(m.read_only),
+        ..DockerMount::default()
+    }
+}
+
+/// The environment: the spec's, then what every task is told.
+fn env(task: &Task) -> Vec<String> {
+    let mut env = task.spec.env.clone();
+    env.extend([
+        format!("SWARM_TASK_ID={}", task.meta.id),
+        format!("SWARM_TASK_NAME={}", task.name()),
+        format!("SWARM_TASK_SLOT={}", task.slot),
+        format!("SWARM_SERVICE_ID={}", task.service_id),
+        format!("SWARM_SERVICE_NAME={}", task.service_name),
+        format!("SWARM_SECRETS_DIR={SECRETS_DIR}"),
+        // A config's relative target is relative to the root, as in docker.
+        "SWARM_CONFIGS_DIR=/".to_owned(),
+    ]);
+    if let Some(node) = &task.node_id {
+        env.push(format!("SWARM_NODE_ID={node}"));
+    }
+    env
+}
+
+/// The container for `task`, made by the runtime of `node`.
+pub(crate) fn create_body(
+    task: &Task,
+    node: Option<&Id>,
+) -> Result<ContainerCreateBody, RuntimeError> {
+    let spec = &task.spec;
+    if let Some(p) = task
+        .endpoint
+        .ports
+        .iter()
+        .find(|p| p.publish_mode == PublishMode::Ingress && p.protocol == Protocol::Udp)
+    {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "UDP port {} cannot be published through the routing mesh yet: publish it with mode=host",
+            p.target_port
+        )));
+    }
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &task.endpoint.ports {
+        exposed.push(port_key(p));
+        if p.publish_mode == PublishMode::Host {
+            // Published 0: the engine picks a free port.
+            let host_port = (p.published_port != 0).then(|| p.published_port.to_string());
+            bindings
+                .entry(port_key(p))
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: None,
+                    host_port: Some(host_port.unwrap_or_default()),
+                });
+        }
+    }
+    let limits = spec.resources.limits;
+    let reservations = spec.resources.reservations;
+    let positive = |v: u64| (v > 0).then(|| i64::try_from(v).unwrap_or(i64::MAX));
+    let host_config = HostConfig {
+        nano_cpus: positive(limits.nano_cpus),
+        memory: positive(limits.memory_bytes),
+        memory_reservation: positive(reservations.memory_bytes),
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        mounts: (!spec.mounts.is_empty()).then(|| spec.mounts.iter().map(mount).collect()),
+        ..HostConfig::default()
+    };
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        cmd: (!spec.args.is_empty()).then(|| spec.args.clone()),
+        env: Some(env(task)),
+        user: spec.user.clone(),
+        working_dir: spec.workdir.clone(),
+        hostname: spec.hostname.clone(),
+        labels: Some(labels(task, node)),
+        healthcheck: spec.healthcheck.as_ref().map(health_config),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        // So that a `docker stop` by hand honours the grace period too.
+        stop_timeout: Some(i64::try_from(spec.stop_grace_period.as_secs()).unwrap_or(i64::MAX)),
+        host_config: Some(host_config),
+        ..ContainerCreateBody::default()
+    })
+}
+
+/// Where a secret or config file goes inside the container, relative to
+/// the root.
+fn file_path(file: &TaskFile) -> String {
+    let path = match file.kind {
+        FileKind::Secret if file.target.starts_with('/') => file.target.clone(),
+        FileKind::Secret => format!("{SECRETS_DIR}/{}", file.target),
+        FileKind::Config if file.target.starts_with('/') => file.target.clone(),
+        FileKind::Config => format!("/{}", file.target),
+    };
+    path.trim_start_matches('/').to_owned()
+}
+
+/// A tar archive of the task's secret and config files, to be unpacked at
+/// the container's root, with the directories that hold them.
+pub(crate) fn files_archive(files: &[TaskFile]) -> Result<Vec<u8>, RuntimeError> {
+    let failed = |e: std::io::Error| {
+        RuntimeError::Unavailable(format!("failed to pack the task's files: {e}"))
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dirs = std::collections::BTreeSet::new();
+    for file in files {
+        let path = file_path(file);
+        let mut parent = std::path::Path::new(&path).parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(dir.to_owned());
+            parent = dir.parent();
+        }
+    }
+    for dir in &dirs {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        tar.append_data(&mut header, dir, std::io::empty())
+            .map_err(failed)?;
+    }
+    for file in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(file.mode);
+        header.set_size(file.data.len() as u64);
+        tar.append_data(&mut header, file_path(file), file.data.as_slice())
+            .map_err(failed)?;
+    }
+    tar.into_inner().map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use swarm_core::model::{EndpointSpec, Meta, Service, ServiceSpec, TaskSpec};
+
+    use super::*;
+
+    fn task(spec: TaskSpec, ports: &[&str]) -> Task {
+        let service = Service {
+            meta: Meta::new(Id::from("svc1")),
+            spec: ServiceSpec::replicated("web", 1, Vec::new()),
+            previous_spec: None,
+        };
+        let mut task = Task::new(&service, 3, Some(Id::from("node1")), Vec::new());
+        task.spec = Arc::new(spec);
+        task.endpoint = Arc::new(EndpointSpec {
+            ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+        });
+        task
+    }
+
+    #[test]
+    fn the_spec_becomes_the_container() {
+        let mut spec = TaskSpec {
+            image: "busybox:1".into(),
+            command: vec!["httpd".into()],
+            args: vec!["-f".into(), "-p".into(), "80".into()],
+            env: vec!["A=1".into()],
+            workdir: Some("/www".into()),
+            user: Some("65534".into()),
+            hostname: Some("web".into()),
+            ..TaskSpec::default()
+        };
+        spec.labels.insert("tier".into(), "front".into());
+        spec.labels.insert(LABEL_TASK_ID.into(), "forged".into());
+        spec.resources.limits.nano_cpus = 500_000_000;
+        spec.resources.limits.memory_bytes = 64 << 20;
+        spec.resources.reservations.memory_bytes = 32 << 20;
+        spec.mounts = vec![
+            "type=bind,source=/srv,target=/srv,readonly"
+                .parse()
+                .unwrap(),
+            "type=tmpfs,target=/scratch".parse().unwrap(),
+        ];
+        spec.healthcheck = Some(HealthCheck {
+            test: vec!["wget".into(), "-q".into(), "localhost".into()],
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(1),
+            retries: 2,
+            start_period: Duration::ZERO,
+        });
+        let t = task(spec, &["8080:80", "mode=host,published=9090,target=90"]);
+        let body = create_body(&t, None).unwrap();
+        assert_eq!(container_name(&t), format!("web.3.{}", t.meta.id));
+        assert_eq!(body.entrypoint.unwrap(), ["httpd"]);
+        assert_eq!(body.cmd.unwrap(), ["-f", "-p", "80"]);
+        let env = body.env.unwrap();
+        assert_eq!(env[0], "A=1");
+        assert!(env.contains(&"SWARM_SECRETS_DIR=/run/secrets".to_owned()));
+        assert!(env.contains(&"SWARM_NODE_ID=node1".to_owned()));
+        assert_eq!(
+            (
+                body.user.as_deref(),
+                body.working_dir.as_deref(),
+                body.hostname.as_deref()
+            ),
+            (Some("65534"), Some("/www"), Some("web"))
+        );
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[LABEL_TASK_ID], t.meta.id.as_str(), "ours win");
+        assert_eq!(labels["tier"], "front");
+        assert_eq!(labels[LABEL_SERVICE_NAME], "web");
+        assert_eq!(labels[LABEL_NODE_ID], "node1");
+        assert_eq!(
+            super::labels(&t, Some(&Id::from("runtime-node")))[LABEL_NODE_ID],
+            "runtime-node",
+            "a runtime labels its containers with its own node"
+        );
+        assert_eq!(labels[LABEL_INGRESS], "8080:80");
+        assert_eq!(parse_ingress(&labels[LABEL_INGRESS]), [(8080, 80)]);
+        let health = body.healthcheck.unwrap();
+        assert_eq!(health.test.unwrap(), ["CMD", "wget", "-q", "localhost"]);
+        assert_eq!(health.interval, Some(200_000_000));
+        let host = body.host_config.unwrap();
+        assert_eq!(
+            (host.nano_cpus, host.memory, host.memory_reservation),
+            (Some(500_000_000), Some(64 << 20), Some(32 << 20))
+        );
+        let bindings = host.port_bindings.unwrap();
+        assert_eq!(bindings.len(), 1, "only host-mode ports bind on the host");
+        assert_eq!(
+            bindings["90/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("9090")
+        );
+        let mut exposed = body.exposed_ports.unwrap();
+        exposed.sort();
+        assert_eq!(exposed, ["80/tcp", "90/tcp"]);
+        let mounts = host.mounts.unwrap();
+        assert_eq!(mounts[0].typ, Some(MountType::BIND));
+        assert_eq!(mounts[0].read_only, Some(true));
+        assert_eq!(mounts[1].typ, Some(MountType::TMPFS));
+        assert_eq!(mounts[1].source, None);
+    }
+
+    #[test]
+    fn udp_through_the_mesh_is_refused() {
+        let t = task(TaskSpec::default(), &["53:53/udp"]);
+        match create_body(&t, None) {
+            Err(RuntimeError::InvalidSpec(msg)) => assert!(msg.contains("mode=host"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shell_health_checks_keep_their_command_line() {
+        let h = HealthCheck {
+            test: vec!["CMD-SHELL".into(), "exit".into(), "1".into()],
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            retries: 1,
+            start_period: Duration::ZERO,
+        };
+        assert_eq!(health_config(&h).test.unwrap(), ["CMD-SHELL", "exit 1"]);
+    }
+
+    #[test]
+    fn files_land_under_run_secrets_and_their_targets() {
+        let file = |kind, target: &str, mode| TaskFile {
+            kind,
+            name: "n".into(),
+            target: target.into(),
+            mode,
+            data: b"data".to_vec(),
+        };
+        let archive = files_archive(&[
+            file(FileKind::Secret, "db_pass", 0o400),
+            file(FileKind::Config, "/etc/app/app.conf", 0o444),
+            file(FileKind::Config, "rel.conf", 0o444),
+        ])
+        .unwrap();
+        let mut entries = tar::Archive::new(archive.as_slice());
+        let found: Vec<(String, u32)> = entries
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.header().mode().unwrap(),
+                )
+            })
+            .collect();
+        for want in [
+            ("run/secrets/db_pass", 0o400),
+            ("etc/app/app.conf", 0o444),
+            ("rel.conf", 0o444),
+            ("run/secrets", 0o755),
+            ("etc/app", 0o755),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(p, m)| p.trim_end_matches('/') == want.0 && *m == want.1),
+                "{want:?} not in {found:?}"
+            );
+        }
+    }
+}

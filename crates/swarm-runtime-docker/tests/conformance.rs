@@ -1,0 +1,446 @@
+//! The docker runtime against the runtime conformance suite, on the real
+//! engine of this machine, and what is particular to containers: images,
+//! mounts, resources, ownership, ingress.
+//!
+//! Without an engine each test says SKIPPED and passes, unless
+//! `SWARM_REQUIRE_DOCKER` is set (CI sets it where an engine runs).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::InspectContainerOptions;
+use futures::StreamExt;
+use swarm_core::Id;
+use swarm_core::model::{EndpointSpec, Meta, Service, ServiceSpec, Task, TaskSpec};
+use swarm_core::runtime::{LogOptions, Runtime, RuntimeError, RuntimeState};
+use swarm_core::testing::{RuntimeFixtures, runtime_suite};
+use swarm_runtime_docker::testing::{engine, test_image};
+use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig, LABEL_NODE_ID, LABEL_TASK_ID};
+use tokio::time::timeout;
+
+struct Busybox(&'static str);
+
+impl RuntimeFixtures for Busybox {
+    fn shell(&self, script: &str) -> TaskSpec {
+        TaskSpec {
+            image: self.0.into(),
+            args: vec!["sh".into(), "-c".into(), script.into()],
+            stop_grace_period: Duration::from_secs(10),
+            ..TaskSpec::default()
+        }
+    }
+
+    fn missing(&self) -> TaskSpec {
+        TaskSpec {
+            image: "swarm-test/no-such-image:404".into(),
+            ..TaskSpec::default()
+        }
+    }
+}
+
+/// A runtime scoped to a node of its own, whose containers are removed
+/// when dropped, and the image its tests run.
+struct Fixture {
+    runtime: DockerRuntime,
+    docker: Docker,
+    node: Id,
+    image: &'static str,
+}
+
+impl Fixture {
+    async fn new(test: &str) -> Option<Self> {
+        let docker = engine(test).await?;
+        let image = test_image(&docker).await;
+        let node = Id::from(format!("test-{}-{}", std::process::id(), Id::generate()).as_str());
+        let config = DockerRuntimeConfig::default()
+            .with_node_id(node.clone())
+            .with_ingress_refresh(Duration::from_millis(200));
+        let runtime = DockerRuntime::with_client(docker.clone(), config)
+            .await
+            .unwrap();
+        Some(Self {
+            runtime,
+            docker,
+            node,
+            image,
+        })
+    }
+
+    fn task(&self, spec: TaskSpec) -> Task {
+        let service = Service {
+            meta: Meta::new(Id::generate()),
+            spec: ServiceSpec::replicated("web", 1, Vec::new()),
+            previous_spec: None,
+        };
+        let mut task = Task::new(&service, 1, Some(self.node.clone()), Vec::new());
+        task.spec = Arc::new(spec);
+        task
+    }
+
+    fn shell(&self, script: &str) -> TaskSpec {
+        Busybox(self.image).shell(script)
+    }
+
+    async fn run(&self, task: &Task) {
+        timeout(LIMIT, self.runtime.prepare(task, &[]))
+            .await
+            .expect("prepare hung")
+            .unwrap();
+        timeout(LIMIT, self.runtime.start(&task.meta.id))
+            .await
+            .expect("start hung")
+            .unwrap();
+    }
+
+    /// The task's output once it exited.
+    async fn output(&self, id: &Id) -> Vec<String> {
+        timeout(LIMIT, self.runtime.wait(id))
+            .await
+            .expect("wait hung")
+            .unwrap();
+        let logs = self.runtime.logs(id, LogOptions::default()).await.unwrap();
+        timeout(LIMIT, logs.map(|l| l.line).collect())
+            .await
+            .expect("logs hung")
+    }
+
+    async fn rejected(&self, task: &Task) -> String {
+        match timeout(LIMIT, self.runtime.prepare(task, &[]))
+            .await
+            .expect("prepare hung")
+        {
+            Err(RuntimeError::InvalidSpec(msg)) => msg,
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // Whatever a failed test left: docker rm -f of this node's
+        // containers.
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker ps -aq --filter label={LABEL_NODE_ID}={} | xargs -r docker rm -f >/dev/null 2>&1",
+                self.node
+            ))
+            .status();
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_runtime_suite() {
+    let Some(f) = Fixture::new("passes_the_runtime_suite").await else {
+        return;
+    };
+    timeout(
+        Duration::from_secs(120),
+        runtime_suite(&f.runtime, &Busybox(f.image)),
+    )
+    .await
+    .expect("the runtime suite hung");
+    assert!(
+        f.runtime.list().await.unwrap().is_empty(),
+        "the suite removes its tasks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_carry_the_task_and_are_adopted_by_a_new_runtime() {
+    let Some(f) = Fixture::new("adoption").await else {
+        return;
+    };
+    let task = f.task(f.shell("echo ready; while true; do sleep 1 & wait $!; done"));
+    f.run(&task).await;
+    let id = &task.meta.id;
+    let status = f.runtime.inspect(id).await.unwrap();
+    let inspected = f
+        .docker
+        .inspect_container(
+            status.runtime_id.as_deref().unwrap(),
+            None::<InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let labels = inspected.config.unwrap().labels.unwrap();
+    assert_eq!(labels[LABEL_TASK_ID], id.as_str());
+    assert_eq!(labels["swarm.service.id"], task.service_id.as_str());
+    assert_eq!(labels["swarm.service.name"], "web");
+    assert_eq!(labels[LABEL_NODE_ID], f.node.as_str());
+    assert_eq!(inspected.name.unwrap(), format!("/web.1.{id}"));
+
+    // A new runtime for the same node (an agent that restarted) finds the
+    // container by its labels, and takes it up where it is.
+    let config = DockerRuntimeConfig::default().with_node_id(f.node.clone());
+    let again = DockerRuntime::with_client(f.docker.clone(), config)
+        .await
+        .unwrap();
+    assert_eq!(again.list().await.unwrap(), std::slice::from_ref(id));
+    assert_eq!(
+        again.inspect(id).await.unwrap().state,
+        RuntimeState::Running
+    );
+    timeout(LIMIT, again.prepare(&task, &[]))
+        .await
+        .unwrap()
+        .expect("prepare of an adopted task is a no-op");
+    assert_eq!(
+        again.inspect(id).await.unwrap().runtime_id,
+        status.runtime_id,
+        "no duplicate"
+    );
+    timeout(LIMIT, again.stop(id, Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        again.inspect(id).await.unwrap().state,
+        RuntimeState::Exited(_)
+    ));
+
+    // Another node's runtime on the same engine does not see it.
+    let other = DockerRuntimeConfig::default().with_node_id("someone-else".into());
+    let other = DockerRuntime::with_client(f.docker.clone(), other)
+        .await
+        .unwrap();
+    assert!(!other.list().await.unwrap().contains(id));
+
+    again.remove(id).await.unwrap();
+    assert!(f.runtime.list().await.unwrap().is_empty());
+    assert!(matches!(
+        f.runtime.inspect(id).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn specs_the_engine_cannot_run_are_rejected_with_reasons() {
+    let Some(f) = Fixture::new("rejections").await else {
+        return;
+    };
+    let missing = f.task(TaskSpec {
+        image: "busybox:latest-but-not-here".into(),
+        ..TaskSpec::default()
+    });
+    let msg = f.rejected(&missing).await;
+    assert!(
+        msg.starts_with("image busybox:latest-but-not-here not found locally"),
+        "{msg}"
+    );
+
+    let no_pull = DockerRuntime::with_client(
+        f.docker.clone(),
+        DockerRuntimeConfig::default()
+            .with_pull(false)
+            .with_ingress(false),
+    )
+    .await
+    .unwrap();
+    let untagged = f.task(TaskSpec {
+        image: "swarm-test/absent".into(),
+        ..TaskSpec::default()
+    });
+    match no_pull.prepare(&untagged, &[]).await {
+        Err(RuntimeError::InvalidSpec(msg)) => assert_eq!(
+            msg,
+            "image swarm-test/absent:latest not found locally, and this node does not pull images: load it with `docker load` or `docker import`"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    let mut bad_mount = f.shell("true");
+    bad_mount.mounts.push(
+        "type=bind,source=/nonexistent/swarm-test,target=/data"
+            .parse()
+            .unwrap(),
+    );
+    let task = f.task(bad_mount);
+    let msg = match timeout(LIMIT, f.runtime.prepare(&task, &[])).await.unwrap() {
+        Err(RuntimeError::InvalidSpec(msg)) => msg,
+        Ok(()) => match f.runtime.start(&task.meta.id).await {
+            Err(RuntimeError::InvalidSpec(msg)) => msg,
+            other => panic!("a bind mount of a missing path must not start: {other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert!(msg.contains("/nonexistent/swarm-test"), "{msg}");
+    f.runtime.remove(&task.meta.id).await.unwrap();
+
+    let mut no_program = f.shell("true");
+    no_program.args = vec!["/no/such/program".into()];
+    let task = f.task(no_program);
+    timeout(LIMIT, f.runtime.prepare(&task, &[]))
+        .await
+        .unwrap()
+        .unwrap();
+    match f.runtime.start(&task.meta.id).await {
+        Err(RuntimeError::InvalidSpec(msg)) => {
+            assert!(
+                msg.starts_with("docker cannot start the container: "),
+                "{msg}"
+            );
+            assert!(msg.contains("/no/such/program"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    f.runtime.remove(&task.meta.id).await.unwrap();
+
+    // A stranger's container holds the name.
+    let task = f.task(f.shell("true"));
+    let name = format!("web.1.{}", task.meta.id);
+    let made = std::process::Command::new("docker")
+        .args(["create", "--name", &name, f.image, "true"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let msg = f.rejected(&task).await;
+    assert!(
+        msg.contains(&format!(
+            "a container named {name} already exists and is not this task's"
+        )),
+        "{msg}"
+    );
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &name])
+        .output();
+    assert!(
+        f.runtime.list().await.unwrap().is_empty(),
+        "nothing is kept of a rejected task"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_users_and_limits_reach_the_container() {
+    let Some(f) = Fixture::new("mounts").await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("swarm-docker-bind-{}", Id::generate()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), "from the node").unwrap();
+    let volume = format!("swarm-test-{}", Id::generate());
+    let mut spec = f.shell(
+        "cat /data/hello.txt; echo; touch /data/x 2>/dev/null || echo read-only; \
+         echo kept > /vol/f; cat /vol/f; grep -c ' /scratch tmpfs ' /proc/mounts; id -u; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    );
+    spec.mounts = vec![
+        format!("type=bind,source={},target=/data,readonly", dir.display())
+            .parse()
+            .unwrap(),
+        format!("type=volume,source={volume},target=/vol")
+            .parse()
+            .unwrap(),
+        "type=tmpfs,target=/scratch".parse().unwrap(),
+    ];
+    spec.user = Some("65534".into());
+    spec.resources.limits.memory_bytes = 64 << 20;
+    let task = f.task(spec);
+    // The volume is made by root; let the task's user write to it.
+    let _ = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{volume}:/vol"),
+            f.image,
+            "chmod",
+            "777",
+            "/vol",
+        ])
+        .output()
+        .unwrap();
+    f.run(&task).await;
+    let out = f.output(&task.meta.id).await;
+    assert_eq!(
+        out,
+        [
+            "from the node",
+            "read-only",
+            "kept",
+            "1",
+            "65534",
+            &(64u64 << 20).to_string()
+        ],
+        "bind (read-only), volume, tmpfs, user and memory limit"
+    );
+    f.runtime.remove(&task.meta.id).await.unwrap();
+    let _ = std::process::Command::new("docker")
+        .args(["volume", "rm", &volume])
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
+    let Some(f) = Fixture::new("ingress").await else {
+        return;
+    };
+    let port = 20_000 + (std::process::id() % 10_000) as u16;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let mut task = f.task(f.shell("hostname > /tmp/index.html; httpd -f -p 80 -h /tmp"));
+        task.endpoint = Arc::new(EndpointSpec {
+            ports: vec![format!("{port}:80").parse().unwrap()],
+        });
+        f.run(&task).await;
+        tasks.push(task);
+    }
+    let served = timeout(LIMIT, async {
+        loop {
+            let ports = f.runtime.ingress_ports();
+            if ports.get(&port).is_some_and(|b| b.len() == 2) {
+                return ports;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the ingress port never had both containers");
+    assert_eq!(served.len(), 1);
+    let mut answers = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        answers.insert(get(port).await);
+    }
+    assert_eq!(
+        answers.len(),
+        2,
+        "both containers answer, in turn: {answers:?}"
+    );
+
+    for t in &tasks {
+        f.runtime.remove(&t.meta.id).await.unwrap();
+    }
+    timeout(LIMIT, async {
+        while !f.runtime.ingress_ports().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the port is closed once no container backs it");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    );
+}
+
+/// The body of `GET /` on the node's `port`.
+async fn get(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = timeout(LIMIT, tokio::net::TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .unwrap()
+        .unwrap();
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    timeout(LIMIT, conn.read_to_string(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    reply.rsplit("\r\n\r\n").next().unwrap().trim().to_owned()
+}
