@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use swarm_core::model::NodeRole;
 use swarm_node::{DEFAULT_PORT, Node, NodeConfig};
+use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -61,15 +62,25 @@ struct NodeArgs {
     /// The node's name in `node ls` (default: the machine's hostname).
     #[arg(long, global = true)]
     hostname: Option<String>,
-    /// The task runtime: `process` (docker arrives with its own issue).
-    #[arg(long, default_value = "process", global = true)]
-    runtime: String,
+    /// How tasks run: as processes of this machine, or as containers of
+    /// the Docker engine (DOCKER_HOST, else /var/run/docker.sock).
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Process, global = true)]
+    runtime: RuntimeKind,
     /// How often workers send heartbeats, e.g. 500ms or 2s.
     #[arg(long, value_parser = parse_duration, global = true)]
     heartbeat_period: Option<Duration>,
     /// How long node certificates are valid, e.g. 2160h (90 days).
     #[arg(long, value_parser = parse_duration, global = true)]
     cert_expiry: Option<Duration>,
+}
+
+/// The task runtimes `swarmd` can drive.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    /// Plain processes (swarm-runtime-process); `image` is the program.
+    Process,
+    /// Docker containers (swarm-runtime-docker).
+    Docker,
 }
 
 /// `500ms`, `2s`, `5m`, `3h`.
@@ -122,23 +133,16 @@ impl NodeArgs {
         Ok(c)
     }
 
-    fn runtime(&self, config: &NodeConfig) -> anyhow::Result<ProcessRuntime> {
-        match self.runtime.as_str() {
-            "process" => Ok(ProcessRuntime::new(
-                ProcessRuntimeConfig::default()
-                    .with_hostname(config.hostname())
-                    .with_state_dir(config.data_dir.join("tasks")),
-            )?),
-            "docker" => anyhow::bail!(
-                "--runtime docker is not available in this build yet: use --runtime process"
-            ),
-            other => anyhow::bail!("unknown runtime {other:?}: use --runtime process"),
+    /// Fails early, before a node is made, when the runtime cannot work.
+    async fn check_runtime(&self) -> anyhow::Result<()> {
+        if self.runtime == RuntimeKind::Docker {
+            DockerRuntime::connect(DockerRuntimeConfig::default().with_ingress(false)).await?;
         }
+        Ok(())
     }
 }
 
 async fn run(node: Node, args: &NodeArgs) -> anyhow::Result<()> {
-    let runtime = args.runtime(node.config())?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -151,7 +155,28 @@ async fn run(node: Node, args: &NodeArgs) -> anyhow::Result<()> {
         tracing::info!("stopping");
         stop.cancel();
     });
-    node.run(runtime, shutdown).await?;
+    let config = node.config();
+    match args.runtime {
+        RuntimeKind::Process => {
+            let runtime = ProcessRuntime::new(
+                ProcessRuntimeConfig::default()
+                    .with_hostname(config.hostname())
+                    .with_state_dir(config.data_dir.join("tasks")),
+            )?;
+            node.run(runtime, shutdown).await?;
+        }
+        RuntimeKind::Docker => {
+            // Scoped to this node, so that nodes sharing an engine keep
+            // to their own containers.
+            let runtime = DockerRuntime::connect(
+                DockerRuntimeConfig::default()
+                    .with_node_id(node.id().clone())
+                    .with_hostname(config.hostname()),
+            )
+            .await?;
+            node.run(runtime, shutdown).await?;
+        }
+    }
     Ok(())
 }
 
@@ -170,6 +195,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Init) => {
             let config = args.config()?;
+            args.check_runtime().await?;
             let addr = config.advertised()?;
             let node = Node::init(config).await?;
             let worker = node.join_token(NodeRole::Worker).await?;
@@ -186,6 +212,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Join { token, manager }) => {
             let config = args.config()?;
+            args.check_runtime().await?;
             let node = Node::join(config, &with_port(&manager), &token).await?;
             say(&format!(
                 "This node joined a swarm as a {}.",

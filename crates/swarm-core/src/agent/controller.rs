@@ -20,6 +20,10 @@ pub(crate) struct Controller<R> {
     pub reports: Reports,
     /// How often health is polled while starting and running.
     pub health_poll: Duration,
+    /// The runtime's handle, once the task started: every later report
+    /// carries it, so that a failed or shut-down task still names its
+    /// container or process.
+    pub runtime_id: std::sync::OnceLock<String>,
 }
 
 enum Outcome {
@@ -37,7 +41,19 @@ impl<R: Runtime> Controller<R> {
         self.current().meta.id.clone()
     }
 
-    fn report(&self, status: TaskStatus) {
+    fn report(&self, mut status: TaskStatus) {
+        match &status.runtime_id {
+            Some(id) => {
+                let _ = self.runtime_id.set(id.clone());
+            }
+            None => {
+                status.runtime_id = self
+                    .runtime_id
+                    .get()
+                    .cloned()
+                    .or_else(|| self.current().status.runtime_id.clone());
+            }
+        }
         let _ = self.reports.send(StatusUpdate {
             task_id: self.id(),
             status,

@@ -256,6 +256,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 task: rx,
                 reports: reports.clone(),
                 health_poll: self.config.health_poll,
+                runtime_id: std::sync::OnceLock::new(),
             };
             tasks.insert(
                 id,

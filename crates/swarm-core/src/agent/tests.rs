@@ -155,6 +155,11 @@ async fn a_task_runs_then_its_exit_code_is_reported() {
     let t = h.until_state(&id, TaskState::Failed).await;
     assert_eq!(t.status.exit_code, Some(7));
     assert_eq!(t.status.err.as_deref(), Some("task: non-zero exit (7)"));
+    assert_eq!(
+        t.status.runtime_id.as_deref(),
+        Some("4242"),
+        "a task that ended still names its container or process"
+    );
     h.stop().await;
 }
 

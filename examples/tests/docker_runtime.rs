@@ -1,0 +1,189 @@
+//! `swarmd --runtime docker` end to end, on this machine's Docker engine,
+//! driven by `swarmctl` as a user would: a replicated web service with a
+//! published port answers HTTP from each of its containers, a container
+//! killed behind the daemon's back is replaced, a restarted daemon adopts
+//! its containers, and `service rm` leaves none behind.
+//!
+//! Without an engine it says SKIPPED and passes, unless
+//! `SWARM_REQUIRE_DOCKER` is set (CI sets it where an engine runs).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use swarm_examples::daemons::{Daemons, free_port};
+use swarm_runtime_docker::testing::{engine, test_image};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Removes what a failed run left: every container of the node.
+struct Containers(String);
+
+impl Containers {
+    /// `docker ps` ids of the node's containers (`all`: stopped ones too),
+    /// with `filter` added.
+    fn ids(&self, all: bool, filter: &str) -> BTreeSet<String> {
+        let mut cmd = Command::new("docker");
+        cmd.args(["ps", "-q", "--no-trunc", "--filter"])
+            .arg(format!("label=swarm.node.id={}", self.0));
+        if all {
+            cmd.arg("-a");
+        }
+        if !filter.is_empty() {
+            cmd.args(["--filter", filter]);
+        }
+        let out = cmd.output().expect("docker ps");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l[..12].to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker ps -aq --filter label=swarm.node.id={} | xargs -r docker rm -f >/dev/null",
+                self.0
+            ))
+            .status();
+    }
+}
+
+/// The body of `GET path` on the node's `port`, if it answers 200.
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(conn, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).ok()?;
+    reply.starts_with("HTTP/1.1 200 OK").then(|| {
+        reply
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    })
+}
+
+/// The containers that answered `rounds` requests: each serves its own
+/// `/etc/hostname`, which docker sets to the container's short id.
+fn answering(port: u16, rounds: usize) -> BTreeSet<String> {
+    (0..rounds)
+        .filter_map(|_| get(port, "/etc/hostname"))
+        .collect()
+}
+
+#[test]
+fn docker_runtime_end_to_end() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(docker) = rt.block_on(engine("docker_runtime_end_to_end")) else {
+        return;
+    };
+    let image = rt.block_on(test_image(&docker));
+    let mut d = Daemons::new(
+        Path::new(env!("CARGO_BIN_EXE_swarmd")),
+        Path::new(env!("CARGO_BIN_EXE_swarmctl")),
+        &["--runtime", "docker"],
+    );
+    d.init("m1");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.data("m1").join("node.json")).unwrap()).unwrap();
+    let containers = Containers(state["node_id"].as_str().unwrap().to_owned());
+    d.wait("the node to be ready", LIMIT, || {
+        d.nodes("m1").get("m1").is_some_and(|(s, _)| s == "ready")
+    });
+
+    // `service create` waits until 3/3 run.
+    let port = free_port();
+    let published = format!("{port}:80");
+    let out = d.ctl_ok(
+        "m1",
+        &[
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--replicas",
+            "3",
+            "-p",
+            &published,
+            image,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ],
+    );
+    assert!(out.contains("web: 3/3 running"), "{out}");
+    let running = containers.ids(false, "label=swarm.service.name=web");
+    assert_eq!(running.len(), 3, "one container per replica: {running:?}");
+    d.wait(
+        "all three containers to answer HTTP on the published port",
+        LIMIT,
+        || answering(port, 9) == running,
+    );
+
+    // A container killed behind the daemon's back is replaced.
+    let victim = running.iter().next().unwrap().clone();
+    let killed = Command::new("docker")
+        .args(["kill", &victim])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    d.wait("a replacement container", LIMIT, || {
+        let now = containers.ids(false, "label=swarm.service.name=web");
+        now.len() == 3 && !now.contains(&victim)
+    });
+    let tasks = d.json("m1", &["service", "ps", "web", "--format", "json"]);
+    let failed: Vec<_> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"]["state"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "the killed task is failed: {tasks:#}");
+    assert_eq!(failed[0]["status"]["runtime_id"], victim.as_str());
+    assert_eq!(d.running("m1", "web").len(), 3);
+    let running = containers.ids(false, "label=swarm.service.name=web");
+    d.wait(
+        "the replacement to answer and the killed one to be gone",
+        LIMIT,
+        || answering(port, 9) == running,
+    );
+
+    // A daemon that dies and comes back adopts its containers: the same
+    // three run on, and no duplicate starts.
+    d.kill9("m1");
+    d.restart("m1");
+    d.wait("the node to be ready again", LIMIT, || {
+        d.nodes("m1").get("m1").is_some_and(|(s, _)| s == "ready")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        containers.ids(false, "label=swarm.service.name=web"),
+        running
+    );
+    assert_eq!(d.running("m1", "web").len(), 3);
+    d.wait("the adopted containers to answer again", LIMIT, || {
+        answering(port, 9) == running
+    });
+
+    // `service rm` leaves no container behind, running or not.
+    d.ctl_ok("m1", &["service", "rm", "web"]);
+    d.wait(
+        "every container of the service to be removed",
+        LIMIT,
+        || containers.ids(true, "").is_empty(),
+    );
+    assert!(
+        get(port, "/etc/hostname").is_none(),
+        "the published port is closed"
+    );
+}
