@@ -1,0 +1,132 @@
+//! Create-to-running latency of tasks, Docker containers and plain
+//! processes side by side: from the call to `prepare` (which creates the
+//! container) until `inspect` reports the task running.
+//!
+//! - **one at a time**: each task is prepared, started and seen running
+//!   before the next;
+//! - **burst**: all tasks at once, each timed from the start of the burst.
+//!
+//! Every task runs `sleep 3600` (busybox's in the container), and all are
+//! removed at the end. Without a Docker engine only the process runtime
+//! is measured.
+//!
+//! `cargo bench -p swarm-runtime-docker --bench start -- --tasks 50`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use swarm_core::Id;
+use swarm_core::model::{Meta, Service, ServiceSpec, Task, TaskSpec};
+use swarm_core::runtime::{Runtime, RuntimeState};
+use swarm_runtime_docker::testing::{engine, test_image};
+use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
+use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
+
+fn task(spec: &TaskSpec) -> Task {
+    let service = Service {
+        meta: Meta::new(Id::generate()),
+        spec: ServiceSpec::replicated("bench", 1, Vec::new()),
+        previous_spec: None,
+    };
+    let mut task = Task::new(&service, 1, Some("bench-node".into()), Vec::new());
+    task.spec = Arc::new(spec.clone());
+    task
+}
+
+/// Prepares and starts `task`, and polls until it runs: the time until
+/// `prepare` returned, and until it ran.
+async fn to_running<R: Runtime>(runtime: &R, task: &Task, began: Instant) -> [Duration; 2] {
+    let id = &task.meta.id;
+    runtime.prepare(task, &[]).await.expect("prepare");
+    let prepared = began.elapsed();
+    runtime.start(id).await.expect("start");
+    loop {
+        if runtime.inspect(id).await.expect("inspect").state == RuntimeState::Running {
+            return [prepared, began.elapsed()];
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// p50, p99 and max of `xs`, in milliseconds.
+fn percentiles(mut xs: Vec<Duration>) -> (f64, f64, f64) {
+    xs.sort();
+    let at = |q: f64| {
+        let i = ((xs.len() as f64 * q).ceil() as usize).clamp(1, xs.len()) - 1;
+        xs[i].as_secs_f64() * 1000.0
+    };
+    (at(0.50), at(0.99), at(1.0))
+}
+
+/// Both modes for one runtime: `[one at a time, burst]`, each as
+/// `[until prepared, until running]` per task.
+async fn measure<R: Runtime + Clone>(
+    runtime: &R,
+    spec: &TaskSpec,
+    n: usize,
+) -> [Vec<[Duration; 2]>; 2] {
+    let mut ids = Vec::new();
+    let mut serial = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = task(spec);
+        serial.push(to_running(runtime, &t, Instant::now()).await);
+        ids.push(t.meta.id);
+    }
+    let tasks: Vec<Task> = (0..n).map(|_| task(spec)).collect();
+    let began = Instant::now();
+    let burst = futures::future::join_all(tasks.iter().map(|t| {
+        let runtime = runtime.clone();
+        async move { to_running(&runtime, t, began).await }
+    }))
+    .await;
+    ids.extend(tasks.into_iter().map(|t| t.meta.id));
+    futures::future::join_all(ids.iter().map(|id| runtime.remove(id))).await;
+    [serial, burst]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args
+        .iter()
+        .position(|a| a == "--tasks")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(50), |s| s.parse())?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let dir = std::env::temp_dir().join(format!("swarm-start-bench-{}", std::process::id()));
+        let process = ProcessRuntime::new(ProcessRuntimeConfig::default().with_state_dir(&dir))?;
+        let sleep = TaskSpec::command(vec!["sleep".into(), "3600".into()]);
+        let mut rows = vec![("process", measure(&process, &sleep, n).await)];
+        let _ = std::fs::remove_dir_all(&dir);
+
+        if let Some(docker) = engine("start bench").await {
+            let image = test_image(&docker).await;
+            let config = DockerRuntimeConfig::default()
+                .with_node_id(format!("bench-{}", std::process::id()).as_str().into())
+                .with_ingress(false);
+            let runtime = DockerRuntime::with_client(docker, config).await?;
+            let spec = TaskSpec {
+                image: image.into(),
+                args: vec!["sleep".into(), "3600".into()],
+                ..TaskSpec::default()
+            };
+            rows.push(("docker", measure(&runtime, &spec, n).await));
+        }
+
+        println!(
+            "create-to-running latency over {n} tasks, in ms (prepare: until the container or process was made)"
+        );
+        println!(
+            "{:<8} {:<11} {:>8} {:>8} {:>8} {:>12}",
+            "runtime", "mode", "p50", "p99", "max", "prepare p50"
+        );
+        for (name, [serial, burst]) in rows {
+            for (mode, xs) in [("one-by-one", serial), ("burst", burst)] {
+                let (prepared, _, _) = percentiles(xs.iter().map(|x| x[0]).collect());
+                let (p50, p99, max) = percentiles(xs.iter().map(|x| x[1]).collect());
+                println!("{name:<8} {mode:<11} {p50:>8.1} {p99:>8.1} {max:>8.1} {prepared:>12.1}");
+            }
+        }
+        Ok(())
+    })
+}
