@@ -187,3 +187,31 @@ fn docker_runtime_end_to_end() {
         "the published port is closed"
     );
 }
+
+#[test]
+fn swarmd_says_so_when_docker_does_not_answer_and_makes_no_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_swarmd"))
+        .args([
+            "init",
+            "--runtime",
+            "docker",
+            "--listen-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the Docker daemon (is it running, and is DOCKER_HOST right?)"),
+        "{err}"
+    );
+    assert!(!data.join("node.json").exists(), "no node is made");
+}

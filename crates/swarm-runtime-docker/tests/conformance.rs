@@ -13,7 +13,7 @@ use bollard::query_parameters::InspectContainerOptions;
 use futures::StreamExt;
 use swarm_core::Id;
 use swarm_core::model::{EndpointSpec, Meta, Service, ServiceSpec, Task, TaskSpec};
-use swarm_core::runtime::{LogOptions, Runtime, RuntimeError, RuntimeState};
+use swarm_core::runtime::{Health, LogOptions, Runtime, RuntimeError, RuntimeState};
 use swarm_core::testing::{RuntimeFixtures, runtime_suite};
 use swarm_runtime_docker::testing::{engine, test_image};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig, LABEL_NODE_ID, LABEL_TASK_ID};
@@ -428,19 +428,126 @@ async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_ports_bind_on_the_node() {
+    let Some(f) = Fixture::new("host ports").await else {
+        return;
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut task = f.task(f.shell("echo host > /tmp/index.html; httpd -f -p 80 -h /tmp"));
+    task.endpoint = Arc::new(EndpointSpec {
+        ports: vec![
+            format!("mode=host,published={port},target=80")
+                .parse()
+                .unwrap(),
+        ],
+    });
+    f.run(&task).await;
+    let body = timeout(LIMIT, async {
+        // The engine's proxy takes connections before the server listens.
+        loop {
+            if let Some(body) = try_get(port).await {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the host port never answered");
+    assert_eq!(body, "host");
+    assert!(
+        f.runtime.ingress_ports().is_empty(),
+        "host ports are the engine's, not the mesh's"
+    );
+    f.runtime.remove(&task.meta.id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_s_own_health_check_is_the_task_s_health() {
+    let Some(f) = Fixture::new("image health check").await else {
+        return;
+    };
+    let image = "swarm-test/busybox-checked:1";
+    let dockerfile = format!(
+        "FROM {}\nHEALTHCHECK --interval=200ms --timeout=2s --retries=1 CMD test -e /tmp/healthy\n",
+        f.image
+    );
+    let mut build = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", image, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut build.stdin.take().unwrap(), dockerfile.as_bytes()).unwrap();
+    let built = build.wait_with_output().unwrap();
+    assert!(built.status.success(), "docker build of {image}: {built:?}");
+
+    // The spec has no health check; the image's applies.
+    let mut spec =
+        f.shell("echo ready; sleep 2; touch /tmp/healthy; while true; do sleep 1 & wait $!; done");
+    spec.image = image.into();
+    let task = f.task(spec);
+    f.run(&task).await;
+    let first = f.runtime.inspect(&task.meta.id).await.unwrap();
+    assert_eq!(first.health, Some(Health::Starting), "{first:?}");
+    timeout(LIMIT, async {
+        while f.runtime.inspect(&task.meta.id).await.unwrap().health != Some(Health::Healthy) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the image's health check never passed");
+    f.runtime.remove(&task.meta.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_engine_that_does_not_answer_is_unavailable() {
+    // A socket file nobody listens on.
+    let path = std::env::temp_dir().join(format!("swarm-no-docker-{}.sock", Id::generate()));
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let docker =
+        Docker::connect_with_unix(path.to_str().unwrap(), 5, bollard::API_DEFAULT_VERSION).unwrap();
+    match DockerRuntime::with_client(docker, DockerRuntimeConfig::default()).await {
+        Err(RuntimeError::Unavailable(msg)) => assert!(
+            msg.starts_with(
+                "cannot reach the Docker daemon (is it running, and is DOCKER_HOST right?)"
+            ),
+            "{msg}"
+        ),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 /// The body of `GET /` on the node's `port`.
 async fn get(port: u16) -> String {
+    try_get(port).await.expect("GET / failed")
+}
+
+/// The body of `GET /` on the node's `port`, if it answers 200.
+async fn try_get(port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = timeout(LIMIT, tokio::net::TcpStream::connect(("127.0.0.1", port)))
         .await
-        .unwrap()
-        .unwrap();
-    conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        .ok()?
+        .ok()?;
+    conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
     let mut reply = String::new();
     timeout(LIMIT, conn.read_to_string(&mut reply))
         .await
-        .unwrap()
-        .unwrap();
-    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
-    reply.rsplit("\r\n\r\n").next().unwrap().trim().to_owned()
+        .ok()?
+        .ok()?;
+    reply.starts_with("HTTP/1.1 200 OK").then(|| {
+        reply
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    })
 }

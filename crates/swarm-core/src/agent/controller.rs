@@ -159,7 +159,14 @@ impl<R: Runtime> Controller<R> {
     async fn run_started(self, starting: bool) {
         let task = self.current();
         let id = task.meta.id.clone();
-        let checked = task.spec.healthcheck.is_some();
+        // The spec's check, or one the runtime applies of its own (an
+        // image's HEALTHCHECK): either way the runtime reports health.
+        let checked = task.spec.healthcheck.is_some()
+            || self
+                .runtime
+                .inspect(&id)
+                .await
+                .is_ok_and(|s| s.health.is_some());
         let mut running = !starting;
         if !checked && !running {
             self.report(running_status(&*self.runtime, &id).await);

@@ -163,6 +163,125 @@ async fn a_task_runs_then_its_exit_code_is_reported() {
     h.stop().await;
 }
 
+/// A runtime whose one task runs until stopped, with a health check of
+/// its own (as an image's HEALTHCHECK is): Starting for the first
+/// `starting` inspections, Healthy for the next `healthy`, then
+/// Unhealthy.
+struct SelfChecked {
+    inspections: std::sync::atomic::AtomicUsize,
+    starting: usize,
+    healthy: usize,
+    stopped: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl crate::runtime::Runtime for SelfChecked {
+    async fn info(&self) -> Result<RuntimeInfo, RuntimeError> {
+        Ok(RuntimeInfo::default())
+    }
+    async fn prepare(&self, _: &Task, _: &[crate::runtime::TaskFile]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn start(&self, _: &crate::Id) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn wait(&self, _: &crate::Id) -> Result<ExitStatus, RuntimeError> {
+        self.stopped.notified().await;
+        Ok(ExitStatus {
+            code: 137,
+            signal: None,
+        })
+    }
+    async fn stop(&self, _: &crate::Id, _: Duration) -> Result<(), RuntimeError> {
+        self.stopped.notify_waiters();
+        Ok(())
+    }
+    async fn remove(&self, _: &crate::Id) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn inspect(&self, _: &crate::Id) -> Result<RuntimeStatus, RuntimeError> {
+        use crate::runtime::Health;
+        let n = self
+            .inspections
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let health = if n < self.starting {
+            Health::Starting
+        } else if n < self.starting + self.healthy {
+            Health::Healthy
+        } else {
+            Health::Unhealthy
+        };
+        Ok(RuntimeStatus {
+            health: Some(health),
+            ..running_status()
+        })
+    }
+    async fn logs(
+        &self,
+        _: &crate::Id,
+        _: crate::runtime::LogOptions,
+    ) -> Result<crate::runtime::LogStream, RuntimeError> {
+        Ok(Box::pin(futures::stream::empty()))
+    }
+    async fn list(&self) -> Result<Vec<crate::Id>, RuntimeError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
+    // No health check in the spec, but the runtime reports health.
+    let store = Arc::new(MemoryStore::new());
+    let dispatcher = Arc::new(LocalDispatcher::new(
+        store.clone(),
+        DispatcherConfig::default(),
+    ));
+    dispatcher
+        .admit(&"n1".into(), crate::model::NodeRole::Worker)
+        .await
+        .unwrap();
+    let runtime = SelfChecked {
+        inspections: Default::default(),
+        starting: 4,
+        healthy: 4,
+        stopped: tokio::sync::Notify::new(),
+    };
+    let config = AgentConfig::default().health_poll(Duration::from_millis(20));
+    let shutdown = CancellationToken::new();
+    let agent =
+        tokio::spawn(Agent::new("n1".into(), runtime, dispatcher, config).run(shutdown.clone()));
+    let task = assigned_task("n1");
+    let id = task.meta.id.clone();
+    store
+        .apply(vec![Change::Create(Object::from(task))])
+        .await
+        .unwrap();
+    let states = |s: &State| s.task(&id).map(|t| t.status.clone());
+    let starting = until(&store, |s| {
+        states(s).is_some_and(|st| st.state >= TaskState::Starting)
+    })
+    .await;
+    assert_eq!(
+        states(&starting).unwrap().state,
+        TaskState::Starting,
+        "the task waits for its first healthy verdict"
+    );
+    until(&store, |s| {
+        states(s).is_some_and(|st| st.state == TaskState::Running)
+    })
+    .await;
+    let failed = until(&store, |s| {
+        states(s).is_some_and(|st| st.state == TaskState::Failed)
+    })
+    .await;
+    assert_eq!(
+        states(&failed).unwrap().err.as_deref(),
+        Some("task: unhealthy (health check failed)")
+    );
+    shutdown.cancel();
+    agent.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_worker_cannot_move_a_task_backwards_or_touch_another_node_s_task() {
     use crate::dispatcher::{Dispatcher, StatusUpdate};
