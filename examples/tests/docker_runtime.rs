@@ -174,6 +174,11 @@ fn docker_runtime_end_to_end() {
     d.wait("the adopted containers to answer again", LIMIT, || {
         answering(port, 9) == running
     });
+    assert_eq!(
+        containers.ids(false, "label=swarm.service.name=web"),
+        running,
+        "still the same three, and no duplicate"
+    );
 
     // `service rm` leaves no container behind, running or not.
     d.ctl_ok("m1", &["service", "rm", "web"]);
@@ -182,10 +187,9 @@ fn docker_runtime_end_to_end() {
         LIMIT,
         || containers.ids(true, "").is_empty(),
     );
-    assert!(
-        get(port, "/etc/hostname").is_none(),
-        "the published port is closed"
-    );
+    d.wait("the published port to close", LIMIT, || {
+        TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
 }
 
 #[test]

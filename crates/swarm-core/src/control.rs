@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::model::{
-    Config, ConfigSpec, Kind, Meta, Node, NodeSpec, NodeState, Secret, SecretSpec, Service,
-    ServiceMode, ServiceSpec, Task,
+    Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Node, NodeSpec, NodeState, Protocol,
+    PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec, Task,
 };
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 use crate::{Id, SpecError};
@@ -57,10 +57,14 @@ impl<S: Store> Control<S> {
 
     /// Creates a service after validating its spec and checking that the
     /// secrets and configs it references exist.
-    pub async fn create_service(&self, spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
+    pub async fn create_service(
+        &self,
+        mut spec: ServiceSpec,
+    ) -> Result<Arc<Service>, ControlError> {
         spec.validate()?;
         let state = self.store.state().await?;
         check_references(&state, &spec)?;
+        publish_ports(&state, &mut spec, None)?;
         let service = Service {
             meta: Meta::new(Id::generate()),
             spec,
@@ -93,6 +97,7 @@ impl<S: Store> Control<S> {
             f(&mut spec)?;
             spec.validate()?;
             check_references(&state, &spec)?;
+            publish_ports(&state, &mut spec, Some(&current.meta.id))?;
             if spec == current.spec {
                 return Ok(current.clone());
             }
@@ -320,6 +325,80 @@ fn check_references(state: &State, spec: &ServiceSpec) -> Result<(), ControlErro
     Ok(errors.into_result()?)
 }
 
+/// Checks that `spec`'s published ports are free, and picks a port from
+/// [`DYNAMIC_PORTS`] for each ingress port published as 0. An ingress port
+/// answers on every node, so it may not be any other service's published
+/// port; host-mode ports of different services may share a number (the
+/// scheduler keeps them on different nodes). `own`: the service's id, on
+/// an update.
+fn publish_ports(
+    state: &State,
+    spec: &mut ServiceSpec,
+    own: Option<&Id>,
+) -> Result<(), ControlError> {
+    let mut taken: std::collections::HashMap<(Protocol, u32), (&str, PublishMode)> =
+        std::collections::HashMap::new();
+    for s in state.services().filter(|s| Some(&s.meta.id) != own) {
+        for p in s
+            .spec
+            .endpoint
+            .ports
+            .iter()
+            .filter(|p| p.published_port != 0)
+        {
+            let entry = taken
+                .entry((p.protocol, p.published_port))
+                .or_insert((s.spec.name.as_str(), p.publish_mode));
+            if p.publish_mode == PublishMode::Ingress {
+                *entry = (s.spec.name.as_str(), p.publish_mode);
+            }
+        }
+    }
+    let mut errors = SpecError::default();
+    for p in spec.endpoint.ports.iter().filter(|p| p.published_port != 0) {
+        if let Some((other, mode)) = taken.get(&(p.protocol, p.published_port))
+            && (p.publish_mode == PublishMode::Ingress || *mode == PublishMode::Ingress)
+        {
+            errors.push(
+                "endpoint.ports",
+                format!(
+                    "port {}/{} is already published by service {other}: publish another port, or remove that service first",
+                    p.published_port, p.protocol
+                ),
+            );
+        }
+    }
+    errors.into_result()?;
+    let mut used: std::collections::HashSet<(Protocol, u32)> = taken.into_keys().collect();
+    used.extend(
+        spec.endpoint
+            .ports
+            .iter()
+            .map(|p| (p.protocol, p.published_port)),
+    );
+    for p in spec
+        .endpoint
+        .ports
+        .iter_mut()
+        .filter(|p| p.publish_mode == PublishMode::Ingress && p.published_port == 0)
+    {
+        let port = DYNAMIC_PORTS
+            .clone()
+            .find(|n| !used.contains(&(p.protocol, *n)))
+            .ok_or_else(|| {
+                ControlError::Refused(format!(
+                    "no free port left in {}-{} to publish port {}: publish it on a port of your choice",
+                    DYNAMIC_PORTS.start(),
+                    DYNAMIC_PORTS.end(),
+                    p.target_port
+                ))
+            })?;
+        used.insert((p.protocol, port));
+        p.published_port = port;
+    }
+    Ok(())
+}
+
 /// Finds an object by exact id, exact name, or unique id prefix.
 fn find_by<'a, T>(
     kind: Kind,
@@ -371,6 +450,86 @@ mod tests {
     use super::*;
     use crate::model::{FileReference, SecretSpec};
     use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn published_ports_are_checked_across_services_and_picked_when_zero() {
+        let control = Control::new(Arc::new(MemoryStore::new()));
+        let with_ports = |name: &str, ports: &[&str]| {
+            let mut spec = ServiceSpec::replicated(name, 1, vec!["x".into()]);
+            spec.endpoint.ports = ports.iter().map(|p| p.parse().unwrap()).collect();
+            spec
+        };
+        control
+            .create_service(with_ports("web", &["8080:80"]))
+            .await
+            .unwrap();
+        let e = control
+            .create_service(with_ports("api", &["8080:81"]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("port 8080/tcp is already published by service web"),
+            "{e}"
+        );
+        let e = control
+            .create_service(with_ports("api", &["mode=host,published=8080,target=81"]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already published by service web"), "{e}");
+        // Another protocol, or host mode on both sides, is fine.
+        control
+            .create_service(with_ports(
+                "dns",
+                &["8080:53/udp", "mode=host,published=9000,target=1"],
+            ))
+            .await
+            .unwrap();
+        control
+            .create_service(with_ports(
+                "metrics",
+                &["mode=host,published=9000,target=2"],
+            ))
+            .await
+            .unwrap();
+
+        let picked = control
+            .create_service(with_ports("any", &["80", "81"]))
+            .await
+            .unwrap();
+        let ports: Vec<u32> = picked
+            .spec
+            .endpoint
+            .ports
+            .iter()
+            .map(|p| p.published_port)
+            .collect();
+        assert_eq!(
+            ports,
+            [30_000, 30_001],
+            "picked from the dynamic range, once each"
+        );
+        // An update keeps them, and its own ports do not conflict with
+        // themselves.
+        let updated = control
+            .update_service("any", |s| {
+                s.task.env.push("A=1".into());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(updated.spec.endpoint.ports, picked.spec.endpoint.ports);
+        let e = control
+            .update_service("web", |s| {
+                s.endpoint.ports[0].published_port = 30_001;
+                Ok(())
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already published by service any"), "{e}");
+    }
 
     #[tokio::test]
     async fn a_secret_in_use_cannot_be_removed() {

@@ -7,7 +7,7 @@ use crate::SpecError;
 use crate::constraint::{Attribute, Constraint};
 use crate::model::{
     ConfigSpec, MAX_REPLICAS, Mount, MountKind, NetworkSpec, PlacementPreference, PortConfig,
-    SecretSpec, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
+    RESERVED_LABEL_PREFIX, SecretSpec, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 /// The largest secret or config, as Docker: 500 KiB.
@@ -143,6 +143,14 @@ impl TaskSpec {
                 errors.push(
                     "task.env",
                     format!("invalid environment entry {e:?}: expected KEY=VALUE"),
+                );
+            }
+        }
+        for k in self.labels.keys() {
+            if k.starts_with(RESERVED_LABEL_PREFIX) {
+                errors.push(
+                    "task.labels",
+                    format!("label {k:?} uses the prefix {RESERVED_LABEL_PREFIX:?}, which the runtimes keep for their own labels: rename it"),
                 );
             }
         }
@@ -416,6 +424,12 @@ mod tests {
         assert!(bad("type=tmpfs,target=relative").contains("give an absolute path"));
         assert!(bad("type=volume,source=a/b,target=/v").contains("invalid volume name"));
         assert!(bad("type=tmpfs,target=/t,size=1").contains("unknown field \"size\""));
+
+        let mut s = spec();
+        s.task.labels.insert("swarm.task.id".into(), "x".into());
+        assert!(
+            message(s.validate()).contains("label \"swarm.task.id\" uses the prefix \"swarm.\"")
+        );
 
         let mut s = spec();
         s.task.mounts = vec![

@@ -7,7 +7,8 @@
 //! - **burst**: all tasks at once, each timed from the start of the burst.
 //!
 //! Every task runs `sleep 3600` (busybox's in the container), and all are
-//! removed at the end. Without a Docker engine only the process runtime
+//! removed at the end. It also prints the memory the burst's running tasks
+//! took from the machine, per task. Without a Docker engine only the process runtime
 //! is measured.
 //!
 //! `cargo bench -p swarm-runtime-docker --bench start -- --tasks 50`
@@ -58,20 +59,42 @@ fn percentiles(mut xs: Vec<Duration>) -> (f64, f64, f64) {
     (at(0.50), at(0.99), at(1.0))
 }
 
-/// Both modes for one runtime: `[one at a time, burst]`, each as
-/// `[until prepared, until running]` per task.
-async fn measure<R: Runtime + Clone>(
-    runtime: &R,
-    spec: &TaskSpec,
-    n: usize,
-) -> [Vec<[Duration; 2]>; 2] {
-    let mut ids = Vec::new();
+/// The machine's available memory (`MemAvailable`), in bytes.
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().strip_suffix("kB"))
+                .and_then(|kb| kb.trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// What one runtime measured.
+struct Measured {
+    /// One at a time, then the burst: `[until prepared, until running]`
+    /// per task.
+    modes: [Vec<[Duration; 2]>; 2],
+    /// The machine's available memory that the burst's running tasks took,
+    /// per task (engine, shims and the tasks' own processes together).
+    memory_per_task: f64,
+}
+
+/// Both modes for one runtime.
+async fn measure<R: Runtime + Clone>(runtime: &R, spec: &TaskSpec, n: usize) -> Measured {
     let mut serial = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let t = task(spec);
         serial.push(to_running(runtime, &t, Instant::now()).await);
         ids.push(t.meta.id);
     }
+    futures::future::join_all(ids.iter().map(|id| runtime.remove(id))).await;
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = available_memory();
     let tasks: Vec<Task> = (0..n).map(|_| task(spec)).collect();
     let began = Instant::now();
     let burst = futures::future::join_all(tasks.iter().map(|t| {
@@ -79,9 +102,13 @@ async fn measure<R: Runtime + Clone>(
         async move { to_running(&runtime, t, began).await }
     }))
     .await;
-    ids.extend(tasks.into_iter().map(|t| t.meta.id));
-    futures::future::join_all(ids.iter().map(|id| runtime.remove(id))).await;
-    [serial, burst]
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = available_memory();
+    futures::future::join_all(tasks.iter().map(|t| runtime.remove(&t.meta.id))).await;
+    Measured {
+        modes: [serial, burst],
+        memory_per_task: before.saturating_sub(after) as f64 / n as f64,
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -120,12 +147,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{:<8} {:<11} {:>8} {:>8} {:>8} {:>12}",
             "runtime", "mode", "p50", "p99", "max", "prepare p50"
         );
-        for (name, [serial, burst]) in rows {
-            for (mode, xs) in [("one-by-one", serial), ("burst", burst)] {
+        for (name, measured) in &rows {
+            for (mode, xs) in ["one-by-one", "burst"].iter().zip(&measured.modes) {
                 let (prepared, _, _) = percentiles(xs.iter().map(|x| x[0]).collect());
                 let (p50, p99, max) = percentiles(xs.iter().map(|x| x[1]).collect());
                 println!("{name:<8} {mode:<11} {p50:>8.1} {p99:>8.1} {max:>8.1} {prepared:>12.1}");
             }
+        }
+        println!("memory taken per running task (MemAvailable before and after the burst):");
+        for (name, measured) in &rows {
+            println!("{name:<8} {:>8.2} MiB", measured.memory_per_task / (1024.0 * 1024.0));
         }
         Ok(())
     })

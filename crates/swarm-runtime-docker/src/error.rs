@@ -49,6 +49,16 @@ pub(crate) fn task_error(id: &Id, what: &str, e: &Error) -> RuntimeError {
     }
 }
 
+/// The error of a call that is about no task in particular (`what`:
+/// "list containers", ...): the engine cannot be reached, or it failed.
+/// Either way the call may succeed later.
+pub(crate) fn engine_error(what: &str, e: &Error) -> RuntimeError {
+    if unreachable(e) {
+        return daemon_down(e);
+    }
+    RuntimeError::Unavailable(format!("docker failed to {what}: {}", message(e)))
+}
+
 /// The engine cannot be reached.
 pub(crate) fn daemon_down(e: &Error) -> RuntimeError {
     RuntimeError::Unavailable(format!(
@@ -102,6 +112,10 @@ mod tests {
             task_error(&id, "start", &down),
             RuntimeError::Unavailable(m) if m.contains("cannot reach the Docker daemon")
         ));
+        assert_eq!(
+            engine_error("list containers", &conflict).to_string(),
+            "runtime unavailable: docker failed to list containers: container is paused"
+        );
         assert!(no_registry(
             "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host"
         ));

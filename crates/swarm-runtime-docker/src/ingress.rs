@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::spec::{LABEL_INGRESS, LABEL_NODE_ID, parse_ingress};
+use crate::spec::{LABEL_INGRESS, ingress_ports, parse_ingress, scope_filter};
 
 /// How long a connection to one container may take before the next is
 /// tried.
@@ -116,17 +116,33 @@ impl Ingress {
             .collect()
     }
 
+    /// Whether the node can publish `task`'s ingress ports: each is served
+    /// already, or can be bound now.
+    pub(crate) fn check(&self, task: &swarm_core::model::Task) -> Result<(), String> {
+        // Under the lock, so that a refresh does not bind meanwhile.
+        let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        for p in ingress_ports(task) {
+            let Ok(port) = u16::try_from(p.published_port) else {
+                continue;
+            };
+            if !ports.contains_key(&port)
+                && let Err(e) = listen_std(port)
+            {
+                return Err(format!(
+                    "port {port} cannot be published on this node: {e} (does another program hold it?)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Matches the listeners to the running containers.
     async fn refresh(&self) -> Result<(), bollard::errors::Error> {
-        let mut labels = vec![LABEL_INGRESS.to_owned()];
-        if let Some(node) = &self.node {
-            labels.push(format!("{LABEL_NODE_ID}={node}"));
-        }
         let containers = self
             .docker
             .list_containers(Some(ListContainersOptions {
                 all: false,
-                filters: Some(HashMap::from([("label".to_owned(), labels)])),
+                filters: Some(scope_filter(LABEL_INGRESS, self.node.as_ref(), None)),
                 ..ListContainersOptions::default()
             }))
             .await?;
@@ -135,6 +151,12 @@ impl Ingress {
             let Some(ports) = c.labels.as_ref().and_then(|l| l.get(LABEL_INGRESS)) else {
                 continue;
             };
+            // As the routing mesh does, only healthy containers (or those
+            // without a health check) get connections.
+            let status = c.status.as_deref().unwrap_or_default();
+            if status.contains("(unhealthy)") || status.contains("(health: starting)") {
+                continue;
+            }
             let ip = c
                 .network_settings
                 .as_ref()
@@ -192,9 +214,12 @@ impl Ingress {
     }
 }
 
+fn listen_std(port: u16) -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+}
+
 fn listen(port: u16) -> std::io::Result<TcpListener> {
-    let listener =
-        std::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))?;
+    let listener = listen_std(port)?;
     listener.set_nonblocking(true)?;
     TcpListener::from_std(listener)
 }

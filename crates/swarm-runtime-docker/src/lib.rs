@@ -38,12 +38,15 @@ pub use spec::{
     LABEL_TASK_NAME, SECRETS_DIR,
 };
 
-use error::{daemon_down, message, status, task_error, unreachable};
+use error::{daemon_down, engine_error, message, status, task_error, unreachable};
 use ingress::Ingress;
 
 /// How long a container may take to go after SIGKILL before `stop` gives
 /// up.
 const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long `wait` keeps asking an engine that stopped answering.
+const ENGINE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Runs tasks as Docker containers; see the [crate docs](crate) for how a
 /// task maps onto a container.
@@ -153,12 +156,54 @@ impl DockerRuntime {
 
     /// The label filter naming this runtime's containers, plus `extra`.
     fn filters(&self, extra: Option<String>) -> HashMap<String, Vec<String>> {
-        let mut labels = vec![LABEL_TASK_ID.to_owned()];
-        if let Some(node) = &self.inner.config.node_id {
-            labels.push(format!("{LABEL_NODE_ID}={node}"));
-        }
-        labels.extend(extra);
-        HashMap::from([("label".to_owned(), labels)])
+        spec::scope_filter(LABEL_TASK_ID, self.inner.config.node_id.as_ref(), extra)
+    }
+
+    /// Removes a container with its anonymous volumes, killing it first if
+    /// it runs.
+    async fn force_remove(&self, container: &str) -> Result<(), bollard::errors::Error> {
+        self.inner
+            .docker
+            .remove_container(
+                container,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..RemoveContainerOptions::default()
+                }),
+            )
+            .await
+    }
+
+    /// Copies the task's secret and config files into its container.
+    async fn upload(&self, container: &str, files: &[TaskFile]) -> Result<(), RuntimeError> {
+        let archive = spec::files_archive(files)?;
+        // As a stream, so that the bytes are never logged (bollard traces
+        // whole bodies).
+        let body = bollard::body_stream(futures::stream::once(std::future::ready(
+            bytes::Bytes::from(archive),
+        )));
+        self.inner
+            .docker
+            .upload_to_container(
+                container,
+                Some(UploadToContainerOptions {
+                    path: "/".into(),
+                    ..UploadToContainerOptions::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| {
+                if unreachable(&e) {
+                    daemon_down(&e)
+                } else {
+                    RuntimeError::InvalidSpec(format!(
+                        "cannot put the task's secret and config files into its container: {}",
+                        message(&e)
+                    ))
+                }
+            })
     }
 
     /// Asks the engine for the container of task `id`.
@@ -172,7 +217,7 @@ impl DockerRuntime {
                 ..ListContainersOptions::default()
             }))
             .await
-            .map_err(|e| daemon_down(&e))?;
+            .map_err(|e| engine_error("list containers", &e))?;
         let container = found.into_iter().find_map(|c| c.id);
         if let Some(c) = &container {
             self.cache().insert(id.clone(), c.clone());
@@ -218,13 +263,13 @@ impl DockerRuntime {
         match docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
             Err(e) if status(&e) == Some(404) => {}
-            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
-            Err(e) => {
+            Err(e) if status(&e) == Some(400) => {
                 return Err(RuntimeError::InvalidSpec(format!(
                     "invalid image {image:?}: {}",
                     message(&e)
                 )));
             }
+            Err(e) => return Err(engine_error("inspect an image", &e)),
         }
         let reference = with_tag(image);
         let config = &self.inner.config;
@@ -241,28 +286,30 @@ impl DockerRuntime {
             None,
             None,
         );
-        // The first error the pull reports, if any.
+        // The first error the pull reports, if any: the registry's (a
+        // message), or the engine's own (the call may work later).
         let first_error = async {
             let mut pull = std::pin::pin!(pull);
             while let Some(item) = pull.next().await {
                 match item {
                     Ok(info) => {
                         if let Some(m) = info.error_detail.and_then(|d| d.message) {
-                            return Some(m);
+                            return Some(Ok(m));
                         }
                     }
-                    Err(e) if unreachable(&e) => return Some(daemon_down(&e).to_string()),
-                    Err(e) => return Some(message(&e)),
+                    Err(e) if unreachable(&e) => return Some(Err(daemon_down(&e))),
+                    Err(e) => return Some(Ok(message(&e))),
                 }
             }
             None
         };
         match tokio::time::timeout(config.pull_timeout, first_error).await {
             Ok(None) => Ok(()),
-            Ok(Some(m)) if error::no_registry(&m) => Err(RuntimeError::InvalidSpec(format!(
+            Ok(Some(Err(down))) => Err(down),
+            Ok(Some(Ok(m))) if error::no_registry(&m) => Err(RuntimeError::InvalidSpec(format!(
                 "image {reference} not found locally and no registry reachable ({m})"
             ))),
-            Ok(Some(m)) => Err(RuntimeError::InvalidSpec(format!(
+            Ok(Some(Ok(m))) => Err(RuntimeError::InvalidSpec(format!(
                 "image {reference} not found locally, and pulling it failed: {m}"
             ))),
             Err(_) => Err(RuntimeError::InvalidSpec(format!(
@@ -272,14 +319,46 @@ impl DockerRuntime {
         }
     }
 
-    /// Returns once the container is no longer running.
+    /// `prepare` of a task whose container exists: made by a concurrent
+    /// `prepare`, or by one that stopped half-way, so its files are copied
+    /// again while it has not started (copying is idempotent).
+    async fn prepared(
+        &self,
+        id: &Id,
+        container: &str,
+        files: &[TaskFile],
+    ) -> Result<(), RuntimeError> {
+        if !files.is_empty()
+            && state_of(&self.inspect_container(id, container).await?) == RuntimeState::Created
+        {
+            self.upload(container, files).await?;
+        }
+        Ok(())
+    }
+
+    /// Returns once the container is no longer running. An engine that
+    /// stops answering gets [`ENGINE_PATIENCE`] to come back (its
+    /// containers may outlive it).
     async fn exited(
         &self,
         id: &Id,
         container: &str,
     ) -> Result<ContainerInspectResponse, RuntimeError> {
+        let mut down_since: Option<std::time::Instant> = None;
         loop {
-            let state = self.inspect_container(id, container).await?;
+            let state = match self.inspect_container(id, container).await {
+                Ok(state) => state,
+                Err(RuntimeError::Unavailable(why)) => {
+                    let since = *down_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > ENGINE_PATIENCE {
+                        return Err(RuntimeError::Unavailable(why));
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            down_since = None;
             match state_of(&state) {
                 RuntimeState::Exited(_) => return Ok(state),
                 RuntimeState::Running => {
@@ -293,6 +372,7 @@ impl DockerRuntime {
                     );
                     let _ = wait.next().await;
                 }
+                // Not started yet: it exits only after it has run.
                 RuntimeState::Created => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
@@ -429,20 +509,29 @@ impl Runtime for DockerRuntime {
             .docker
             .info()
             .await
-            .map_err(|e| daemon_down(&e))?;
+            .map_err(|e| engine_error("describe itself", &e))?;
         Ok(describe(info, self.inner.config.hostname.as_deref()))
     }
 
     async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError> {
         let id = &task.meta.id;
-        if self.cache().contains_key(id) || self.find(id).await?.is_some() {
-            return Ok(());
+        let known = self.cache().get(id).cloned();
+        let existing = match known {
+            Some(c) => Some(c),
+            None => self.find(id).await?,
+        };
+        if let Some(container) = existing {
+            return self.prepared(id, &container, files).await;
         }
         let body = spec::create_body(task, self.inner.config.node_id.as_ref())?;
+        if let Some((ingress, _)) = &self.inner.ingress {
+            ingress.check(task).map_err(RuntimeError::InvalidSpec)?;
+        }
         self.ensure_image(&task.spec.image).await?;
-        let docker = &self.inner.docker;
         let name = spec::container_name(task);
-        let created = docker
+        let created = self
+            .inner
+            .docker
             .create_container(
                 Some(CreateContainerOptions {
                     name: Some(name.clone()),
@@ -457,7 +546,7 @@ impl Runtime for DockerRuntime {
                 // A concurrent prepare of this task made it, or a stranger
                 // holds the name.
                 return match self.find(id).await? {
-                    Some(_) => Ok(()),
+                    Some(container) => self.prepared(id, &container, files).await,
                     None => Err(RuntimeError::InvalidSpec(format!(
                         "a container named {name} already exists and is not this task's: remove it (docker rm -f {name})"
                     ))),
@@ -471,38 +560,13 @@ impl Runtime for DockerRuntime {
                 )));
             }
         };
-        if !files.is_empty() {
-            let archive = spec::files_archive(files)?;
-            let uploaded = docker
-                .upload_to_container(
-                    &container,
-                    Some(UploadToContainerOptions {
-                        path: "/".into(),
-                        ..UploadToContainerOptions::default()
-                    }),
-                    bollard::body_full(archive.into()),
-                )
-                .await;
-            if let Err(e) = uploaded {
-                let _ = docker
-                    .remove_container(
-                        &container,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            v: true,
-                            ..RemoveContainerOptions::default()
-                        }),
-                    )
-                    .await;
-                return Err(if unreachable(&e) {
-                    daemon_down(&e)
-                } else {
-                    RuntimeError::InvalidSpec(format!(
-                        "cannot put the task's secret and config files into its container: {}",
-                        message(&e)
-                    ))
-                });
+        if !files.is_empty()
+            && let Err(e) = self.upload(&container, files).await
+        {
+            if let Err(rm) = self.force_remove(&container).await {
+                tracing::warn!(task = %id, error = %rm, "cannot remove a container whose files could not be copied");
             }
+            return Err(e);
         }
         self.cache().insert(id.clone(), container);
         Ok(())
@@ -582,18 +646,7 @@ impl Runtime for DockerRuntime {
                 None => return Ok(()),
             },
         };
-        let removed = self
-            .inner
-            .docker
-            .remove_container(
-                &container,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..RemoveContainerOptions::default()
-                }),
-            )
-            .await;
+        let removed = self.force_remove(&container).await;
         self.poke_ingress();
         match removed {
             Ok(()) => {}
@@ -602,12 +655,18 @@ impl Runtime for DockerRuntime {
             // 409: a removal is already under way; wait for it.
             Err(e) if status(&e) == Some(409) => {
                 let gone = async {
-                    while self.inspect_container(task_id, &container).await.is_ok() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    loop {
+                        match self.inspect_container(task_id, &container).await {
+                            Err(RuntimeError::NotFound(_)) => return Ok(()),
+                            Err(other) => return Err(other),
+                            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
                     }
                 };
-                if tokio::time::timeout(KILL_WAIT, gone).await.is_err() {
-                    return Err(self.failed(task_id, "remove", &e));
+                match tokio::time::timeout(KILL_WAIT, gone).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(other)) => return Err(other),
+                    Err(_) => return Err(self.failed(task_id, "remove", &e)),
                 }
             }
             Err(e) => return Err(self.failed(task_id, "remove", &e)),
@@ -658,7 +717,7 @@ impl Runtime for DockerRuntime {
                 ..ListContainersOptions::default()
             }))
             .await
-            .map_err(|e| daemon_down(&e))?;
+            .map_err(|e| engine_error("list containers", &e))?;
         let mut cache = self.cache();
         Ok(containers
             .into_iter()

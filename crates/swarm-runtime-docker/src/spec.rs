@@ -25,6 +25,9 @@ pub const LABEL_NODE_ID: &str = "swarm.node.id";
 /// each, comma-separated (TCP).
 pub const LABEL_INGRESS: &str = "swarm.ingress";
 
+/// The label prefix the runtime keeps for itself.
+pub const RESERVED_PREFIX: &str = swarm_core::model::RESERVED_LABEL_PREFIX;
+
 /// Where secrets appear inside a container.
 pub const SECRETS_DIR: &str = "/run/secrets";
 
@@ -33,14 +36,32 @@ pub(crate) fn container_name(task: &Task) -> String {
     format!("{}.{}", task.name(), task.meta.id)
 }
 
+/// A `label` filter for `docker ps`: containers with `label`, of `node`
+/// when given, and matching `extra`.
+pub(crate) fn scope_filter(
+    label: &str,
+    node: Option<&Id>,
+    extra: Option<String>,
+) -> HashMap<String, Vec<String>> {
+    let mut labels = vec![label.to_owned()];
+    if let Some(node) = node {
+        labels.push(format!("{LABEL_NODE_ID}={node}"));
+    }
+    labels.extend(extra);
+    HashMap::from([("label".to_owned(), labels)])
+}
+
 /// The labels of the task's container: the spec's, then ours (which win).
 /// The node is the runtime's own when it has one (so that it lists what
 /// it made), else the task's.
 pub(crate) fn labels(task: &Task, node: Option<&Id>) -> HashMap<String, String> {
+    // `swarm.*` is ours: the control API refuses such labels, and a task
+    // made before that rule cannot claim ports or a node through them.
     let mut labels: HashMap<String, String> = task
         .spec
         .labels
         .iter()
+        .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     labels.insert(LABEL_TASK_ID.into(), task.meta.id.to_string());
@@ -60,7 +81,7 @@ pub(crate) fn labels(task: &Task, node: Option<&Id>) -> HashMap<String, String> 
 }
 
 /// The task's ports published through the routing mesh on a chosen port.
-fn ingress_ports(task: &Task) -> impl Iterator<Item = &PortConfig> {
+pub(crate) fn ingress_ports(task: &Task) -> impl Iterator<Item = &PortConfig> {
     task.endpoint
         .ports
         .iter()
@@ -215,29 +236,14 @@ fn file_path(file: &TaskFile) -> String {
 }
 
 /// A tar archive of the task's secret and config files, to be unpacked at
-/// the container's root, with the directories that hold them.
+/// the container's root. It holds no directory entries, which would
+/// replace the image's own (mode and owner); the engine makes missing
+/// parents.
 pub(crate) fn files_archive(files: &[TaskFile]) -> Result<Vec<u8>, RuntimeError> {
     let failed = |e: std::io::Error| {
         RuntimeError::Unavailable(format!("failed to pack the task's files: {e}"))
     };
     let mut tar = tar::Builder::new(Vec::new());
-    let mut dirs = std::collections::BTreeSet::new();
-    for file in files {
-        let path = file_path(file);
-        let mut parent = std::path::Path::new(&path).parent();
-        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-            dirs.insert(dir.to_owned());
-            parent = dir.parent();
-        }
-    }
-    for dir in &dirs {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_size(0);
-        tar.append_data(&mut header, dir, std::io::empty())
-            .map_err(failed)?;
-    }
     for file in files {
         let mut header = tar::Header::new_gnu();
         header.set_mode(file.mode);
@@ -284,6 +290,7 @@ mod tests {
         };
         spec.labels.insert("tier".into(), "front".into());
         spec.labels.insert(LABEL_TASK_ID.into(), "forged".into());
+        spec.labels.insert(LABEL_INGRESS.into(), "22:22".into());
         spec.resources.limits.nano_cpus = 500_000_000;
         spec.resources.limits.memory_bytes = 64 << 20;
         spec.resources.reservations.memory_bytes = 32 << 20;
@@ -319,6 +326,17 @@ mod tests {
         );
         let labels = body.labels.unwrap();
         assert_eq!(labels[LABEL_TASK_ID], t.meta.id.as_str(), "ours win");
+        let bare = task(TaskSpec::default(), &[]);
+        let mut forged = (*bare.spec).clone();
+        forged.labels.insert(LABEL_INGRESS.into(), "22:22".into());
+        let forged = Task {
+            spec: Arc::new(forged),
+            ..bare
+        };
+        assert!(
+            !super::labels(&forged, None).contains_key(LABEL_INGRESS),
+            "a spec cannot claim ports through the runtime's labels"
+        );
         assert_eq!(labels["tier"], "front");
         assert_eq!(labels[LABEL_SERVICE_NAME], "web");
         assert_eq!(labels[LABEL_NODE_ID], "node1");
@@ -401,19 +419,14 @@ mod tests {
                 )
             })
             .collect();
-        for want in [
-            ("run/secrets/db_pass", 0o400),
-            ("etc/app/app.conf", 0o444),
-            ("rel.conf", 0o444),
-            ("run/secrets", 0o755),
-            ("etc/app", 0o755),
-        ] {
-            assert!(
-                found
-                    .iter()
-                    .any(|(p, m)| p.trim_end_matches('/') == want.0 && *m == want.1),
-                "{want:?} not in {found:?}"
-            );
-        }
+        assert_eq!(
+            found,
+            [
+                ("run/secrets/db_pass".to_owned(), 0o400),
+                ("etc/app/app.conf".to_owned(), 0o444),
+                ("rel.conf".to_owned(), 0o444),
+            ],
+            "files only: directory entries would replace the image's"
+        );
     }
 }

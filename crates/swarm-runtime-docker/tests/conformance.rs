@@ -53,9 +53,12 @@ impl Fixture {
         let docker = engine(test).await?;
         let image = test_image(&docker).await;
         let node = Id::from(format!("test-{}-{}", std::process::id(), Id::generate()).as_str());
-        let config = DockerRuntimeConfig::default()
+        let mut config = DockerRuntimeConfig::default()
             .with_node_id(node.clone())
             .with_ingress_refresh(Duration::from_millis(200));
+        // A pull that no registry answers fails fast here; elsewhere it
+        // must not outlast the tests' own limits.
+        config.pull_timeout = Duration::from_secs(10);
         let runtime = DockerRuntime::with_client(docker.clone(), config)
             .await
             .unwrap();
@@ -379,7 +382,7 @@ async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
     let Some(f) = Fixture::new("ingress").await else {
         return;
     };
-    let port = 20_000 + (std::process::id() % 10_000) as u16;
+    let port = free_port();
     let mut tasks = Vec::new();
     for _ in 0..2 {
         let mut task = f.task(f.shell("hostname > /tmp/index.html; httpd -f -p 80 -h /tmp"));
@@ -401,15 +404,19 @@ async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
     .await
     .expect("the ingress port never had both containers");
     assert_eq!(served.len(), 1);
-    let mut answers = std::collections::BTreeSet::new();
-    for _ in 0..4 {
-        answers.insert(get(port).await);
-    }
-    assert_eq!(
-        answers.len(),
-        2,
-        "both containers answer, in turn: {answers:?}"
-    );
+    // Each server may take a moment to listen after its container runs.
+    let answers = timeout(LIMIT, async {
+        let mut answers = std::collections::BTreeSet::new();
+        while answers.len() < 2 {
+            if let Some(body) = try_get(port).await {
+                answers.insert(body);
+            }
+        }
+        answers
+    })
+    .await
+    .expect("both containers answer, in turn");
+    assert_eq!(answers.len(), 2, "{answers:?}");
 
     for t in &tasks {
         f.runtime.remove(&t.meta.id).await.unwrap();
@@ -420,12 +427,23 @@ async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
         }
     })
     .await
-    .expect("the port is closed once no container backs it");
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
+    .expect("no ingress port is listed once no container backs it");
+    timeout(LIMIT, async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
-            .is_err()
-    );
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the port is closed once no container backs it");
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,10 +451,7 @@ async fn host_ports_bind_on_the_node() {
     let Some(f) = Fixture::new("host ports").await else {
         return;
     };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let mut task = f.task(f.shell("echo host > /tmp/index.html; httpd -f -p 80 -h /tmp"));
     task.endpoint = Arc::new(EndpointSpec {
         ports: vec![
@@ -522,11 +537,6 @@ async fn an_engine_that_does_not_answer_is_unavailable() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     let _ = std::fs::remove_file(&path);
-}
-
-/// The body of `GET /` on the node's `port`.
-async fn get(port: u16) -> String {
-    try_get(port).await.expect("GET / failed")
 }
 
 /// The body of `GET /` on the node's `port`, if it answers 200.

@@ -161,12 +161,10 @@ impl<R: Runtime> Controller<R> {
         let id = task.meta.id.clone();
         // The spec's check, or one the runtime applies of its own (an
         // image's HEALTHCHECK): either way the runtime reports health.
-        let checked = task.spec.healthcheck.is_some()
-            || self
-                .runtime
-                .inspect(&id)
-                .await
-                .is_ok_and(|s| s.health.is_some());
+        let checked = match &task.spec.healthcheck {
+            Some(h) if !h.is_disabled() => true,
+            _ => self.runtime_checks_health(&id).await,
+        };
         let mut running = !starting;
         if !checked && !running {
             self.report(running_status(&*self.runtime, &id).await);
@@ -229,6 +227,19 @@ impl<R: Runtime> Controller<R> {
                 );
             }
         }
+    }
+
+    /// Whether the runtime reports health for a task whose spec has no
+    /// check; a few tries, so that one failed `inspect` does not make it
+    /// ignore an image's check for the task's whole life.
+    async fn runtime_checks_health(&self, id: &Id) -> bool {
+        for _ in 0..3 {
+            match self.runtime.inspect(id).await {
+                Ok(s) => return s.health.is_some(),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        false
     }
 
     fn report_exit(&self, exit: ExitStatus) {

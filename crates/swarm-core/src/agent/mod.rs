@@ -28,6 +28,10 @@ pub struct AgentConfig {
     pub report_interval: Duration,
     /// How often health is looked at while a task starts and runs.
     pub health_poll: Duration,
+    /// How often the runtime is searched for tasks the agent no longer
+    /// has (a container whose creation finished after its task was taken
+    /// away, say); one found twice in a row is removed.
+    pub stray_sweep: Duration,
 }
 
 impl Default for AgentConfig {
@@ -36,6 +40,7 @@ impl Default for AgentConfig {
             hostname: None,
             report_interval: Duration::from_millis(20),
             health_poll: Duration::from_millis(250),
+            stray_sweep: Duration::from_secs(30),
         }
     }
 }
@@ -45,6 +50,13 @@ impl AgentConfig {
     #[must_use]
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = Some(name.into());
+        self
+    }
+
+    /// Sets how often the runtime is searched for stray tasks.
+    #[must_use]
+    pub fn stray_sweep(mut self, every: Duration) -> Self {
+        self.stray_sweep = every;
         self
     }
 
@@ -175,6 +187,12 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             backoff = Duration::from_millis(100);
             let mut heartbeat = tokio::time::interval(reg.heartbeat_period);
             heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sweep = tokio::time::interval_at(
+                tokio::time::Instant::now() + self.config.stray_sweep,
+                self.config.stray_sweep,
+            );
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut suspects = std::collections::HashSet::new();
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -191,6 +209,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                                 break;
                             }
                         }
+                    }
+                    _ = sweep.tick() => {
+                        suspects = self.sweep_strays(&tasks, suspects).await;
                     }
                     set = stream.next() => match set {
                         Some(set) => {
@@ -227,6 +248,29 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 let _ = self.runtime.remove(&id).await;
             }
         }
+    }
+
+    /// Removes what the runtime holds that the agent has not known for
+    /// two sweeps in a row (a task just taken away is still being stopped
+    /// with its grace period); returns the new suspects.
+    async fn sweep_strays(
+        &self,
+        tasks: &HashMap<Id, Running>,
+        suspects: std::collections::HashSet<Id>,
+    ) -> std::collections::HashSet<Id> {
+        let Ok(held) = self.runtime.list().await else {
+            return suspects;
+        };
+        let mut next = std::collections::HashSet::new();
+        for id in held.into_iter().filter(|id| !tasks.contains_key(id)) {
+            if suspects.contains(&id) {
+                tracing::info!(task = %id, "removing a stray task from the runtime");
+                let _ = self.runtime.remove(&id).await;
+            } else {
+                next.insert(id);
+            }
+        }
+        next
     }
 
     fn apply(

@@ -164,13 +164,9 @@ async fn a_task_runs_then_its_exit_code_is_reported() {
 }
 
 /// A runtime whose one task runs until stopped, with a health check of
-/// its own (as an image's HEALTHCHECK is): Starting for the first
-/// `starting` inspections, Healthy for the next `healthy`, then
-/// Unhealthy.
+/// its own (as an image's HEALTHCHECK is), whose verdict the test sets.
 struct SelfChecked {
-    inspections: std::sync::atomic::AtomicUsize,
-    starting: usize,
-    healthy: usize,
+    health: tokio::sync::watch::Receiver<crate::runtime::Health>,
     stopped: tokio::sync::Notify,
 }
 
@@ -200,19 +196,8 @@ impl crate::runtime::Runtime for SelfChecked {
         Ok(())
     }
     async fn inspect(&self, _: &crate::Id) -> Result<RuntimeStatus, RuntimeError> {
-        use crate::runtime::Health;
-        let n = self
-            .inspections
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let health = if n < self.starting {
-            Health::Starting
-        } else if n < self.starting + self.healthy {
-            Health::Healthy
-        } else {
-            Health::Unhealthy
-        };
         Ok(RuntimeStatus {
-            health: Some(health),
+            health: Some(*self.health.borrow()),
             ..running_status()
         })
     }
@@ -230,6 +215,7 @@ impl crate::runtime::Runtime for SelfChecked {
 
 #[tokio::test]
 async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
+    use crate::runtime::Health;
     // No health check in the spec, but the runtime reports health.
     let store = Arc::new(MemoryStore::new());
     let dispatcher = Arc::new(LocalDispatcher::new(
@@ -240,10 +226,9 @@ async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
         .admit(&"n1".into(), crate::model::NodeRole::Worker)
         .await
         .unwrap();
+    let (health, rx) = tokio::sync::watch::channel(Health::Starting);
     let runtime = SelfChecked {
-        inspections: Default::default(),
-        starting: 4,
-        healthy: 4,
+        health: rx,
         stopped: tokio::sync::Notify::new(),
     };
     let config = AgentConfig::default().health_poll(Duration::from_millis(20));
@@ -256,27 +241,78 @@ async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
         .apply(vec![Change::Create(Object::from(task))])
         .await
         .unwrap();
-    let states = |s: &State| s.task(&id).map(|t| t.status.clone());
-    let starting = until(&store, |s| {
-        states(s).is_some_and(|st| st.state >= TaskState::Starting)
-    })
-    .await;
+    let state_is = |state: TaskState| {
+        let id = id.clone();
+        move |s: &State| s.task(&id).is_some_and(|t| t.status.state == state)
+    };
+    until(&store, state_is(TaskState::Starting)).await;
+    // Several polls later, still waiting for a healthy verdict.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        states(&starting).unwrap().state,
+        store.state().await.unwrap().task(&id).unwrap().status.state,
         TaskState::Starting,
         "the task waits for its first healthy verdict"
     );
-    until(&store, |s| {
-        states(s).is_some_and(|st| st.state == TaskState::Running)
-    })
-    .await;
-    let failed = until(&store, |s| {
-        states(s).is_some_and(|st| st.state == TaskState::Failed)
-    })
-    .await;
+    health.send_replace(Health::Healthy);
+    until(&store, state_is(TaskState::Running)).await;
+    health.send_replace(Health::Unhealthy);
+    let failed = until(&store, state_is(TaskState::Failed)).await;
     assert_eq!(
-        states(&failed).unwrap().err.as_deref(),
+        failed.task(&id).unwrap().status.err.as_deref(),
         Some("task: unhealthy (health check failed)")
+    );
+    shutdown.cancel();
+    agent.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn strays_that_appear_later_are_swept_away() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // The runtime shows a task the agent never had, after the agent's
+    // first look (as a container whose creation finished late does).
+    let stray = crate::Id::from("stray");
+    let mut rt = MockRuntime::new();
+    rt.expect_info().returning(|| Ok(RuntimeInfo::default()));
+    let lists = Arc::new(AtomicUsize::new(0));
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (listed, held) = (lists.clone(), gone.clone());
+    let shown = stray.clone();
+    rt.expect_list().returning(move || {
+        let first = listed.fetch_add(1, Ordering::SeqCst) == 0;
+        Ok(if first || held.load(Ordering::SeqCst) {
+            vec![]
+        } else {
+            vec![shown.clone()]
+        })
+    });
+    let removed = Arc::new(tokio::sync::Notify::new());
+    let done = removed.clone();
+    rt.expect_remove()
+        .withf(move |id| *id == stray)
+        .times(1)
+        .returning(move |_| {
+            gone.store(true, Ordering::SeqCst);
+            done.notify_one();
+            Ok(())
+        });
+    let store = Arc::new(MemoryStore::new());
+    let dispatcher = Arc::new(LocalDispatcher::new(
+        store.clone(),
+        DispatcherConfig::default(),
+    ));
+    dispatcher
+        .admit(&"n1".into(), crate::model::NodeRole::Worker)
+        .await
+        .unwrap();
+    let config = AgentConfig::default().stray_sweep(Duration::from_millis(30));
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(Agent::new("n1".into(), rt, dispatcher, config).run(shutdown.clone()));
+    tokio::time::timeout(Duration::from_secs(5), removed.notified())
+        .await
+        .expect("the stray is removed");
+    assert!(
+        lists.load(Ordering::SeqCst) >= 3,
+        "only after it was seen in two sweeps"
     );
     shutdown.cancel();
     agent.await.unwrap().unwrap();

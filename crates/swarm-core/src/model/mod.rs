@@ -25,10 +25,10 @@ pub use node::{
 };
 pub use resources::{ResourceRequirements, Resources};
 pub use service::{
-    EndpointSpec, FailureAction, FileReference, HealthCheck, MAX_REPLICAS, Mount, MountKind,
-    NetworkAttachment, Placement, PlacementPreference, PortConfig, Protocol, PublishMode,
-    RestartCondition, RestartPolicy, Service, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
-    UpdateOrder,
+    DYNAMIC_PORTS, EndpointSpec, FailureAction, FileReference, HealthCheck, MAX_REPLICAS, Mount,
+    MountKind, NetworkAttachment, Placement, PlacementPreference, PortConfig, Protocol,
+    PublishMode, RESERVED_LABEL_PREFIX, RestartCondition, RestartPolicy, Service, ServiceMode,
+    ServiceSpec, TaskSpec, UpdateConfig, UpdateOrder,
 };
 pub use task::{Task, TaskState, TaskStatus};
 

@@ -13,6 +13,14 @@ use crate::SpecError;
 /// The largest replica count a service may ask for.
 pub const MAX_REPLICAS: u64 = 1_000_000;
 
+/// The label prefix the runtimes keep for their own labels (task, service
+/// and node ids): a task spec may not use it.
+pub const RESERVED_LABEL_PREFIX: &str = "swarm.";
+
+/// The ports the cluster picks from for an ingress port published as 0,
+/// as Docker does.
+pub const DYNAMIC_PORTS: std::ops::RangeInclusive<u32> = 30_000..=32_767;
+
 /// A declared service: the store keeps its spec, and the orchestrators keep
 /// its tasks matching it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +209,14 @@ pub struct HealthCheck {
     /// Grace time after start during which failures do not count.
     #[serde(default)]
     pub start_period: Duration,
+}
+
+impl HealthCheck {
+    /// Whether the check is `["NONE"]`: no check, not even the image's.
+    #[must_use]
+    pub fn is_disabled(&self) -> bool {
+        self.test.first().is_some_and(|t| t == "NONE")
+    }
 }
 
 fn default_interval() -> Duration {
