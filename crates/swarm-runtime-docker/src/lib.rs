@@ -521,7 +521,11 @@ impl Runtime for DockerRuntime {
             None => self.find(id).await?,
         };
         if let Some(container) = existing {
-            return self.prepared(id, &container, files).await;
+            match self.prepared(id, &container, files).await {
+                // Removed behind the runtime's back: made anew below.
+                Err(RuntimeError::NotFound(_)) => {}
+                done => return done,
+            }
         }
         let body = spec::create_body(task, self.inner.config.node_id.as_ref())?;
         if let Some((ingress, _)) = &self.inner.ingress {
