@@ -2,7 +2,8 @@
 //! driven by `swarmctl` as a user would: a replicated web service with a
 //! published port answers HTTP from each of its containers, a container
 //! killed behind the daemon's back is replaced, a restarted daemon adopts
-//! its containers, and `service rm` leaves none behind.
+//! its containers, `service logs -t` shows stdout and stderr with
+//! timestamps, and `service rm` leaves no container behind.
 //!
 //! Without an engine it says SKIPPED and passes, unless
 //! `SWARM_REQUIRE_DOCKER` is set (CI sets it where an engine runs).
@@ -179,6 +180,42 @@ fn docker_runtime_end_to_end() {
         running,
         "still the same three, and no duplicate"
     );
+
+    // Logs come from the engine, stdout and stderr apart, with docker's
+    // timestamps.
+    d.ctl_ok(
+        "m1",
+        &[
+            "service",
+            "create",
+            "--name",
+            "talk",
+            image,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exec sleep 1000",
+        ],
+    );
+    let mut printed = (String::new(), String::new());
+    d.wait("the task's lines in service logs", LIMIT, || {
+        let out = d.ctl_at("m1", &["service", "logs", "-t", "talk"]);
+        printed = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        printed.0.contains("| out") && printed.1.contains("| err")
+    });
+    let (stdout, stderr) = &printed;
+    assert!(
+        !stdout.contains("| err") && !stderr.contains("| out"),
+        "{printed:?}"
+    );
+    let stamp = stdout.split(' ').next().unwrap();
+    assert!(
+        stamp.len() == 30 && stamp.starts_with("20") && stamp.ends_with('Z'),
+        "a timestamp leads the line: {stdout}"
+    );
+    d.ctl_ok("m1", &["service", "rm", "talk"]);
 
     // `service rm` leaves no container behind, running or not.
     d.ctl_ok("m1", &["service", "rm", "web"]);

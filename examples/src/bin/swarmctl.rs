@@ -165,6 +165,9 @@ enum ServiceCmd {
         /// Only the last N lines of each task.
         #[arg(long)]
         tail: Option<usize>,
+        /// Show each line's timestamp.
+        #[arg(short, long)]
+        timestamps: bool,
     },
 }
 
@@ -670,7 +673,8 @@ async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
             service,
             follow,
             tail,
-        } => logs(ctl, service, follow, tail).await?,
+            timestamps,
+        } => logs(ctl, service, follow, tail, timestamps).await?,
         ServiceCmd::Rm { services } => {
             for s in services {
                 ctl.remote.remove_service(&s).await?;
@@ -681,9 +685,16 @@ async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a service's logs; a follower names the leader, which is asked
+/// Prints a service's logs, stdout lines on stdout and stderr lines on
+/// stderr, as docker does; a follower names the leader, which is asked
 /// instead.
-async fn logs(ctl: &Ctl, service: String, follow: bool, tail: Option<usize>) -> anyhow::Result<()> {
+async fn logs(
+    ctl: &Ctl,
+    service: String,
+    follow: bool,
+    tail: Option<usize>,
+    timestamps: bool,
+) -> anyhow::Result<()> {
     use futures::StreamExt as _;
     use swarm_api::logs::{LEADER_HEADER, LogItem, RemoteLogs, ServiceLogsRequest};
     let request = ServiceLogsRequest {
@@ -716,7 +727,18 @@ async fn logs(ctl: &Ctl, service: String, follow: bool, tail: Option<usize>) -> 
     let mut stream = stream.ok_or_else(|| anyhow!("no manager leads: try again"))?;
     while let Some(item) = stream.next().await {
         match item {
-            LogItem::Line { task, node, line } => println!("{task}@{node}    | {}", line.line),
+            LogItem::Line { task, node, line } => {
+                let stamp = if timestamps {
+                    format!("{} ", swarm_examples::table::rfc3339(line.timestamp))
+                } else {
+                    String::new()
+                };
+                let text = format!("{stamp}{task}@{node}    | {}", line.line);
+                match line.source {
+                    swarm_core::runtime::LogSource::Stdout => println!("{text}"),
+                    swarm_core::runtime::LogSource::Stderr => eprintln!("{text}"),
+                }
+            }
             LogItem::Warning(w) => eprintln!("warning: {w}"),
         }
     }

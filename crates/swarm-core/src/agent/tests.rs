@@ -54,6 +54,11 @@ struct Harness {
 
 impl Harness {
     async fn start(runtime: MockRuntime) -> Self {
+        Self::with(runtime, AgentConfig::default()).await
+    }
+
+    /// An agent over any runtime, with `config`.
+    async fn with<R: crate::runtime::Runtime>(runtime: R, config: AgentConfig) -> Self {
         let store = Arc::new(MemoryStore::new());
         let dispatcher = Arc::new(LocalDispatcher::new(
             store.clone(),
@@ -65,8 +70,7 @@ impl Harness {
             .unwrap();
         let shutdown = CancellationToken::new();
         let agent = tokio::spawn(
-            Agent::new("n1".into(), runtime, dispatcher, AgentConfig::default())
-                .run(shutdown.clone()),
+            Agent::new("n1".into(), runtime, dispatcher, config).run(shutdown.clone()),
         );
         until(&store, |s| {
             s.node("n1")
@@ -217,35 +221,23 @@ impl crate::runtime::Runtime for SelfChecked {
 async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
     use crate::runtime::Health;
     // No health check in the spec, but the runtime reports health.
-    let store = Arc::new(MemoryStore::new());
-    let dispatcher = Arc::new(LocalDispatcher::new(
-        store.clone(),
-        DispatcherConfig::default(),
-    ));
-    dispatcher
-        .admit(&"n1".into(), crate::model::NodeRole::Worker)
-        .await
-        .unwrap();
     let (health, rx) = tokio::sync::watch::channel(Health::Starting);
     let runtime = SelfChecked {
         health: rx,
         stopped: tokio::sync::Notify::new(),
     };
-    let config = AgentConfig::default().health_poll(Duration::from_millis(20));
-    let shutdown = CancellationToken::new();
-    let agent =
-        tokio::spawn(Agent::new("n1".into(), runtime, dispatcher, config).run(shutdown.clone()));
-    let task = assigned_task("n1");
-    let id = task.meta.id.clone();
-    store
-        .apply(vec![Change::Create(Object::from(task))])
-        .await
-        .unwrap();
+    let h = Harness::with(
+        runtime,
+        AgentConfig::default().health_poll(Duration::from_millis(20)),
+    )
+    .await;
+    let id = h.assign().await;
+    let store = &h.store;
     let state_is = |state: TaskState| {
         let id = id.clone();
         move |s: &State| s.task(&id).is_some_and(|t| t.status.state == state)
     };
-    until(&store, state_is(TaskState::Starting)).await;
+    until(store, state_is(TaskState::Starting)).await;
     // Several polls later, still waiting for a healthy verdict.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -254,15 +246,14 @@ async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
         "the task waits for its first healthy verdict"
     );
     health.send_replace(Health::Healthy);
-    until(&store, state_is(TaskState::Running)).await;
+    until(store, state_is(TaskState::Running)).await;
     health.send_replace(Health::Unhealthy);
-    let failed = until(&store, state_is(TaskState::Failed)).await;
+    let failed = until(store, state_is(TaskState::Failed)).await;
     assert_eq!(
         failed.task(&id).unwrap().status.err.as_deref(),
         Some("task: unhealthy (health check failed)")
     );
-    shutdown.cancel();
-    agent.await.unwrap().unwrap();
+    h.stop().await;
 }
 
 #[tokio::test]
@@ -295,18 +286,11 @@ async fn strays_that_appear_later_are_swept_away() {
             done.notify_one();
             Ok(())
         });
-    let store = Arc::new(MemoryStore::new());
-    let dispatcher = Arc::new(LocalDispatcher::new(
-        store.clone(),
-        DispatcherConfig::default(),
-    ));
-    dispatcher
-        .admit(&"n1".into(), crate::model::NodeRole::Worker)
-        .await
-        .unwrap();
-    let config = AgentConfig::default().stray_sweep(Duration::from_millis(30));
-    let shutdown = CancellationToken::new();
-    let agent = tokio::spawn(Agent::new("n1".into(), rt, dispatcher, config).run(shutdown.clone()));
+    let h = Harness::with(
+        rt,
+        AgentConfig::default().stray_sweep(Duration::from_millis(30)),
+    )
+    .await;
     tokio::time::timeout(Duration::from_secs(5), removed.notified())
         .await
         .expect("the stray is removed");
@@ -314,8 +298,7 @@ async fn strays_that_appear_later_are_swept_away() {
         lists.load(Ordering::SeqCst) >= 3,
         "only after it was seen in two sweeps"
     );
-    shutdown.cancel();
-    agent.await.unwrap().unwrap();
+    h.stop().await;
 }
 
 #[tokio::test]
