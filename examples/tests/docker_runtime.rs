@@ -212,7 +212,7 @@ fn docker_runtime_end_to_end() {
     );
     let stamp = stdout.split(' ').next().unwrap();
     assert!(
-        stamp.len() == 30 && stamp.starts_with("20") && stamp.ends_with('Z'),
+        stamp.starts_with("20") && stamp.contains('T') && stamp.ends_with('Z'),
         "a timestamp leads the line: {stdout}"
     );
     d.ctl_ok("m1", &["service", "rm", "talk"]);
