@@ -354,8 +354,23 @@ fn publish_ports(
             }
         }
     }
+    // An update re-checks only the ports it adds or changes, so that a
+    // service is never stuck on a clash it did not make.
+    let kept: std::collections::HashSet<(Protocol, u32, PublishMode)> = own
+        .and_then(|id| state.service(id))
+        .map(|s| {
+            s.spec
+                .endpoint
+                .ports
+                .iter()
+                .map(|p| (p.protocol, p.published_port, p.publish_mode))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut errors = SpecError::default();
-    for p in spec.endpoint.ports.iter().filter(|p| p.published_port != 0) {
+    for p in spec.endpoint.ports.iter().filter(|p| {
+        p.published_port != 0 && !kept.contains(&(p.protocol, p.published_port, p.publish_mode))
+    }) {
         if let Some((other, mode)) = taken.get(&(p.protocol, p.published_port))
             && (p.publish_mode == PublishMode::Ingress || *mode == PublishMode::Ingress)
         {

@@ -117,20 +117,37 @@ impl Ingress {
     }
 
     /// Whether the node can publish `task`'s ingress ports: each is served
-    /// already, or can be bound now.
-    pub(crate) fn check(&self, task: &swarm_core::model::Task) -> Result<(), String> {
-        // Under the lock, so that a refresh does not bind meanwhile.
-        let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+    /// already, or can be bound now. A listener of ours that was just let
+    /// go closes a moment later, so a port in use gets a second of tries.
+    pub(crate) async fn check(&self, task: &swarm_core::model::Task) -> Result<(), String> {
         for p in ingress_ports(task) {
             let Ok(port) = u16::try_from(p.published_port) else {
                 continue;
             };
-            if !ports.contains_key(&port)
-                && let Err(e) = listen_std(port)
-            {
-                return Err(format!(
-                    "port {port} cannot be published on this node: {e} (does another program hold it?)"
-                ));
+            let mut tries = 0;
+            loop {
+                let bound = {
+                    // Under the lock, so that a refresh does not bind
+                    // meanwhile.
+                    let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+                    if ports.contains_key(&port) {
+                        Ok(())
+                    } else {
+                        listen_std(port).map(drop)
+                    }
+                };
+                match bound {
+                    Ok(()) => break,
+                    Err(_) if tries < 20 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "port {port} cannot be published on this node: {e} (does another program hold it?)"
+                        ));
+                    }
+                }
             }
         }
         Ok(())

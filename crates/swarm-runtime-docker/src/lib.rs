@@ -319,18 +319,18 @@ impl DockerRuntime {
         }
     }
 
-    /// `prepare` of a task whose container exists: made by a concurrent
-    /// `prepare`, or by one that stopped half-way, so its files are copied
-    /// again while it has not started (copying is idempotent).
+    /// `prepare` of a task whose container exists (it may have gone
+    /// since: `NotFound`): made by a concurrent `prepare`, or by one that
+    /// stopped half-way, so its files are copied again while it has not
+    /// started (copying is idempotent).
     async fn prepared(
         &self,
         id: &Id,
         container: &str,
         files: &[TaskFile],
     ) -> Result<(), RuntimeError> {
-        if !files.is_empty()
-            && state_of(&self.inspect_container(id, container).await?) == RuntimeState::Created
-        {
+        let state = state_of(&self.inspect_container(id, container).await?);
+        if !files.is_empty() && state == RuntimeState::Created {
             self.upload(container, files).await?;
         }
         Ok(())
@@ -529,7 +529,10 @@ impl Runtime for DockerRuntime {
         }
         let body = spec::create_body(task, self.inner.config.node_id.as_ref())?;
         if let Some((ingress, _)) = &self.inner.ingress {
-            ingress.check(task).map_err(RuntimeError::InvalidSpec)?;
+            ingress
+                .check(task)
+                .await
+                .map_err(RuntimeError::InvalidSpec)?;
         }
         self.ensure_image(&task.spec.image).await?;
         let name = spec::container_name(task);

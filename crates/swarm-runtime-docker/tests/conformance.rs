@@ -408,8 +408,11 @@ async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
     let answers = timeout(LIMIT, async {
         let mut answers = std::collections::BTreeSet::new();
         while answers.len() < 2 {
-            if let Some(body) = try_get(port).await {
-                answers.insert(body);
+            match try_get(port).await {
+                Some(body) => {
+                    answers.insert(body);
+                }
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
         answers
@@ -487,7 +490,7 @@ async fn an_image_s_own_health_check_is_the_task_s_health() {
     };
     let image = "swarm-test/busybox-checked:1";
     let dockerfile = format!(
-        "FROM {}\nHEALTHCHECK --interval=200ms --timeout=2s --retries=1 CMD test -e /tmp/healthy\n",
+        "FROM {}\nHEALTHCHECK --interval=200ms --timeout=2s --retries=1 --start-period=60s CMD test -e /tmp/healthy\n",
         f.image
     );
     let mut build = std::process::Command::new("docker")

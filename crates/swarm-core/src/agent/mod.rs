@@ -94,6 +94,9 @@ pub struct Agent<R, D> {
     runtime: Arc<R>,
     dispatcher: Arc<D>,
     config: AgentConfig,
+    /// Tasks taken away that are still being stopped (with their grace
+    /// period) and removed: no stray sweep touches them.
+    stopping: Arc<std::sync::Mutex<std::collections::HashSet<Id>>>,
 }
 
 /// A task the agent knows, from its assignment until it leaves the set.
@@ -111,6 +114,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         Self {
             node_id,
             runtime: Arc::new(runtime),
+            stopping: Arc::default(),
             dispatcher: Arc::new(dispatcher),
             config,
         }
@@ -192,6 +196,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 self.config.stray_sweep,
             );
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // What the runtime holds comes back from a task of its own, so
+            // that a slow engine never holds up the heartbeats.
+            let (held_tx, mut held_rx) = mpsc::channel::<Vec<Id>>(1);
             let mut suspects = std::collections::HashSet::new();
             loop {
                 tokio::select! {
@@ -210,8 +217,19 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                             }
                         }
                     }
-                    _ = sweep.tick() => {
-                        suspects = self.sweep_strays(&tasks, suspects).await;
+                    // Not before the first set: until then every task the
+                    // runtime holds looks like a stray.
+                    _ = sweep.tick(), if !first => {
+                        let (runtime, tx) = (self.runtime.clone(), held_tx.clone());
+                        let limit = self.config.stray_sweep;
+                        tokio::spawn(async move {
+                            if let Ok(Ok(held)) = tokio::time::timeout(limit, runtime.list()).await {
+                                let _ = tx.try_send(held);
+                            }
+                        });
+                    }
+                    Some(held) = held_rx.recv() => {
+                        suspects = self.sweep_strays(held, &tasks, suspects);
                     }
                     set = stream.next() => match set {
                         Some(set) => {
@@ -250,22 +268,31 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         }
     }
 
-    /// Removes what the runtime holds that the agent has not known for
-    /// two sweeps in a row (a task just taken away is still being stopped
-    /// with its grace period); returns the new suspects.
-    async fn sweep_strays(
+    /// Removes, in the background, what the runtime holds (`held`) that
+    /// the agent has not known for two sweeps in a row and is not
+    /// stopping; returns the new suspects.
+    fn sweep_strays(
         &self,
+        held: Vec<Id>,
         tasks: &HashMap<Id, Running>,
         suspects: std::collections::HashSet<Id>,
     ) -> std::collections::HashSet<Id> {
-        let Ok(held) = self.runtime.list().await else {
-            return suspects;
-        };
+        let stopping = self
+            .stopping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut next = std::collections::HashSet::new();
-        for id in held.into_iter().filter(|id| !tasks.contains_key(id)) {
+        for id in held
+            .into_iter()
+            .filter(|id| !tasks.contains_key(id) && !stopping.contains(id))
+        {
             if suspects.contains(&id) {
                 tracing::info!(task = %id, "removing a stray task from the runtime");
-                let _ = self.runtime.remove(&id).await;
+                let runtime = self.runtime.clone();
+                tokio::spawn(async move {
+                    let _ = runtime.remove(&id).await;
+                });
             } else {
                 next.insert(id);
             }
@@ -324,9 +351,18 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 }
                 let runtime = self.runtime.clone();
                 let grace = r.tx.borrow().0.spec.stop_grace_period;
+                let stopping = self.stopping.clone();
+                stopping
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(id.clone());
                 tokio::spawn(async move {
                     let _ = runtime.stop(&id, grace).await;
                     let _ = runtime.remove(&id).await;
+                    stopping
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&id);
                 });
             }
         }

@@ -167,19 +167,50 @@ async fn a_task_runs_then_its_exit_code_is_reported() {
     h.stop().await;
 }
 
-/// A runtime whose one task runs until stopped, with a health check of
-/// its own (as an image's HEALTHCHECK is), whose verdict the test sets.
-struct SelfChecked {
-    health: tokio::sync::watch::Receiver<crate::runtime::Health>,
+/// A runtime whose tasks run until stopped, for tests that script it:
+/// its health verdict (as an image's HEALTHCHECK gives one), and whether
+/// `stop` waits for the test's word (a long grace period).
+struct Scripted {
+    health: tokio::sync::watch::Receiver<Option<crate::runtime::Health>>,
     stopped: tokio::sync::Notify,
+    hold_stops: bool,
+    release: tokio::sync::Notify,
+    held: std::sync::Mutex<std::collections::BTreeSet<crate::Id>>,
+    removed: std::sync::Mutex<Vec<crate::Id>>,
+}
+
+impl Scripted {
+    fn new(
+        health: Option<crate::runtime::Health>,
+        hold_stops: bool,
+    ) -> (
+        Self,
+        tokio::sync::watch::Sender<Option<crate::runtime::Health>>,
+    ) {
+        let (tx, rx) = tokio::sync::watch::channel(health);
+        let runtime = Self {
+            health: rx,
+            stopped: tokio::sync::Notify::new(),
+            hold_stops,
+            release: tokio::sync::Notify::new(),
+            held: Default::default(),
+            removed: Default::default(),
+        };
+        (runtime, tx)
+    }
 }
 
 #[async_trait::async_trait]
-impl crate::runtime::Runtime for SelfChecked {
+impl crate::runtime::Runtime for Scripted {
     async fn info(&self) -> Result<RuntimeInfo, RuntimeError> {
         Ok(RuntimeInfo::default())
     }
-    async fn prepare(&self, _: &Task, _: &[crate::runtime::TaskFile]) -> Result<(), RuntimeError> {
+    async fn prepare(
+        &self,
+        task: &Task,
+        _: &[crate::runtime::TaskFile],
+    ) -> Result<(), RuntimeError> {
+        self.held.lock().unwrap().insert(task.meta.id.clone());
         Ok(())
     }
     async fn start(&self, _: &crate::Id) -> Result<(), RuntimeError> {
@@ -193,15 +224,20 @@ impl crate::runtime::Runtime for SelfChecked {
         })
     }
     async fn stop(&self, _: &crate::Id, _: Duration) -> Result<(), RuntimeError> {
+        if self.hold_stops {
+            self.release.notified().await;
+        }
         self.stopped.notify_waiters();
         Ok(())
     }
-    async fn remove(&self, _: &crate::Id) -> Result<(), RuntimeError> {
+    async fn remove(&self, id: &crate::Id) -> Result<(), RuntimeError> {
+        self.held.lock().unwrap().remove(id);
+        self.removed.lock().unwrap().push(id.clone());
         Ok(())
     }
     async fn inspect(&self, _: &crate::Id) -> Result<RuntimeStatus, RuntimeError> {
         Ok(RuntimeStatus {
-            health: Some(*self.health.borrow()),
+            health: *self.health.borrow(),
             ..running_status()
         })
     }
@@ -213,19 +249,54 @@ impl crate::runtime::Runtime for SelfChecked {
         Ok(Box::pin(futures::stream::empty()))
     }
     async fn list(&self) -> Result<Vec<crate::Id>, RuntimeError> {
-        Ok(Vec::new())
+        Ok(self.held.lock().unwrap().iter().cloned().collect())
     }
+}
+
+#[tokio::test]
+async fn sweeps_leave_a_task_that_is_being_stopped_alone() {
+    let (runtime, _health) = Scripted::new(None, true);
+    let runtime = Arc::new(runtime);
+    let h = Harness::with(
+        runtime.clone(),
+        AgentConfig::default().stray_sweep(Duration::from_millis(20)),
+    )
+    .await;
+    let id = h.assign().await;
+    h.until_state(&id, TaskState::Running).await;
+    // The task leaves the node's set: the agent stops it, and the stop
+    // takes long (a long grace period) while sweeps come and go.
+    h.store
+        .apply(vec![Change::Delete {
+            kind: crate::model::Kind::Task,
+            id: id.clone(),
+            version: None,
+        }])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        runtime.removed.lock().unwrap().is_empty(),
+        "no sweep removes a task that is being stopped"
+    );
+    runtime.release.notify_waiters();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while runtime.removed.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the stopped task is removed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*runtime.removed.lock().unwrap(), [id], "once");
+    h.stop().await;
 }
 
 #[tokio::test]
 async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
     use crate::runtime::Health;
     // No health check in the spec, but the runtime reports health.
-    let (health, rx) = tokio::sync::watch::channel(Health::Starting);
-    let runtime = SelfChecked {
-        health: rx,
-        stopped: tokio::sync::Notify::new(),
-    };
+    let (runtime, health) = Scripted::new(Some(Health::Starting), false);
     let h = Harness::with(
         runtime,
         AgentConfig::default().health_poll(Duration::from_millis(20)),
@@ -245,9 +316,9 @@ async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
         TaskState::Starting,
         "the task waits for its first healthy verdict"
     );
-    health.send_replace(Health::Healthy);
+    health.send_replace(Some(Health::Healthy));
     until(store, state_is(TaskState::Running)).await;
-    health.send_replace(Health::Unhealthy);
+    health.send_replace(Some(Health::Unhealthy));
     let failed = until(store, state_is(TaskState::Failed)).await;
     assert_eq!(
         failed.task(&id).unwrap().status.err.as_deref(),
