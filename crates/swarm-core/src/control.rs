@@ -336,61 +336,27 @@ fn publish_ports(
     spec: &mut ServiceSpec,
     own: Option<&Id>,
 ) -> Result<(), ControlError> {
-    let mut taken: std::collections::HashMap<(Protocol, u32), (&str, PublishMode)> =
-        std::collections::HashMap::new();
-    for s in state.services().filter(|s| Some(&s.meta.id) != own) {
-        for p in s
-            .spec
-            .endpoint
-            .ports
-            .iter()
-            .filter(|p| p.published_port != 0)
-        {
-            let entry = taken
-                .entry((p.protocol, p.published_port))
-                .or_insert((s.spec.name.as_str(), p.publish_mode));
-            if p.publish_mode == PublishMode::Ingress {
-                *entry = (s.spec.name.as_str(), p.publish_mode);
-            }
-        }
-    }
-    // An update re-checks only the ports it adds or changes, so that a
-    // service is never stuck on a clash it did not make.
-    let kept: std::collections::HashSet<(Protocol, u32, PublishMode)> = own
-        .and_then(|id| state.service(id))
-        .map(|s| {
-            s.spec
-                .endpoint
-                .ports
-                .iter()
-                .map(|p| (p.protocol, p.published_port, p.publish_mode))
-                .collect()
-        })
-        .unwrap_or_default();
+    let current = own.and_then(|id| state.service(id));
+    let others: Vec<&Arc<Service>> = state
+        .services()
+        .filter(|s| Some(&s.meta.id) != own)
+        .collect();
     let mut errors = SpecError::default();
-    for p in spec.endpoint.ports.iter().filter(|p| {
-        p.published_port != 0 && !kept.contains(&(p.protocol, p.published_port, p.publish_mode))
-    }) {
-        if let Some((other, mode)) = taken.get(&(p.protocol, p.published_port))
-            && (p.publish_mode == PublishMode::Ingress || *mode == PublishMode::Ingress)
+    for p in spec.endpoint.new_ports(current.map(|c| &c.spec.endpoint)) {
+        if let Some(other) = others
+            .iter()
+            .find(|s| s.spec.endpoint.ports.iter().any(|o| p.clashes_with(o)))
         {
-            errors.push(
-                "endpoint.ports",
-                format!(
-                    "port {}/{} is already published by service {other}: publish another port, or remove that service first",
-                    p.published_port, p.protocol
-                ),
-            );
+            errors.push("endpoint.ports", p.taken_by(&other.spec.name));
         }
     }
     errors.into_result()?;
-    let mut used: std::collections::HashSet<(Protocol, u32)> = taken.into_keys().collect();
-    used.extend(
-        spec.endpoint
-            .ports
-            .iter()
-            .map(|p| (p.protocol, p.published_port)),
-    );
+    let mut used: std::collections::HashSet<(Protocol, u32)> = others
+        .iter()
+        .flat_map(|s| s.spec.endpoint.ports.iter())
+        .chain(&spec.endpoint.ports)
+        .map(|p| (p.protocol, p.published_port))
+        .collect();
     for p in spec
         .endpoint
         .ports
@@ -544,6 +510,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("already published by service any"), "{e}");
+
+        // Two creates that both passed the check at once: the store's
+        // write rule lets only the first take the port.
+        let raced = |name: &str| Service {
+            meta: Meta::new(Id::generate()),
+            spec: with_ports(name, &["7070:80"]),
+            previous_spec: None,
+        };
+        let store = control.store();
+        store
+            .apply(vec![Change::Create(raced("first").into())])
+            .await
+            .unwrap();
+        let e = store
+            .apply(vec![Change::Create(raced("second").into())])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            e.to_string()
+                .contains("port 7070/tcp is already published by service first"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

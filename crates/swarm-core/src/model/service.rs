@@ -444,6 +444,20 @@ pub struct EndpointSpec {
     pub ports: Vec<PortConfig>,
 }
 
+impl EndpointSpec {
+    /// The published ports of `self` that `before` (the spec before an
+    /// update) did not have: the ones to check for clashes, so that an
+    /// update is never stuck on a clash it did not make.
+    pub fn new_ports<'a>(
+        &'a self,
+        before: Option<&'a EndpointSpec>,
+    ) -> impl Iterator<Item = &'a PortConfig> + 'a {
+        self.ports
+            .iter()
+            .filter(move |p| p.published_port != 0 && !before.is_some_and(|b| b.ports.contains(p)))
+    }
+}
+
 /// A published port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortConfig {
@@ -478,6 +492,28 @@ impl FromStr for PortConfig {
 }
 
 impl PortConfig {
+    /// Whether two services publishing `self` and `other` clash: the same
+    /// published port and protocol, where either goes through the routing
+    /// mesh (which answers on every node). Host-mode ports may share a
+    /// number: the scheduler keeps such tasks on different nodes.
+    #[must_use]
+    pub fn clashes_with(&self, other: &PortConfig) -> bool {
+        self.published_port != 0
+            && self.published_port == other.published_port
+            && self.protocol == other.protocol
+            && (self.publish_mode == PublishMode::Ingress
+                || other.publish_mode == PublishMode::Ingress)
+    }
+
+    /// Why `self` cannot be published: `service` publishes it already.
+    #[must_use]
+    pub fn taken_by(&self, service: &str) -> String {
+        format!(
+            "port {}/{} is already published by service {service}: publish another port, or remove that service first",
+            self.published_port, self.protocol
+        )
+    }
+
     fn short_form(s: &str) -> Result<Self, SpecError> {
         let bad = |why: String| SpecError::single("endpoint.ports", why);
         let (ports, proto) = match s.split_once('/') {

@@ -302,6 +302,7 @@ impl State {
                     });
                 }
                 self.check_name_free(&obj, None)?;
+                self.check_ports_free(&obj, None)?;
                 let meta = Meta {
                     id: obj.id().clone(),
                     version: index,
@@ -331,6 +332,7 @@ impl State {
                     });
                 }
                 self.check_name_free(&obj, Some(&old))?;
+                self.check_ports_free(&obj, Some(&old))?;
                 let meta = Meta {
                     id: obj.id().clone(),
                     version: index,
@@ -415,6 +417,29 @@ impl State {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Fails if a service newly publishes a port that clashes with another
+    /// service's (see [`PortConfig::clashes_with`]): in the one write
+    /// rule, so that two writes at once cannot both take a mesh port.
+    ///
+    /// [`PortConfig::clashes_with`]: crate::model::PortConfig::clashes_with
+    fn check_ports_free(&self, obj: &Object, old: Option<&Object>) -> Result<(), StoreError> {
+        let Object::Service(new) = obj else {
+            return Ok(());
+        };
+        let before = match old {
+            Some(Object::Service(o)) => Some(&o.spec.endpoint),
+            _ => None,
+        };
+        for p in new.spec.endpoint.new_ports(before) {
+            if let Some(other) = self.services.values().find(|s| {
+                s.meta.id != new.meta.id && s.spec.endpoint.ports.iter().any(|o| p.clashes_with(o))
+            }) {
+                return Err(StoreError::InvalidArgument(p.taken_by(&other.spec.name)));
+            }
+        }
+        Ok(())
     }
 
     /// Replaces `old` by `new` (same kind and id), touching only the
