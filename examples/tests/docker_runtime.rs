@@ -16,11 +16,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use swarm_examples::daemons::{Daemons, free_port};
-use swarm_runtime_docker::testing::{engine, test_image};
+use swarm_runtime_docker::testing::{NodeContainers, engine, ok_body, test_image};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Removes what a failed run left: every container of the node.
+/// The node's containers, as `docker ps` lists them.
 struct Containers(String);
 
 impl Containers {
@@ -44,18 +44,6 @@ impl Containers {
     }
 }
 
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "docker ps -aq --filter label=swarm.node.id={} | xargs -r docker rm -f >/dev/null",
-                self.0
-            ))
-            .status();
-    }
-}
-
 /// The body of `GET path` on the node's `port`, if it answers 200.
 fn get(port: u16, path: &str) -> Option<String> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -63,14 +51,7 @@ fn get(port: u16, path: &str) -> Option<String> {
     write!(conn, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
     let mut reply = String::new();
     conn.read_to_string(&mut reply).ok()?;
-    reply.starts_with("HTTP/1.1 200 OK").then(|| {
-        reply
-            .rsplit("\r\n\r\n")
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    })
+    ok_body(&reply)
 }
 
 /// The containers that answered `rounds` requests: each serves its own
@@ -96,7 +77,10 @@ fn docker_runtime_end_to_end() {
     d.init("m1");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.data("m1").join("node.json")).unwrap()).unwrap();
-    let containers = Containers(state["node_id"].as_str().unwrap().to_owned());
+    let node = state["node_id"].as_str().unwrap().to_owned();
+    // Whatever a failed run left goes when the test ends.
+    let _cleanup = NodeContainers(node.clone());
+    let containers = Containers(node);
     d.wait("the node to be ready", LIMIT, || {
         d.nodes("m1").get("m1").is_some_and(|(s, _)| s == "ready")
     });

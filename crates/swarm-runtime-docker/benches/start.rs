@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use swarm_core::Id;
 use swarm_core::model::{Meta, Service, ServiceSpec, Task, TaskSpec};
 use swarm_core::runtime::{Runtime, RuntimeState};
-use swarm_runtime_docker::testing::{engine, test_image};
+use swarm_runtime_docker::testing::{NodeContainers, engine, test_image};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 
@@ -111,21 +111,6 @@ async fn measure<R: Runtime + Clone>(runtime: &R, spec: &TaskSpec, n: usize) -> 
     }
 }
 
-/// Removes the bench's containers however it ends.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "docker ps -aq --filter label=swarm.node.id={} | xargs -r docker rm -f >/dev/null 2>&1",
-                self.0
-            ))
-            .status();
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args
@@ -144,7 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(docker) = engine("start bench").await {
             let image = test_image(&docker).await;
             let node = format!("bench-{}", std::process::id());
-            let _cleanup = Cleanup(node.clone());
+            let _cleanup = NodeContainers(node.clone());
             let config = DockerRuntimeConfig::default()
                 .with_node_id(node.as_str().into())
                 .with_ingress(false);

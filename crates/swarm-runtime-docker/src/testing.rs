@@ -38,6 +38,37 @@ pub async fn engine(test: &str) -> Option<Docker> {
     }
 }
 
+/// Removes every container of `node` (`docker rm -f`, by the
+/// `swarm.node.id` label) when dropped: what a test or bench left behind,
+/// however it ended.
+pub struct NodeContainers(pub String);
+
+impl Drop for NodeContainers {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker ps -aq --filter label={}={} | xargs -r docker rm -f >/dev/null 2>&1",
+                crate::LABEL_NODE_ID,
+                self.0
+            ))
+            .status();
+    }
+}
+
+/// The body of an HTTP/1.1 reply, if its status is 200 OK.
+#[must_use]
+pub fn ok_body(reply: &str) -> Option<String> {
+    reply.starts_with("HTTP/1.1 200 OK").then(|| {
+        reply
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    })
+}
+
 /// Makes sure the engine has [`TEST_IMAGE`], building it if needed; panics
 /// with what to install when it cannot.
 pub async fn test_image(docker: &Docker) -> &'static str {

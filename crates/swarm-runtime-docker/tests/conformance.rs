@@ -15,7 +15,7 @@ use swarm_core::Id;
 use swarm_core::model::{EndpointSpec, Meta, Service, ServiceSpec, Task, TaskSpec};
 use swarm_core::runtime::{Health, LogOptions, Runtime, RuntimeError, RuntimeState};
 use swarm_core::testing::{RuntimeFixtures, runtime_suite};
-use swarm_runtime_docker::testing::{engine, test_image};
+use swarm_runtime_docker::testing::{NodeContainers, engine, ok_body, test_image};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig, LABEL_NODE_ID, LABEL_TASK_ID};
 use tokio::time::timeout;
 
@@ -46,6 +46,8 @@ struct Fixture {
     docker: Docker,
     node: Id,
     image: &'static str,
+    /// Whatever a failed test left goes with the fixture.
+    _cleanup: NodeContainers,
 }
 
 impl Fixture {
@@ -65,6 +67,7 @@ impl Fixture {
         Some(Self {
             runtime,
             docker,
+            _cleanup: NodeContainers(node.to_string()),
             node,
             image,
         })
@@ -116,20 +119,6 @@ impl Fixture {
             Err(RuntimeError::InvalidSpec(msg)) => msg,
             other => panic!("expected InvalidSpec, got {other:?}"),
         }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        // Whatever a failed test left: docker rm -f of this node's
-        // containers.
-        let _ = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "docker ps -aq --filter label={LABEL_NODE_ID}={} | xargs -r docker rm -f >/dev/null 2>&1",
-                self.node
-            ))
-            .status();
     }
 }
 
@@ -555,12 +544,5 @@ async fn try_get(port: u16) -> Option<String> {
         .await
         .ok()?
         .ok()?;
-    reply.starts_with("HTTP/1.1 200 OK").then(|| {
-        reply
-            .rsplit("\r\n\r\n")
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    })
+    ok_body(&reply)
 }
