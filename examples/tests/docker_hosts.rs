@@ -138,10 +138,10 @@ impl Hosts {
             &self.tag,
         ];
         cmd.extend_from_slice(args);
-        let advertise = format!("{name}:4242");
+        let advertise = format!("{name}:2377");
         cmd.extend_from_slice(&[
             "--listen-addr",
-            "0.0.0.0:4242",
+            "0.0.0.0:2377",
             "--advertise-addr",
             &advertise,
             "--hostname",
@@ -160,7 +160,7 @@ impl Hosts {
             &container,
             "/swarmctl",
             "-H",
-            "127.0.0.1:4242",
+            "127.0.0.1:2377",
             "--tls-dir",
             "/data/client",
         ];
@@ -278,9 +278,9 @@ fn a_manager_cut_off_the_network_rejoins_and_agrees() {
             .to_owned()
     };
     let (mt, wt) = (token("manager"), token("worker"));
-    h.start("m2", &["join", "--token", &mt, "m1:4242"]).unwrap();
-    h.start("m3", &["join", "--token", &mt, "m1:4242"]).unwrap();
-    h.start("w1", &["join", "--token", &wt, "m1:4242"]).unwrap();
+    h.start("m2", &["join", "--token", &mt, "m1:2377"]).unwrap();
+    h.start("m3", &["join", "--token", &mt, "m1:2377"]).unwrap();
+    h.start("w1", &["join", "--token", &wt, "m1:2377"]).unwrap();
     h.wait("four ready nodes", Duration::from_secs(60), || {
         let n = h.nodes("m1");
         n.len() == 4 && n.iter().all(|(_, s, _)| s == "ready")

@@ -100,9 +100,8 @@ fn docker_runtime_end_to_end() {
             "-p",
             &published,
             image,
-            "httpd",
-            "-f",
-            "-p",
+            "swarm-testd",
+            "http",
             "80",
         ],
     );

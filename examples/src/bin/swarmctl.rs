@@ -28,7 +28,7 @@ struct Cli {
         short = 'H',
         long,
         env = "SWARM_HOST",
-        default_value = "127.0.0.1:4242",
+        default_value = "127.0.0.1:2377",
         global = true
     )]
     host: String,

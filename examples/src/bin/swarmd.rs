@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use swarm_core::model::NodeRole;
-use swarm_node::{DEFAULT_PORT, Node, NodeConfig};
+use swarm_node::{DEFAULT_PORT, Node, NodeConfig, NodeSettings};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
 use tokio_util::sync::CancellationToken;
@@ -62,10 +62,11 @@ struct NodeArgs {
     /// The node's name in `node ls` (default: the machine's hostname).
     #[arg(long, global = true)]
     hostname: Option<String>,
-    /// How tasks run: as processes of this machine, or as containers of
-    /// the Docker engine (DOCKER_HOST, else /var/run/docker.sock).
-    #[arg(long, value_enum, default_value_t = RuntimeKind::Process, global = true)]
-    runtime: RuntimeKind,
+    /// How tasks run: as processes of this machine (the default), or as
+    /// containers of the Docker engine (DOCKER_HOST, else
+    /// /var/run/docker.sock).
+    #[arg(long, value_enum, global = true)]
+    runtime: Option<RuntimeKind>,
     /// How often workers send heartbeats, e.g. 500ms or 2s.
     #[arg(long, value_parser = parse_duration, global = true)]
     heartbeat_period: Option<Duration>,
@@ -111,28 +112,84 @@ fn with_port(addr: &str) -> String {
     }
 }
 
+impl RuntimeKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Docker => "docker",
+        }
+    }
+}
+
+/// What a node runs with: its configuration, and the runtime for its tasks.
+struct Setup {
+    config: NodeConfig,
+    runtime: RuntimeKind,
+    /// What to keep in the data directory once the node is made.
+    settings: NodeSettings,
+}
+
 impl NodeArgs {
-    fn config(&self) -> anyhow::Result<NodeConfig> {
-        let dir = std::path::absolute(&self.data_dir)
-            .map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", self.data_dir.display()))?;
-        let mut c = NodeConfig::new(dir);
-        if let Some(l) = &self.listen_addr {
-            c.listen_addr = with_port(l)
-                .parse::<SocketAddr>()
-                .map_err(|e| anyhow::anyhow!("--listen-addr {l:?} is not IP[:PORT]: {e}"))?;
-        }
-        c.advertise_addr.clone_from(&self.advertise_addr);
-        c.hostname.clone_from(&self.hostname);
-        if let Some(h) = self.heartbeat_period {
-            c.heartbeat_period = h;
-        }
-        if let Some(v) = self.cert_expiry {
-            c.cert_validity = v;
-            c.renew_check = (v / 20).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        }
-        Ok(c)
+    fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        std::path::absolute(&self.data_dir)
+            .map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", self.data_dir.display()))
     }
 
+    /// The settings these flags give.
+    fn given(&self) -> anyhow::Result<NodeSettings> {
+        let listen_addr = self
+            .listen_addr
+            .as_deref()
+            .map(|l| {
+                with_port(l)
+                    .parse::<SocketAddr>()
+                    .map_err(|e| anyhow::anyhow!("--listen-addr {l:?} is not IP[:PORT]: {e}"))
+            })
+            .transpose()?;
+        Ok(NodeSettings {
+            hostname: self.hostname.clone(),
+            listen_addr,
+            advertise_addr: self.advertise_addr.clone(),
+            heartbeat_period_ms: self
+                .heartbeat_period
+                .map(|h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX)),
+            runtime: self.runtime.map(|r| r.name().to_owned()),
+        })
+    }
+
+    /// `init` and `join` take the flags alone; a resumed node takes the
+    /// settings it kept, with the flags given now over them.
+    fn setup(&self, resume: bool) -> anyhow::Result<Setup> {
+        let dir = self.data_dir()?;
+        let given = self.given()?;
+        let settings = if resume {
+            NodeSettings::kept(&dir)?.overlaid(&given)
+        } else {
+            given
+        };
+        let runtime = match settings.runtime.as_deref() {
+            None | Some("process") => RuntimeKind::Process,
+            Some("docker") => RuntimeKind::Docker,
+            Some(other) => anyhow::bail!(
+                "{} names the runtime {other:?}, which this swarmd does not know: pass --runtime process or --runtime docker",
+                dir.join("settings.json").display()
+            ),
+        };
+        let mut config = NodeConfig::new(dir);
+        settings.apply(&mut config);
+        if let Some(v) = self.cert_expiry {
+            config.cert_validity = v;
+            config.renew_check = (v / 20).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        }
+        Ok(Setup {
+            config,
+            runtime,
+            settings,
+        })
+    }
+}
+
+impl Setup {
     /// Fails early, before a node is made, when the runtime cannot work.
     async fn check_runtime(&self) -> anyhow::Result<()> {
         if self.runtime == RuntimeKind::Docker {
@@ -142,7 +199,8 @@ impl NodeArgs {
     }
 }
 
-async fn run(node: Node, args: &NodeArgs) -> anyhow::Result<()> {
+async fn run(node: Node, setup: Setup) -> anyhow::Result<()> {
+    setup.settings.save(&setup.config.data_dir)?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -156,7 +214,7 @@ async fn run(node: Node, args: &NodeArgs) -> anyhow::Result<()> {
         stop.cancel();
     });
     let config = node.config();
-    match args.runtime {
+    match setup.runtime {
         RuntimeKind::Process => {
             let runtime = ProcessRuntime::new(
                 ProcessRuntimeConfig::default()
@@ -184,20 +242,20 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     let args = cli.node;
     match cli.command {
         None => {
-            let config = args.config()?;
-            let node = Node::resume(config)?;
+            let setup = args.setup(true)?;
+            let node = Node::resume(setup.config.clone())?;
             eprintln!(
                 "swarmd: node {} resumes as a {}",
                 node.id(),
                 role_name(node.role())
             );
-            run(node, &args).await
+            run(node, setup).await
         }
         Some(Command::Init) => {
-            let config = args.config()?;
-            args.check_runtime().await?;
-            let addr = config.advertised()?;
-            let node = Node::init(config).await?;
+            let setup = args.setup(false)?;
+            setup.check_runtime().await?;
+            let addr = setup.config.advertised()?;
+            let node = Node::init(setup.config.clone()).await?;
             let worker = node.join_token(NodeRole::Worker).await?;
             let manager = node.join_token(NodeRole::Manager).await?;
             say(&format!(
@@ -208,20 +266,20 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                  swarmd join --token {manager} {addr}\n",
                 node.id()
             ));
-            run(node, &args).await
+            run(node, setup).await
         }
         Some(Command::Join { token, manager }) => {
-            let config = args.config()?;
-            args.check_runtime().await?;
-            let node = Node::join(config, &with_port(&manager), &token).await?;
+            let setup = args.setup(false)?;
+            setup.check_runtime().await?;
+            let node = Node::join(setup.config.clone(), &with_port(&manager), &token).await?;
             say(&format!(
                 "This node joined a swarm as a {}.",
                 role_name(node.role())
             ));
-            run(node, &args).await
+            run(node, setup).await
         }
         Some(Command::Leave) => {
-            let node = Node::resume(args.config()?)?;
+            let node = Node::resume(args.setup(true)?.config)?;
             node.leave().await?;
             say("Node left the swarm.");
             Ok(())

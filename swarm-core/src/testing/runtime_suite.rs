@@ -5,9 +5,10 @@
 //! promise of the [`Runtime`] contract that was broken. The checks run
 //! concurrently, which also exercises the promise that every method is safe
 //! to call concurrently for different tasks. Scripts use POSIX `sh` and
-//! commands busybox has (`echo`, `cat`, `sleep`, `trap`, `exit`, `test`,
+//! a few common commands (`echo`, `cat`, `sleep`, `trap`, `exit`, `test`,
 //! `pwd`), with whole-second sleeps, so that a container runtime can run
-//! them in a busybox image.
+//! them in a minimal image (swarm-runtime-docker's test image holds the
+//! machine's own shell and coreutils).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use crate::runtime::{
 
 /// Task specs for the runtime under test. Each runtime spells a shell
 /// command its own way: the process runtime runs `/bin/sh -c SCRIPT`, the
-/// docker runtime runs `sh -c SCRIPT` in a local busybox image.
+/// docker runtime runs `sh -c SCRIPT` in a local test image.
 pub trait RuntimeFixtures: Send + Sync {
     /// A task that runs `script` with a POSIX shell. The runtime must set
     /// `SWARM_SECRETS_DIR` and `SWARM_CONFIGS_DIR` in its environment to the

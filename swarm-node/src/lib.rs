@@ -24,7 +24,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = NodeConfig::new("/var/lib/swarm");
-//! config.listen_addr = "127.0.0.1:4242".parse()?;
+//! config.listen_addr = "127.0.0.1:2377".parse()?;
 //! let node = Node::init(config).await?;
 //! let runtime = ProcessRuntime::new(ProcessRuntimeConfig::default())?;
 //! node.run(runtime, CancellationToken::new()).await?;
@@ -40,7 +40,7 @@ mod renewal;
 mod serve;
 
 pub use authority::{Authority, Roster};
-pub use config::{DEFAULT_PORT, NodeConfig, NodeState, raft_id};
+pub use config::{DEFAULT_PORT, NodeConfig, NodeSettings, NodeState, raft_id};
 pub use dispatch::{FailoverDispatcher, LeaderDispatcher};
 pub use node::Node;
 

@@ -19,9 +19,9 @@ use swarm_runtime_docker::testing::{NodeContainers, engine, ok_body, test_image}
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig, LABEL_NODE_ID, LABEL_TASK_ID};
 use tokio::time::timeout;
 
-struct Busybox(&'static str);
+struct Tools(&'static str);
 
-impl RuntimeFixtures for Busybox {
+impl RuntimeFixtures for Tools {
     fn shell(&self, script: &str) -> TaskSpec {
         TaskSpec {
             image: self.0.into(),
@@ -85,7 +85,7 @@ impl Fixture {
     }
 
     fn shell(&self, script: &str) -> TaskSpec {
-        Busybox(self.image).shell(script)
+        Tools(self.image).shell(script)
     }
 
     async fn run(&self, task: &Task) {
@@ -131,7 +131,7 @@ async fn passes_the_runtime_suite() {
     };
     timeout(
         Duration::from_secs(120),
-        runtime_suite(&f.runtime, &Busybox(f.image)),
+        runtime_suite(&f.runtime, &Tools(f.image)),
     )
     .await
     .expect("the runtime suite hung");
@@ -374,7 +374,7 @@ async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
     let port = free_port();
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let mut task = f.task(f.shell("hostname > /tmp/index.html; httpd -f -p 80 -h /tmp"));
+        let mut task = f.task(f.shell("hostname > /tmp/index.html; swarm-testd http 80 /tmp"));
         task.endpoint = Arc::new(EndpointSpec {
             ports: vec![format!("{port}:80").parse().unwrap()],
         });
@@ -444,7 +444,7 @@ async fn host_ports_bind_on_the_node() {
         return;
     };
     let port = free_port();
-    let mut task = f.task(f.shell("echo host > /tmp/index.html; httpd -f -p 80 -h /tmp"));
+    let mut task = f.task(f.shell("echo host > /tmp/index.html; swarm-testd http 80 /tmp"));
     task.endpoint = Arc::new(EndpointSpec {
         ports: vec![
             format!("mode=host,published={port},target=80")
@@ -477,7 +477,7 @@ async fn an_image_s_own_health_check_is_the_task_s_health() {
     let Some(f) = Fixture::new("image health check").await else {
         return;
     };
-    let image = "swarm-test/busybox-checked:1";
+    let image = "swarm-test/tools-checked:1";
     let dockerfile = format!(
         "FROM {}\nHEALTHCHECK --interval=200ms --timeout=2s --retries=1 --start-period=60s CMD test -e /tmp/healthy\n",
         f.image

@@ -648,6 +648,8 @@ impl Node {
         ] {
             let _ = std::fs::remove_dir_all(dir);
         }
+        // The kept settings were this membership's.
+        let _ = std::fs::remove_file(self.config.data_dir.join("settings.json"));
         std::fs::remove_file(self.config.data_dir.join("node.json"))
             .map_err(|e| Error::Io(format!("cannot remove the node's identity: {e}")))?;
         Ok(())

@@ -10,8 +10,8 @@ use swarm_core::model::NodeRole;
 
 use crate::Error;
 
-/// The port managers listen on unless told otherwise (Docker: 2377).
-pub const DEFAULT_PORT: u16 = 4242;
+/// The port managers listen on unless told otherwise: 2377, as Docker's.
+pub const DEFAULT_PORT: u16 = 2377;
 
 /// How a node runs. Only `data_dir` has no default.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub struct NodeConfig {
     /// Where the node keeps its identity, certificates and (managers) the
     /// raft log.
     pub data_dir: PathBuf,
-    /// Where a manager listens (default `0.0.0.0:4242`).
+    /// Where a manager listens (default `0.0.0.0:2377`, Docker's cluster-management port).
     pub listen_addr: SocketAddr,
     /// The address the other nodes reach this manager at (default: the
     /// listen address or, when that is `0.0.0.0`, the address of the
@@ -157,17 +157,8 @@ impl NodeState {
 
     /// Writes it atomically.
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
-        let io = |e: std::io::Error| Error::Io(format!("cannot write {}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = dir.join(".node.json.tmp");
         let text = serde_json::to_vec_pretty(self).expect("always encodes");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&text).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, dir.join(STATE_FILE)).map_err(io)
+        write_atomically(dir, STATE_FILE, &text)
     }
 }
 
@@ -179,4 +170,137 @@ pub fn raft_id(node: &Id) -> u64 {
     let hash = sha2::Sha256::digest(node.as_str().as_bytes());
     let id = u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"));
     id.max(1)
+}
+
+/// The settings given at `init` or `join` that a resumed node keeps
+/// (`settings.json` in the data directory): each is `None` when never
+/// given, and then the default applies.
+///
+/// `swarmd` keeps what `init`/`join` were given, and on resume overlays
+/// the flags given then ([`NodeSettings::overlaid`]) and keeps the result:
+/// a node comes back with its own name and address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSettings {
+    /// [`NodeConfig::hostname`].
+    pub hostname: Option<String>,
+    /// [`NodeConfig::listen_addr`].
+    pub listen_addr: Option<SocketAddr>,
+    /// [`NodeConfig::advertise_addr`].
+    pub advertise_addr: Option<String>,
+    /// [`NodeConfig::heartbeat_period`], in milliseconds.
+    pub heartbeat_period_ms: Option<u64>,
+    /// Which runtime runs the node's tasks: the embedding program's name
+    /// for it (`swarmd`: `process` or `docker`); the node itself does not
+    /// read it.
+    pub runtime: Option<String>,
+}
+
+const SETTINGS_FILE: &str = "settings.json";
+
+impl NodeSettings {
+    /// The settings kept in `dir`; none when nothing was kept.
+    pub fn kept(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(SETTINGS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Config(format!(
+                    "{} is damaged ({e}): fix or remove it, and give the node's flags again",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::Io(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Keeps them in `dir`, atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), Error> {
+        let text = serde_json::to_vec_pretty(self).expect("always encodes");
+        write_atomically(dir, SETTINGS_FILE, &text)
+    }
+
+    /// These settings with every one that `given` sets replaced by it.
+    #[must_use]
+    pub fn overlaid(self, given: &Self) -> Self {
+        Self {
+            hostname: given.hostname.clone().or(self.hostname),
+            listen_addr: given.listen_addr.or(self.listen_addr),
+            advertise_addr: given.advertise_addr.clone().or(self.advertise_addr),
+            heartbeat_period_ms: given.heartbeat_period_ms.or(self.heartbeat_period_ms),
+            runtime: given.runtime.clone().or(self.runtime),
+        }
+    }
+
+    /// Sets the fields of `config` that these settings give.
+    pub fn apply(&self, config: &mut NodeConfig) {
+        if let Some(h) = &self.hostname {
+            config.hostname = Some(h.clone());
+        }
+        if let Some(l) = self.listen_addr {
+            config.listen_addr = l;
+        }
+        if let Some(a) = &self.advertise_addr {
+            config.advertise_addr = Some(a.clone());
+        }
+        if let Some(ms) = self.heartbeat_period_ms {
+            config.heartbeat_period = Duration::from_millis(ms);
+        }
+    }
+}
+
+/// Writes `name` in `dir` through a temporary file, synced, then renamed.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Io(format!("cannot write {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, dir.join(name)).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_kept_and_given_ones_win() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            NodeSettings::kept(dir.path()).unwrap(),
+            NodeSettings::default()
+        );
+        let first = NodeSettings {
+            hostname: Some("m1".into()),
+            listen_addr: Some("127.0.0.1:24242".parse().unwrap()),
+            runtime: Some("docker".into()),
+            ..NodeSettings::default()
+        };
+        first.save(dir.path()).unwrap();
+        let kept = NodeSettings::kept(dir.path()).unwrap();
+        assert_eq!(kept, first);
+        let given = NodeSettings {
+            hostname: Some("renamed".into()),
+            heartbeat_period_ms: Some(250),
+            ..NodeSettings::default()
+        };
+        let now = kept.overlaid(&given);
+        assert_eq!(now.hostname.as_deref(), Some("renamed"));
+        assert_eq!(now.listen_addr, first.listen_addr, "not given: kept");
+        assert_eq!(now.runtime.as_deref(), Some("docker"));
+        let mut config = NodeConfig::new(dir.path());
+        now.apply(&mut config);
+        assert_eq!(config.hostname(), "renamed");
+        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:24242");
+        assert_eq!(config.heartbeat_period, Duration::from_millis(250));
+        assert_eq!(config.advertise_addr, None);
+
+        std::fs::write(dir.path().join(SETTINGS_FILE), b"{ not json").unwrap();
+        let err = NodeSettings::kept(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("settings.json is damaged"), "{err}");
+    }
 }

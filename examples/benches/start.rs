@@ -6,12 +6,12 @@
 //!   before the next;
 //! - **burst**: all tasks at once, each timed from the start of the burst.
 //!
-//! Every task runs `sleep 3600` (busybox's in the container), and all are
+//! Every task runs `sleep 3600` (the machine's own, in the test image), and all are
 //! removed at the end. It also prints the memory the burst's running tasks
 //! took from the machine, per task. Without a Docker engine only the process runtime
 //! is measured.
 //!
-//! `cargo bench -p swarm-runtime-docker --bench start -- --tasks 50`
+//! `cargo bench -p swarm-examples --bench start -- --tasks 50`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,107 @@
+//! `swarm-testd`: the server the Docker tests run inside their image
+//! (feature `testing`). It uses only the standard library, so the image
+//! needs nothing but this program and the libraries `ldd` names.
+//!
+//! - `swarm-testd http PORT [ROOT]`: an HTTP/1.x server on `0.0.0.0:PORT`.
+//!   `GET /PATH` answers with the file `ROOT/PATH` (`ROOT` defaults to
+//!   `/`); `GET /` answers with `ROOT/index.html` when there is one, and
+//!   otherwise with the task's id (`$SWARM_TASK_ID`) or, without one, the
+//!   hostname. A missing file is `404 Not Found`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: swarm-testd http PORT [ROOT]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["http", port, rest @ ..] if rest.len() <= 1 => {
+            let Ok(port) = port.parse::<u16>() else {
+                eprintln!("swarm-testd: {port:?} is not a port number: {USAGE}");
+                return ExitCode::from(2);
+            };
+            let root = PathBuf::from(rest.first().copied().unwrap_or("/"));
+            match serve(port, &root) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("swarm-testd: cannot serve on port {port}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => {
+            eprintln!("swarm-testd: {USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(port: u16, root: &Path) -> std::io::Result<()> {
+    let listener = TcpListener::bind(("0.0.0.0", port))?;
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let root = root.to_owned();
+        std::thread::spawn(move || {
+            if let Err(e) = answer(conn, &root) {
+                eprintln!("swarm-testd: {e}");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Reads one request and answers it, then closes the connection.
+fn answer(conn: TcpStream, root: &Path) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    // The headers are read and ignored.
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let (status, body) = match body(root, path) {
+        Some(body) => ("200 OK", body),
+        None => ("404 Not Found", format!("{path} not found\n").into_bytes()),
+    };
+    let mut conn = conn;
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    conn.write_all(&body)?;
+    conn.flush()
+}
+
+/// What `GET path` answers, or `None` for 404.
+fn body(root: &Path, path: &str) -> Option<Vec<u8>> {
+    let relative = Path::new(path.trim_start_matches('/'));
+    // No way out of the root.
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return None;
+    }
+    if relative.as_os_str().is_empty() {
+        if let Ok(index) = std::fs::read(root.join("index.html")) {
+            return Some(index);
+        }
+        let id = std::env::var("SWARM_TASK_ID")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .unwrap_or_default();
+        return Some(format!("{}\n", id.trim()).into_bytes());
+    }
+    std::fs::read(root.join(relative)).ok()
+}
