@@ -74,17 +74,28 @@ impl Daemons {
     }
 
     fn spawn(&mut self, name: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        self.spawn_with(name, args, true);
+    }
+
+    /// Starts `swarmd ARGS --data-dir <name's>`, with (`flags`) the
+    /// node's hostname, listen address and the daemons' own arguments.
+    fn spawn_with(&mut self, name: &str, args: &[&str], flags: bool) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .unwrap();
         let mut cmd = Command::new(&self.swarmd);
         cmd.args(args)
             .arg("--data-dir")
             .arg(self.data(name))
-            .args(["--hostname", name])
-            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log);
-        if let Some(addr) = self.addrs.get(name) {
-            cmd.args(["--listen-addr", addr]);
+        if flags {
+            cmd.args(["--hostname", name]).args(&self.args);
+            if let Some(addr) = self.addrs.get(name) {
+                cmd.args(["--listen-addr", addr]);
+            }
         }
         let child = cmd.spawn().unwrap();
         self.procs.insert(name.into(), child);
@@ -127,6 +138,12 @@ impl Daemons {
     /// Starts `name` again from its data directory.
     pub fn restart(&mut self, name: &str) {
         self.spawn(name, &[]);
+    }
+
+    /// Starts `name` again with no flag but its data directory: it must
+    /// take up the settings it kept.
+    pub fn resume_bare(&mut self, name: &str) {
+        self.spawn_with(name, &[], false);
     }
 
     /// Stops `name` as an operator would (SIGTERM), and waits for it.

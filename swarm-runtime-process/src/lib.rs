@@ -5,6 +5,7 @@ mod health;
 mod launch;
 mod logs;
 mod process;
+mod reclaim;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -38,11 +39,31 @@ struct Inner {
     tasks: Mutex<HashMap<Id, Arc<TaskProcess>>>,
 }
 
+/// How long a task left running by an earlier runtime gets to stop after
+/// SIGTERM before it is killed.
+const RECLAIM_GRACE: Duration = Duration::from_secs(3);
+
 impl ProcessRuntime {
     /// A runtime with `config`, holding no tasks yet. The state directory
     /// is created when the first task is prepared.
+    ///
+    /// Tasks that an earlier runtime on the same state directory left
+    /// behind when it stopped or died (its process no longer runs) are
+    /// stopped first: SIGTERM to each one's process group, SIGKILL after
+    /// 3 s. So a restarted node never runs a task twice; the agent reports
+    /// them lost and the manager starts their replacements. Tasks of a
+    /// runtime that still runs are left alone.
     pub fn new(config: ProcessRuntimeConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let reclaimed = reclaim::reclaim(&config.state_dir, RECLAIM_GRACE);
+        if reclaimed.cleared > 0 {
+            tracing::warn!(
+                stopped = reclaimed.stopped,
+                cleared = reclaimed.cleared,
+                state_dir = %config.state_dir.display(),
+                "stopped the tasks an earlier runtime left behind"
+            );
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -92,12 +113,13 @@ impl ProcessRuntime {
         for task in tasks {
             task.kill();
             remove_dir(task.dir());
+            reclaim::forget(task.dir());
         }
     }
 }
 
 /// Deletes a task's directory; one that is already gone is fine.
-fn remove_dir(dir: &std::path::Path) {
+pub(crate) fn remove_dir(dir: &std::path::Path) {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -170,7 +192,14 @@ impl Runtime for ProcessRuntime {
         let config = self.inner.config.clone();
         let (task, files) = (task.clone(), files.to_vec());
         let launch = tokio::task::spawn_blocking(move || {
-            Launch::prepare(&config, &task, &files).map(|l| (l, task.spec.healthcheck.clone()))
+            let launch = Launch::prepare(&config, &task, &files)?;
+            reclaim::write(&launch.dir, None).map_err(|e| {
+                RuntimeError::Unavailable(format!(
+                    "failed to record the task's owner in {}: {e}",
+                    config.state_dir.display()
+                ))
+            })?;
+            Ok((launch, task.spec.healthcheck.clone()))
         })
         .await
         .map_err(|e| RuntimeError::Unavailable(format!("failed to prepare the task: {e}")))?;
@@ -207,11 +236,14 @@ impl Runtime for ProcessRuntime {
         };
         task.remove().await;
         let dir = task.dir().to_owned();
-        tokio::task::spawn_blocking(move || remove_dir(&dir))
-            .await
-            .map_err(|e| {
-                RuntimeError::Unavailable(format!("failed to delete the task's directory: {e}"))
-            })
+        tokio::task::spawn_blocking(move || {
+            remove_dir(&dir);
+            reclaim::forget(&dir);
+        })
+        .await
+        .map_err(|e| {
+            RuntimeError::Unavailable(format!("failed to delete the task's directory: {e}"))
+        })
     }
 
     async fn inspect(&self, task_id: &Id) -> Result<RuntimeStatus, RuntimeError> {

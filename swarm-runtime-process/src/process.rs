@@ -162,6 +162,13 @@ impl TaskProcess {
                 "the started process has no pid".into(),
             ));
         };
+        // Kept on disk, so that a runtime after this one can stop the task
+        // if this one dies.
+        if let Err(e) =
+            crate::reclaim::write(&self.launch.dir, crate::reclaim::ProcessMark::of(pid))
+        {
+            tracing::warn!(task = %self.id, error = %e, "failed to record the task's process");
+        }
         let pid = Pid::from_raw(pid);
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
