@@ -1,6 +1,34 @@
 //! Placement constraints: `node.labels.type==web`, `node.role!=manager`.
+//!
+//! Parsed and matched as SwarmKit's `manager/constraint` does:
+//!
+//! - **Operators**: `==` or `!=`; where both appear, the first `==` splits.
+//!   The key and the value are trimmed.
+//! - **Keys**: a letter or `_`, then one or more letters, digits, `-`, `_`
+//!   or `.`. The attribute names and the `node.labels.`/`engine.labels.`
+//!   prefixes are recognised without regard to case; the label's own name
+//!   is case-sensitive.
+//! - **Values**: one or more letters, digits, whitespace or
+//!   `: - _ . * ( ) ? + [ ] \ ^ $ | /`, compared literally (no globs).
+//! - **Matching**: every value compares **without regard to case**
+//!   (Unicode case folding), label values and `node.id` included. A
+//!   missing label, hostname or platform field is empty, and since a value
+//!   is never empty, `==` fails on it and `!=` holds
+//!   (`node.labels.zone!=a` holds on a node without `zone`).
+//! - **`node.ip`**: the node's address; the value is an IP (equal once
+//!   normalised: `2001:db8:0::2` is `2001:db8::2`) or a CIDR network
+//!   (containment, host bits allowed: `10.0.3.4/24`). A value that is
+//!   neither fails both `==` and `!=`; a node address that does not parse
+//!   fails `==` and satisfies `!=`.
+//! - A list holds when every constraint holds.
+//!
+//! One difference, on purpose: SwarmKit accepts a key it does not know
+//! (`node.colour==red`) and then places nothing, leaving the service's
+//! tasks pending for ever; we refuse it when the service is created,
+//! naming the keys there are.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::SpecError;
@@ -19,6 +47,8 @@ pub enum Attribute {
     Os,
     /// `node.platform.arch`
     Arch,
+    /// `node.ip`: the address the node was last seen at.
+    NodeIp,
     /// `node.labels.<key>`
     NodeLabel(String),
     /// `engine.labels.<key>`
@@ -38,6 +68,7 @@ impl Attribute {
             },
             Self::Os => &node.description.platform.os,
             Self::Arch => &node.description.platform.architecture,
+            Self::NodeIp => &node.status.addr,
             Self::NodeLabel(k) => node.spec.labels.get(k).map_or("", String::as_str),
             Self::EngineLabel(k) => node
                 .description
@@ -46,41 +77,89 @@ impl Attribute {
                 .map_or("", String::as_str),
         }
     }
+}
 
-    /// Whether values compare without regard to case (everything but ids
-    /// and labels, as in Docker).
-    fn case_insensitive(&self) -> bool {
-        matches!(self, Self::Hostname | Self::Role | Self::Os | Self::Arch)
+/// Whether `a` and `b` are equal under simple Unicode case folding, as
+/// Go's `strings.EqualFold` tells.
+#[must_use]
+pub fn eq_fold(a: &str, b: &str) -> bool {
+    if a.len() == b.len() && a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+/// The IP of a node address: `IP`, `IP:PORT` or `[IPv6]:PORT`.
+fn node_ip(addr: &str) -> Option<IpAddr> {
+    addr.parse::<IpAddr>()
+        .ok()
+        .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// A `node.ip` value: an address, or a network `ADDR/BITS`.
+fn ip_matches(value: &str, ip: IpAddr) -> Option<bool> {
+    if let Ok(want) = value.parse::<IpAddr>() {
+        return Some(want == ip);
+    }
+    let (net, bits) = value.split_once('/')?;
+    let net: IpAddr = net.parse().ok()?;
+    let bits: u32 = bits.parse().ok()?;
+    let within = |a: u128, b: u128, width: u32| {
+        let shift = width - bits;
+        shift >= width || (a >> shift) == (b >> shift)
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => Some(within(
+            u128::from(u32::from(n)),
+            u128::from(u32::from(i)),
+            32,
+        )),
+        (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
+            Some(within(u128::from(n), u128::from(i), 128))
+        }
+        // A network of the other family: a valid value that this node's
+        // address is not in.
+        (IpAddr::V4(_), IpAddr::V6(_)) if bits <= 32 => Some(false),
+        (IpAddr::V6(_), IpAddr::V4(_)) if bits <= 128 => Some(false),
+        _ => None,
     }
 }
 
 impl FromStr for Attribute {
     type Err = String;
+    /// The attribute names and label prefixes without regard to case; the
+    /// label's name as written.
     fn from_str(s: &str) -> Result<Self, String> {
         let label = |prefix: &str| {
-            s.strip_prefix(prefix)
+            let head = s.get(..prefix.len())?;
+            eq_fold(head, prefix)
+                .then(|| &s[prefix.len()..])
                 .filter(|k| !k.is_empty())
                 .map(str::to_owned)
         };
-        Ok(match s {
-            "node.id" => Self::NodeId,
-            "node.hostname" => Self::Hostname,
-            "node.role" => Self::Role,
-            "node.platform.os" => Self::Os,
-            "node.platform.arch" => Self::Arch,
-            _ => {
-                if let Some(k) = label("node.labels.") {
-                    Self::NodeLabel(k)
-                } else if let Some(k) = label("engine.labels.") {
-                    Self::EngineLabel(k)
-                } else {
-                    return Err(format!(
-                        "unknown attribute {s:?}: expected node.id, node.hostname, node.role, \
-                         node.platform.os, node.platform.arch, node.labels.<key> or engine.labels.<key>"
-                    ));
-                }
-            }
-        })
+        let fixed = [
+            ("node.id", Self::NodeId),
+            ("node.hostname", Self::Hostname),
+            ("node.role", Self::Role),
+            ("node.platform.os", Self::Os),
+            ("node.platform.arch", Self::Arch),
+            ("node.ip", Self::NodeIp),
+        ];
+        if let Some((_, a)) = fixed.into_iter().find(|(name, _)| eq_fold(name, s)) {
+            return Ok(a);
+        }
+        if let Some(k) = label("node.labels.") {
+            Ok(Self::NodeLabel(k))
+        } else if let Some(k) = label("engine.labels.") {
+            Ok(Self::EngineLabel(k))
+        } else {
+            Err(format!(
+                "unknown attribute {s:?}: expected node.id, node.hostname, node.role, node.ip, \
+                 node.platform.os, node.platform.arch, node.labels.<key> or engine.labels.<key>"
+            ))
+        }
     }
 }
 
@@ -92,6 +171,7 @@ impl fmt::Display for Attribute {
             Self::Role => f.write_str("node.role"),
             Self::Os => f.write_str("node.platform.os"),
             Self::Arch => f.write_str("node.platform.arch"),
+            Self::NodeIp => f.write_str("node.ip"),
             Self::NodeLabel(k) => write!(f, "node.labels.{k}"),
             Self::EngineLabel(k) => write!(f, "engine.labels.{k}"),
         }
@@ -127,12 +207,14 @@ impl Constraint {
     #[must_use]
     pub fn matches(&self, node: &Node) -> bool {
         let actual = self.attribute.value(node);
-        let same = if self.attribute.case_insensitive() {
-            actual.eq_ignore_ascii_case(&self.value)
-        } else {
-            actual == self.value
-        };
-        same == self.equal
+        if self.attribute == Attribute::NodeIp {
+            return match node_ip(actual) {
+                // Neither an address nor a network: nothing matches.
+                Some(ip) => ip_matches(&self.value, ip).is_some_and(|m| m == self.equal),
+                None => !self.equal,
+            };
+        }
+        eq_fold(actual, &self.value) == self.equal
     }
 
     /// Whether `node` satisfies every constraint of `list`.
@@ -159,11 +241,20 @@ impl FromStr for Constraint {
             return Err(bad("expected == or !=, e.g. node.labels.type==web"));
         };
         let (key, value) = (key.trim(), value.trim());
+        if !valid_key(key) {
+            return Err(bad(&format!(
+                "key {key:?} is invalid: it starts with a letter or _ and goes on with at \
+                 least one letter, digit, -, _ or ."
+            )));
+        }
         if value.is_empty() {
             return Err(bad("the value after the operator is empty"));
         }
-        if value.contains("==") || value.contains("!=") {
-            return Err(bad("only one operator is allowed per constraint"));
+        if !value.chars().all(value_char) {
+            return Err(bad(&format!(
+                "value {value:?} is invalid: use letters, digits, spaces and : - _ . * ( ) ? + \
+                 [ ] \\ ^ $ | / (one operator per constraint)"
+            )));
         }
         let attribute = key.parse::<Attribute>().map_err(|e| bad(&e))?;
         Ok(Self {
@@ -172,6 +263,40 @@ impl FromStr for Constraint {
             value: value.to_owned(),
         })
     }
+}
+
+/// SwarmKit's key rule: `[A-Za-z_][A-Za-z0-9_.-]+`.
+fn valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// SwarmKit's value characters.
+fn value_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || c.is_ascii_whitespace()
+        || matches!(
+            c,
+            ':' | '-'
+                | '_'
+                | '.'
+                | '*'
+                | '('
+                | ')'
+                | '?'
+                | '+'
+                | '['
+                | ']'
+                | '\\'
+                | '^'
+                | '$'
+                | '|'
+                | '/'
+        )
 }
 
 impl fmt::Display for Constraint {
@@ -219,24 +344,134 @@ mod tests {
     }
 
     #[test]
-    fn rejects_malformed_constraints_with_a_reason() {
-        let err = "node.labels.type=web"
+    fn every_value_compares_without_case_as_swarmkit_does() {
+        let mut n = node();
+        n.description
+            .engine_labels
+            .insert("disk".into(), "SSD".into());
+        n.description.platform.os = "linux".into();
+        n.description.platform.architecture = "x86_64".into();
+        let c = |s: &str| s.parse::<Constraint>().unwrap().matches(&n);
+        assert!(c("node.labels.type==WEB"), "label values fold case");
+        assert!(!c("node.labels.type!=Web"));
+        assert!(c("engine.labels.disk==ssd"));
+        assert!(c("node.id==N1"), "node ids fold case");
+        assert!(c("node.role==WORKER"));
+        assert!(c("node.platform.os==Linux"));
+        assert!(c("node.platform.arch==X86_64"));
+        assert!(c("node.hostname==HOST-A"));
+        n.description.hostname = "Straße".into();
+        let c = |s: &str| s.parse::<Constraint>().unwrap().matches(&n);
+        assert!(
+            eq_fold("ΣΊΣΥΦΟΣ", "σίσυφοσ"),
+            "Unicode folding, beyond ASCII"
+        );
+        assert!(!c("node.hostname==strasse"), "folding is not normalising");
+    }
+
+    #[test]
+    fn keys_fold_case_but_label_names_do_not() {
+        let n = node();
+        let c = |s: &str| s.parse::<Constraint>().unwrap();
+        assert_eq!(c("Node.Hostname==x").attribute, Attribute::Hostname);
+        assert_eq!(c("NODE.ROLE==worker").attribute, Attribute::Role);
+        assert_eq!(
+            c("NODE.LABELS.type==web").attribute,
+            Attribute::NodeLabel("type".into())
+        );
+        assert!(c("NODE.LABELS.type==web").matches(&n));
+        assert!(
+            !c("node.labels.TYPE==web").matches(&n),
+            "the label's own name is case-sensitive: TYPE is missing"
+        );
+        assert!(c("node.labels.TYPE!=web").matches(&n));
+        assert_eq!(
+            c("Engine.Labels.k==v").attribute,
+            Attribute::EngineLabel("k".into())
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_empty() {
+        let mut n = node();
+        n.description = NodeDescription::default();
+        let c = |s: &str| s.parse::<Constraint>().unwrap().matches(&n);
+        for key in [
+            "node.hostname",
+            "node.platform.os",
+            "node.platform.arch",
+            "engine.labels.x",
+        ] {
+            assert!(!c(&format!("{key}==a")), "{key}: == fails on empty");
+            assert!(c(&format!("{key}!=a")), "{key}: != holds on empty");
+        }
+    }
+
+    #[test]
+    fn node_ip_matches_addresses_and_networks() {
+        let mut n = node();
+        let c = |n: &Node, s: &str| s.parse::<Constraint>().unwrap().matches(n);
+        n.status.addr = "192.168.1.5:2377".into();
+        assert!(c(&n, "node.ip==192.168.1.5"));
+        assert!(!c(&n, "node.ip!=192.168.1.5"));
+        assert!(c(&n, "node.ip==192.168.1.0/24"));
+        assert!(c(&n, "node.ip==192.168.1.77/24"), "host bits are allowed");
+        assert!(!c(&n, "node.ip==192.168.2.0/24"));
+        assert!(c(&n, "node.ip!=10.0.0.0/8"));
+        assert!(c(&n, "node.ip==0.0.0.0/0"));
+        assert!(!c(&n, "node.ip==not_an_ip"), "neither address nor network");
+        assert!(!c(&n, "node.ip!=not_an_ip"), "fails both ways");
+        assert!(!c(&n, "node.ip==10.0.0.0/34") && !c(&n, "node.ip!=10.0.0.0/34"));
+        n.status.addr = "2001:db8::2".into();
+        assert!(c(&n, "node.ip==2001:db8:0::2"), "normalised");
+        assert!(c(&n, "node.ip==2001:db8::/32"));
+        assert!(c(&n, "node.ip!=192.168.1.0/24"), "another family");
+        n.status.addr = "[2001:db8::2]:2377".into();
+        assert!(c(&n, "node.ip==2001:db8::2"));
+        n.status.addr = "somewhere".into();
+        assert!(!c(&n, "node.ip==192.168.1.5"), "an unparsable node address");
+        assert!(c(&n, "node.ip!=192.168.1.5"));
+    }
+
+    #[test]
+    fn the_first_double_equals_splits() {
+        // `==` wins over `!=` and splits at its first occurrence; what is
+        // left must be a valid key and value, where `=` and `!` are not
+        // allowed.
+        let c: Constraint = "node.labels.a == b".parse().unwrap();
+        assert!(c.equal && c.value == "b");
+        for s in [
+            "node.labels.a!=b==c",
+            "node.labels.a==b==c",
+            "node.labels.a!=b=c",
+            "node.labels.a==b!c",
+        ] {
+            assert!(s.parse::<Constraint>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn keys_and_values_use_swarmkit_s_characters() {
+        let ok = |s: &str| s.parse::<Constraint>().is_ok();
+        assert!(ok("node.labels.my-key_1.x==a"));
+        assert!(ok("node.hostname==node 1"), "spaces inside a value");
+        assert!(ok("node.labels.path==/srv/data"));
+        assert!(ok("node.labels.v==a:b-c_d.e*(f)?+[g]\\^$|h"));
+        assert!(!ok("node.labels.my key==x"), "a space inside a key");
+        assert!(!ok("node.labels.k/x==y"));
+        assert!(!ok("node.labels.k==x,y"));
+        assert!(!ok("node.labels.k==\"x\""));
+        assert!(!ok("node.labels.k==café"), "ASCII only, as SwarmKit");
+        assert!(!ok("x==y"), "a key has at least two characters");
+        assert!(!ok("1node.labels.k==y"), "a key starts with a letter or _");
+        assert!(!ok("node.labels.k=="));
+        assert!(!ok("node.labels.k==   "));
+        assert!(!ok(""));
+        let err = "node.labels.k==a,b"
             .parse::<Constraint>()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("expected == or !="), "{err}");
-        assert!(err.contains("node.labels.type=web"), "{err}");
-        let err = "node.colour==red"
-            .parse::<Constraint>()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unknown attribute"), "{err}");
-        let err = "node.labels.==x"
-            .parse::<Constraint>()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unknown attribute"), "{err}");
-        assert!("node.role==".parse::<Constraint>().is_err());
+        assert!(err.contains("value \"a,b\" is invalid"), "{err}");
     }
 
     proptest! {

@@ -101,10 +101,24 @@ impl Decision {
 pub trait Scheduler: Send + Sync + 'static {
     /// Decides a placement for each task.
     fn schedule(&self, nodes: &[NodeInfo], tasks: &[Arc<Task>]) -> Vec<Decision>;
+
+    /// Sees the nodes when they changed and no task waits: a scheduler
+    /// that remembers what it read of the nodes between calls can read
+    /// them here, off the path of the next placement. The scheduling loop
+    /// calls it after (re)starting and after nodes change while nothing is
+    /// pending. It must not change what later calls decide. The default
+    /// does nothing.
+    fn observe(&self, nodes: &[NodeInfo]) {
+        let _ = nodes;
+    }
 }
 
 impl<S: Scheduler + ?Sized> Scheduler for Arc<S> {
     fn schedule(&self, nodes: &[NodeInfo], tasks: &[Arc<Task>]) -> Vec<Decision> {
         (**self).schedule(nodes, tasks)
+    }
+
+    fn observe(&self, nodes: &[NodeInfo]) {
+        (**self).observe(nodes);
     }
 }

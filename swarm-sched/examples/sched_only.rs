@@ -147,6 +147,7 @@ fn main() {
             100_000,
             10_000,
         ),
+        shape("100k nodes x 1k tasks", 100_000, 1_000, 1),
         shape("100k nodes x 1M tasks", 100_000, 1_000_000, 10),
         shape("100k nodes x 1M tasks, 1 service", 100_000, 1_000_000, 1),
         Shape {

@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
-use swarm_core::model::{Availability, NodeState, Protocol, Resources};
+use swarm_core::model::{Protocol, Resources};
 use swarm_core::sched::NodeInfo;
 
 use crate::filter::{Rejection, Requirements};
-use crate::rank::{IdOrder, Key, Layout};
+use crate::memo::{Memo, Readiness};
+use crate::rank::{Key, Layout};
 
 /// What one scheduling call knows of a node, kept small and contiguous so
 /// that filtering a batch rarely has to follow the pointer to the node.
@@ -40,15 +41,6 @@ pub(crate) struct Unready {
     pub paused: usize,
 }
 
-/// Whether a node takes tasks, and if not, why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Readiness {
-    Ready,
-    NotReady,
-    Drained,
-    Paused,
-}
-
 /// The nodes and what this call has placed on them so far.
 ///
 /// Inside a call a node is known by its position among the nodes sorted by
@@ -75,41 +67,33 @@ pub(crate) struct Cluster<'a> {
 }
 
 impl<'a> Cluster<'a> {
-    /// The cluster before any placement.
-    pub fn new(nodes: &'a [NodeInfo]) -> Self {
-        // Read the nodes in the caller's order, which is likelier to be the
-        // order they sit in memory, then arrange them by id.
-        let by_index: Vec<Load> = nodes
-            .iter()
-            .enumerate()
-            .map(|(index, info)| {
-                let node = &info.node;
-                let readiness = if node.status.state != NodeState::Ready {
-                    Readiness::NotReady
-                } else {
-                    match node.spec.availability {
-                        Availability::Active => Readiness::Ready,
-                        Availability::Drain => Readiness::Drained,
-                        Availability::Pause => Readiness::Paused,
-                    }
-                };
-                Load {
-                    available: info.available(),
-                    total: cap(info.tasks),
-                    service_placed: 0,
-                    index: index as u32,
-                    readiness,
-                    per_service: !info.tasks_by_service.is_empty()
-                        || !info.recent_failures.is_empty(),
-                    moved: false,
-                }
-            })
-            .collect();
-        let loads: Vec<Load> = IdOrder::new(nodes)
-            .by_position
-            .into_iter()
-            .map(|i| by_index[i as usize])
-            .collect();
+    /// The cluster before any placement, bringing `memo` up to `nodes` on
+    /// the way.
+    pub fn new(nodes: &'a [NodeInfo], memo: &mut Memo) -> Self {
+        // Read the loads in the caller's order, which is likelier to be the
+        // order they sit in memory, then arrange them by id. The nodes'
+        // own objects are read only when they changed: the memo has what
+        // is needed of them.
+        let mut by_index: Vec<Load> = Vec::with_capacity(nodes.len());
+        memo.refresh_with(nodes, |index, info, node| {
+            by_index.push(Load {
+                available: node.capacity.saturating_sub(&info.reserved),
+                total: cap(info.tasks),
+                service_placed: 0,
+                index: index as u32,
+                readiness: node.readiness,
+                per_service: !info.tasks_by_service.is_empty() || !info.recent_failures.is_empty(),
+                moved: false,
+            });
+        });
+        let loads: Vec<Load> = if memo.in_order {
+            by_index
+        } else {
+            memo.by_position
+                .iter()
+                .map(|&i| by_index[i as usize])
+                .collect()
+        };
         let mut ready = Vec::with_capacity(loads.len());
         let mut unready = Unready::default();
         for (p, load) in loads.iter().enumerate() {

@@ -15,39 +15,69 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::cluster::Cluster;
 
-/// The ready nodes by (total tasks, position).
+/// The ready nodes by (total tasks, position): a sorted list made once,
+/// and the nodes that moved since, kept apart in a small ordered set (their
+/// entries in the list are skipped), so that neither building it nor
+/// following a call's placements costs a tree of every node.
 pub(crate) struct LoadOrder {
-    set: BTreeSet<(u32, u32)>,
+    /// `total << 32 | position` of the ready nodes as of the last build.
+    base: Vec<u64>,
+    /// The nodes that moved since, by (total, position).
+    moved: BTreeSet<(u32, u32)>,
+    /// Their totals in `moved`, by position.
+    moved_total: HashMap<u32, u32>,
 }
 
 impl LoadOrder {
     /// The ready nodes of `cluster` as they are now.
     pub fn new(cluster: &mut Cluster<'_>) -> Self {
         cluster.take_moved();
-        let set = cluster
+        let mut base: Vec<u64> = cluster
             .ready()
             .iter()
-            .map(|&p| (cluster.total(p as usize), p))
+            .map(|&p| (u64::from(cluster.total(p as usize)) << 32) | u64::from(p))
             .collect();
-        Self { set }
+        // Equal loads come in position order already.
+        if !base.is_sorted() {
+            base.sort_unstable();
+        }
+        Self {
+            base,
+            moved: BTreeSet::new(),
+            moved_total: HashMap::new(),
+        }
     }
 
     /// The ready nodes, least loaded first, as (total tasks, position).
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.set.iter().copied()
+        let split = |k: u64| ((k >> 32) as u32, k as u32);
+        let mut base = self
+            .base
+            .iter()
+            .map(move |&k| split(k))
+            .filter(|(_, p)| !self.moved_total.contains_key(p))
+            .peekable();
+        let mut moved = self.moved.iter().copied().peekable();
+        std::iter::from_fn(move || match (base.peek(), moved.peek()) {
+            (Some(b), Some(m)) if m < b => moved.next(),
+            (Some(_), _) => base.next(),
+            (None, _) => moved.next(),
+        })
     }
 
     /// Catches up with the placements made since the last update.
     pub fn update(&mut self, cluster: &mut Cluster<'_>) {
         let moved = cluster.take_moved();
-        if moved.len() > self.set.len() / 4 {
+        if self.moved_total.len() + moved.len() > self.base.len() / 4 {
             *self = Self::new(cluster);
             return;
         }
         for (p, before) in moved {
-            if self.set.remove(&(before, p)) {
-                self.set.insert((cluster.total(p as usize), p));
-            }
+            let old = self.moved_total.get(&p).copied().unwrap_or(before);
+            self.moved.remove(&(old, p));
+            let now = cluster.total(p as usize);
+            self.moved.insert((now, p));
+            self.moved_total.insert(p, now);
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::batch::{self, Batch};
 use crate::cluster::Cluster;
 use crate::filter::Requirements;
 use crate::heap::Heap;
+use crate::memo::Memo;
 use crate::order::{LoadOrder, ServiceNodes};
 use crate::reason::Tally;
 use crate::spread::{Columns, Tree};
@@ -44,9 +45,11 @@ struct Pass<'a> {
     reasons: Vec<String>,
 }
 
-/// Decides every task of `tasks`, in their order.
+/// Decides every task of `tasks`, in their order, bringing `memo` up to
+/// `nodes`.
 pub(crate) fn schedule(
     config: &SchedulerConfig,
+    memo: &mut Memo,
     nodes: &[NodeInfo],
     tasks: &[Arc<Task>],
 ) -> Vec<Decision> {
@@ -56,7 +59,7 @@ pub(crate) fn schedule(
     let services = batch::group(tasks);
     let mut pass = Pass {
         config,
-        cluster: Cluster::new(nodes),
+        cluster: Cluster::new(nodes, memo),
         columns: Columns::default(),
         order: None,
         service_nodes: None,
@@ -77,10 +80,20 @@ pub(crate) fn schedule(
         reasons,
         ..
     } = pass;
-    // Node ids by position, gathered once rather than per decision.
-    let node_ids: Vec<&Id> = (0..cluster.len())
-        .map(|p| &cluster.node(p).node.meta.id)
-        .collect();
+    // Node ids by position, gathered once rather than per decision when
+    // the tasks outnumber the nodes; otherwise each decision reads its own
+    // node's id, and a small call does not read every node.
+    let node_ids: Vec<&Id> = if tasks.len() > cluster.len() {
+        (0..cluster.len())
+            .map(|p| &cluster.node(p).node.meta.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let node_id = |p: u32| match node_ids.get(p as usize) {
+        Some(id) => (*id).clone(),
+        None => cluster.node(p as usize).node.meta.id.clone(),
+    };
     tasks
         .iter()
         .zip(outcomes)
@@ -89,7 +102,7 @@ pub(crate) fn schedule(
             match outcome {
                 Outcome::Node(p) => Decision::Assign {
                     task,
-                    node: node_ids[p as usize].clone(),
+                    node: node_id(p),
                 },
                 Outcome::Unplaceable(r) => Decision::Unplaceable {
                     task,

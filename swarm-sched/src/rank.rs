@@ -80,18 +80,18 @@ impl IdOrder {
     pub fn new(nodes: &[NodeInfo]) -> Self {
         let ids = |i: u32| nodes[i as usize].node.meta.id.as_str();
         let n = u32::try_from(nodes.len()).expect("fewer than 2^32 nodes");
-        // The first eight bytes settle most comparisons without chasing the
-        // ids' pointers.
-        let mut sorted: Vec<(u64, u32)> = (0..n)
+        // The first sixteen bytes settle most comparisons without chasing
+        // the ids' pointers, even for names such as `node-000123`.
+        let mut sorted: Vec<(u128, u32)> = (0..n)
             .map(|i| {
-                let mut prefix = [0u8; 8];
+                let mut prefix = [0u8; 16];
                 let id = ids(i).as_bytes();
-                let len = id.len().min(8);
+                let len = id.len().min(16);
                 prefix[..len].copy_from_slice(&id[..len]);
-                (u64::from_be_bytes(prefix), i)
+                (u128::from_be_bytes(prefix), i)
             })
             .collect();
-        let cmp = |a: &(u64, u32), b: &(u64, u32)| {
+        let cmp = |a: &(u128, u32), b: &(u128, u32)| {
             a.0.cmp(&b.0)
                 .then_with(|| ids(a.1).cmp(ids(b.1)))
                 .then(a.1.cmp(&b.1))

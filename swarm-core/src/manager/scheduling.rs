@@ -31,6 +31,8 @@ pub(crate) struct SchedulingLoop<S, Sch> {
     /// How many tasks use each host-mode port of each node.
     port_users: FastMap<(Id, crate::model::Protocol, u32), u32>,
     failures: VecDeque<(Instant, Id, Id)>,
+    /// Nodes changed since the scheduler last saw them.
+    nodes_changed: bool,
 }
 
 fn wants_scheduling(t: &Task) -> bool {
@@ -55,26 +57,36 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
             unplaceable: FastMap::default(),
             port_users: FastMap::default(),
             failures: VecDeque::new(),
+            nodes_changed: true,
         }
     }
 
+    /// Keeps `nodes` sorted by id (a scheduler reads a sorted list
+    /// fastest); a new node shifts the ones after it, which is rare.
     fn upsert_node(&mut self, node: &Arc<Node>) {
         match self.node_index.get(&node.meta.id) {
             Some(&i) => self.nodes[i].node = node.clone(),
             None => {
-                self.node_index
-                    .insert(node.meta.id.clone(), self.nodes.len());
-                self.nodes.push(NodeInfo::new(node.clone()));
+                let at = self
+                    .nodes
+                    .partition_point(|n| n.node.meta.id < node.meta.id);
+                self.nodes.insert(at, NodeInfo::new(node.clone()));
+                self.reindex(at);
             }
         }
     }
 
     fn remove_node(&mut self, id: &Id) {
         if let Some(i) = self.node_index.remove(id) {
-            self.nodes.swap_remove(i);
-            if let Some(moved) = self.nodes.get(i) {
-                self.node_index.insert(moved.node.meta.id.clone(), i);
-            }
+            self.nodes.remove(i);
+            self.reindex(i);
+        }
+    }
+
+    /// Records the positions of the nodes from `from` on.
+    fn reindex(&mut self, from: usize) {
+        for (i, n) in self.nodes.iter().enumerate().skip(from) {
+            self.node_index.insert(n.node.meta.id.clone(), i);
         }
     }
 
@@ -310,9 +322,11 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         self.unplaceable.clear();
         self.port_users.clear();
         self.failures.clear();
-        for n in state.nodes() {
-            self.upsert_node(n);
-        }
+        self.nodes = state.nodes().map(|n| NodeInfo::new(n.clone())).collect();
+        self.nodes
+            .sort_unstable_by(|a, b| a.node.meta.id.cmp(&b.node.meta.id));
+        self.reindex(0);
+        self.nodes_changed = true;
         for t in state.tasks() {
             self.account(t, true);
             if wants_scheduling(t) {
@@ -331,9 +345,13 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
                     ..
                 } => {
                     self.upsert_node(n);
+                    self.nodes_changed = true;
                     freed = true;
                 }
-                Event::Deleted(Object::Node(n)) => self.remove_node(&n.meta.id),
+                Event::Deleted(Object::Node(n)) => {
+                    self.remove_node(&n.meta.id);
+                    self.nodes_changed = true;
+                }
                 Event::Created(Object::Task(t)) => {
                     if self.pending.capacity() - self.pending.len() < commit.events.len() / 2 {
                         self.pending.reserve(commit.events.len());
@@ -369,7 +387,7 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         if freed {
             self.retry_unplaceable();
         }
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.nodes_changed {
             *dirty = Dirty::everything();
         }
     }
@@ -379,8 +397,12 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         // writing would only make the store copy what it shares with it.
         drop(state);
         if self.pending.is_empty() {
+            if std::mem::take(&mut self.nodes_changed) {
+                self.scheduler.observe(&self.nodes);
+            }
             return Next::done();
         }
+        self.nodes_changed = false;
         self.expire_failures();
         let batch = std::mem::take(&mut self.pending);
         // Tasks of a global service come with their node: check it, do not
@@ -458,6 +480,7 @@ mod tests {
             .collect();
         let unplaceable = tasks[1].meta.id.clone();
         let mut scheduler = MockScheduler::new();
+        scheduler.expect_observe().returning(|_| ());
         // Answers in reverse order: one task cannot go anywhere.
         scheduler.expect_schedule().returning(move |nodes, tasks| {
             assert_eq!(nodes.len(), 1);
