@@ -8,6 +8,7 @@ use swarm_core::sched::NodeInfo;
 
 use crate::filter::{Rejection, Requirements};
 use crate::memo::{Memo, Readiness};
+use crate::plug::{Candidate, Ranking};
 use crate::rank::{Key, Layout};
 
 /// What one scheduling call knows of a node, kept small and contiguous so
@@ -202,15 +203,38 @@ impl<'a> Cluster<'a> {
         service_tasks: u32,
         max_failures: u32,
     ) -> Key {
-        let load = &self.loads[p];
-        let failing = load.per_service
+        let failing = self.failing(p, req, max_failures);
+        self.layout
+            .key(failing, service_tasks, self.loads[p].total, p as u32)
+    }
+
+    /// Whether the service failed at least `max_failures` times on the
+    /// node at `p` lately.
+    fn failing(&self, p: usize, req: &Requirements<'_>, max_failures: u32) -> bool {
+        self.loads[p].per_service
             && self
                 .node(p)
                 .recent_failures
                 .get(req.service)
-                .is_some_and(|&f| f >= max_failures);
+                .is_some_and(|&f| f >= max_failures)
+    }
+
+    /// The rank of the node at `p` for a task of `req` by `ranking`.
+    pub fn ranked_key(
+        &self,
+        p: usize,
+        req: &Requirements<'_>,
+        max_failures: u32,
+        ranking: &Ranking,
+    ) -> Key {
+        let node = Candidate {
+            cluster: self,
+            req,
+            p,
+        };
+        let rank = ranking.rank(&node, req.task);
         self.layout
-            .key(failing, service_tasks, load.total, p as u32)
+            .ranked(self.failing(p, req, max_failures), rank, p as u32)
     }
 
     /// Records a task of `req` placed on the node at `p`, and says whether

@@ -1,5 +1,7 @@
 //! The scheduler's configuration.
 
+use crate::plug::{Builtin, Strategy};
+
 /// How [`SwarmScheduler`](crate::SwarmScheduler) ranks nodes.
 ///
 /// ```
@@ -12,15 +14,33 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
     pub(crate) max_failures: u32,
+    pub(crate) strategy: Strategy,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { max_failures: 5 }
+        Self {
+            max_failures: 5,
+            strategy: Strategy::Spread,
+        }
     }
 }
 
 impl SchedulerConfig {
+    /// How eligible nodes are ranked (default [`Strategy::Spread`], as
+    /// Docker; [`Strategy::Binpack`] fills nodes one by one, as Nomad).
+    #[must_use]
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The ranking strategy.
+    #[must_use]
+    pub fn get_strategy(&self) -> Strategy {
+        self.strategy
+    }
+
     /// The number of recent failures of a service's tasks on a node
     /// ([`NodeInfo::recent_failures`](swarm_core::sched::NodeInfo::recent_failures))
     /// from which the node ranks after every other eligible node for that
@@ -50,4 +70,14 @@ pub enum ConfigError {
          use at least 1 (default 5), or u32::MAX to ignore failures"
     )]
     ZeroMaxFailures,
+    /// The readiness filter was removed or replaced.
+    #[error(
+        "invalid scheduler: the built-in ready filter cannot be removed or replaced (a task \
+         must never go to a node that is down, paused or drained); add a filter of your own \
+         instead"
+    )]
+    ReadyIsRequired,
+    /// A built-in filter was removed or replaced twice.
+    #[error("invalid scheduler: the built-in {0:?} filter is not in the chain any more")]
+    NoSuchBuiltin(Builtin),
 }

@@ -4,9 +4,14 @@ use swarm_core::constraint::{Attribute, Constraint};
 use swarm_core::model::{PlacementPreference, Platform, Protocol, PublishMode, Resources, Task};
 
 use crate::cluster::Cluster;
+use crate::plug::{Builtin, Filters};
 
 /// What a batch of tasks asks of a node, parsed once per batch.
 pub(crate) struct Requirements<'a> {
+    /// A task of the batch, standing for all of them.
+    pub task: &'a Task,
+    /// The filters to run.
+    pub filters: &'a Filters,
     /// The service the tasks belong to.
     pub service: &'a str,
     /// Constraints, all of which must hold.
@@ -24,8 +29,9 @@ pub(crate) struct Requirements<'a> {
 }
 
 impl<'a> Requirements<'a> {
-    /// The requirements of `task`, or why its spec cannot be placed.
-    pub fn of(task: &'a Task) -> Result<Self, String> {
+    /// The requirements of `task` under `filters`, or why its spec cannot
+    /// be placed.
+    pub fn of(task: &'a Task, filters: &'a Filters) -> Result<Self, String> {
         let placement = &task.spec.placement;
         let constraints =
             Constraint::parse_all(&placement.constraints).map_err(|e| e.to_string())?;
@@ -50,6 +56,8 @@ impl<'a> Requirements<'a> {
             }
         }
         Ok(Self {
+            task,
+            filters,
             service: task.service_id.as_str(),
             constraints,
             spread,
@@ -80,45 +88,83 @@ pub(crate) enum Rejection {
     Port(usize),
     /// The node has `max_replicas_per_node` tasks of the service.
     MaxReplicas,
+    /// The app's filter at this step of the chain turned it away.
+    Custom(usize),
 }
 
 impl Cluster<'_> {
     /// Runs every filter on the node at `p` for a task of `req` that has
     /// `service_tasks` tasks there, in order, and says which failed first.
+    #[inline]
     pub fn check(
         &self,
         p: usize,
         req: &Requirements<'_>,
         service_tasks: u32,
     ) -> Result<(), Rejection> {
-        self.readiness(p)?;
-        if !self.available(p).fits(&req.reservations) {
-            return Err(Rejection::Resources);
+        if req.filters.stock {
+            for b in Builtin::ALL {
+                self.check_builtin(b, p, req, service_tasks)?;
+            }
+            Ok(())
+        } else {
+            self.check_steps(p, req, service_tasks)
         }
-        if let Some(c) = req
-            .constraints
-            .iter()
-            .position(|c| !c.matches(&self.node(p).node))
-        {
-            return Err(Rejection::Constraint(c));
-        }
-        if !req.platforms.is_empty()
-            && !req
-                .platforms
+    }
+
+    /// Runs the built-in filter `b` on the node at `p`.
+    #[inline(always)]
+    pub fn check_builtin(
+        &self,
+        b: Builtin,
+        p: usize,
+        req: &Requirements<'_>,
+        service_tasks: u32,
+    ) -> Result<(), Rejection> {
+        match b {
+            Builtin::Ready => self.readiness(p),
+            Builtin::Resources => {
+                if self.available(p).fits(&req.reservations) {
+                    Ok(())
+                } else {
+                    Err(Rejection::Resources)
+                }
+            }
+            Builtin::Constraints => match req
+                .constraints
                 .iter()
-                .any(|w| platform_matches(w, &self.node(p).node.description.platform))
-        {
-            return Err(Rejection::Platform);
+                .position(|c| !c.matches(&self.node(p).node))
+            {
+                Some(c) => Err(Rejection::Constraint(c)),
+                None => Ok(()),
+            },
+            Builtin::Platforms => {
+                if req.platforms.is_empty()
+                    || req
+                        .platforms
+                        .iter()
+                        .any(|w| platform_matches(w, &self.node(p).node.description.platform))
+                {
+                    Ok(())
+                } else {
+                    Err(Rejection::Platform)
+                }
+            }
+            Builtin::HostPorts => match req.host_ports.iter().position(|&(proto, port)| {
+                self.node(p).host_ports.contains(&(proto, port))
+                    || self.port_taken(p, (proto, port))
+            }) {
+                Some(k) => Err(Rejection::Port(k)),
+                None => Ok(()),
+            },
+            Builtin::MaxReplicas => {
+                if req.max_per_node != 0 && u64::from(service_tasks) >= req.max_per_node {
+                    Err(Rejection::MaxReplicas)
+                } else {
+                    Ok(())
+                }
+            }
         }
-        if let Some(k) = req.host_ports.iter().position(|&(proto, port)| {
-            self.node(p).host_ports.contains(&(proto, port)) || self.port_taken(p, (proto, port))
-        }) {
-            return Err(Rejection::Port(k));
-        }
-        if req.max_per_node != 0 && u64::from(service_tasks) >= req.max_per_node {
-            return Err(Rejection::MaxReplicas);
-        }
-        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ use crate::filter::Requirements;
 use crate::heap::Heap;
 use crate::memo::Memo;
 use crate::order::{LoadOrder, ServiceNodes};
+use crate::plug::{Filters, Ranking, Strategy};
 use crate::reason::Tally;
 use crate::spread::{Columns, Tree};
 
@@ -29,6 +30,8 @@ enum Outcome {
 /// What one call accumulates.
 struct Pass<'a> {
     config: &'a SchedulerConfig,
+    filters: &'a Filters,
+    ranking: &'a Ranking,
     cluster: Cluster<'a>,
     /// Spread attribute values, once a batch needs them.
     columns: Columns,
@@ -49,6 +52,8 @@ struct Pass<'a> {
 /// `nodes`.
 pub(crate) fn schedule(
     config: &SchedulerConfig,
+    filters: &Filters,
+    ranking: &Ranking,
     memo: &mut Memo,
     nodes: &[NodeInfo],
     tasks: &[Arc<Task>],
@@ -59,6 +64,8 @@ pub(crate) fn schedule(
     let services = batch::group(tasks);
     let mut pass = Pass {
         config,
+        filters,
+        ranking,
         cluster: Cluster::new(nodes, memo),
         columns: Columns::default(),
         order: None,
@@ -119,10 +126,51 @@ impl Pass<'_> {
     /// that passes the filters; the tasks left when no node does get the
     /// reason why.
     fn place_batch(&mut self, batch: &Batch<'_>) {
-        match Requirements::of(batch.first) {
-            Ok(req) if req.spread.is_empty() => self.place_by_load(batch, &req),
+        let spreading = matches!(self.ranking, Ranking::Strategy(Strategy::Spread));
+        match Requirements::of(batch.first, self.filters) {
+            Ok(req) if req.spread.is_empty() && spreading => self.place_by_load(batch, &req),
+            Ok(req) if req.spread.is_empty() => self.place_ranked(batch, &req),
             Ok(req) => self.place_spread(batch, &req),
             Err(why) => give_up(&mut self.outcomes, &mut self.reasons, batch, 0, why),
+        }
+    }
+
+    /// With a ranking other than the stock one: every eligible node in one
+    /// heap by its rank, ranked again after each task it takes.
+    fn place_ranked(&mut self, batch: &Batch<'_>, req: &Requirements<'_>) {
+        let max_failures = self.config.max_failures;
+        let ranking = self.ranking;
+        let cluster = &self.cluster;
+        let eligible: Vec<_> = cluster
+            .ready()
+            .iter()
+            .filter_map(|&p| {
+                let p = p as usize;
+                cluster
+                    .check(p, req, cluster.service_tasks(p, req.service))
+                    .ok()?;
+                Some(cluster.ranked_key(p, req, max_failures, ranking))
+            })
+            .collect();
+        let mut heap = Heap::from_vec(eligible);
+        let layout = self.cluster.layout;
+        for (k, &t) in batch.tasks.iter().enumerate() {
+            let Some(key) = heap.peek() else {
+                let reason = Tally::of(&self.cluster, req).reason(req);
+                return give_up(&mut self.outcomes, &mut self.reasons, batch, k, reason);
+            };
+            let p = layout.position(key) as usize;
+            if self.cluster.place(p, req)
+                && self
+                    .cluster
+                    .check(p, req, self.cluster.service_tasks(p, req.service))
+                    .is_ok()
+            {
+                heap.replace_top(self.cluster.ranked_key(p, req, max_failures, ranking));
+            } else {
+                heap.pop();
+            }
+            self.outcomes[t as usize] = Outcome::Node(p as u32);
         }
     }
 
@@ -202,7 +250,16 @@ impl Pass<'_> {
                 return give_up(outcomes, reasons, batch, k, reason);
             };
             let p = layout.position(key);
-            if cluster.place(p as usize, req) {
+            if cluster.place(p as usize, req)
+                && (req.filters.stock
+                    || cluster
+                        .check(
+                            p as usize,
+                            req,
+                            cluster.service_tasks(p as usize, req.service),
+                        )
+                        .is_ok())
+            {
                 heap.replace_top(layout.bump(key));
             } else {
                 heap.pop();
@@ -219,15 +276,18 @@ impl Pass<'_> {
         let levels: Vec<_> = req.spread.iter().map(|a| self.columns.get(a)).collect();
         let cluster = &self.cluster;
         let max_failures = self.config.max_failures;
+        let ranking = self.ranking;
+        let spreading = matches!(ranking, Ranking::Strategy(Strategy::Spread));
         let eligible = cluster.ready().iter().filter_map(|&p| {
             let p = p as usize;
             let service_tasks = cluster.service_tasks(p, req.service);
             cluster.check(p, req, service_tasks).ok()?;
-            Some((
-                p,
-                cluster.key(p, req, service_tasks, max_failures),
-                service_tasks,
-            ))
+            let key = if spreading {
+                cluster.key(p, req, service_tasks, max_failures)
+            } else {
+                cluster.ranked_key(p, req, max_failures, ranking)
+            };
+            Some((p, key, service_tasks))
         });
         let mut tree = Tree::build(&levels, eligible);
         let layout = cluster.layout;
@@ -236,9 +296,18 @@ impl Pass<'_> {
             let mut chosen = 0;
             let picked = tree.pick(|key| {
                 chosen = layout.position(key);
+                let p = chosen as usize;
+                if !cluster.place(p, req) {
+                    return None;
+                }
+                if spreading {
+                    return Some(layout.bump(key));
+                }
+                // The app's filters may turn the node away now.
                 cluster
-                    .place(chosen as usize, req)
-                    .then(|| layout.bump(key))
+                    .check(p, req, cluster.service_tasks(p, req.service))
+                    .ok()
+                    .map(|()| cluster.ranked_key(p, req, max_failures, ranking))
             });
             if picked.is_none() {
                 let reason = Tally::of(&self.cluster, req).reason(req);

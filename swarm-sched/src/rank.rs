@@ -47,6 +47,13 @@ impl Layout {
             | u64::from(position)
     }
 
+    /// Packs a rank given by a [`Rank`](crate::Rank): failing nodes last,
+    /// then `rank` (saturating), then the position.
+    pub fn ranked(self, failing: bool, rank: u64, position: u32) -> Key {
+        let max = (1u64 << (63 - self.position_bits)) - 1;
+        (u64::from(failing) << 63) | (rank.min(max) << self.position_bits) | u64::from(position)
+    }
+
     /// The rank after one more task of the service landed on the node.
     pub fn bump(self, key: Key) -> Key {
         let max = self.count_max();

@@ -20,6 +20,8 @@ pub(crate) struct Tally {
     /// Per host-mode port of the requirements.
     ports: Vec<usize>,
     max_replicas: usize,
+    /// Per step of the filter chain, for the app's filters.
+    custom: Vec<usize>,
 }
 
 impl Tally {
@@ -34,6 +36,7 @@ impl Tally {
             paused: unready.paused,
             constraints: vec![0; req.constraints.len()],
             ports: vec![0; req.host_ports.len()],
+            custom: vec![0; req.filters.steps.len()],
             ..Tally::default()
         };
         for &p in cluster.ready() {
@@ -50,6 +53,7 @@ impl Tally {
                 Rejection::Platform => t.platform += 1,
                 Rejection::Port(p) => t.ports[p] += 1,
                 Rejection::MaxReplicas => t.max_replicas += 1,
+                Rejection::Custom(k) => t.custom[k] += 1,
             }
         }
         t
@@ -89,6 +93,11 @@ impl Tally {
                 req.max_per_node
             )
         });
+        for (step, &count) in req.filters.steps.iter().zip(&self.custom) {
+            if let (crate::plug::Step::Custom(f), true) = (step, count > 0) {
+                parts.push(f.explain(req.task, &nodes(count)));
+            }
+        }
         let mut out = String::from("no suitable node (");
         for (k, p) in parts.iter().enumerate() {
             if k > 0 {

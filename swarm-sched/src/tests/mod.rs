@@ -2,6 +2,7 @@
 
 mod batches;
 mod filters;
+mod plug;
 mod properties;
 mod ranking;
 mod spread;
