@@ -83,8 +83,11 @@ impl Attribute {
 /// Go's `strings.EqualFold` tells.
 #[must_use]
 pub fn eq_fold(a: &str, b: &str) -> bool {
-    if a.len() == b.len() && a.eq_ignore_ascii_case(b) {
+    if a == b {
         return true;
+    }
+    if a.is_ascii() && b.is_ascii() {
+        return a.len() == b.len() && a.eq_ignore_ascii_case(b);
     }
     a.chars()
         .flat_map(char::to_lowercase)
@@ -207,7 +210,7 @@ impl Constraint {
     #[must_use]
     pub fn matches(&self, node: &Node) -> bool {
         let actual = self.attribute.value(node);
-        if self.attribute == Attribute::NodeIp {
+        if matches!(self.attribute, Attribute::NodeIp) {
             return match node_ip(actual) {
                 // Neither an address nor a network: nothing matches.
                 Some(ip) => ip_matches(&self.value, ip).is_some_and(|m| m == self.equal),

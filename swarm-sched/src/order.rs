@@ -24,9 +24,17 @@ pub(crate) struct LoadOrder {
     base: Vec<u64>,
     /// The nodes that moved since, by (total, position).
     moved: BTreeSet<(u32, u32)>,
-    /// Their totals in `moved`, by position.
-    moved_total: HashMap<u32, u32>,
+    /// By position: the node's total in `moved`, or [`STILL`] when it has
+    /// not moved (its entry in `base` holds).
+    moved_total: Vec<u32>,
+    /// How many nodes moved.
+    moved_count: usize,
+    /// Every entry of `base` before this one has moved: walks start here.
+    start: usize,
 }
+
+/// A node that has not moved since the list was made.
+const STILL: u32 = u32::MAX;
 
 impl LoadOrder {
     /// The ready nodes of `cluster` as they are now.
@@ -44,40 +52,98 @@ impl LoadOrder {
         Self {
             base,
             moved: BTreeSet::new(),
-            moved_total: HashMap::new(),
+            moved_total: vec![STILL; cluster.len()],
+            moved_count: 0,
+            start: 0,
         }
     }
 
     /// The ready nodes, least loaded first, as (total tasks, position).
-    pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let split = |k: u64| ((k >> 32) as u32, k as u32);
-        let mut base = self
-            .base
-            .iter()
-            .map(move |&k| split(k))
-            .filter(|(_, p)| !self.moved_total.contains_key(p))
-            .peekable();
-        let mut moved = self.moved.iter().copied().peekable();
-        std::iter::from_fn(move || match (base.peek(), moved.peek()) {
-            (Some(b), Some(m)) if m < b => moved.next(),
-            (Some(_), _) => base.next(),
-            (None, _) => moved.next(),
-        })
+    pub fn iter(&self) -> Iter<'_> {
+        let mut moved = self.moved.iter();
+        Iter {
+            order: self,
+            at: self.start,
+            next_moved: moved.next().copied(),
+            moved,
+        }
     }
 
     /// Catches up with the placements made since the last update.
     pub fn update(&mut self, cluster: &mut Cluster<'_>) {
         let moved = cluster.take_moved();
-        if self.moved_total.len() + moved.len() > self.base.len() / 4 {
+        // Many at once: a new list costs less than moving them one by one.
+        // Otherwise the moved ones join the set, however many there are
+        // by then.
+        if moved.len() > self.base.len() / 4 {
             *self = Self::new(cluster);
             return;
         }
         for (p, before) in moved {
-            let old = self.moved_total.get(&p).copied().unwrap_or(before);
+            let known = &mut self.moved_total[p as usize];
+            let old = if *known == STILL {
+                self.moved_count += 1;
+                before
+            } else {
+                *known
+            };
             self.moved.remove(&(old, p));
             let now = cluster.total(p as usize);
             self.moved.insert((now, p));
-            self.moved_total.insert(p, now);
+            *known = now;
+        }
+        // The least loaded nodes move first: skip them once, not on every
+        // walk.
+        while let Some(&k) = self.base.get(self.start) {
+            if self.moved_total[(k as u32) as usize] == STILL {
+                break;
+            }
+            self.start += 1;
+        }
+    }
+}
+
+/// The walk of a [`LoadOrder`]: the list, skipping the nodes that moved,
+/// merged with the moved ones.
+pub(crate) struct Iter<'a> {
+    order: &'a LoadOrder,
+    /// The next entry of the list to look at.
+    at: usize,
+    next_moved: Option<(u32, u32)>,
+    moved: std::collections::btree_set::Iter<'a, (u32, u32)>,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (u32, u32);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u32, u32)> {
+        let base = &self.order.base;
+        // The next entry of the list that still holds.
+        let listed = loop {
+            let Some(&k) = base.get(self.at) else {
+                break None;
+            };
+            let entry = ((k >> 32) as u32, k as u32);
+            if self.order.moved_count == 0 || self.order.moved_total[entry.1 as usize] == STILL {
+                break Some(entry);
+            }
+            self.at += 1;
+        };
+        match (listed, self.next_moved) {
+            (Some(l), Some(m)) if m < l => {
+                self.next_moved = self.moved.next().copied();
+                Some(m)
+            }
+            (Some(l), _) => {
+                self.at += 1;
+                Some(l)
+            }
+            (None, Some(m)) => {
+                self.next_moved = self.moved.next().copied();
+                Some(m)
+            }
+            (None, None) => None,
         }
     }
 }
