@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::manager::driver::{ControlLoop, Dirty, Next};
+use crate::manager::control_loop::{ControlLoop, Dirty, Next};
 use crate::model::{Object, Task, TaskState};
 use crate::store::{Change, Commit, Event, State, Store};
 

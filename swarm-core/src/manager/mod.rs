@@ -11,9 +11,13 @@
 //! | scheduler | `pending` → `assigned` |
 //! | reaper | deletes old finished tasks, marks `orphaned` |
 //! | heartbeat monitor ([`LocalDispatcher::monitor`]) | node `ready` → `down` |
+//!
+//! All of them are [`control_loop::ControlLoop`]s run by
+//! [`control_loop::drive`]; an app adds its own with
+//! [`Manager::with_loop`], and they run beside these, on the leader only.
 
 mod allocator;
-mod driver;
+pub mod control_loop;
 pub mod orchestrator;
 pub mod reaper;
 mod scheduling;
@@ -54,12 +58,14 @@ impl ManagerConfig {
     }
 }
 
-/// Runs every control loop of a (leading) manager over a store.
+/// Runs every control loop of a (leading) manager over a store: the
+/// built-in ones, and the app's own.
 pub struct Manager<S, Sch> {
     store: S,
     scheduler: Sch,
     dispatcher: Option<Arc<LocalDispatcher<S>>>,
     config: ManagerConfig,
+    loops: Vec<control_loop::LoopFactory<S>>,
 }
 
 impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
@@ -71,7 +77,26 @@ impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
             scheduler,
             dispatcher: None,
             config,
+            loops: Vec::new(),
         }
+    }
+
+    /// Also runs the app's loop that `factory` makes (see
+    /// [`control_loop::control_loop`]).
+    #[must_use]
+    pub fn with_loop(mut self, factory: control_loop::LoopFactory<S>) -> Self {
+        self.loops.push(factory);
+        self
+    }
+
+    /// Also runs each of these loops.
+    #[must_use]
+    pub fn with_loops(
+        mut self,
+        factories: impl IntoIterator<Item = control_loop::LoopFactory<S>>,
+    ) -> Self {
+        self.loops.extend(factories);
+        self
     }
 
     /// Also runs this dispatcher's heartbeat monitor.
@@ -100,6 +125,9 @@ impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
             let s = shutdown.clone();
             loops.spawn(async move { d.monitor(s).await });
         }
+        for make in &self.loops {
+            loops.spawn(make(self.store.clone(), shutdown.clone()));
+        }
         while let Some(ended) = loops.join_next().await {
             if !shutdown.is_cancelled() {
                 // Loops only end on shutdown; anything else is a bug.
@@ -112,7 +140,7 @@ impl<S: Store + Clone, Sch: Scheduler> Manager<S, Sch> {
 /// Runs the orchestrators (replicated, global, restarts, node-down
 /// handling) until `shutdown`.
 pub async fn run_orchestrator<S: Store + Clone>(store: S, shutdown: CancellationToken) {
-    driver::drive(
+    control_loop::drive(
         &store,
         orchestrator::Orchestrator {
             store: store.clone(),
@@ -124,7 +152,7 @@ pub async fn run_orchestrator<S: Store + Clone>(store: S, shutdown: Cancellation
 
 /// Runs the allocator until `shutdown`.
 pub async fn run_allocator<S: Store + Clone>(store: S, shutdown: CancellationToken) {
-    driver::drive(
+    control_loop::drive(
         &store,
         allocator::Allocator {
             store: store.clone(),
@@ -140,7 +168,7 @@ pub async fn run_scheduler<S: Store + Clone, Sch: Scheduler>(
     scheduler: Sch,
     shutdown: CancellationToken,
 ) {
-    driver::drive(
+    control_loop::drive(
         &store,
         scheduling::SchedulingLoop::new(store.clone(), scheduler),
         shutdown,
@@ -154,7 +182,7 @@ pub async fn run_reaper<S: Store + Clone>(
     orphan_after: Duration,
     shutdown: CancellationToken,
 ) {
-    driver::drive(
+    control_loop::drive(
         &store,
         reaper::Reaper {
             store: store.clone(),

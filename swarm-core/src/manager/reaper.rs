@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::Id;
-use crate::manager::driver::{ControlLoop, Dirty, Next};
+use crate::manager::control_loop::{ControlLoop, Dirty, Next};
 use crate::model::{Kind, NodeState, Object, Task, TaskState};
 use crate::store::{Change, Commit, State, Store};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Id;
-use crate::manager::driver::{ControlLoop, Dirty, Next};
+use crate::manager::control_loop::{ControlLoop, Dirty, Next};
 use crate::model::{Node, Object, PublishMode, Task, TaskState};
 use crate::sched::{Decision, NodeInfo, Scheduler};
 use crate::store::{Change, Commit, Event, State, Store};

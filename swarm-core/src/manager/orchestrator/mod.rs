@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::Id;
-use crate::manager::driver::{ControlLoop, Dirty, Next};
+use crate::manager::control_loop::{ControlLoop, Dirty, Next};
 use crate::model::{Availability, Node, NodeState, Object, ServiceMode, Task, TaskState};
 use crate::store::{Change, Commit, Event, State, Store};
 
