@@ -1,6 +1,6 @@
 //! What a manager answers to joining nodes and to `node ls`: the
 //! [`Membership`] and [`ManagerRoster`] of the swarm-api services, over the
-//! raft store.
+//! managers' replicated store.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,23 +12,22 @@ use swarm_api::{ManagerInfo, ManagerRoster, bootstrap};
 use swarm_core::Id;
 use swarm_core::control::ControlError;
 use swarm_core::model::{Meta, Node, NodeDescription, NodeRole, NodeSpec, NodeStatus};
-use swarm_core::store::{Change, ErrorKind, Store, StoreError};
-use swarm_raft::RaftStore;
+use swarm_core::store::{Change, ErrorKind, ReplicatedStore, Store, StoreError};
 
 use crate::config::raft_id;
 
 /// A manager's answers to membership calls.
 #[derive(Clone)]
-pub struct Authority {
-    store: RaftStore,
+pub struct Authority<S> {
+    store: S,
     cert_validity: Duration,
 }
 
-impl Authority {
+impl<S: ReplicatedStore> Authority<S> {
     /// Answers from `store`, issuing certificates valid for
     /// `cert_validity`.
     #[must_use]
-    pub fn new(store: RaftStore, cert_validity: Duration) -> Self {
+    pub fn new(store: S, cert_validity: Duration) -> Self {
         Self {
             store,
             cert_validity,
@@ -36,7 +35,7 @@ impl Authority {
     }
 
     async fn managers(&self) -> Vec<String> {
-        match self.store.status().await {
+        match self.store.membership().await {
             Ok(s) => s.members.into_iter().map(|m| m.addr).collect(),
             Err(_) => Vec::new(),
         }
@@ -51,9 +50,13 @@ impl Authority {
 
     /// The raft group's status, if this manager leads it: membership
     /// changes are the leader's to make.
-    async fn leading_status(&self) -> Result<swarm_raft::ClusterStatus, MembershipError> {
-        let status = self.store.status().await.map_err(|e| Self::raft_err(&e))?;
-        if status.leader != self.store.id() {
+    async fn leading_status(&self) -> Result<swarm_core::store::Membership, MembershipError> {
+        let status = self
+            .store
+            .membership()
+            .await
+            .map_err(|e| Self::raft_err(&e))?;
+        if status.leader != self.store.member_id() {
             return Err(MembershipError::Unavailable(
                 "this manager is not the leader; ask another".into(),
             ));
@@ -61,8 +64,11 @@ impl Authority {
         Ok(status)
     }
 
-    fn raft_err(e: &swarm_raft::Error) -> MembershipError {
-        MembershipError::Unavailable(e.to_string())
+    fn raft_err(e: &StoreError) -> MembershipError {
+        match e.kind() {
+            ErrorKind::InvalidArgument => MembershipError::Refused(e.to_string()),
+            _ => MembershipError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -98,7 +104,7 @@ pub(crate) async fn create_node<S: Store>(
 }
 
 #[async_trait]
-impl Membership for Authority {
+impl<S: ReplicatedStore> Membership for Authority<S> {
     async fn join(&self, request: JoinRequest) -> Result<Admitted, MembershipError> {
         let ca = bootstrap::load(&self.store).await.map_err(Self::ca_of)?;
         let role = ca.admit(&request.token).map_err(Self::ca_of)?;
@@ -168,11 +174,7 @@ impl Membership for Authority {
             return Ok(());
         }
         self.store
-            .add_learner(id, addr.clone())
-            .await
-            .map_err(|e| Self::raft_err(&e))?;
-        self.store
-            .promote(id)
+            .add_voter(id, addr.clone())
             .await
             .map_err(|e| Self::raft_err(&e))?;
         tracing::info!(node = %caller.node_id, %addr, "a manager joined the raft group");
@@ -199,19 +201,16 @@ impl Membership for Authority {
     }
 }
 
-/// The managers, for `node ls`: each raft member mapped to its node.
-pub struct Roster {
-    pub(crate) store: RaftStore,
+/// The managers, for `node ls`: each member of the store's group mapped to
+/// its node.
+pub struct Roster<S> {
+    pub(crate) store: S,
 }
 
 #[async_trait]
-impl ManagerRoster for Roster {
+impl<S: ReplicatedStore> ManagerRoster for Roster<S> {
     async fn managers(&self) -> Result<Vec<ManagerInfo>, ControlError> {
-        let status = self
-            .store
-            .status()
-            .await
-            .map_err(|e| ControlError::Store(StoreError::Unavailable(e.to_string())))?;
+        let status = self.store.membership().await?;
         let state = self.store.state().await?;
         let by_raft: std::collections::HashMap<u64, Id> = state
             .nodes()
@@ -232,6 +231,6 @@ impl ManagerRoster for Roster {
     }
 }
 
-pub(crate) fn arc_roster(store: RaftStore) -> Arc<dyn ManagerRoster> {
+pub(crate) fn arc_roster<S: ReplicatedStore>(store: S) -> Arc<dyn ManagerRoster> {
     Arc::new(Roster { store })
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use swarm_core::Id;
+use swarm_core::agent::AgentConfig;
+use swarm_core::manager::ManagerConfig;
 use swarm_core::model::NodeRole;
 
 use crate::Error;
@@ -40,6 +42,10 @@ pub struct NodeConfig {
     /// How often a node checks whether its certificate needs renewing
     /// (default 1 minute).
     pub renew_check: Duration,
+    /// The manager's control loops (while this node leads).
+    pub manager: ManagerConfig,
+    /// The node's agent (its hostname is [`NodeConfig::hostname`]'s).
+    pub agent: AgentConfig,
 }
 
 impl NodeConfig {
@@ -54,6 +60,8 @@ impl NodeConfig {
             heartbeat_misses: 3,
             cert_validity: swarm_api::ca::NODE_CERT_VALIDITY,
             renew_check: Duration::from_secs(60),
+            manager: ManagerConfig::default(),
+            agent: AgentConfig::default(),
         }
     }
 

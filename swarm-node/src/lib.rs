@@ -36,13 +36,15 @@ mod config;
 mod dispatch;
 mod logs_agent;
 mod node;
+mod provider;
 mod renewal;
 mod serve;
 
 pub use authority::{Authority, Roster};
 pub use config::{DEFAULT_PORT, NodeConfig, NodeSettings, NodeState, raft_id};
 pub use dispatch::{FailoverDispatcher, LeaderDispatcher};
-pub use node::Node;
+pub use node::{Node, NodeBuilder, NodeHandle};
+pub use provider::{Channels, RaftStores, SoloStores, StoreMember, StoreProvider};
 
 use swarm_api::ca::CaError;
 use swarm_api::membership::MembershipError;

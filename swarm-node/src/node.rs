@@ -10,35 +10,36 @@ use swarm_api::logs::LogBroker;
 use swarm_api::membership::{JoinRequest, RemoteMembership};
 use swarm_api::tls::{Credentials, anonymous_endpoint, fetch_root_ca};
 use swarm_core::Id;
-use swarm_core::agent::{Agent, AgentConfig, AgentError};
+use swarm_core::agent::{Agent, AgentError};
+use swarm_core::control::Control;
 use swarm_core::dispatcher::{DispatcherConfig, DispatcherError, LocalDispatcher};
-use swarm_core::manager::{Manager, ManagerConfig, run_while_leading};
+use swarm_core::manager::control_loop::LoopFactory;
+use swarm_core::manager::{Manager, run_while_leading};
 use swarm_core::model::NodeRole;
 use swarm_core::runtime::Runtime;
-use swarm_raft::{Connector, RaftConfig, RaftStore};
-use swarm_sched::{SchedulerConfig, SwarmScheduler};
+use swarm_core::sched::Scheduler;
+use swarm_core::store::ReplicatedStore;
+use swarm_sched::SwarmScheduler;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::Error;
 use crate::authority;
 use crate::config::{NodeConfig, NodeState, raft_id};
 use crate::dispatch::FailoverDispatcher;
 use crate::logs_agent::log_agent;
+use crate::provider::{Channels, RaftStores, StoreMember, StoreProvider};
 use crate::renewal::{Renewal, ensure_client_certs, renew};
 use crate::serve::{Services, caught_up_leadership, serve};
 
 /// The credentials a node's clients use; renewal replaces them.
 pub(crate) type SharedCreds = Arc<RwLock<Option<Credentials>>>;
 
-/// Raft channels over mutual TLS with the node's current certificate.
-struct TlsConnector(SharedCreds);
-
-impl Connector for TlsConnector {
-    fn channel(&self, addr: &str) -> Result<Channel, String> {
-        let creds = self
-            .0
+/// Channels to the other managers over mutual TLS with the node's current
+/// certificate.
+fn tls_channels(creds: SharedCreds) -> Channels {
+    Arc::new(move |addr: &str| {
+        let creds = creds
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let creds = creds
@@ -48,21 +49,127 @@ impl Connector for TlsConnector {
             .endpoint(addr)?
             .connect_timeout(Duration::from_millis(500))
             .connect_lazy())
-    }
+    })
 }
 
 /// A member of a cluster: its identity, certificates and (a manager) its
-/// raft store. Make one with [`Node::init`], [`Node::join`] or
-/// [`Node::resume`], then [`Node::run`] it.
-pub struct Node {
+/// store. Make one with [`Node::init`], [`Node::join`] or
+/// [`Node::resume`] (or a [`NodeBuilder`], to pick the store, the
+/// scheduler and the app's own control loops), then [`Node::run`] or
+/// [`Node::start`] it.
+pub struct Node<P: StoreProvider = RaftStores, Sch = SwarmScheduler> {
     config: NodeConfig,
     state: NodeState,
     creds: SharedCreds,
-    store: Option<RaftStore>,
+    store: Option<P::Store>,
+    provider: Arc<P>,
+    scheduler: Sch,
+    loops: Vec<LoopFactory<P::Store>>,
+    /// The manager's store while the manager part runs, for the handle.
+    current: watch::Sender<Option<P::Store>>,
     _lock: File,
 }
 
-impl std::fmt::Debug for Node {
+/// Builds a [`Node`] from its parts: the store provider (default
+/// [`RaftStores`]), the scheduler (default [`SwarmScheduler`]), and the
+/// app's own control loops, which run beside the built-in ones on the
+/// leader only. Then `init`, `join` or `resume`.
+///
+/// ```no_run
+/// use swarm_core::manager::control_loop::{ControlLoop, Dirty, Next, control_loop};
+/// use swarm_core::store::{Commit, State};
+/// use swarm_node::{NodeBuilder, NodeConfig, SoloStores};
+/// use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
+/// use swarm_sched::{Strategy, SwarmScheduler};
+///
+/// struct Quiet;
+/// impl ControlLoop for Quiet {
+///     const NAME: &'static str = "quiet";
+///     fn touched(&mut self, _: &Commit, _: &mut Dirty) {}
+///     async fn run(&mut self, _: State, _: Dirty) -> Next { Next::done() }
+/// }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let node = NodeBuilder::with_store(NodeConfig::new("/tmp/m1"), SoloStores::default())
+///     .scheduler(SwarmScheduler::builder().strategy(Strategy::Binpack).build()?)
+///     .control_loop(control_loop(|_store| Quiet))
+///     .init()
+///     .await?;
+/// let handle = node.start(ProcessRuntime::new(ProcessRuntimeConfig::default())?);
+/// let control = handle.control().await?;
+/// control.create_service(swarm_core::model::ServiceSpec::replicated("s", 1, vec!["sleep".into(), "9".into()])).await?;
+/// handle.shutdown().await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct NodeBuilder<P: StoreProvider = RaftStores, Sch = SwarmScheduler> {
+    config: NodeConfig,
+    provider: P,
+    scheduler: Sch,
+    loops: Vec<LoopFactory<P::Store>>,
+}
+
+impl NodeBuilder {
+    /// A node with `config`, on a raft store, placing with the stock
+    /// scheduler.
+    pub fn new(config: NodeConfig) -> Self {
+        Self::with_store(config, RaftStores)
+    }
+}
+
+impl<P: StoreProvider> NodeBuilder<P> {
+    /// A node with `config` whose manager keeps its state in the stores
+    /// `provider` opens.
+    pub fn with_store(config: NodeConfig, provider: P) -> Self {
+        Self {
+            config,
+            provider,
+            scheduler: SwarmScheduler::default(),
+            loops: Vec::new(),
+        }
+    }
+}
+
+impl<P: StoreProvider, Sch: Scheduler + Clone> NodeBuilder<P, Sch> {
+    /// Places tasks with `scheduler` while this node leads.
+    pub fn scheduler<S2: Scheduler + Clone>(self, scheduler: S2) -> NodeBuilder<P, S2> {
+        NodeBuilder {
+            config: self.config,
+            provider: self.provider,
+            scheduler,
+            loops: self.loops,
+        }
+    }
+
+    /// Runs the app's loop that `factory` makes beside the built-in ones,
+    /// on the leader only, moving with leadership.
+    pub fn control_loop(mut self, factory: LoopFactory<P::Store>) -> Self {
+        self.loops.push(factory);
+        self
+    }
+
+    fn into_node(
+        self,
+        state: NodeState,
+        creds: SharedCreds,
+        store: Option<P::Store>,
+        lock: File,
+    ) -> Node<P, Sch> {
+        Node {
+            config: self.config,
+            state,
+            creds,
+            store,
+            provider: Arc::new(self.provider),
+            scheduler: self.scheduler,
+            loops: self.loops,
+            current: watch::Sender::new(None),
+            _lock: lock,
+        }
+    }
+}
+
+impl<P: StoreProvider, Sch> std::fmt::Debug for Node<P, Sch> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("state", &self.state)
@@ -113,12 +220,14 @@ fn lock_new_dir(config: &NodeConfig, verb: &str) -> Result<File, Error> {
     Ok(lock)
 }
 
-fn raft_config(config: &NodeConfig, node: &Id) -> Result<RaftConfig, Error> {
-    Ok(RaftConfig::new(
-        raft_id(node),
-        config.advertised()?,
-        config.raft_dir(),
-    ))
+/// What a store provider needs to open the store of manager `node`.
+fn member(config: &NodeConfig, node: &Id, creds: &SharedCreds) -> Result<StoreMember, Error> {
+    Ok(StoreMember {
+        id: raft_id(node),
+        addr: config.advertised()?,
+        dir: config.raft_dir(),
+        channels: tls_channels(creds.clone()),
+    })
 }
 
 fn shared(creds: Option<Credentials>) -> SharedCreds {
@@ -136,9 +245,31 @@ pub(crate) fn save_creds(config: &NodeConfig, creds: &Credentials) -> Result<(),
 
 impl Node {
     /// `swarmd init`: a new cluster with this node as its only manager: a
-    /// root CA, join tokens, and this node's certificate.
+    /// root CA, join tokens, and this node's certificate. On a raft store,
+    /// with the stock scheduler; see [`NodeBuilder`] for others.
     pub async fn init(config: NodeConfig) -> Result<Self, Error> {
-        let lock = lock_new_dir(&config, "init")?;
+        NodeBuilder::new(config).init().await
+    }
+
+    /// `swarmd join --token TOKEN MANAGER`: checks the manager's CA
+    /// against the token, proves the token and gets a certificate; the
+    /// token decides the role.
+    pub async fn join(config: NodeConfig, manager: &str, token: &str) -> Result<Self, Error> {
+        NodeBuilder::new(config).join(manager, token).await
+    }
+
+    /// A node that joined before, from its data directory: the same id,
+    /// role and certificate.
+    pub fn resume(config: NodeConfig) -> Result<Self, Error> {
+        NodeBuilder::new(config).resume()
+    }
+}
+
+impl<P: StoreProvider, Sch: Scheduler + Clone> NodeBuilder<P, Sch> {
+    /// `init`: a new cluster with this node as its only manager.
+    pub async fn init(self) -> Result<Node<P, Sch>, Error> {
+        let config = &self.config;
+        let lock = lock_new_dir(config, "init")?;
         if config.raft_dir().exists() {
             return Err(Error::Config(format!(
                 "{} holds a raft log but no node identity (an earlier init stopped half-way?): \
@@ -149,13 +280,11 @@ impl Node {
         }
         let node_id = Id::generate();
         let creds = shared(None);
-        let store = RaftStore::open_with(
-            raft_config(&config, &node_id)?,
-            Arc::new(TlsConnector(creds.clone())),
-        )
-        .await?;
-        store.initialize().await?;
-        store.wait_for_leader(Duration::from_secs(10)).await?;
+        let store = self
+            .provider
+            .open(&member(config, &node_id, &creds)?)
+            .await?;
+        self.provider.initialize(&store).await?;
         let ca = bootstrap::init_cluster(&store, "default").await?;
         let key = NodeKey::generate()?;
         let cert = ca.ca.issue(
@@ -165,7 +294,7 @@ impl Node {
             config.cert_validity,
         )?;
         let own = Credentials::new(ca.ca.cert_pem(), cert, key.key_pem())?;
-        save_creds(&config, &own)?;
+        save_creds(config, &own)?;
         *creds
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(own);
@@ -178,20 +307,14 @@ impl Node {
         };
         state.save(&config.data_dir)?;
         tracing::info!(node = %state.node_id, "initialised a new cluster");
-        Ok(Self {
-            config,
-            state,
-            creds,
-            store: Some(store),
-            _lock: lock,
-        })
+        Ok(self.into_node(state, creds, Some(store), lock))
     }
 
-    /// `swarmd join --token TOKEN MANAGER`: checks the manager's CA
-    /// against the token, proves the token and gets a certificate; the
-    /// token decides the role.
-    pub async fn join(config: NodeConfig, manager: &str, token: &str) -> Result<Self, Error> {
-        let lock = lock_new_dir(&config, "join")?;
+    /// `join`: checks the manager's CA against the token, proves the token
+    /// and gets a certificate; the token decides the role.
+    pub async fn join(self, manager: &str, token: &str) -> Result<Node<P, Sch>, Error> {
+        let config = &self.config;
+        let lock = lock_new_dir(config, "join")?;
         let parsed: JoinToken = token.parse()?;
         let ca_pem = fetch_root_ca(manager, &parsed.ca_digest).await?;
         let key = NodeKey::generate()?;
@@ -206,7 +329,7 @@ impl Node {
             })
             .await?;
         let creds = Credentials::new(admitted.ca_pem, admitted.cert_pem, key.key_pem())?;
-        save_creds(&config, &creds)?;
+        save_creds(config, &creds)?;
         let mut managers = admitted.managers;
         if managers.is_empty() {
             managers.push(manager.to_owned());
@@ -219,19 +342,14 @@ impl Node {
         };
         state.save(&config.data_dir)?;
         tracing::info!(node = %state.node_id, role = ?state.role, "joined the cluster");
-        Ok(Self {
-            config,
-            state,
-            creds: shared(Some(creds)),
-            store: None,
-            _lock: lock,
-        })
+        Ok(self.into_node(state, shared(Some(creds)), None, lock))
     }
 
-    /// A node that joined before, from its data directory: the same id,
-    /// role and certificate.
-    pub fn resume(config: NodeConfig) -> Result<Self, Error> {
-        let lock = lock_dir(&config)?;
+    /// `resume`: a node that joined before, from its data directory: the
+    /// same id, role and certificate.
+    pub fn resume(self) -> Result<Node<P, Sch>, Error> {
+        let config = &self.config;
+        let lock = lock_dir(config)?;
         let state = NodeState::load(&config.data_dir)?.ok_or_else(|| {
             Error::Config(format!(
                 "{} holds no node: create a cluster with `swarmd init`, or join one with \
@@ -270,15 +388,11 @@ impl Node {
             }
             state.save(&config.data_dir)?;
         }
-        Ok(Self {
-            config,
-            state,
-            creds: shared(Some(creds)),
-            store: None,
-            _lock: lock,
-        })
+        Ok(self.into_node(state, shared(Some(creds)), None, lock))
     }
+}
 
+impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
     /// The node's id.
     #[must_use]
     pub fn id(&self) -> &Id {
@@ -312,6 +426,22 @@ impl Node {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
             .expect("a node has credentials once made")
+    }
+
+    /// Runs the node in the background with `runtime`, and returns the
+    /// app's handle on it: its manager's [`Control`] and store (while it
+    /// is a manager), and a clean shutdown.
+    pub fn start<R: Runtime>(self, runtime: R) -> NodeHandle<P::Store> {
+        let shutdown = CancellationToken::new();
+        let current = self.current.subscribe();
+        let id = self.state.node_id.clone();
+        let task = tokio::spawn(self.run(runtime, shutdown.clone()));
+        NodeHandle {
+            id,
+            current,
+            shutdown,
+            task,
+        }
     }
 
     /// Runs the node until `shutdown`: a manager serves raft, the
@@ -360,6 +490,7 @@ impl Node {
             agent_managers.retain(|a| a != &me);
             agent_managers.insert(0, me);
             self.store = Some(store.clone());
+            self.current.send_replace(Some(store.clone()));
             manager = Some((store, reload));
         }
         let dir = self.config.data_dir.clone();
@@ -396,7 +527,7 @@ impl Node {
             self.state.node_id.clone(),
             runtime,
             dispatcher.clone(),
-            AgentConfig::default().hostname(self.config.hostname()),
+            self.config.agent.clone().hostname(self.config.hostname()),
         );
         let mut agent = tokio::spawn(agent.run(stop.clone()));
         let mut new_role = Box::pin(self.role_change(&dispatcher));
@@ -424,6 +555,7 @@ impl Node {
         };
         stop.cancel();
         while background.join_next().await.is_some() {}
+        self.current.send_replace(None);
         if let Some(store) = self.store.take() {
             store.shutdown().await;
         }
@@ -443,7 +575,7 @@ impl Node {
     fn role_change(
         &self,
         sessions: &FailoverDispatcher,
-    ) -> impl std::future::Future<Output = NodeRole> + use<> {
+    ) -> impl std::future::Future<Output = NodeRole> + use<P, Sch> {
         let mut desired = sessions.desired_role();
         let now = self.state.role;
         let can_manage = self.config.advertised();
@@ -507,15 +639,13 @@ impl Node {
         &mut self,
         stop: &CancellationToken,
         background: &mut tokio::task::JoinSet<()>,
-    ) -> Result<(RaftStore, watch::Sender<()>), Error> {
+    ) -> Result<(P::Store, watch::Sender<()>), Error> {
         let store = match self.store.take() {
             Some(s) => s,
             None => {
-                RaftStore::open_with(
-                    raft_config(&self.config, &self.state.node_id)?,
-                    Arc::new(TlsConnector(self.creds.clone())),
-                )
-                .await?
+                self.provider
+                    .open(&member(&self.config, &self.state.node_id, &self.creds)?)
+                    .await?
             }
         };
         let listener = tokio::net::TcpListener::bind(self.config.listen_addr)
@@ -537,6 +667,7 @@ impl Node {
         // its log again, and must not serve an empty state meanwhile.
         let leading = caught_up_leadership(&store, stop.clone());
         let services = Services {
+            provider: self.provider.clone(),
             store: store.clone(),
             logs: Arc::new(LogBroker::default()),
             leading: leading.clone(),
@@ -546,16 +677,18 @@ impl Node {
         };
         let (reload, reloads) = watch::channel(());
         background.spawn(serve(Arc::new(listener), services, reloads, stop.clone()));
-        let scheduler = SwarmScheduler::new(SchedulerConfig::default())
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let scheduler = self.scheduler.clone();
+        let manager_config = self.config.manager.clone();
+        let loops = self.loops.clone();
         let loops_store = store.clone();
         background.spawn(run_while_leading(leading, stop.clone(), move |t| {
             Manager::new(
                 loops_store.clone(),
                 scheduler.clone(),
-                ManagerConfig::default(),
+                manager_config.clone(),
             )
             .with_dispatcher(local.clone())
+            .with_loops(loops.clone())
             .run(t)
         }));
         if !self.state.raft_member {
@@ -653,5 +786,71 @@ impl Node {
         std::fs::remove_file(self.config.data_dir.join("node.json"))
             .map_err(|e| Error::Io(format!("cannot remove the node's identity: {e}")))?;
         Ok(())
+    }
+}
+
+/// An app's handle on a node started with [`Node::start`].
+#[derive(Debug)]
+pub struct NodeHandle<S> {
+    id: Id,
+    current: watch::Receiver<Option<S>>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl<S: ReplicatedStore> NodeHandle<S> {
+    /// The node's id.
+    #[must_use]
+    pub fn id(&self) -> &Id {
+        &self.id
+    }
+
+    /// The manager's store, while this node runs as a manager.
+    #[must_use]
+    pub fn store(&self) -> Option<S> {
+        self.current.borrow().clone()
+    }
+
+    /// The manager's control API (what `swarmctl` reaches over gRPC),
+    /// once its manager part runs: waits up to 30 s for it. A worker has
+    /// none.
+    pub async fn control(&self) -> Result<Control<S>, Error> {
+        let mut current = self.current.clone();
+        let store =
+            tokio::time::timeout(Duration::from_secs(30), current.wait_for(Option::is_some))
+                .await
+                .map_err(|_| {
+                    Error::Config(
+                        "this node runs no manager (a worker, or its manager part did not start): \
+                     reach the cluster through a manager's node"
+                            .into(),
+                    )
+                })?
+                .map_err(|_| Error::Agent("the node stopped".into()))?
+                .clone()
+                .expect("waited for a store");
+        Ok(Control::new(store))
+    }
+
+    /// Whether the node stopped (with an error, or when told to).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops the node: its manager part and its agent (tasks go on, as
+    /// they do when `swarmd` stops) and returns how it ended.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the node stops by itself (an error, or removal from the
+    /// cluster).
+    pub async fn wait(self) -> Result<(), Error> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Agent(format!("the node panicked: {e}"))),
+        }
     }
 }

@@ -8,7 +8,7 @@ use swarm_api::bootstrap;
 use swarm_api::ca::NodeKey;
 use swarm_api::membership::{Admitted, RemoteMembership};
 use swarm_api::tls::Credentials;
-use swarm_raft::RaftStore;
+use swarm_core::store::Store;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -33,17 +33,17 @@ pub(crate) fn due(creds: &Credentials) -> bool {
 }
 
 /// What the renewal loop refreshes besides the node's own credentials.
-pub(crate) struct Renewal {
+pub(crate) struct Renewal<S> {
     pub(crate) config: NodeConfig,
     pub(crate) creds: SharedCreds,
     /// The worker sessions: new channels with the new certificate.
     pub(crate) sessions: Arc<FailoverDispatcher>,
     /// A manager: its store (for the client certificate) and the signal
     /// that makes its server take up the new certificate.
-    pub(crate) manager: Option<(RaftStore, watch::Sender<()>)>,
+    pub(crate) manager: Option<(S, watch::Sender<()>)>,
 }
 
-impl Renewal {
+impl<S: Store> Renewal<S> {
     /// Renews the node's certificate when a third of its validity
     /// remains, and a manager's client certificate likewise.
     pub(crate) async fn run(self, stop: CancellationToken) {
@@ -104,7 +104,7 @@ impl Renewal {
 /// the CA (a new manager catching up).
 pub(crate) async fn ensure_client_certs(
     config: &NodeConfig,
-    store: &RaftStore,
+    store: &impl Store,
 ) -> Result<(), Error> {
     let dir = config.client_certs_dir();
     if Credentials::load(&dir).is_ok_and(|c| !due(&c)) {

@@ -11,7 +11,7 @@ use swarm_api::tls::RequireRole;
 use swarm_api::{ControlService, DispatcherService};
 use swarm_core::control::Control;
 use swarm_core::dispatcher::LocalDispatcher;
-use swarm_raft::RaftStore;
+use swarm_core::store::ReplicatedStore;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -21,11 +21,12 @@ use crate::Error;
 use crate::authority::{self, Authority};
 use crate::dispatch::LeaderDispatcher;
 use crate::node::SharedCreds;
+use crate::provider::StoreProvider;
 
 /// True while `store` leads and its state holds every committed write
 /// (checked with a linearizable read at the start of each term).
-pub(crate) fn caught_up_leadership(
-    store: &RaftStore,
+pub(crate) fn caught_up_leadership<S: ReplicatedStore>(
+    store: &S,
     stop: CancellationToken,
 ) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
@@ -61,17 +62,18 @@ pub(crate) fn caught_up_leadership(
 }
 
 /// What a manager serves, on one port over mutual TLS.
-pub(crate) struct Services {
-    pub(crate) store: RaftStore,
+pub(crate) struct Services<P: StoreProvider> {
+    pub(crate) provider: Arc<P>,
+    pub(crate) store: P::Store,
     /// Outlives server restarts: workers' subscriptions stay with it.
     pub(crate) logs: Arc<LogBroker>,
     pub(crate) leading: watch::Receiver<bool>,
-    pub(crate) local: Arc<LocalDispatcher<RaftStore>>,
+    pub(crate) local: Arc<LocalDispatcher<P::Store>>,
     pub(crate) cert_validity: Duration,
     pub(crate) creds: SharedCreds,
 }
 
-impl Services {
+impl<P: StoreProvider> Services<P> {
     /// The server with the node's current certificate.
     fn router(&self) -> Result<tonic::transport::server::Router, Error> {
         let creds = self
@@ -81,20 +83,19 @@ impl Services {
             .clone()
             .ok_or_else(|| Error::Config("this manager has no certificate".into()))?;
         let store = &self.store;
-        Ok(Server::builder()
+        let router = Server::builder()
             .tls_config(creds.server_tls())
             .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
-            .add_service(InterceptedService::new(
-                store.service(),
-                RequireRole::new("raft", &[PeerRole::Manager]),
-            ))
             .add_service(InterceptedService::new(
                 DispatcherService::server(
                     LeaderDispatcher::new(self.local.clone(), self.leading.clone())
                         .with_roster(authority::arc_roster(store.clone())),
                 ),
                 RequireRole::new("dispatcher", &[PeerRole::Manager, PeerRole::Worker]),
-            ))
+            ));
+        Ok(self
+            .provider
+            .serve(store, router)
             .add_service(InterceptedService::new(
                 ControlService::with_roster(
                     Control::new(store.clone()),
@@ -119,9 +120,9 @@ impl Services {
 /// server with the current certificate; the previous one stops accepting
 /// and ends with its last connection. On `stop`, servers get 2 s to
 /// finish.
-pub(crate) async fn serve(
+pub(crate) async fn serve<P: StoreProvider>(
     listener: Arc<tokio::net::TcpListener>,
-    services: Services,
+    services: Services<P>,
     mut reload: watch::Receiver<()>,
     stop: CancellationToken,
 ) {

@@ -744,3 +744,54 @@ impl Store for RaftStore {
         self.inner.shared.journal().watch(from)
     }
 }
+
+#[async_trait::async_trait]
+impl swarm_core::store::ReplicatedStore for RaftStore {
+    fn member_id(&self) -> u64 {
+        self.id()
+    }
+
+    fn leadership(&self) -> tokio::sync::watch::Receiver<bool> {
+        RaftStore::leadership(self)
+    }
+
+    async fn state_linearizable(&self) -> Result<State, StoreError> {
+        Ok(RaftStore::state_linearizable(self).await?)
+    }
+
+    async fn membership(&self) -> Result<swarm_core::store::Membership, StoreError> {
+        let status = self.status().await?;
+        Ok(swarm_core::store::Membership {
+            leader: status.leader,
+            members: status
+                .members
+                .into_iter()
+                .map(|m| swarm_core::store::Member {
+                    id: m.id,
+                    addr: m.addr,
+                    voter: m.voter,
+                    reachable: m.reachable,
+                })
+                .collect(),
+        })
+    }
+
+    async fn add_voter(&self, id: u64, addr: String) -> Result<(), StoreError> {
+        let status = self.status().await?;
+        if status.members.iter().any(|m| m.id == id && m.voter) {
+            return Ok(());
+        }
+        self.add_learner(id, addr).await?;
+        self.promote(id).await?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, id: u64) -> Result<(), StoreError> {
+        RaftStore::remove_member(self, id).await?;
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        RaftStore::shutdown(self).await;
+    }
+}

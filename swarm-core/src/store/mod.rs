@@ -3,6 +3,7 @@
 
 mod journal;
 mod memory;
+mod replicated;
 mod state;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use futures::stream::BoxStream;
 
 pub use journal::Journal;
 pub use memory::{MemoryStore, MemoryStoreConfig};
+pub use replicated::{Member, Membership, ReplicatedStore, SoloStore};
 pub use state::State;
 
 use crate::Id;
