@@ -180,10 +180,7 @@ mod tests {
         let m = store.membership().await.unwrap();
         assert_eq!(m.leader, 1);
         assert_eq!(m.members.len(), 1);
-        store
-            .add_voter(1, String::new())
-            .await
-            .unwrap();
+        store.add_voter(1, String::new()).await.unwrap();
         let err = store.add_voter(7, "x:1".into()).await.unwrap_err();
         assert!(err.to_string().contains("group of one"), "{err}");
         assert!(store.remove_member(1).await.is_err());
