@@ -202,6 +202,9 @@ pub struct NodeSettings {
     /// for it (`swarmd`: `process` or `docker`); the node itself does not
     /// read it.
     pub runtime: Option<String>,
+    /// How the manager ranks nodes (`swarmd`: `spread` or `binpack`),
+    /// for the embedding program to build its scheduler with.
+    pub scheduler_strategy: Option<String>,
 }
 
 const SETTINGS_FILE: &str = "settings.json";
@@ -237,6 +240,7 @@ impl NodeSettings {
             advertise_addr: given.advertise_addr.clone().or(self.advertise_addr),
             heartbeat_period_ms: given.heartbeat_period_ms.or(self.heartbeat_period_ms),
             runtime: given.runtime.clone().or(self.runtime),
+            scheduler_strategy: given.scheduler_strategy.clone().or(self.scheduler_strategy),
         }
     }
 

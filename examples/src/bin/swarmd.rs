@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use swarm_core::model::NodeRole;
-use swarm_node::{DEFAULT_PORT, Node, NodeConfig, NodeSettings};
+use swarm_node::{DEFAULT_PORT, Node, NodeBuilder, NodeConfig, NodeSettings};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
+use swarm_sched::{SchedulerConfig, Strategy, SwarmScheduler};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -67,6 +68,11 @@ struct NodeArgs {
     /// /var/run/docker.sock).
     #[arg(long, value_enum, global = true)]
     runtime: Option<RuntimeKind>,
+    /// How a manager ranks the nodes a task may go to: spread (Docker's:
+    /// the fewest tasks first) or binpack (Nomad's: the most reserved node
+    /// that fits first).
+    #[arg(long, global = true)]
+    scheduler_strategy: Option<Strategy>,
     /// How often workers send heartbeats, e.g. 500ms or 2s.
     #[arg(long, value_parser = parse_duration, global = true)]
     heartbeat_period: Option<Duration>,
@@ -121,10 +127,12 @@ impl RuntimeKind {
     }
 }
 
-/// What a node runs with: its configuration, and the runtime for its tasks.
+/// What a node runs with: its configuration, its scheduler, and the
+/// runtime for its tasks.
 struct Setup {
     config: NodeConfig,
     runtime: RuntimeKind,
+    scheduler: SwarmScheduler,
     /// What to keep in the data directory once the node is made.
     settings: NodeSettings,
 }
@@ -154,6 +162,7 @@ impl NodeArgs {
                 .heartbeat_period
                 .map(|h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX)),
             runtime: self.runtime.map(|r| r.name().to_owned()),
+            scheduler_strategy: self.scheduler_strategy.map(|s| s.to_string()),
         })
     }
 
@@ -175,6 +184,13 @@ impl NodeArgs {
                 dir.join("settings.json").display()
             ),
         };
+        let strategy = match settings.scheduler_strategy.as_deref() {
+            None => Strategy::default(),
+            Some(s) => s
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("settings.json").display()))?,
+        };
+        let scheduler = SwarmScheduler::new(SchedulerConfig::default().strategy(strategy))?;
         let mut config = NodeConfig::new(dir);
         settings.apply(&mut config);
         if let Some(v) = self.cert_expiry {
@@ -184,12 +200,18 @@ impl NodeArgs {
         Ok(Setup {
             config,
             runtime,
+            scheduler,
             settings,
         })
     }
 }
 
 impl Setup {
+    /// A builder of the node, with its scheduler.
+    fn builder(&self) -> NodeBuilder {
+        NodeBuilder::new(self.config.clone()).scheduler(self.scheduler.clone())
+    }
+
     /// Fails early, before a node is made, when the runtime cannot work.
     async fn check_runtime(&self) -> anyhow::Result<()> {
         if self.runtime == RuntimeKind::Docker {
@@ -243,7 +265,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             let setup = args.setup(true)?;
-            let node = Node::resume(setup.config.clone())?;
+            let node = setup.builder().resume()?;
             eprintln!(
                 "swarmd: node {} resumes as a {}",
                 node.id(),
@@ -255,7 +277,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let setup = args.setup(false)?;
             setup.check_runtime().await?;
             let addr = setup.config.advertised()?;
-            let node = Node::init(setup.config.clone()).await?;
+            let node = setup.builder().init().await?;
             let worker = node.join_token(NodeRole::Worker).await?;
             let manager = node.join_token(NodeRole::Manager).await?;
             say(&format!(
@@ -271,7 +293,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Join { token, manager }) => {
             let setup = args.setup(false)?;
             setup.check_runtime().await?;
-            let node = Node::join(setup.config.clone(), &with_port(&manager), &token).await?;
+            let node = setup.builder().join(&with_port(&manager), &token).await?;
             say(&format!(
                 "This node joined a swarm as a {}.",
                 role_name(node.role())
