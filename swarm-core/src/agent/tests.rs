@@ -119,7 +119,7 @@ fn running_status() -> RuntimeStatus {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
     let mut rt = runtime_with_info();
     rt.expect_prepare().times(1).returning(|_, _| {
@@ -135,7 +135,7 @@ async fn a_task_the_runtime_cannot_prepare_is_rejected_with_the_reason() {
     h.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_task_runs_then_its_exit_code_is_reported() {
     let mut rt = runtime_with_info();
     let mut seq = mockall::Sequence::new();
@@ -253,7 +253,7 @@ impl crate::runtime::Runtime for Scripted {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sweeps_leave_a_task_that_is_being_stopped_alone() {
     let (runtime, _health) = Scripted::new(None, true);
     let runtime = Arc::new(runtime);
@@ -292,7 +292,7 @@ async fn sweeps_leave_a_task_that_is_being_stopped_alone() {
     h.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
     use crate::runtime::Health;
     // No health check in the spec, but the runtime reports health.
@@ -327,7 +327,7 @@ async fn a_health_check_of_the_runtime_s_own_counts_like_the_spec_s() {
     h.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn strays_that_appear_later_are_swept_away() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     // The runtime shows a task the agent never had, after the agent's
@@ -372,7 +372,7 @@ async fn strays_that_appear_later_are_swept_away() {
     h.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_worker_cannot_move_a_task_backwards_or_touch_another_node_s_task() {
     use crate::dispatcher::{Dispatcher, StatusUpdate};
     use crate::model::TaskStatus;
@@ -418,7 +418,7 @@ async fn a_worker_cannot_move_a_task_backwards_or_touch_another_node_s_task() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_removed_node_does_not_come_back_by_itself() {
     use crate::dispatcher::{Dispatcher, DispatcherError};
     let store = Arc::new(MemoryStore::new());
@@ -431,7 +431,7 @@ async fn a_removed_node_does_not_come_back_by_itself() {
     assert!(store.state().await.unwrap().node("stranger").is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_finished_task_is_removed_from_the_runtime_once_reaped() {
     let mut rt = runtime_with_info();
     rt.expect_prepare().returning(|_, _| Ok(()));

@@ -250,7 +250,7 @@ mod leading_tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn runs_only_while_leading_and_never_twice_at_once() {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let shutdown = CancellationToken::new();
@@ -302,7 +302,7 @@ mod leading_tests {
         assert_eq!(running.load(Ordering::SeqCst), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_run_that_ends_while_leading_is_started_again() {
         let (_tx, rx) = tokio::sync::watch::channel(true);
         let shutdown = CancellationToken::new();

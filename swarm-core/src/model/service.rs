@@ -368,8 +368,8 @@ fn default_mode() -> u32 {
     0o444
 }
 
-/// How an update or rollback rolls out. The updater arrives in a later
-/// issue; the configuration is stored and validated now.
+/// How an update or rollback rolls out. Stored and validated; no updater
+/// acts on it yet.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UpdateConfig {
     /// Tasks updated at once; 0 means all at once.
