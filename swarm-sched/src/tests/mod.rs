@@ -10,11 +10,9 @@ mod spread;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use swarm_core::model::{
-    Meta, Node, NodeDescription, NodeSpec, NodeState, NodeStatus, Platform, Resources, Service,
-    ServiceSpec, Task, TaskState,
-};
+use swarm_core::model::{Meta, Node, Resources, Service, ServiceSpec, Task};
 use swarm_core::sched::{Decision, NodeInfo, Scheduler};
+use swarm_core::testing::fixtures::{NodeFixture, pending_tasks};
 
 use crate::SwarmScheduler;
 
@@ -23,23 +21,7 @@ const GIB: u64 = 1 << 30;
 /// A ready, active worker `id` (also its hostname), linux/amd64, 4 CPUs and
 /// 8 GiB, idle.
 fn node(id: &str) -> NodeInfo {
-    NodeInfo::new(Arc::new(Node {
-        meta: Meta::new(id.into()),
-        spec: NodeSpec::default(),
-        description: NodeDescription {
-            hostname: id.into(),
-            platform: Platform {
-                os: "linux".into(),
-                architecture: "amd64".into(),
-            },
-            resources: Resources::new(4.0, 8 * GIB),
-            ..Default::default()
-        },
-        status: NodeStatus {
-            state: NodeState::Ready,
-            ..Default::default()
-        },
-    }))
+    NodeFixture::new(id).info()
 }
 
 /// `info` with its node changed by `f`.
@@ -77,13 +59,7 @@ fn service(id: &str, f: impl FnOnce(&mut ServiceSpec)) -> Service {
 
 /// `n` pending tasks of `service`, in slots 1 to `n`.
 fn tasks(service: &Service, n: u64) -> Vec<Arc<Task>> {
-    (1..=n)
-        .map(|slot| {
-            let mut t = Task::new(service, slot, None, vec![]);
-            t.status.state = TaskState::Pending;
-            Arc::new(t)
-        })
-        .collect()
+    pending_tasks(service, n)
 }
 
 /// Schedules with the default configuration, checking the contract's
