@@ -13,9 +13,19 @@
 //! - [`Node::resume`] starts again from the data directory, with the same
 //!   identity.
 //! - [`Node::run`] runs it: a manager serves raft, the dispatcher, the
-//!   control API and joins on one port over mutual TLS, and runs the
-//!   control loops while it leads; every node (managers too) runs an
-//!   agent whose sessions fail over between managers.
+//!   control API and joins on one port (2377 by default) over mutual TLS,
+//!   and runs the control loops while it leads; every node (managers too)
+//!   runs an agent whose sessions fail over between managers.
+//!   [`Node::start`] runs it in the background and returns a
+//!   [`NodeHandle`]: the manager's `Control` and store, and a clean
+//!   shutdown.
+//!
+//! Every part is the app's to pick with a [`NodeBuilder`]: the store (a
+//! [`StoreProvider`]: [`RaftStores`], the default, or [`SoloStores`], a
+//! group of one in memory), the scheduler (any `Scheduler`), the runtime
+//! (any `Runtime`, given to `run`/`start`), and control loops of its own
+//! (run beside the built-in ones, on the leader only). [`NodeConfig`]
+//! carries the manager's and the agent's settings too.
 //!
 //! ```no_run
 //! use swarm_node::{Node, NodeConfig};
