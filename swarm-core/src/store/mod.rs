@@ -13,6 +13,8 @@ use futures::stream::BoxStream;
 
 pub use journal::Journal;
 pub use memory::{MemoryStore, MemoryStoreConfig};
+#[cfg(any(test, feature = "mocks"))]
+pub use replicated::MockReplicatedStore;
 pub use replicated::{Member, Membership, ReplicatedStore, SoloStore};
 pub use state::State;
 

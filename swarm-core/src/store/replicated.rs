@@ -187,3 +187,49 @@ mod tests {
         assert_eq!(store.state_linearizable().await.unwrap().index(), 0);
     }
 }
+
+#[cfg(any(test, feature = "mocks"))]
+mockall::mock! {
+    /// A mock [`ReplicatedStore`] (feature `mocks`): expectations for the
+    /// store's calls and for leadership and membership.
+    pub ReplicatedStore {}
+
+    impl Clone for ReplicatedStore {
+        fn clone(&self) -> Self;
+    }
+
+    #[async_trait]
+    impl Store for ReplicatedStore {
+        async fn state(&self) -> Result<State, StoreError>;
+        async fn apply(&self, changes: Vec<Change>) -> Result<u64, StoreError>;
+        async fn watch(&self, from: Option<u64>) -> Result<WatchStream, StoreError>;
+    }
+
+    #[async_trait]
+    impl ReplicatedStore for ReplicatedStore {
+        fn member_id(&self) -> u64;
+        fn leadership(&self) -> watch::Receiver<bool>;
+        async fn state_linearizable(&self) -> Result<State, StoreError>;
+        async fn membership(&self) -> Result<Membership, StoreError>;
+        async fn add_voter(&self, id: u64, addr: String) -> Result<(), StoreError>;
+        async fn remove_member(&self, id: u64) -> Result<(), StoreError>;
+        async fn shutdown(&self);
+    }
+}
+
+#[cfg(test)]
+mod mock_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_mock_answers_as_told() {
+        let mut store = MockReplicatedStore::new();
+        store.expect_member_id().return_const(7u64);
+        store
+            .expect_add_voter()
+            .withf(|id, addr| *id == 8 && addr == "m2:2377")
+            .returning(|_, _| Err(StoreError::Unavailable("not the leader".into())));
+        assert_eq!(store.member_id(), 7);
+        assert!(store.add_voter(8, "m2:2377".into()).await.is_err());
+    }
+}
