@@ -51,6 +51,7 @@ fn the_crates_sit_at_the_top_level() {
         "swarm-runtime-process",
         "swarm-api",
         "swarm-node",
+        "swarm-net",
         "examples",
     ] {
         assert!(
