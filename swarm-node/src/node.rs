@@ -477,6 +477,22 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         runtime: Arc<R>,
         shutdown: &CancellationToken,
     ) -> Result<Option<NodeRole>, Error> {
+        let result = self.run_parts(runtime, shutdown).await;
+        // However the run ended, the manager's store closes, and the
+        // handle no longer offers it.
+        self.current.send_replace(None);
+        if let Some(store) = self.store.take() {
+            store.shutdown().await;
+        }
+        result
+    }
+
+    /// [`Node::run_as_is`] but for closing the store.
+    async fn run_parts<R: Runtime>(
+        &mut self,
+        runtime: Arc<R>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<NodeRole>, Error> {
         let stop = shutdown.child_token();
         // However this run ends, everything it started stops.
         let _stop_all = stop.clone().drop_guard();
@@ -489,8 +505,6 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             let me = self.config.advertised()?;
             agent_managers.retain(|a| a != &me);
             agent_managers.insert(0, me);
-            self.store = Some(store.clone());
-            self.current.send_replace(Some(store.clone()));
             manager = Some((store, reload));
         }
         let dir = self.config.data_dir.clone();
@@ -508,6 +522,9 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
                 },
             ),
         );
+        if let Some((store, _)) = &manager {
+            self.current.send_replace(Some(store.clone()));
+        }
         background.spawn(
             Renewal {
                 config: self.config.clone(),
@@ -555,10 +572,6 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         };
         stop.cancel();
         while background.join_next().await.is_some() {}
-        self.current.send_replace(None);
-        if let Some(store) = self.store.take() {
-            store.shutdown().await;
-        }
         match result {
             Ok(Ok(())) => Ok(new_role),
             Ok(Err(AgentError::Dispatcher(DispatcherError::UnknownNode(id)))) => {
@@ -640,12 +653,16 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         stop: &CancellationToken,
         background: &mut tokio::task::JoinSet<()>,
     ) -> Result<(P::Store, watch::Sender<()>), Error> {
-        let store = match self.store.take() {
+        let store = match self.store.clone() {
             Some(s) => s,
             None => {
-                self.provider
+                let s = self
+                    .provider
                     .open(&member(&self.config, &self.state.node_id, &self.creds)?)
-                    .await?
+                    .await?;
+                // Held from here, so that it closes however this ends.
+                self.store = Some(s.clone());
+                s
             }
         };
         let listener = tokio::net::TcpListener::bind(self.config.listen_addr)

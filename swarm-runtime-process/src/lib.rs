@@ -37,6 +37,8 @@ pub struct ProcessRuntime {
 struct Inner {
     config: ProcessRuntimeConfig,
     tasks: Mutex<HashMap<Id, Arc<TaskProcess>>>,
+    /// This runtime, in the tasks' records; alive while it lives.
+    owner: Arc<reclaim::Owner>,
 }
 
 /// How long a task left running by an earlier runtime gets to stop after
@@ -68,6 +70,7 @@ impl ProcessRuntime {
             inner: Arc::new(Inner {
                 config,
                 tasks: Mutex::new(HashMap::new()),
+                owner: Arc::new(reclaim::Owner::register()),
             }),
         })
     }
@@ -190,10 +193,11 @@ impl Runtime for ProcessRuntime {
             return Ok(());
         }
         let config = self.inner.config.clone();
+        let owner = self.inner.owner.clone();
         let (task, files) = (task.clone(), files.to_vec());
         let launch = tokio::task::spawn_blocking(move || {
             let launch = Launch::prepare(&config, &task, &files)?;
-            reclaim::write(&launch.dir, None).map_err(|e| {
+            reclaim::write(&launch.dir, &owner, None).map_err(|e| {
                 RuntimeError::Unavailable(format!(
                     "failed to record the task's owner in {}: {e}",
                     config.state_dir.display()
@@ -207,6 +211,7 @@ impl Runtime for ProcessRuntime {
         let config = &self.inner.config;
         let process = TaskProcess::new(
             id.clone(),
+            self.inner.owner.clone(),
             launch,
             healthcheck,
             config.log_lines,

@@ -55,6 +55,8 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct TaskProcess {
     id: Id,
+    /// The runtime, for the task's record.
+    owner: Arc<crate::reclaim::Owner>,
     launch: Arc<Launch>,
     healthcheck: Option<HealthCheck>,
     max_line_bytes: usize,
@@ -102,6 +104,7 @@ impl TaskProcess {
     /// A prepared, unstarted task.
     pub(crate) fn new(
         id: Id,
+        owner: Arc<crate::reclaim::Owner>,
         launch: Launch,
         healthcheck: Option<HealthCheck>,
         log_lines: usize,
@@ -111,6 +114,7 @@ impl TaskProcess {
         let health = healthcheck.as_ref().map(|_| Health::Starting);
         Self {
             id,
+            owner,
             launch: Arc::new(launch),
             healthcheck,
             max_line_bytes,
@@ -164,9 +168,11 @@ impl TaskProcess {
         };
         // Kept on disk, so that a runtime after this one can stop the task
         // if this one dies.
-        if let Err(e) =
-            crate::reclaim::write(&self.launch.dir, crate::reclaim::ProcessMark::of(pid))
-        {
+        if let Err(e) = crate::reclaim::write(
+            &self.launch.dir,
+            &self.owner,
+            crate::reclaim::ProcessMark::of(pid),
+        ) {
             tracing::warn!(task = %self.id, error = %e, "failed to record the task's process");
         }
         let pid = Pid::from_raw(pid);

@@ -10,7 +10,9 @@
 //! time). Start times guard against reused pids: a record names a process
 //! only if one with that pid started at that time.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -47,16 +49,73 @@ impl ProcessMark {
     }
 }
 
+/// The runtimes alive in this process, by token: a runtime dropped
+/// without stopping its tasks leaves them to the next one, even in the
+/// same process.
+static LIVE: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<u64>> {
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A runtime's identity in the records: this process and a token of its
+/// own. Registered while it lives.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    pub(crate) token: u64,
+}
+
+impl Owner {
+    /// A new owner, registered as alive.
+    pub(crate) fn register() -> Self {
+        let token = rand_token();
+        live().insert(token);
+        Self { token }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        live().remove(&self.token);
+    }
+}
+
+fn rand_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded randomly per process and per call.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// This boot's id: start times count from boot, so a record of another
+/// boot names no process of this one.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// The record of one task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
+    pub(crate) boot: String,
     pub(crate) owner: ProcessMark,
+    pub(crate) token: u64,
     pub(crate) leader: Option<ProcessMark>,
 }
 
 impl Record {
     fn encode(&self) -> String {
-        let mut s = format!("{} {}", self.owner.pid, self.owner.started);
+        let mut s = format!(
+            "{} {} {} {}",
+            self.boot, self.owner.pid, self.owner.started, self.token
+        );
         if let Some(l) = self.leader {
             s.push_str(&format!(" {} {}", l.pid, l.started));
         }
@@ -72,34 +131,67 @@ impl Record {
                 started: started.parse().ok()?,
             })
         };
-        match n.as_slice() {
-            [p, s] => Some(Self {
-                owner: mark(p, s)?,
-                leader: None,
-            }),
-            [p, s, lp, ls] => Some(Self {
-                owner: mark(p, s)?,
-                leader: Some(mark(lp, ls)?),
-            }),
-            _ => None,
+        let (boot, owner, token, leader) = match n.as_slice() {
+            [b, p, s, t] => (b, mark(p, s)?, t, None),
+            [b, p, s, t, lp, ls] => (b, mark(p, s)?, t, Some(mark(lp, ls)?)),
+            _ => return None,
+        };
+        Some(Self {
+            boot: (*boot).to_owned(),
+            owner,
+            token: token.parse().ok()?,
+            leader,
+        })
+    }
+
+    /// Whether the runtime that wrote it still runs.
+    fn owner_alive(&self, boot: &str) -> bool {
+        if self.boot != boot || !self.owner.alive() {
+            return false;
         }
+        ProcessMark::me() != Some(self.owner) || live().contains(&self.token)
     }
 }
 
-/// Where the record of the task with directory `task_dir` lives.
+/// Where the record of the task with directory `task_dir` lives: beside
+/// it, `<task id>.owner` (task ids may hold dots).
 pub(crate) fn record_path(task_dir: &Path) -> PathBuf {
-    task_dir.with_extension("owner")
+    let mut name = task_dir.file_name().unwrap_or_default().to_owned();
+    name.push(".owner");
+    task_dir.with_file_name(name)
 }
 
-/// Writes the record of the task with directory `task_dir`: owned by this
-/// process, led by `leader` once started.
-pub(crate) fn write(task_dir: &Path, leader: Option<ProcessMark>) -> std::io::Result<()> {
-    let Some(owner) = ProcessMark::me() else {
+/// Writes the record of the task with directory `task_dir`: owned by
+/// `owner`, led by `leader` once started. A record without a leader does
+/// not replace one of the same owner with a leader (a late `prepare` of a
+/// task that has started).
+pub(crate) fn write(
+    task_dir: &Path,
+    owner: &Owner,
+    leader: Option<ProcessMark>,
+) -> std::io::Result<()> {
+    let Some(me) = ProcessMark::me() else {
         return Err(std::io::Error::other("cannot read /proc/self/stat"));
     };
     let path = record_path(task_dir);
-    let tmp = path.with_extension("owner.tmp");
-    std::fs::write(&tmp, Record { owner, leader }.encode())?;
+    if leader.is_none()
+        && let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(old) = Record::decode(&text)
+        && old.owner == me
+        && old.token == owner.token
+        && old.leader.is_some()
+    {
+        return Ok(());
+    }
+    let record = Record {
+        boot: boot_id(),
+        owner: me,
+        token: owner.token,
+        leader,
+    };
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, record.encode())?;
     std::fs::rename(&tmp, &path)
 }
 
@@ -123,49 +215,69 @@ pub(crate) struct Reclaimed {
     pub(crate) cleared: usize,
 }
 
+/// Whether the task's process group `leader` (led by, or left by, that
+/// process) still exists and is the task's: its leader runs, or the
+/// leader is gone but its group lives on (Linux gives no process a pid
+/// that is still a group's id, so no other process can hold it).
+fn group_alive(leader: ProcessMark) -> bool {
+    if leader.alive() {
+        return true;
+    }
+    let pid_free = ProcessMark::of(leader.pid).is_none();
+    pid_free && killpg(Pid::from_raw(leader.pid), None).is_ok()
+}
+
 /// Stops every task in `state_dir` whose owning runtime no longer runs
 /// (SIGTERM to its process group, SIGKILL after `grace`), and deletes
 /// their records and directories. Tasks of runtimes that still run (in
-/// this process or another) are left alone. Blocking.
+/// this process or another) are left alone, and so are records that
+/// cannot be read. Blocking.
 pub(crate) fn reclaim(state_dir: &Path, grace: Duration) -> Reclaimed {
     let mut done = Reclaimed::default();
     let Ok(entries) = std::fs::read_dir(state_dir) else {
         return done;
     };
+    let boot = boot_id();
     let mut orphans = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != "owner") {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
-        }
-        let record = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| Record::decode(&t));
-        match record {
-            Some(r) if r.owner.alive() => {}
-            Some(r) => orphans.push((path, r.leader.filter(|l| l.alive()))),
-            // Half-written by a runtime that died: its task never started.
-            None => orphans.push((path, None)),
+        };
+        let Some(task) = name.strip_suffix(".owner") else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let dir = state_dir.join(task);
+        match Record::decode(&text) {
+            Some(r) if r.owner_alive(&boot) => {}
+            // A leader of another boot is no process of this one.
+            Some(r) if r.boot == boot => {
+                orphans.push((path, dir, r.leader.filter(|l| group_alive(*l))))
+            }
+            // Another boot's, or not a record of ours: nothing runs.
+            _ => orphans.push((path, dir, None)),
         }
     }
-    let leaders: Vec<ProcessMark> = orphans.iter().filter_map(|(_, l)| *l).collect();
-    for l in &leaders {
+    let groups: Vec<ProcessMark> = orphans.iter().filter_map(|(_, _, l)| *l).collect();
+    for g in &groups {
         tracing::warn!(
-            pid = l.pid,
-            "stopping a task process left by an earlier runtime"
+            pgid = g.pid,
+            "stopping a task left running by an earlier runtime"
         );
-        signal(l.pid, Signal::SIGTERM);
+        signal(g.pid, Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
-    while leaders.iter().any(|l| l.alive()) && Instant::now() < deadline {
+    while groups.iter().any(|g| group_alive(*g)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    for l in leaders.iter().filter(|l| l.alive()) {
-        signal(l.pid, Signal::SIGKILL);
+    for g in groups.iter().filter(|g| group_alive(**g)) {
+        signal(g.pid, Signal::SIGKILL);
     }
-    done.stopped = leaders.len();
-    for (record, _) in orphans {
-        let dir = record.with_extension("");
+    done.stopped = groups.len();
+    for (record, dir, _) in orphans {
         crate::remove_dir(&dir);
         let _ = std::fs::remove_file(&record);
         done.cleared += 1;
@@ -195,20 +307,43 @@ mod tests {
             ..me
         };
         assert!(!later.alive(), "same pid, another start: another process");
-        for r in [
-            Record {
+        for leader in [None, Some(later)] {
+            let r = Record {
+                boot: boot_id(),
                 owner: me,
-                leader: None,
-            },
-            Record {
-                owner: me,
-                leader: Some(later),
-            },
-        ] {
+                token: 7,
+                leader,
+            };
             assert_eq!(Record::decode(&r.encode()), Some(r));
         }
         assert_eq!(Record::decode("12"), None);
-        assert_eq!(Record::decode("a b"), None);
+        assert_eq!(Record::decode("b 1 x 3"), None);
+        assert_eq!(
+            record_path(Path::new("/s/x.a")),
+            PathBuf::from("/s/x.a.owner"),
+            "ids with dots keep their own record"
+        );
+    }
+
+    #[test]
+    fn owners_are_alive_while_they_run_this_boot_and_are_registered() {
+        let boot = boot_id();
+        let me = ProcessMark::me().unwrap();
+        let owner = Owner::register();
+        let record = |boot: &str, token| Record {
+            boot: boot.into(),
+            owner: me,
+            token,
+            leader: None,
+        };
+        assert!(record(&boot, owner.token).owner_alive(&boot));
+        assert!(!record("another-boot", owner.token).owner_alive(&boot));
+        let token = owner.token;
+        drop(owner);
+        assert!(
+            !record(&boot, token).owner_alive(&boot),
+            "a dropped runtime of this process owns nothing"
+        );
     }
 
     #[test]
@@ -217,53 +352,81 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("swarm-reclaim-{}", swarm_core::Id::generate()));
         std::fs::create_dir_all(&dir).unwrap();
-        let spawn = || {
-            let child = std::process::Command::new("sleep")
-                .arg("600")
+        let spawn = |script: &str| {
+            let child = std::process::Command::new("sh")
+                .args(["-c", script])
                 .process_group(0)
                 .spawn()
                 .unwrap();
             let pid = i32::try_from(child.id()).unwrap();
             (child, ProcessMark::of(pid).unwrap())
         };
+        let boot = boot_id();
         // A runtime that died: a process that has exited.
         let mut gone = std::process::Command::new("true").spawn().unwrap();
         let gone_mark = ProcessMark::of(i32::try_from(gone.id()).unwrap()).unwrap();
         gone.wait().unwrap();
-        let (mut orphan, orphan_mark) = spawn();
-        let (mut kept, kept_mark) = spawn();
-        let orphan_dir = dir.join("orphan");
-        std::fs::create_dir_all(&orphan_dir).unwrap();
-        let record = |owner, leader| {
-            Record {
+        let (mut orphan, orphan_mark) = spawn("exec sleep 600");
+        // A group whose leader exited, leaving a child that ignores SIGTERM.
+        let child_file = dir.join("left-child");
+        let (mut left, left_mark) = spawn(&format!(
+            "trap '' TERM; sleep 600 & echo $! > {}; exit 0",
+            child_file.display()
+        ));
+        left.wait().unwrap();
+        let left_child: i32 = std::fs::read_to_string(&child_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let owner = Owner::register();
+        let (mut kept, kept_mark) = spawn("exec sleep 600");
+        let write = |name: &str, owner: ProcessMark, token, leader| {
+            let r = Record {
+                boot: boot.clone(),
                 owner,
+                token,
                 leader: Some(leader),
-            }
-            .encode()
+            };
+            std::fs::write(record_path(&dir.join(name)), r.encode()).unwrap();
         };
-        std::fs::write(record_path(&orphan_dir), record(gone_mark, orphan_mark)).unwrap();
-        std::fs::write(
-            record_path(&dir.join("kept")),
-            record(ProcessMark::me().unwrap(), kept_mark),
-        )
-        .unwrap();
+        std::fs::create_dir_all(dir.join("orphan.1")).unwrap();
+        write("orphan.1", gone_mark, 1, orphan_mark);
+        write("left", gone_mark, 1, left_mark);
+        write("kept", ProcessMark::me().unwrap(), owner.token, kept_mark);
+        // Not a record: left alone, but cleared.
+        std::fs::write(dir.join("junk.owner"), "not a record").unwrap();
 
-        let done = reclaim(&dir, Duration::from_secs(5));
+        let done = reclaim(&dir, Duration::from_millis(500));
         assert_eq!(
             done,
             Reclaimed {
-                stopped: 1,
-                cleared: 1
+                stopped: 2,
+                cleared: 3
             }
         );
         let status = orphan.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(15), "stopped with SIGTERM");
-        assert!(!orphan_dir.exists() && !record_path(&orphan_dir).exists());
+        assert!(!dir.join("orphan.1").exists() && !record_path(&dir.join("orphan.1")).exists());
+        // The group's last process was killed: gone, or a zombie waiting
+        // for whoever reaps orphans here.
+        let state = std::fs::read_to_string(format!("/proc/{left_child}/stat")).unwrap_or_default();
+        let state = state
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        assert!(
+            matches!(state, None | Some("Z" | "X")),
+            "the leaderless group was killed: {state:?}"
+        );
         assert!(kept_mark.alive(), "a live runtime's task runs on");
         assert!(record_path(&dir.join("kept")).exists());
         kept.kill().unwrap();
         kept.wait().unwrap();
+        drop(owner);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

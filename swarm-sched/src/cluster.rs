@@ -261,6 +261,21 @@ impl<'a> Cluster<'a> {
                 || u64::from(self.service_tasks(p, req.service)) < req.max_per_node)
     }
 
+    /// Records a task of `req` placed on the node at `p`, and says whether
+    /// the node can take another task of the batch: what [`Self::place`]
+    /// says under the stock filters, and the whole chain otherwise (an
+    /// app's filter may turn the node away now, and a built-in that was
+    /// removed or replaced must not).
+    pub fn settle(&mut self, p: usize, req: &Requirements<'_>) -> bool {
+        let fits = self.place(p, req);
+        if req.filters.stock {
+            fits
+        } else {
+            self.check(p, req, self.service_tasks(p, req.service))
+                .is_ok()
+        }
+    }
+
     /// Whether the node at `p` is ready and active, or why not.
     pub fn readiness(&self, p: usize) -> Result<(), Rejection> {
         match self.loads[p].readiness {

@@ -160,12 +160,7 @@ impl Pass<'_> {
                 return give_up(&mut self.outcomes, &mut self.reasons, batch, k, reason);
             };
             let p = layout.position(key) as usize;
-            if self.cluster.place(p, req)
-                && self
-                    .cluster
-                    .check(p, req, self.cluster.service_tasks(p, req.service))
-                    .is_ok()
-            {
+            if self.cluster.settle(p, req) {
                 heap.replace_top(self.cluster.ranked_key(p, req, max_failures, ranking));
             } else {
                 heap.pop();
@@ -250,16 +245,7 @@ impl Pass<'_> {
                 return give_up(outcomes, reasons, batch, k, reason);
             };
             let p = layout.position(key);
-            if cluster.place(p as usize, req)
-                && (req.filters.stock
-                    || cluster
-                        .check(
-                            p as usize,
-                            req,
-                            cluster.service_tasks(p as usize, req.service),
-                        )
-                        .is_ok())
-            {
+            if cluster.settle(p as usize, req) {
                 heap.replace_top(layout.bump(key));
             } else {
                 heap.pop();
@@ -297,17 +283,14 @@ impl Pass<'_> {
             let picked = tree.pick(|key| {
                 chosen = layout.position(key);
                 let p = chosen as usize;
-                if !cluster.place(p, req) {
+                if !cluster.settle(p, req) {
                     return None;
                 }
-                if spreading {
-                    return Some(layout.bump(key));
-                }
-                // The app's filters may turn the node away now.
-                cluster
-                    .check(p, req, cluster.service_tasks(p, req.service))
-                    .ok()
-                    .map(|()| cluster.ranked_key(p, req, max_failures, ranking))
+                Some(if spreading {
+                    layout.bump(key)
+                } else {
+                    cluster.ranked_key(p, req, max_failures, ranking)
+                })
             });
             if picked.is_none() {
                 let reason = Tally::of(&self.cluster, req).reason(req);

@@ -318,6 +318,12 @@ pub struct Controller<R> {
     scratch: Vec<Id>,
 }
 
+/// Why a reconcile did not succeed.
+enum Failure<E> {
+    Failed(E),
+    Panicked,
+}
+
 /// The first delay after a failed reconcile.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest delay after failed reconciles.
@@ -381,7 +387,17 @@ impl<R: Reconcile> ControlLoop for Controller<R> {
         keys.retain(|k| seen.insert(k.clone()));
         for key in keys {
             self.due.remove(&key);
-            let requeue = match self.reconciler.reconcile(&key, &state).await {
+            // A reconcile that panics counts as one that failed: the loop
+            // and the other keys go on.
+            let outcome = std::panic::AssertUnwindSafe(self.reconciler.reconcile(&key, &state))
+                .catch_unwind()
+                .await
+                .map_err(|_| Failure::Panicked)
+                .and_then(|r| r.map_err(Failure::Failed));
+            let requeue = match outcome.map_err(|e| match e {
+                Failure::Failed(e) => e.to_string(),
+                Failure::Panicked => "reconcile panicked".to_owned(),
+            }) {
                 Ok(Action::Done) => {
                     self.failures.remove(&key);
                     None
@@ -400,8 +416,9 @@ impl<R: Reconcile> ControlLoop for Controller<R> {
                     Some(backoff)
                 }
             };
-            if let Some(delay) = requeue {
-                self.due.insert(key, tokio::time::Instant::now() + delay);
+            // A delay past any clock (Duration::MAX) means never.
+            if let Some(at) = requeue.and_then(|d| tokio::time::Instant::now().checked_add(d)) {
+                self.due.insert(key, at);
             }
         }
         // Wake up when the next key is due (the key makes the driver run;
@@ -476,6 +493,11 @@ mod tests {
                     self.failures_left -= 1;
                     Err("not yet".into())
                 }
+                "boom" if self.failures_left > 0 => {
+                    self.failures_left -= 1;
+                    panic!("a bug in the app's reconcile")
+                }
+                "never" => Ok(Action::RequeueAfter(Duration::MAX)),
                 "ticking" => Ok(Action::RequeueAfter(Duration::from_secs(10))),
                 _ => Ok(Action::Done),
             }
@@ -549,6 +571,42 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(at("good").len(), 2);
         assert_eq!(at("bad").len(), 3);
+        stop.cancel();
+        driven.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_reconcile_is_retried_and_never_means_never() {
+        let store = Arc::new(MemoryStore::new());
+        for id in ["boom", "never"] {
+            store
+                .apply(vec![Change::Create(service(id))])
+                .await
+                .unwrap();
+        }
+        let calls: Calls = Arc::default();
+        let stop = CancellationToken::new();
+        let lp = Controller::new(Recorder {
+            calls: calls.clone(),
+            failures_left: 1,
+        });
+        let driven = tokio::spawn({
+            let store = store.clone();
+            let stop = stop.clone();
+            async move { drive(&store, lp, stop).await }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let count = |key: &str| {
+            calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k == key)
+                .count()
+        };
+        assert_eq!(count("boom"), 2, "panicked once, retried after the backoff");
+        assert_eq!(count("never"), 1);
+        assert!(!driven.is_finished(), "the loop goes on");
         stop.cancel();
         driven.await.unwrap();
     }

@@ -245,3 +245,64 @@ fn an_app_s_ranking_replaces_the_strategy() {
             .contains("spread or binpack")
     );
 }
+
+/// Any node takes any task: resources are overcommitted.
+#[derive(Debug)]
+struct Overcommit;
+
+impl Filter for Overcommit {
+    fn name(&self) -> &str {
+        "overcommit"
+    }
+    fn accepts(&self, _: &Candidate<'_>, _: &Task) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_replaced_or_removed_built_in_no_longer_applies_within_a_batch() {
+    // 4 CPUs each, 2 CPUs per task: the stock chain takes 2 per node.
+    let svc = service("s", |s| {
+        s.task.resources.reservations = Resources::new(2.0, 0);
+        s.task.placement.max_replicas_per_node = 1;
+    });
+    let nodes = [node("a"), node("b"), node("c")];
+    for strategy in [Strategy::Spread, Strategy::Binpack] {
+        let stock = SwarmScheduler::builder()
+            .strategy(strategy)
+            .build()
+            .unwrap();
+        let d = schedule_with(&stock, &nodes, &tasks(&svc, 9));
+        assert_eq!(
+            per_node(&d).values().sum::<usize>(),
+            3,
+            "{strategy}: one per node"
+        );
+        let loose = SwarmScheduler::builder()
+            .strategy(strategy)
+            .replace(Builtin::Resources, Overcommit)
+            .without(Builtin::MaxReplicas)
+            .build()
+            .unwrap();
+        let d = schedule_with(&loose, &nodes, &tasks(&svc, 9));
+        assert!(reasons(&d).is_empty(), "{strategy}: {:?}", reasons(&d));
+        assert_eq!(per_node(&d).values().sum::<usize>(), 9);
+    }
+}
+
+#[test]
+fn an_app_s_filter_is_asked_again_under_spread_preferences() {
+    let svc = service("s", |s| {
+        s.task.placement.preferences = vec![PlacementPreference::Spread {
+            descriptor: "node.labels.zone".into(),
+        }];
+    });
+    let nodes = [
+        labelled("a", &[("zone", "x")]),
+        labelled("b", &[("zone", "y")]),
+    ];
+    let s = SwarmScheduler::builder().filter(AtMost(2)).build().unwrap();
+    let d = schedule_with(&s, &nodes, &tasks(&svc, 6));
+    assert_eq!(per_node(&d), [("a".into(), 2), ("b".into(), 2)].into());
+    assert_eq!(reasons(&d).len(), 2);
+}
