@@ -829,8 +829,8 @@ impl<S: ReplicatedStore> NodeHandle<S> {
     }
 
     /// The manager's control API (what `swarmctl` reaches over gRPC),
-    /// once its manager part runs: waits up to 30 s for it. A worker has
-    /// none.
+    /// once its manager part runs and serves on its port (other nodes can
+    /// join from then on): waits up to 30 s for it. A worker has none.
     pub async fn control(&self) -> Result<Control<S>, Error> {
         let mut current = self.current.clone();
         let store =

@@ -79,6 +79,8 @@ async fn a_node_built_from_an_app_s_parts_places_with_its_scheduler() {
     let addr = manager.config().advertised().unwrap();
     let m1 = FakeRuntime::new("m1");
     let manager = manager.start(m1.clone());
+    // The app reaches its manager through the handle, once it serves.
+    let control = manager.control().await.unwrap();
     let mut workers = BTreeMap::new();
     for name in ["w1", "w2"] {
         let worker = NodeBuilder::new(config(&dir, name))
@@ -89,8 +91,6 @@ async fn a_node_built_from_an_app_s_parts_places_with_its_scheduler() {
         workers.insert(name, (worker.start(runtime.clone()), runtime));
     }
 
-    // The app reaches its manager through the handle.
-    let control = manager.control().await.unwrap();
     until("three ready nodes", || async {
         let state = manager.store().unwrap().state().await.unwrap();
         state.nodes().filter(|n| n.accepts_tasks()).count() == 3
@@ -202,6 +202,8 @@ async fn an_app_s_loop_runs_on_the_leader_only_and_moves_with_it() {
     let addr = first.config().advertised().unwrap();
     let mut handles = BTreeMap::new();
     handles.insert("m1".to_owned(), first.start(FakeRuntime::new("m1")));
+    // Joins go to it once it serves.
+    handles["m1"].control().await.unwrap();
     for name in ["m2", "m3"] {
         let node = with_marker(config(&dir, name), name, &active)
             .join(&addr, &token)
