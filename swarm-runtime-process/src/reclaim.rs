@@ -409,18 +409,24 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(15), "stopped with SIGTERM");
         assert!(!dir.join("orphan.1").exists() && !record_path(&dir.join("orphan.1")).exists());
-        // The group's last process was killed: gone, or a zombie waiting
-        // for whoever reaps orphans here.
-        let state = std::fs::read_to_string(format!("/proc/{left_child}/stat")).unwrap_or_default();
-        let state = state
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next();
+        // The group's last process was killed: soon gone, or a zombie
+        // waiting for whoever reaps orphans here.
+        let state = || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{left_child}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        };
+        let dead = Instant::now() + Duration::from_secs(10);
+        while !matches!(state().as_deref(), None | Some("Z" | "X")) && Instant::now() < dead {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
-            matches!(state, None | Some("Z" | "X")),
-            "the leaderless group was killed: {state:?}"
+            matches!(state().as_deref(), None | Some("Z" | "X")),
+            "the leaderless group was killed: {:?}",
+            state()
         );
         assert!(kept_mark.alive(), "a live runtime's task runs on");
         assert!(record_path(&dir.join("kept")).exists());
