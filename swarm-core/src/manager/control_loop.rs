@@ -512,10 +512,20 @@ mod tests {
         })
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn reconciles_each_changed_key_once_and_backs_off_on_errors() {
+    /// A store holding services `ids`, and a controller of a [`Recorder`]
+    /// failing `failures_left` times driven over it: the store, the calls,
+    /// the stop token and the driver.
+    async fn driven(
+        ids: &[&str],
+        failures_left: u32,
+    ) -> (
+        Arc<MemoryStore>,
+        Calls,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
         let store = Arc::new(MemoryStore::new());
-        for id in ["good", "bad", "ticking"] {
+        for id in ids {
             store
                 .apply(vec![Change::Create(service(id))])
                 .await
@@ -523,16 +533,22 @@ mod tests {
         }
         let calls: Calls = Arc::default();
         let stop = CancellationToken::new();
-        let began = Instant::now();
         let lp = Controller::new(Recorder {
             calls: calls.clone(),
-            failures_left: 2,
+            failures_left,
         });
-        let driven = tokio::spawn({
+        let handle = tokio::spawn({
             let store = store.clone();
             let stop = stop.clone();
             async move { drive(&store, lp, stop).await }
         });
+        (store, calls, stop, handle)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconciles_each_changed_key_once_and_backs_off_on_errors() {
+        let began = Instant::now();
+        let (store, calls, stop, driven) = driven(&["good", "bad", "ticking"], 2).await;
         tokio::time::sleep(Duration::from_secs(15)).await;
         let at = |key: &str| -> Vec<Duration> {
             calls
@@ -577,24 +593,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_panicking_reconcile_is_retried_and_never_means_never() {
-        let store = Arc::new(MemoryStore::new());
-        for id in ["boom", "never"] {
-            store
-                .apply(vec![Change::Create(service(id))])
-                .await
-                .unwrap();
-        }
-        let calls: Calls = Arc::default();
-        let stop = CancellationToken::new();
-        let lp = Controller::new(Recorder {
-            calls: calls.clone(),
-            failures_left: 1,
-        });
-        let driven = tokio::spawn({
-            let store = store.clone();
-            let stop = stop.clone();
-            async move { drive(&store, lp, stop).await }
-        });
+        let (_store, calls, stop, driven) = driven(&["boom", "never"], 1).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         let count = |key: &str| {
             calls
