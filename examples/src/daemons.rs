@@ -143,7 +143,13 @@ impl Daemons {
     /// Starts `name` again with no flag but its data directory: it must
     /// take up the settings it kept.
     pub fn resume_bare(&mut self, name: &str) {
-        self.spawn_with(name, &[], false);
+        self.resume_with(name, &[]);
+    }
+
+    /// Starts `name` again with `args` and its data directory, and no
+    /// other flag.
+    pub fn resume_with(&mut self, name: &str, args: &[&str]) {
+        self.spawn_with(name, args, false);
     }
 
     /// Stops `name` as an operator would (SIGTERM), and waits for it.

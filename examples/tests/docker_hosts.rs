@@ -41,19 +41,7 @@ fn stage(dir: &Path) -> Result<(), String> {
     let mut files: BTreeSet<PathBuf> = BTreeSet::new();
     let sleep = PathBuf::from("/bin/sleep");
     for bin in [Path::new(SWARMD), Path::new(SWARMCTL), &sleep] {
-        let ldd = run(Command::new("ldd").arg(bin))?;
-        for line in ldd.lines() {
-            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
-            // "/lib64/ld-linux-x86-64.so.2 (0x...)".
-            let path = line
-                .split("=>")
-                .last()
-                .and_then(|s| s.split_whitespace().next())
-                .filter(|p| p.starts_with('/'));
-            if let Some(p) = path {
-                files.insert(p.into());
-            }
-        }
+        files.extend(swarm_runtime_docker::testing::libraries(bin)?);
     }
     files.insert(sleep);
     for f in &files {

@@ -128,7 +128,18 @@ fn a_resumed_node_keeps_its_hostname_and_address() {
             && sleeping(&arg) == 1
     });
 
-    // A flag given on resume wins, and is kept.
+    // A flag given on resume wins, and is kept beside the others.
+    d.stop("m2");
+    d.resume_with("m2", &["--heartbeat-period", "300ms"]);
+    d.wait(
+        "the node resumed with a new heartbeat period",
+        LIMIT,
+        || {
+            d.nodes("m2")
+                .get("m2")
+                .is_some_and(|(state, _)| state == "ready")
+        },
+    );
     d.stop("m2");
     let out = d.run_swarmd("m2", &["leave"]);
     assert!(
@@ -139,6 +150,7 @@ fn a_resumed_node_keeps_its_hostname_and_address() {
     let kept: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.data("m2").join("settings.json")).unwrap())
             .unwrap();
-    assert_eq!(kept["hostname"], "m2");
+    assert_eq!(kept["heartbeat_period_ms"], 300, "the flag given on resume");
+    assert_eq!(kept["hostname"], "m2", "kept from init");
     assert_eq!(kept["listen_addr"], d.addr("m2"));
 }

@@ -369,6 +369,24 @@ impl Ipam {
             .get_mut(network)
             .ok_or_else(|| IpamError::UnknownNetwork(network.clone()))
     }
+
+    /// The network's addresses and the bit of `addr`, if `addr` is one it
+    /// can hand out (a host address, not the gateway).
+    fn handed_out_bit(
+        &mut self,
+        network: &Id,
+        addr: Ipv4Addr,
+    ) -> Result<(&mut Addresses, usize), IpamError> {
+        let a = self.addresses(network)?;
+        match a.index(addr).filter(|_| addr != a.alloc.gateway) {
+            Some(i) => Ok((a, i)),
+            None => Err(IpamError::NotInNetwork {
+                addr,
+                network: network.clone(),
+                subnet: a.alloc.subnet,
+            }),
+        }
+    }
 }
 
 impl AddressManager for Ipam {
@@ -431,14 +449,7 @@ impl AddressManager for Ipam {
     }
 
     fn allocate_exact(&mut self, network: &Id, addr: Ipv4Addr) -> Result<(), IpamError> {
-        let a = self.addresses(network)?;
-        let Some(i) = a.index(addr).filter(|_| addr != a.alloc.gateway) else {
-            return Err(IpamError::NotInNetwork {
-                addr,
-                network: network.clone(),
-                subnet: a.alloc.subnet,
-            });
-        };
+        let (a, i) = self.handed_out_bit(network, addr)?;
         if a.get(i) {
             return Err(IpamError::InUse {
                 addr,
@@ -451,14 +462,7 @@ impl AddressManager for Ipam {
     }
 
     fn release(&mut self, network: &Id, addr: Ipv4Addr) -> Result<(), IpamError> {
-        let a = self.addresses(network)?;
-        let Some(i) = a.index(addr).filter(|_| addr != a.alloc.gateway) else {
-            return Err(IpamError::NotInNetwork {
-                addr,
-                network: network.clone(),
-                subnet: a.alloc.subnet,
-            });
-        };
+        let (a, i) = self.handed_out_bit(network, addr)?;
         if !a.get(i) {
             return Err(IpamError::NotInUse {
                 addr,

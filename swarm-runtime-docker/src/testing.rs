@@ -166,8 +166,9 @@ fn find(program: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("this machine has no {program} in /bin or /usr/bin"))
 }
 
-/// The shared libraries `ldd` names for `program` (none for a static one).
-fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
+/// The shared libraries `ldd` names for `program` (none for a static
+/// one): what an image needs beside it.
+pub fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
     let out = std::process::Command::new("ldd")
         .arg(program)
         .output()

@@ -73,7 +73,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Sends `signal` to the process group `pid`; a group that is gone is not
 /// an error.
-fn signal_group(pid: Pid, signal: Signal) {
+pub(crate) fn signal_group(pid: Pid, signal: Signal) {
     match killpg(pid, signal) {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => {

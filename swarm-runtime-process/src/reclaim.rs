@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
+
+use crate::process::signal_group;
 use nix::unistd::Pid;
 
 /// A process, told apart from a later one with the same pid by when it
@@ -267,14 +268,14 @@ pub(crate) fn reclaim(state_dir: &Path, grace: Duration) -> Reclaimed {
             pgid = g.pid,
             "stopping a task left running by an earlier runtime"
         );
-        signal(g.pid, Signal::SIGTERM);
+        signal_group(Pid::from_raw(g.pid), Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
     while groups.iter().any(|g| group_alive(*g)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     for g in groups.iter().filter(|g| group_alive(**g)) {
-        signal(g.pid, Signal::SIGKILL);
+        signal_group(Pid::from_raw(g.pid), Signal::SIGKILL);
     }
     done.stopped = groups.len();
     for (record, dir, _) in orphans {
@@ -283,15 +284,6 @@ pub(crate) fn reclaim(state_dir: &Path, grace: Duration) -> Reclaimed {
         done.cleared += 1;
     }
     done
-}
-
-fn signal(pgid: i32, signal: Signal) {
-    match killpg(Pid::from_raw(pgid), signal) {
-        Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => {
-            tracing::warn!(pgid, ?signal, error = %e, "failed to signal a task's process group")
-        }
-    }
 }
 
 #[cfg(test)]

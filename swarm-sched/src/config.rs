@@ -35,12 +35,6 @@ impl SchedulerConfig {
         self
     }
 
-    /// The ranking strategy.
-    #[must_use]
-    pub fn get_strategy(&self) -> Strategy {
-        self.strategy
-    }
-
     /// The number of recent failures of a service's tasks on a node
     /// ([`NodeInfo::recent_failures`](swarm_core::sched::NodeInfo::recent_failures))
     /// from which the node ranks after every other eligible node for that

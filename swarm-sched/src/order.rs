@@ -27,8 +27,6 @@ pub(crate) struct LoadOrder {
     /// By position: the node's total in `moved`, or [`STILL`] when it has
     /// not moved (its entry in `base` holds).
     moved_total: Vec<u32>,
-    /// How many nodes moved.
-    moved_count: usize,
     /// Every entry of `base` before this one has moved: walks start here.
     start: usize,
 }
@@ -53,7 +51,6 @@ impl LoadOrder {
             base,
             moved: BTreeSet::new(),
             moved_total: vec![STILL; cluster.len()],
-            moved_count: 0,
             start: 0,
         }
     }
@@ -81,12 +78,7 @@ impl LoadOrder {
         }
         for (p, before) in moved {
             let known = &mut self.moved_total[p as usize];
-            let old = if *known == STILL {
-                self.moved_count += 1;
-                before
-            } else {
-                *known
-            };
+            let old = if *known == STILL { before } else { *known };
             self.moved.remove(&(old, p));
             let now = cluster.total(p as usize);
             self.moved.insert((now, p));
@@ -125,7 +117,7 @@ impl Iterator for Iter<'_> {
                 break None;
             };
             let entry = ((k >> 32) as u32, k as u32);
-            if self.order.moved_count == 0 || self.order.moved_total[entry.1 as usize] == STILL {
+            if self.order.moved.is_empty() || self.order.moved_total[entry.1 as usize] == STILL {
                 break Some(entry);
             }
             self.at += 1;

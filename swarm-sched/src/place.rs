@@ -13,7 +13,7 @@ use crate::filter::Requirements;
 use crate::heap::Heap;
 use crate::memo::Memo;
 use crate::order::{LoadOrder, ServiceNodes};
-use crate::plug::{Filters, Ranking, Strategy};
+use crate::plug::{Filters, Ranking};
 use crate::reason::Tally;
 use crate::spread::{Columns, Tree};
 
@@ -126,7 +126,7 @@ impl Pass<'_> {
     /// that passes the filters; the tasks left when no node does get the
     /// reason why.
     fn place_batch(&mut self, batch: &Batch<'_>) {
-        let spreading = matches!(self.ranking, Ranking::Strategy(Strategy::Spread));
+        let spreading = self.ranking.is_spread();
         match Requirements::of(batch.first, self.filters) {
             Ok(req) if req.spread.is_empty() && spreading => self.place_by_load(batch, &req),
             Ok(req) if req.spread.is_empty() => self.place_ranked(batch, &req),
@@ -263,7 +263,7 @@ impl Pass<'_> {
         let cluster = &self.cluster;
         let max_failures = self.config.max_failures;
         let ranking = self.ranking;
-        let spreading = matches!(ranking, Ranking::Strategy(Strategy::Spread));
+        let spreading = ranking.is_spread();
         let eligible = cluster.ready().iter().filter_map(|&p| {
             let p = p as usize;
             let service_tasks = cluster.service_tasks(p, req.service);

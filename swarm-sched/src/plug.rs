@@ -291,6 +291,11 @@ pub(crate) enum Ranking {
 }
 
 impl Ranking {
+    /// The stock spread ranking, which has a fast path.
+    pub(crate) fn is_spread(&self) -> bool {
+        matches!(self, Self::Strategy(Strategy::Spread))
+    }
+
     pub(crate) fn rank(&self, node: &Candidate<'_>, task: &Task) -> u64 {
         match self {
             Self::Strategy(s) => s.rank(node, task),

@@ -37,6 +37,17 @@ pub enum Fault {
 
 type Matcher = Arc<dyn Fn(&Task) -> bool + Send + Sync>;
 
+/// Makes a running task exit with `status`; says whether it ran.
+fn end(state: &watch::Sender<RuntimeState>, status: ExitStatus) -> bool {
+    state.send_if_modified(|s| {
+        let running = *s == RuntimeState::Running;
+        if running {
+            *s = RuntimeState::Exited(status);
+        }
+        running
+    })
+}
+
 struct FakeTask {
     task: Task,
     files: Vec<TaskFile>,
@@ -170,13 +181,7 @@ impl FakeRuntime {
         let Some(t) = inner.tasks.get(id) else {
             return false;
         };
-        t.state.send_if_modified(|s| {
-            let running = *s == RuntimeState::Running;
-            if running {
-                *s = RuntimeState::Exited(ExitStatus { code, signal: None });
-            }
-            running
-        })
+        end(&t.state, ExitStatus { code, signal: None })
     }
 
     /// Adds a line to task `id`'s output.
@@ -273,13 +278,7 @@ impl Runtime for FakeRuntime {
                 let state = state.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
-                    state.send_if_modified(|s| {
-                        let running = *s == RuntimeState::Running;
-                        if running {
-                            *s = RuntimeState::Exited(ExitStatus { code, signal: None });
-                        }
-                        running
-                    });
+                    end(&state, ExitStatus { code, signal: None });
                 });
             }
         }
@@ -305,17 +304,14 @@ impl Runtime for FakeRuntime {
         }
         let inner = self.lock();
         if let Some(t) = inner.tasks.get(task_id) {
-            t.state.send_if_modified(|s| {
-                let running = *s == RuntimeState::Running;
-                if running {
-                    // As a task killed by SIGTERM.
-                    *s = RuntimeState::Exited(ExitStatus {
-                        code: 143,
-                        signal: Some(15),
-                    });
-                }
-                running
-            });
+            // As a task killed by SIGTERM.
+            end(
+                &t.state,
+                ExitStatus {
+                    code: 143,
+                    signal: Some(15),
+                },
+            );
         }
         Ok(())
     }

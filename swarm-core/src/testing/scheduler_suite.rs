@@ -205,14 +205,8 @@ fn host_ports_are_not_shared<S: Scheduler>(s: &S) {
         port.publish_mode = PublishMode::Host;
         spec.endpoint.ports = vec![port];
     });
-    let tasks: Vec<Arc<Task>> = pending_tasks(&svc, 3)
-        .into_iter()
-        .map(|t| {
-            let mut t = (*t).clone();
-            t.endpoint = Arc::new(svc.spec.endpoint.clone());
-            Arc::new(t)
-        })
-        .collect();
+    // Tasks carry their service's endpoint.
+    let tasks = pending_tasks(&svc, 3);
     let nodes = [NodeFixture::new("a").info(), NodeFixture::new("b").info()];
     let decided = decide(s, "3 tasks on host port 8080, 2 nodes", &nodes, &tasks);
     for node in ["a", "b"] {
