@@ -28,6 +28,7 @@ fn task(spec: &TaskSpec) -> Task {
         meta: Meta::new(Id::generate()),
         spec: ServiceSpec::replicated("bench", 1, Vec::new()),
         previous_spec: None,
+        endpoint: Default::default(),
     };
     let mut task = Task::new(&service, 1, Some("bench-node".into()), Vec::new());
     task.spec = Arc::new(spec.clone());

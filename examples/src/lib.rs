@@ -1,6 +1,7 @@
 #![doc = include_str!("../../README.md")]
 
 pub mod daemons;
+pub mod inspect;
 pub mod table;
 
 use std::path::PathBuf;

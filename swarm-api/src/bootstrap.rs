@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use swarm_core::Id;
-use swarm_core::model::{Cluster, ClusterSpec, JoinTokens, Meta, NodeRole, Object, RootCaMaterial};
+use swarm_core::model::{
+    Cluster, ClusterSpec, INGRESS_NETWORK, JoinTokens, Meta, Network, NetworkSpec, NodeRole,
+    Object, RootCaMaterial,
+};
 use swarm_core::store::{Change, ErrorKind, Store, StoreError};
 
 use crate::ca::{CaError, JoinToken, RootCa};
@@ -81,10 +84,14 @@ pub async fn load<S: Store>(store: &S) -> Result<ClusterCa, BootstrapError> {
     Ok(ClusterCa { cluster, ca })
 }
 
-/// `init`: creates the cluster object named `name` with a new root CA and
-/// a token per role. If the store already holds an initialised cluster,
-/// it is kept as it is (a restarted manager re-runs this harmlessly).
-pub async fn init_cluster<S: Store>(store: &S, name: &str) -> Result<ClusterCa, BootstrapError> {
+/// `init`: creates the cluster object of `spec` with a new root CA and a
+/// token per role, and the routing mesh's `ingress` network. If the store
+/// already holds an initialised cluster, it is kept as it is (a restarted
+/// manager re-runs this harmlessly).
+pub async fn init_cluster<S: Store>(
+    store: &S,
+    spec: ClusterSpec,
+) -> Result<ClusterCa, BootstrapError> {
     match load(store).await {
         Ok(existing) => return Ok(existing),
         Err(BootstrapError::NotInitialised) => {}
@@ -94,10 +101,7 @@ pub async fn init_cluster<S: Store>(store: &S, name: &str) -> Result<ClusterCa, 
     let ca = RootCa::generate()?;
     let cluster = Cluster {
         meta: Meta::new(Id::generate()),
-        spec: ClusterSpec {
-            name: name.into(),
-            ..ClusterSpec::default()
-        },
+        spec,
         root_ca: Some(RootCaMaterial {
             cert_pem: ca.cert_pem().into(),
             key_pem: ca.key_pem().into(),
@@ -107,8 +111,15 @@ pub async fn init_cluster<S: Store>(store: &S, name: &str) -> Result<ClusterCa, 
             manager: ca.new_token().to_string(),
         }),
     };
+    let ingress = Network::new(NetworkSpec {
+        ingress: true,
+        ..NetworkSpec::overlay(INGRESS_NETWORK)
+    });
     match store
-        .apply(vec![Change::Create(Object::Cluster(Arc::new(cluster)))])
+        .apply(vec![
+            Change::Create(Object::Cluster(Arc::new(cluster))),
+            Change::Create(Object::Network(Arc::new(ingress))),
+        ])
         .await
     {
         // Another manager initialised it first: use theirs.
@@ -147,18 +158,30 @@ mod tests {
     use super::*;
     use swarm_core::store::MemoryStore;
 
+    fn named(name: &str) -> ClusterSpec {
+        ClusterSpec {
+            name: name.into(),
+            ..ClusterSpec::default()
+        }
+    }
+
     #[tokio::test]
     async fn init_then_join_tokens_admit_their_role_until_rotated() {
         let store = MemoryStore::new();
-        let ca = init_cluster(&store, "prod").await.unwrap();
+        let ca = init_cluster(&store, named("prod")).await.unwrap();
         let worker = ca.token(NodeRole::Worker).unwrap();
         let manager = ca.token(NodeRole::Manager).unwrap();
         assert_ne!(worker, manager);
         assert_eq!(ca.admit(&worker).unwrap(), NodeRole::Worker);
         assert_eq!(ca.admit(&manager).unwrap(), NodeRole::Manager);
 
+        let state = store.state().await.unwrap();
+        let ingress: Vec<_> = state.networks().collect();
+        assert_eq!(ingress.len(), 1, "init makes the ingress network");
+        assert!(ingress[0].spec.ingress && ingress[0].spec.name == "ingress");
+
         // init again keeps the same CA and tokens.
-        let again = init_cluster(&store, "prod").await.unwrap();
+        let again = init_cluster(&store, named("prod")).await.unwrap();
         assert_eq!(again.ca.digest(), ca.ca.digest());
         assert_eq!(again.token(NodeRole::Worker).unwrap(), worker);
 
@@ -176,7 +199,9 @@ mod tests {
         );
 
         // Another cluster's token is refused for what it is.
-        let other = init_cluster(&MemoryStore::new(), "other").await.unwrap();
+        let other = init_cluster(&MemoryStore::new(), named("other"))
+            .await
+            .unwrap();
         let foreign = other.token(NodeRole::Worker).unwrap();
         assert!(matches!(
             now.admit(&foreign),

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use swarm_core::Id;
 use swarm_core::control::{Control, ControlError};
 use swarm_core::model::{
-    Config, ConfigSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec, Service, ServiceSpec, Task,
+    Config, ConfigSpec, Network, NetworkSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec,
+    Service, ServiceSpec, Task,
 };
 use swarm_core::store::{Store, StoreError};
 use tonic::transport::{Channel, Endpoint};
@@ -75,6 +76,14 @@ pub enum ControlRequest {
     RemoveConfig(String),
     /// Every config, without its data.
     ListConfigs,
+    /// Create an overlay network.
+    CreateNetwork(NetworkSpec),
+    /// Remove a network (by name or id) that nothing uses.
+    RemoveNetwork(String),
+    /// One network.
+    InspectNetwork(String),
+    /// Every network.
+    ListNetworks,
     /// The join token for a role, rotated first if `rotate`.
     JoinToken {
         /// Workers' or managers'.
@@ -109,6 +118,10 @@ pub enum ControlReply {
     Config(Arc<Config>),
     /// Configs (their data removed).
     Configs(Vec<Arc<Config>>),
+    /// A network.
+    Network(Arc<Network>),
+    /// Networks.
+    Networks(Vec<Arc<Network>>),
     /// A join token.
     Token(String),
     /// The managers.
@@ -263,6 +276,13 @@ impl<S: Store> ControlService<S> {
             ControlRequest::ListConfigs => {
                 R::Configs(state().await?.configs().map(config_without_data).collect())
             }
+            ControlRequest::CreateNetwork(spec) => R::Network(c.create_network(spec).await?),
+            ControlRequest::RemoveNetwork(n) => {
+                c.remove_network(&n).await?;
+                R::Done
+            }
+            ControlRequest::InspectNetwork(n) => R::Network(c.network(&n).await?),
+            ControlRequest::ListNetworks => R::Networks(c.networks().await?),
             ControlRequest::JoinToken { role, rotate } => {
                 let token = if rotate {
                     crate::bootstrap::rotate_token(c.store(), role).await

@@ -322,6 +322,7 @@ mod tests {
             meta: Meta::new("n1".into()),
             spec,
             description: NodeDescription {
+                data_addr: None,
                 hostname: "Host-A".into(),
                 ..Default::default()
             },

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::model::{
-    Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Node, NodeSpec, NodeState, Protocol,
-    PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec, Task,
+    Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Network, NetworkSpec, Node, NodeSpec, NodeState,
+    Protocol, PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec, Subnet, Task,
 };
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 use crate::{Id, SpecError};
@@ -38,6 +38,7 @@ pub enum ControlError {
 #[derive(Debug, Clone)]
 pub struct Control<S> {
     store: S,
+    routes: Arc<[Subnet]>,
 }
 
 const RETRIES: usize = 16;
@@ -46,7 +47,19 @@ impl<S: Store> Control<S> {
     /// The API over `store`.
     #[must_use]
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            routes: Arc::from([]),
+        }
+    }
+
+    /// Refuses networks whose subnet overlaps one of `routes`: the
+    /// networks this node reaches already (read them with swarm-net's
+    /// `host_routes`). An overlay on such a subnet would hide them.
+    #[must_use]
+    pub fn with_routes(mut self, routes: impl IntoIterator<Item = Subnet>) -> Self {
+        self.routes = routes.into_iter().collect();
+        self
     }
 
     /// The store behind the API.
@@ -65,11 +78,7 @@ impl<S: Store> Control<S> {
         let state = self.store.state().await?;
         check_references(&state, &spec)?;
         publish_ports(&state, &mut spec, None)?;
-        let service = Service {
-            meta: Meta::new(Id::generate()),
-            spec,
-            previous_spec: None,
-        };
+        let service = Service::new(spec);
         let id = service.meta.id.clone();
         self.store
             .apply(vec![Change::Create(service.into())])
@@ -233,6 +242,111 @@ impl<S: Store> Control<S> {
         })
     }
 
+    /// Creates a network after checking its spec, that its name is free and
+    /// that its subnet overlaps no other network's and none of this node's
+    /// routes.
+    pub async fn create_network(
+        &self,
+        mut spec: NetworkSpec,
+    ) -> Result<Arc<Network>, ControlError> {
+        if spec.driver.is_empty() {
+            spec.driver = "overlay".into();
+        }
+        spec.validate()?;
+        let state = self.store.state().await?;
+        if state.by_name(Kind::Network, &spec.name).is_some() {
+            return Err(ControlError::Refused(format!(
+                "network {} already exists: choose another name, or remove it first",
+                spec.name
+            )));
+        }
+        if spec.ingress
+            && let Some(other) = state.networks().find(|n| n.spec.ingress)
+        {
+            return Err(ControlError::Refused(format!(
+                "network {} is the cluster's ingress network already: a cluster has one; remove it first",
+                other.spec.name
+            )));
+        }
+        if let Some(subnet) = spec.subnet {
+            let taken = state
+                .networks()
+                .filter_map(|n| n.subnet().map(|s| (s, format!("network {}", n.spec.name))))
+                .chain(
+                    self.routes
+                        .iter()
+                        .map(|r| (*r, format!("this node's route {r}"))),
+                );
+            for (other, what) in taken {
+                if other.overlaps(&subnet) {
+                    return Err(SpecError::single(
+                        "subnet",
+                        format!("subnet {subnet} overlaps {what} ({other}): choose another subnet"),
+                    )
+                    .into());
+                }
+            }
+        }
+        let network = Network::new(spec);
+        let id = network.meta.id.clone();
+        self.store
+            .apply(vec![Change::Create(network.into())])
+            .await?;
+        self.network(&id).await
+    }
+
+    /// A network by name, id or unique id prefix.
+    pub async fn network(&self, name_or_id: &str) -> Result<Arc<Network>, ControlError> {
+        let state = self.store.state().await?;
+        find_network(&state, name_or_id).cloned()
+    }
+
+    /// Every network, by name.
+    pub async fn networks(&self) -> Result<Vec<Arc<Network>>, ControlError> {
+        let state = self.store.state().await?;
+        let mut all: Vec<Arc<Network>> = state.networks().cloned().collect();
+        all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(all)
+    }
+
+    /// Removes a network that no service uses and no task holds an
+    /// address on.
+    pub async fn remove_network(&self, name_or_id: &str) -> Result<(), ControlError> {
+        let state = self.store.state().await?;
+        let net = find_network(&state, name_or_id)?;
+        let id = &net.meta.id;
+        let uses = |svc: &Service| {
+            crate::manager::required_networks(&state, &svc.spec.task.networks, &svc.spec.endpoint)
+                .is_ok_and(|need| need.iter().any(|(n, _)| &n.meta.id == id))
+        };
+        if let Some(user) = state.services().find(|svc| uses(svc)) {
+            return Err(ControlError::Refused(format!(
+                "network {} is in use by service {}: remove the service, or take it off the network, first",
+                net.spec.name, user.spec.name
+            )));
+        }
+        let attached = state
+            .tasks()
+            .filter(|t| {
+                !t.status.state.is_terminal() && t.networks.iter().any(|a| &a.network_id == id)
+            })
+            .count();
+        if attached > 0 {
+            return Err(ControlError::Refused(format!(
+                "network {} still has {attached} task(s) attached: wait for them to stop, then try again",
+                net.spec.name
+            )));
+        }
+        self.store
+            .apply(vec![Change::Delete {
+                kind: Kind::Network,
+                id: id.clone(),
+                version: None,
+            }])
+            .await?;
+        Ok(())
+    }
+
     /// Removes a secret no service uses.
     pub async fn remove_secret(&self, name: &str) -> Result<(), ControlError> {
         self.remove_file_data(Kind::Secret, name).await
@@ -322,6 +436,10 @@ fn check_references(state: &State, spec: &ServiceSpec) -> Result<(), ControlErro
             );
         }
     }
+    if let Err(why) = crate::manager::required_networks(state, &spec.task.networks, &spec.endpoint)
+    {
+        errors.push("task.networks", why);
+    }
     Ok(errors.into_result()?)
 }
 
@@ -404,6 +522,17 @@ fn find_by<'a, T>(
     }
 }
 
+fn find_network<'a>(state: &'a State, name_or_id: &str) -> Result<&'a Arc<Network>, ControlError> {
+    let exact = state.network(name_or_id).or_else(|| {
+        state
+            .by_name(Kind::Network, name_or_id)
+            .and_then(|id| state.network(id))
+    });
+    find_by(Kind::Network, name_or_id, exact, state.networks(), |n| {
+        &n.meta.id
+    })
+}
+
 fn find_service<'a>(state: &'a State, name_or_id: &str) -> Result<&'a Arc<Service>, ControlError> {
     let exact = state
         .service(name_or_id)
@@ -431,6 +560,92 @@ mod tests {
     use super::*;
     use crate::model::{FileReference, SecretSpec};
     use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn networks_refuse_bad_input_and_change_nothing() {
+        let store = Arc::new(MemoryStore::new());
+        let control = Control::new(store.clone()).with_routes(["192.168.7.0/24".parse().unwrap()]);
+        let net = |name: &str, subnet: Option<&str>, gateway: Option<&str>| NetworkSpec {
+            subnet: subnet.map(|s| s.parse().unwrap()),
+            gateway: gateway.map(|g| g.parse().unwrap()),
+            ..NetworkSpec::overlay(name)
+        };
+        control
+            .create_network(net("appnet", Some("10.1.0.0/16"), None))
+            .await
+            .unwrap();
+        let before = store.state().await.unwrap().networks().count();
+        let refused = [
+            (
+                net("other", Some("10.1.2.0/24"), None),
+                "subnet 10.1.2.0/24 overlaps network appnet (10.1.0.0/16)",
+            ),
+            (
+                net("lan", Some("192.168.0.0/16"), None),
+                "overlaps this node's route 192.168.7.0/24",
+            ),
+            (
+                net("gw", Some("10.2.0.0/24"), Some("10.3.0.1")),
+                "gateway 10.3.0.1 is not a host address of subnet 10.2.0.0/24",
+            ),
+            (net("nosub", None, Some("10.3.0.1")), "without a subnet"),
+            (
+                net("tiny", Some("10.4.0.0/31"), None),
+                "holds no host addresses",
+            ),
+            (net("appnet", None, None), "network appnet already exists"),
+            (
+                NetworkSpec {
+                    driver: "bridge".into(),
+                    ..NetworkSpec::overlay("b")
+                },
+                "unknown network driver \"bridge\"",
+            ),
+        ];
+        for (spec, why) in refused {
+            let e = control.create_network(spec).await.unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        assert_eq!(store.state().await.unwrap().networks().count(), before);
+
+        let missing = {
+            let mut s = ServiceSpec::replicated("web", 1, vec!["x".into()]);
+            s.task.networks = vec![crate::model::NetworkAttachment {
+                target: "nope".into(),
+                aliases: vec![],
+            }];
+            s
+        };
+        let e = control
+            .create_service(missing.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network nope not found"), "{e}");
+        let mut dnsrr = missing.clone();
+        dnsrr.task.networks[0].target = "appnet".into();
+        dnsrr.endpoint.mode = crate::model::EndpointMode::Dnsrr;
+        dnsrr.endpoint.ports = vec!["8080:80".parse().unwrap()];
+        let e = control
+            .create_service(dnsrr.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a virtual IP"), "{e}");
+        assert_eq!(store.state().await.unwrap().services().count(), 0);
+
+        dnsrr.endpoint.ports.clear();
+        control.create_service(dnsrr).await.unwrap();
+        let e = control
+            .remove_network("appnet")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in use by service web"), "{e}");
+        control.remove_service("web").await.unwrap();
+        control.remove_network("appnet").await.unwrap();
+        assert_eq!(store.state().await.unwrap().networks().count(), 0);
+    }
 
     #[tokio::test]
     async fn published_ports_are_checked_across_services_and_picked_when_zero() {
@@ -517,6 +732,7 @@ mod tests {
             meta: Meta::new(Id::generate()),
             spec: with_ports(name, &["7070:80"]),
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let store = control.store();
         store

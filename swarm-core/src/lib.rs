@@ -9,6 +9,7 @@ mod error;
 mod id;
 pub mod manager;
 pub mod model;
+pub mod network;
 pub mod runtime;
 pub mod sched;
 pub mod store;

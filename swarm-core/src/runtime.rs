@@ -213,6 +213,23 @@ pub trait Runtime: Send + Sync + 'static {
     /// references. Idempotent.
     async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError>;
 
+    /// Prepares a task to run inside `sandbox`: its own network namespace,
+    /// made by the node's network driver, with the task's interfaces and
+    /// DNS. A runtime that cannot run tasks there refuses, saying so (the
+    /// default).
+    async fn prepare_in(
+        &self,
+        task: &Task,
+        files: &[TaskFile],
+        sandbox: &crate::network::Sandbox,
+    ) -> Result<(), RuntimeError> {
+        let _ = (task, files);
+        Err(RuntimeError::InvalidSpec(format!(
+            "this runtime cannot run a task inside a network namespace ({}): take the service off its networks, or use a runtime that can",
+            sandbox.netns.display()
+        )))
+    }
+
     /// Starts a prepared task.
     async fn start(&self, task_id: &Id) -> Result<(), RuntimeError>;
 
@@ -242,6 +259,14 @@ impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
     }
     async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError> {
         (**self).prepare(task, files).await
+    }
+    async fn prepare_in(
+        &self,
+        task: &Task,
+        files: &[TaskFile],
+        sandbox: &crate::network::Sandbox,
+    ) -> Result<(), RuntimeError> {
+        (**self).prepare_in(task, files, sandbox).await
     }
     async fn start(&self, task_id: &Id) -> Result<(), RuntimeError> {
         (**self).start(task_id).await

@@ -109,6 +109,37 @@ impl ServiceSpec {
         self.task.check(&mut errors);
         update_config(&self.update, "update", &mut errors);
         update_config(&self.rollback, "rollback", &mut errors);
+        if self.endpoint.mode == crate::model::EndpointMode::Dnsrr
+            && let Some(p) = self.endpoint.ports.iter().find(|p| p.is_ingress())
+        {
+            errors.push(
+                "endpoint.mode",
+                format!(
+                    "port {}:{} is published through the routing mesh, which needs a virtual IP: use --endpoint-mode vip, or publish it with mode=host",
+                    p.published_port, p.target_port
+                ),
+            );
+        }
+        let mut nets = std::collections::HashSet::new();
+        for n in &self.task.networks {
+            if n.target.trim().is_empty() {
+                errors.push(
+                    "task.networks",
+                    "a network is given without a name: name it",
+                );
+            } else if !nets.insert(n.target.as_str()) {
+                errors.push(
+                    "task.networks",
+                    format!(
+                        "network {} is given twice: attach to each network once",
+                        n.target
+                    ),
+                );
+            }
+            for a in &n.aliases {
+                name(a, "task.networks.aliases", &mut errors);
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for p in &self.endpoint.ports {
             port(p, "endpoint.ports", &mut errors);
@@ -248,10 +279,39 @@ fn update_config(u: &UpdateConfig, field: &str, errors: &mut SpecError) {
 }
 
 impl NetworkSpec {
-    /// Checks the network spec.
+    /// Checks the network spec: its name, driver, and that its subnet holds
+    /// hosts and its gateway is one of them.
     pub fn validate(&self) -> Result<(), SpecError> {
         let mut errors = SpecError::default();
         name(&self.name, "name", &mut errors);
+        if !matches!(self.driver.as_str(), "" | "overlay") {
+            errors.push(
+                "driver",
+                format!(
+                    "unknown network driver {:?}: swarm networks use the overlay driver (--driver overlay)",
+                    self.driver
+                ),
+            );
+        }
+        if let Some(s) = self.subnet
+            && s.prefix() > 30
+        {
+            errors.push(
+                "subnet",
+                format!("subnet {s} holds no host addresses: use a prefix length of at most 30"),
+            );
+        }
+        match (self.subnet, self.gateway) {
+            (None, Some(g)) => errors.push(
+                "gateway",
+                format!("gateway {g} is given without a subnet: give --subnet too"),
+            ),
+            (Some(s), Some(g)) if !s.is_host(g) => errors.push(
+                "gateway",
+                format!("gateway {g} is not a host address of subnet {s}: give one inside it"),
+            ),
+            _ => {}
+        }
         errors.into_result()
     }
 }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use swarm_core::Id;
 
-use crate::subnet::Subnet;
+use swarm_core::model::Subnet;
 
 /// Where networks without a subnet of their own get one: each pool is cut
 /// into blocks of `mask` bits, used in order.
@@ -301,17 +301,24 @@ impl Ipam {
     ) -> Result<Self, IpamError> {
         config.validate()?;
         let mut ipam = Self::new(config, routes);
-        // Recorded subnets were checked against the routes when made; a
-        // route that appeared since must not undo them.
-        let routes = std::mem::take(&mut ipam.routes);
         for (id, alloc, addrs) in networks {
-            ipam.create_network(id.clone(), Some(alloc.subnet), Some(alloc.gateway))?;
+            ipam.adopt(id.clone(), alloc)?;
             for a in addrs {
                 ipam.allocate_exact(&id, a)?;
             }
         }
-        ipam.routes = routes;
         Ok(ipam)
+    }
+
+    /// Takes in a network the store recorded, with its subnet and gateway.
+    /// Its subnet must not overlap another network's; the node's routes
+    /// are not checked again (they were when it was made, and a route that
+    /// appeared since must not undo it).
+    pub fn adopt(&mut self, network: Id, alloc: NetworkAllocation) -> Result<(), IpamError> {
+        let routes = std::mem::take(&mut self.routes);
+        let made = self.create_network(network, Some(alloc.subnet), Some(alloc.gateway));
+        self.routes = routes;
+        made.map(|_| ())
     }
 
     /// What `subnet` overlaps, if anything.

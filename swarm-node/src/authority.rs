@@ -87,6 +87,7 @@ pub(crate) async fn create_node<S: Store>(
             ..NodeSpec::default()
         },
         description: NodeDescription {
+            data_addr: None,
             hostname: hostname.into(),
             ..NodeDescription::default()
         },

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use swarm_core::Id;
 use swarm_core::agent::AgentConfig;
 use swarm_core::manager::ManagerConfig;
-use swarm_core::model::NodeRole;
+use swarm_core::model::{ClusterSpec, NodeRole};
 
 use crate::Error;
 
@@ -46,6 +46,9 @@ pub struct NodeConfig {
     pub manager: ManagerConfig,
     /// The node's agent (its hostname is [`NodeConfig::hostname`]'s).
     pub agent: AgentConfig,
+    /// The cluster's settings, for `init` only: address pools
+    /// (`--default-addr-pool`), subnet size and the data path port.
+    pub cluster: ClusterSpec,
 }
 
 impl NodeConfig {
@@ -62,6 +65,7 @@ impl NodeConfig {
             renew_check: Duration::from_secs(60),
             manager: ManagerConfig::default(),
             agent: AgentConfig::default(),
+            cluster: ClusterSpec::default(),
         }
     }
 

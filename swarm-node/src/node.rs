@@ -285,7 +285,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> NodeBuilder<P, Sch> {
             .open(&member(config, &node_id, &creds)?)
             .await?;
         self.provider.initialize(&store).await?;
-        let ca = bootstrap::init_cluster(&store, "default").await?;
+        let ca = bootstrap::init_cluster(&store, config.cluster.clone()).await?;
         let key = NodeKey::generate()?;
         let cert = ca.ca.issue(
             &key.csr_pem()?,
@@ -698,6 +698,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         let manager_config = self.config.manager.clone();
         let loops = self.loops.clone();
         let loops_store = store.clone();
+        let routes = swarm_net::host_routes();
         background.spawn(run_while_leading(leading, stop.clone(), move |t| {
             Manager::new(
                 loops_store.clone(),
@@ -705,6 +706,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
                 manager_config.clone(),
             )
             .with_dispatcher(local.clone())
+            .with_loop(swarm_net::network_allocator(routes.clone()))
             .with_loops(loops.clone())
             .run(t)
         }));
@@ -846,7 +848,7 @@ impl<S: ReplicatedStore> NodeHandle<S> {
                 .map_err(|_| Error::Agent("the node stopped".into()))?
                 .clone()
                 .expect("waited for a store");
-        Ok(Control::new(store))
+        Ok(Control::new(store).with_routes(swarm_net::host_routes()))
     }
 
     /// Whether the node stopped (with an error, or when told to).

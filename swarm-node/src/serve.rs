@@ -98,7 +98,7 @@ impl<P: StoreProvider> Services<P> {
             .serve(store, router)
             .add_service(InterceptedService::new(
                 ControlService::with_roster(
-                    Control::new(store.clone()),
+                    Control::new(store.clone()).with_routes(swarm_net::host_routes()),
                     authority::arc_roster(store.clone()),
                 ),
                 RequireRole::new("control", &[PeerRole::Manager, PeerRole::Client]),

@@ -470,6 +470,7 @@ fn describe(info: SystemInfo, hostname: Option<&str>) -> RuntimeInfo {
     let positive = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
     RuntimeInfo {
         description: NodeDescription {
+            data_addr: None,
             hostname: hostname
                 .map(str::to_owned)
                 .or(info.name)

@@ -267,11 +267,13 @@ mod tests {
             meta: Meta::new(Id::from("svc1")),
             spec: ServiceSpec::replicated("web", 1, Vec::new()),
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let mut task = Task::new(&service, 3, Some(Id::from("node1")), Vec::new());
         task.spec = Arc::new(spec);
         task.endpoint = Arc::new(EndpointSpec {
             ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+            ..EndpointSpec::default()
         });
         task
     }

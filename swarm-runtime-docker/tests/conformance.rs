@@ -78,6 +78,7 @@ impl Fixture {
             meta: Meta::new(Id::generate()),
             spec: ServiceSpec::replicated("web", 1, Vec::new()),
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let mut task = Task::new(&service, 1, Some(self.node.clone()), Vec::new());
         task.spec = Arc::new(spec);
@@ -377,6 +378,7 @@ async fn ingress_ports_answer_on_the_node_from_each_container_in_turn() {
         let mut task = f.task(f.shell("hostname > /tmp/index.html; swarm-testd http 80 /tmp"));
         task.endpoint = Arc::new(EndpointSpec {
             ports: vec![format!("{port}:80").parse().unwrap()],
+            ..EndpointSpec::default()
         });
         f.run(&task).await;
         tasks.push(task);
@@ -451,6 +453,7 @@ async fn host_ports_bind_on_the_node() {
                 .parse()
                 .unwrap(),
         ],
+        ..EndpointSpec::default()
     });
     f.run(&task).await;
     let body = timeout(LIMIT, async {

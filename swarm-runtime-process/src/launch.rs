@@ -7,8 +7,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
 
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
 use nix::unistd::{Gid, Group, Uid, User};
 use swarm_core::model::Task;
+use swarm_core::network::Sandbox;
 use swarm_core::runtime::{FileKind, RuntimeError, TaskFile};
 
 use crate::ProcessRuntimeConfig;
@@ -35,6 +40,61 @@ pub(crate) struct Launch {
     pub(crate) switch_to: Option<(u32, u32)>,
     /// The task's private directory.
     pub(crate) dir: PathBuf,
+    /// The task's network namespace and `resolv.conf`, when it has one.
+    pub(crate) netns: Option<Arc<NetnsEntry>>,
+}
+
+/// What a child needs to enter its task's network namespace, opened and
+/// converted before the fork (the child may only make system calls).
+#[derive(Debug)]
+pub(crate) struct NetnsEntry {
+    netns: std::fs::File,
+    resolv_conf: Option<CString>,
+}
+
+impl NetnsEntry {
+    fn open(sandbox: &Sandbox) -> Result<Self, RuntimeError> {
+        let netns = std::fs::File::open(&sandbox.netns).map_err(|e| {
+            RuntimeError::Unavailable(format!(
+                "cannot open the task's network namespace {}: {e}",
+                sandbox.netns.display()
+            ))
+        })?;
+        let resolv_conf = sandbox
+            .resolv_conf
+            .as_ref()
+            .map(|p| CString::new(p.as_os_str().as_bytes()))
+            .transpose()
+            .map_err(|_| invalid("the resolv.conf path holds a NUL byte"))?;
+        Ok(Self { netns, resolv_conf })
+    }
+
+    /// In the child, between fork and exec: joins the namespace, and
+    /// shows the task its own `resolv.conf` in a mount namespace of its
+    /// own (so the host's stays as it is).
+    fn enter(&self) -> std::io::Result<()> {
+        use nix::mount::{MsFlags, mount};
+        use nix::sched::{CloneFlags, setns, unshare};
+        setns(&self.netns, CloneFlags::CLONE_NEWNET)?;
+        if let Some(resolv) = &self.resolv_conf {
+            unshare(CloneFlags::CLONE_NEWNS)?;
+            mount(
+                None::<&CStr>,
+                c"/",
+                None::<&CStr>,
+                MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                None::<&CStr>,
+            )?;
+            mount(
+                Some(resolv.as_c_str()),
+                c"/etc/resolv.conf",
+                None::<&CStr>,
+                MsFlags::MS_BIND,
+                None::<&CStr>,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Launch {
@@ -44,6 +104,7 @@ impl Launch {
         config: &ProcessRuntimeConfig,
         task: &Task,
         files: &[TaskFile],
+        sandbox: Option<&Sandbox>,
     ) -> Result<Self, RuntimeError> {
         let spec = &task.spec;
         if spec.image.trim().is_empty() {
@@ -51,7 +112,8 @@ impl Launch {
                 "no program given: set the task's image to the program to run",
             ));
         }
-        unsupported(task)?;
+        unsupported(task, sandbox.is_some())?;
+        let netns = sandbox.map(NetnsEntry::open).transpose()?.map(Arc::new);
         let workdir = spec.workdir.as_deref().map(PathBuf::from);
         if let Some(w) = &workdir
             && !w.is_dir()
@@ -124,6 +186,7 @@ impl Launch {
             workdir,
             switch_to,
             dir,
+            netns,
         };
         launch.write_files(&config.state_dir, files)?;
         Ok(launch)
@@ -225,13 +288,23 @@ impl Launch {
         if let Some((uid, gid)) = self.switch_to {
             cmd.uid(uid).gid(gid);
         }
+        if let Some(ns) = self.netns.clone() {
+            // SAFETY: `enter` only makes system calls (setns, unshare,
+            // mount) on what was opened and converted before the fork: no
+            // allocation, no lock.
+            #[allow(unsafe_code)]
+            unsafe {
+                cmd.pre_exec(move || ns.enter());
+            }
+        }
         cmd
     }
 }
 
-/// What a process cannot be given: mounts, and a published port other
-/// than the one it listens on.
-fn unsupported(task: &Task) -> Result<(), RuntimeError> {
+/// What a process cannot be given: mounts, and, on the host's network, a
+/// published port other than the one it listens on (in a namespace of
+/// its own, the node's load balancer translates).
+fn unsupported(task: &Task, sandboxed: bool) -> Result<(), RuntimeError> {
     if let Some(m) = task.spec.mounts.first() {
         return Err(invalid(format!(
             "the process runtime cannot mount filesystems ({} mount at {}): run the service on nodes with the docker runtime, or drop the mount",
@@ -243,6 +316,7 @@ fn unsupported(task: &Task) -> Result<(), RuntimeError> {
         .ports
         .iter()
         .find(|p| p.published_port != 0 && p.published_port != p.target_port)
+        && !sandboxed
     {
         return Err(invalid(format!(
             "a process cannot have its port {} published as {}: the process runtime does not translate ports, so publish the port the program listens on (-p {}:{})",

@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use swarm_core::Id;
 use swarm_core::model::{NodeDescription, Platform, Resources, Task};
+use swarm_core::network::Sandbox;
 use swarm_core::runtime::{
     Enforcement, ExitStatus, LogOptions, LogStream, Runtime, RuntimeError, RuntimeInfo,
     RuntimeStatus, TaskFile,
@@ -148,6 +149,50 @@ async fn total_memory() -> Result<u64, RuntimeError> {
         .ok_or_else(|| unavailable("no MemTotal line in /proc/meminfo".into()))
 }
 
+impl ProcessRuntime {
+    /// Prepares `task`, inside `sandbox` when it has one.
+    async fn prepare_with(
+        &self,
+        task: &Task,
+        files: &[TaskFile],
+        sandbox: Option<Sandbox>,
+    ) -> Result<(), RuntimeError> {
+        let id = task.meta.id.clone();
+        if self.tasks().contains_key(&id) {
+            return Ok(());
+        }
+        let config = self.inner.config.clone();
+        let owner = self.inner.owner.clone();
+        let (task, files) = (task.clone(), files.to_vec());
+        let launch = tokio::task::spawn_blocking(move || {
+            let launch = Launch::prepare(&config, &task, &files, sandbox.as_ref())?;
+            reclaim::write(&launch.dir, &owner, None).map_err(|e| {
+                RuntimeError::Unavailable(format!(
+                    "failed to record the task's owner in {}: {e}",
+                    config.state_dir.display()
+                ))
+            })?;
+            Ok((launch, task.spec.healthcheck.clone()))
+        })
+        .await
+        .map_err(|e| RuntimeError::Unavailable(format!("failed to prepare the task: {e}")))?;
+        let (launch, healthcheck) = launch?;
+        let config = &self.inner.config;
+        let process = TaskProcess::new(
+            id.clone(),
+            self.inner.owner.clone(),
+            launch,
+            healthcheck,
+            config.log_lines,
+            config.max_line_bytes,
+        );
+        // A concurrent prepare of the same task may have won; it wrote the
+        // same files.
+        self.tasks().entry(id).or_insert_with(|| Arc::new(process));
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Runtime for ProcessRuntime {
     async fn info(&self) -> Result<RuntimeInfo, RuntimeError> {
@@ -173,6 +218,7 @@ impl Runtime for ProcessRuntime {
         };
         Ok(RuntimeInfo {
             description: NodeDescription {
+                data_addr: None,
                 hostname,
                 platform: Platform::current(),
                 resources,
@@ -188,39 +234,16 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError> {
-        let id = task.meta.id.clone();
-        if self.tasks().contains_key(&id) {
-            return Ok(());
-        }
-        let config = self.inner.config.clone();
-        let owner = self.inner.owner.clone();
-        let (task, files) = (task.clone(), files.to_vec());
-        let launch = tokio::task::spawn_blocking(move || {
-            let launch = Launch::prepare(&config, &task, &files)?;
-            reclaim::write(&launch.dir, &owner, None).map_err(|e| {
-                RuntimeError::Unavailable(format!(
-                    "failed to record the task's owner in {}: {e}",
-                    config.state_dir.display()
-                ))
-            })?;
-            Ok((launch, task.spec.healthcheck.clone()))
-        })
-        .await
-        .map_err(|e| RuntimeError::Unavailable(format!("failed to prepare the task: {e}")))?;
-        let (launch, healthcheck) = launch?;
-        let config = &self.inner.config;
-        let process = TaskProcess::new(
-            id.clone(),
-            self.inner.owner.clone(),
-            launch,
-            healthcheck,
-            config.log_lines,
-            config.max_line_bytes,
-        );
-        // A concurrent prepare of the same task may have won; it wrote the
-        // same files.
-        self.tasks().entry(id).or_insert_with(|| Arc::new(process));
-        Ok(())
+        self.prepare_with(task, files, None).await
+    }
+
+    async fn prepare_in(
+        &self,
+        task: &Task,
+        files: &[TaskFile],
+        sandbox: &Sandbox,
+    ) -> Result<(), RuntimeError> {
+        self.prepare_with(task, files, Some(sandbox.clone())).await
     }
 
     async fn start(&self, task_id: &Id) -> Result<(), RuntimeError> {

@@ -59,6 +59,7 @@ fn task(spec: TaskSpec) -> Task {
         meta: Meta::new(Id::generate()),
         spec: ServiceSpec::replicated("web", 1, Vec::new()),
         previous_spec: None,
+        endpoint: Default::default(),
     };
     let mut task = Task::new(&service, 2, Some(Id::from("node-1")), Vec::new());
     task.spec = Arc::new(spec);
@@ -284,6 +285,7 @@ async fn specs_that_cannot_run_are_rejected_at_prepare() {
     let mut translated = task(Shell.shell("true"));
     translated.endpoint = Arc::new(EndpointSpec {
         ports: vec!["8080:80".parse().unwrap()],
+        ..EndpointSpec::default()
     });
     match rt.prepare(&translated, &[]).await {
         Err(RuntimeError::InvalidSpec(msg)) => assert!(

@@ -114,6 +114,7 @@ fn node(i: usize, labelled: bool) -> Change {
         meta: Meta::new(Id::from(format!("node-{i:06}"))),
         spec,
         description: NodeDescription {
+            data_addr: None,
             hostname: format!("host-{i}"),
             resources: Resources::new(64.0, 256 << 30),
             ..Default::default()
@@ -150,6 +151,7 @@ async fn run(shape: Shape) -> f64 {
         meta: Meta::new("bench".into()),
         spec,
         previous_spec: None,
+        endpoint: Default::default(),
     };
     let mut template = Task::new(&service, 1, None, Vec::new());
     template.status.state = TaskState::Pending;

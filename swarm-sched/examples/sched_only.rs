@@ -46,6 +46,7 @@ fn nodes(shape: &Shape) -> Vec<NodeInfo> {
                 meta: Meta::new(Id::generate()),
                 spec,
                 description: NodeDescription {
+                    data_addr: None,
                     hostname: format!("node-{k}"),
                     resources: Resources::new(4.0, 8 << 30),
                     ..Default::default()
@@ -79,6 +80,7 @@ fn tasks(shape: &Shape) -> Vec<Arc<Task>> {
             meta: Meta::new(Id::generate()),
             spec,
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let mut template = Task::new(&service, 1, None, vec![]);
         template.status.state = TaskState::Pending;

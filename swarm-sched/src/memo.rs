@@ -135,6 +135,7 @@ mod tests {
             meta: Meta::new(id.into()),
             spec: NodeSpec::default(),
             description: NodeDescription {
+                data_addr: None,
                 resources: Resources::new(cpus, 1 << 30),
                 ..Default::default()
             },

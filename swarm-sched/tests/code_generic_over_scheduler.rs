@@ -29,6 +29,7 @@ fn pending_tasks(n: u64) -> Vec<Arc<Task>> {
         meta: Meta::new("web".into()),
         spec: ServiceSpec::replicated("web", n, vec!["nginx".into()]),
         previous_spec: None,
+        endpoint: Default::default(),
     };
     (1..=n)
         .map(|slot| {

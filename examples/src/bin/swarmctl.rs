@@ -13,12 +13,12 @@ use clap::{Parser, Subcommand};
 use swarm_api::tls::Credentials;
 use swarm_api::{ControlReply, ControlRequest, ManagerInfo, RemoteControl};
 use swarm_core::model::{
-    Availability, ConfigSpec, FileReference, Node, NodeRole, NodeState, Object,
-    PlacementPreference, RestartCondition, SecretSpec, Service, ServiceMode, ServiceSpec, Task,
-    TaskState,
+    Availability, ConfigSpec, FileReference, NetworkAttachment, NetworkSpec, Node, NodeRole,
+    NodeState, Object, PlacementPreference, RestartCondition, SecretSpec, Service, ServiceMode,
+    ServiceSpec, Task, TaskState,
 };
 use swarm_core::store::State;
-use swarm_examples::table;
+use swarm_examples::{inspect, table};
 
 #[derive(Parser)]
 #[command(name = "swarmctl", about = "Control a swarm cluster", version)]
@@ -63,6 +63,55 @@ enum Command {
     /// Manage configs.
     #[command(subcommand)]
     Config(DataCmd),
+    /// Manage overlay networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+}
+
+#[derive(Subcommand)]
+enum NetworkCmd {
+    /// Create an overlay network.
+    Create {
+        /// The driver: overlay, the only one a swarm network has.
+        #[arg(short, long, default_value = "overlay")]
+        driver: String,
+        /// Subnet in CIDR form, e.g. 10.1.0.0/24 (default: one from the
+        /// cluster's address pool).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address inside the subnet (default: its first address).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Let standalone workloads attach, not only services.
+        #[arg(long)]
+        attachable: bool,
+        /// No route out of the overlay.
+        #[arg(long)]
+        internal: bool,
+        /// Make it the routing mesh's network (the cluster has one).
+        #[arg(long)]
+        ingress: bool,
+        /// Labels, KEY=VALUE.
+        #[arg(long)]
+        label: Vec<String>,
+        /// The network's name.
+        name: String,
+    },
+    /// List networks.
+    Ls {
+        /// `json` for machine-readable output.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show networks, as docker does.
+    Inspect {
+        networks: Vec<String>,
+        /// A docker template, e.g. '{{json .IPAM.Config}}'.
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Remove networks that no service uses.
+    Rm { networks: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -140,12 +189,15 @@ enum ServiceCmd {
         #[arg(long)]
         format: Option<String>,
     },
-    /// Show a service.
+    /// Show a service, as docker does.
     Inspect {
         service: String,
         /// Human-readable.
         #[arg(long)]
         pretty: bool,
+        /// A docker template, e.g. '{{json .Endpoint.VirtualIPs}}'.
+        #[arg(short, long)]
+        format: Option<String>,
     },
     /// Set replicas: NAME=N ...
     Scale {
@@ -219,6 +271,13 @@ struct CreateArgs {
     /// Secrets to give the tasks (by name).
     #[arg(long)]
     secret: Vec<String>,
+    /// Networks to attach to: NAME, or name=NAME,alias=ALIAS (repeatable).
+    #[arg(long)]
+    network: Vec<String>,
+    /// How the service's name resolves: vip (one virtual IP balanced over
+    /// the tasks) or dnsrr (the tasks' own addresses).
+    #[arg(long = "endpoint-mode", default_value = "vip")]
+    endpoint_mode: String,
     /// Return at once, without waiting to converge.
     #[arg(short, long)]
     detach: bool,
@@ -384,6 +443,10 @@ fn spec_of(a: CreateArgs) -> anyhow::Result<(ServiceSpec, bool)> {
     if let Some(m) = a.limit_memory {
         r.limits.memory_bytes = bytes(&m)?;
     }
+    for n in a.network {
+        spec.task.networks.push(network_attachment(&n)?);
+    }
+    spec.endpoint.mode = a.endpoint_mode.parse()?;
     for s in a.secret {
         spec.task.secrets.push(FileReference {
             target: s.clone(),
@@ -392,6 +455,31 @@ fn spec_of(a: CreateArgs) -> anyhow::Result<(ServiceSpec, bool)> {
         });
     }
     Ok((spec, a.detach))
+}
+
+/// docker's `--network` value: `NAME`, or `name=NAME,alias=A,alias=B`.
+fn network_attachment(s: &str) -> anyhow::Result<NetworkAttachment> {
+    if !s.contains('=') {
+        return Ok(NetworkAttachment {
+            target: s.to_owned(),
+            aliases: Vec::new(),
+        });
+    }
+    let mut a = NetworkAttachment {
+        target: String::new(),
+        aliases: Vec::new(),
+    };
+    for field in s.split(',') {
+        match key_value(field, "--network")? {
+            (k, v) if k == "name" || k == "target" => a.target = v,
+            (k, v) if k == "alias" => a.aliases.push(v),
+            (k, _) => bail!("--network {s:?}: unknown field {k:?}; use name=NET,alias=NAME"),
+        }
+    }
+    if a.target.is_empty() {
+        bail!("--network {s:?} names no network: add name=NET");
+    }
+    Ok(a)
 }
 
 /// Waits until the service runs what it wants, showing progress.
@@ -406,6 +494,9 @@ async fn converge(ctl: &Ctl, name: &str) -> anyhow::Result<()> {
             ControlReply::Service(s) => s,
             other => bail!("the manager answered out of turn: {other:?}"),
         };
+        if let Some(e) = &service.endpoint.error {
+            bail!("service {name} cannot start: {e}");
+        }
         let tasks = ctl.remote.service_tasks(name).await?;
         let wanted: Vec<&Arc<Task>> = tasks
             .iter()
@@ -419,7 +510,14 @@ async fn converge(ctl: &Ctl, name: &str) -> anyhow::Result<()> {
             .iter()
             .filter(|t| t.status.state == TaskState::Running)
             .count();
-        let line = format!("{name}: {running}/{want} running");
+        let stuck = wanted
+            .iter()
+            .filter(|t| t.status.state <= TaskState::Pending)
+            .find_map(|t| t.status.err.as_deref());
+        let line = match stuck {
+            Some(e) => format!("{name}: {running}/{want} running; waiting: {e}"),
+            None => format!("{name}: {running}/{want} running"),
+        };
         if line != last {
             println!("{line}");
             last = line;
@@ -612,6 +710,107 @@ async fn set_role(ctl: &Ctl, nodes: Vec<String>, role: NodeRole) -> anyhow::Resu
     Ok(())
 }
 
+async fn network_cmd(ctl: &Ctl, cmd: NetworkCmd) -> anyhow::Result<()> {
+    match cmd {
+        NetworkCmd::Create {
+            driver,
+            subnet,
+            gateway,
+            attachable,
+            internal,
+            ingress,
+            label,
+            name,
+        } => {
+            let mut spec = NetworkSpec::overlay(name);
+            spec.driver = driver;
+            spec.subnet = subnet
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e| anyhow!("--subnet: {e}"))?;
+            spec.gateway = gateway
+                .map(|g| {
+                    g.parse().map_err(|_| {
+                        anyhow!("--gateway {g:?} is not an IPv4 address, e.g. 10.1.0.1")
+                    })
+                })
+                .transpose()?;
+            spec.attachable = attachable;
+            spec.internal = internal;
+            spec.ingress = ingress;
+            for l in label {
+                let (k, v) = key_value(&l, "--label")?;
+                spec.labels.insert(k, v);
+            }
+            match ctl.call(ControlRequest::CreateNetwork(spec)).await? {
+                ControlReply::Network(n) => println!("{}", n.meta.id),
+                other => bail!("the manager answered out of turn: {other:?}"),
+            }
+        }
+        NetworkCmd::Ls { format } => {
+            let ControlReply::Networks(list) = ctl.call(ControlRequest::ListNetworks).await? else {
+                bail!("the manager answered out of turn")
+            };
+            if format.as_deref() == Some("json") {
+                return json(&list);
+            }
+            println!("{:<15}{:<20}{:<10}SCOPE", "NETWORK ID", "NAME", "DRIVER");
+            for n in list {
+                println!(
+                    "{:<15}{:<20}{:<10}swarm",
+                    n.meta.id.short(),
+                    n.spec.name,
+                    if n.spec.driver.is_empty() {
+                        "overlay"
+                    } else {
+                        &n.spec.driver
+                    },
+                );
+            }
+        }
+        NetworkCmd::Inspect { networks, format } => {
+            if networks.is_empty() {
+                bail!("name at least one network");
+            }
+            let mut views = Vec::new();
+            for n in networks {
+                let ControlReply::Network(n) = ctl.call(ControlRequest::InspectNetwork(n)).await?
+                else {
+                    bail!("the manager answered out of turn")
+                };
+                views.push(inspect::network(&n));
+            }
+            match format {
+                Some(f) => {
+                    for v in &views {
+                        println!("{}", inspect::format(&f, v).map_err(|e| anyhow!(e))?);
+                    }
+                }
+                None => json(&views)?,
+            }
+        }
+        NetworkCmd::Rm { networks } => {
+            if networks.is_empty() {
+                bail!("name at least one network");
+            }
+            let mut failed = false;
+            for n in networks {
+                match ctl.call(ControlRequest::RemoveNetwork(n.clone())).await {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                bail!("some networks were not removed");
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
     match cmd {
         ServiceCmd::Create(args) => {
@@ -637,16 +836,21 @@ async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
                 .await?;
             print!("{}", table::tasks(&ctl.state().await?, &service));
         }
-        ServiceCmd::Inspect { service, pretty } => {
+        ServiceCmd::Inspect {
+            service,
+            pretty,
+            format,
+        } => {
             let ControlReply::Service(s) =
                 ctl.call(ControlRequest::InspectService(service)).await?
             else {
                 bail!("the manager answered out of turn")
             };
-            if pretty {
-                pretty_service(&s);
-            } else {
-                json(&s)?;
+            let view = inspect::service(&s);
+            match format {
+                _ if pretty => pretty_service(&s),
+                Some(f) => println!("{}", inspect::format(&f, &view).map_err(|e| anyhow!(e))?),
+                None => json(&[view])?,
             }
         }
         ServiceCmd::Scale { pairs, detach } => {
@@ -866,6 +1070,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Service(cmd) => service_cmd(&ctl, cmd).await?,
         Command::Secret(cmd) => data_cmd(&ctl, cmd, true).await?,
         Command::Config(cmd) => data_cmd(&ctl, cmd, false).await?,
+        Command::Network(cmd) => network_cmd(&ctl, cmd).await?,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use swarm_core::model::NodeRole;
+use swarm_core::model::{ClusterSpec, NodeRole};
 use swarm_node::{DEFAULT_PORT, Node, NodeBuilder, NodeConfig, NodeSettings};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create a new cluster with this node as its first manager.
-    Init,
+    Init(InitArgs),
     /// Join a cluster as a worker or a manager (the token decides).
     Join {
         /// The join token (`swarmctl swarm join-token worker|manager`).
@@ -42,6 +42,57 @@ enum Command {
     },
     /// Leave the cluster and forget it (the daemon must be stopped).
     Leave,
+}
+
+/// `init`'s cluster settings, as `docker swarm init` takes them.
+#[derive(Args, Clone)]
+struct InitArgs {
+    /// Address pools the networks' subnets are cut from, in CIDR form
+    /// (repeatable; default 10.0.0.0/8).
+    #[arg(long = "default-addr-pool")]
+    default_addr_pool: Vec<String>,
+    /// The prefix length of the subnets cut from the pools.
+    #[arg(long = "default-addr-pool-mask-length", default_value_t = 24)]
+    default_addr_pool_mask_length: u8,
+    /// The UDP port of the overlay (VXLAN) traffic between nodes.
+    #[arg(long = "data-path-port", default_value_t = 4789)]
+    data_path_port: u16,
+}
+
+impl InitArgs {
+    /// The cluster settings, checked.
+    fn cluster(&self) -> anyhow::Result<ClusterSpec> {
+        let mut spec = ClusterSpec::default();
+        if !self.default_addr_pool.is_empty() {
+            spec.default_addr_pool = self
+                .default_addr_pool
+                .iter()
+                .map(|p| {
+                    p.parse()
+                        .map_err(|e| anyhow::anyhow!("--default-addr-pool: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        spec.subnet_size = self.default_addr_pool_mask_length;
+        let pools = swarm_net::PoolConfig {
+            pools: spec
+                .default_addr_pool
+                .iter()
+                .map(|p| (*p, spec.subnet_size))
+                .collect(),
+        };
+        pools
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--default-addr-pool-mask-length: {e}"))?;
+        if !(1024..=49151).contains(&self.data_path_port) {
+            anyhow::bail!(
+                "--data-path-port {}: use a port from 1024 to 49151 (4789 is the VXLAN standard)",
+                self.data_path_port
+            );
+        }
+        spec.data_path_port = self.data_path_port;
+        Ok(spec)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -273,8 +324,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             );
             run(node, setup).await
         }
-        Some(Command::Init) => {
-            let setup = args.setup(false)?;
+        Some(Command::Init(init)) => {
+            let mut setup = args.setup(false)?;
+            setup.config.cluster = init.cluster()?;
             setup.check_runtime().await?;
             let addr = setup.config.advertised()?;
             let node = setup.builder().init().await?;

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use crate::Id;
 use crate::dispatcher::StatusUpdate;
 use crate::model::{Task, TaskState, TaskStatus};
+use crate::network::NetworkDriver;
 use crate::runtime::{ExitStatus, Health, Runtime, RuntimeError, RuntimeState, TaskFile};
 
 /// Reports go through this channel to the agent's reporter.
@@ -16,6 +17,10 @@ pub(crate) type Reports = mpsc::UnboundedSender<StatusUpdate>;
 
 pub(crate) struct Controller<R> {
     pub runtime: Arc<R>,
+    /// Gives the task its network namespace.
+    pub network: Arc<dyn NetworkDriver>,
+    /// How long a task on a network drains before it is stopped.
+    pub drain: Duration,
     pub task: watch::Receiver<(Arc<Task>, Vec<TaskFile>)>,
     pub reports: Reports,
     /// How often health is polled while starting and running.
@@ -68,8 +73,17 @@ impl<R: Runtime> Controller<R> {
         self.current().desired_state > TaskState::Running
     }
 
-    /// Drives the task to a final state.
+    /// Drives the task to a final state, then frees its network namespace
+    /// (its addresses may go to another task from then on).
     pub(crate) async fn run(self) {
+        let (network, id) = (self.network.clone(), self.id());
+        self.drive().await;
+        if let Err(e) = network.detach(&id).await {
+            tracing::warn!(task = %id, error = %e, "could not remove the task's network namespace");
+        }
+    }
+
+    async fn drive(self) {
         let task = self.current();
         let initial = task.status.state;
         if initial.is_terminal() {
@@ -86,13 +100,27 @@ impl<R: Runtime> Controller<R> {
         }
         self.state(TaskState::Preparing, "preparing");
         let files = self.task.borrow().1.clone();
+        let sandbox = match self.network.attach(&task).await {
+            Ok(s) => s,
+            Err(e) => {
+                return self.report(
+                    TaskStatus::new(TaskState::Rejected, "network attach failed")
+                        .with_err(format!("network: {e}")),
+                );
+            }
+        };
         let mut rx = self.task.clone();
         // A runtime that is briefly unavailable gets a few more tries; any
         // other error means the task cannot run here.
         let mut backoff = Duration::from_millis(200);
         let prepared = loop {
             let attempt = tokio::select! {
-                r = self.runtime.prepare(&task, &files) => r,
+                r = async {
+                    match &sandbox {
+                        Some(sb) => self.runtime.prepare_in(&task, &files, sb).await,
+                        None => self.runtime.prepare(&task, &files).await,
+                    }
+                } => r,
                 () = shutdown_requested(&mut rx) => {
                     return self.state(TaskState::Shutdown, "shut down while preparing");
                 }
@@ -201,6 +229,12 @@ impl<R: Runtime> Controller<R> {
         match outcome {
             Outcome::Exited(exit) => self.report_exit(exit),
             Outcome::ShutDown => {
+                if !task.networks.is_empty() && !self.drain.is_zero() {
+                    // It left DNS and the balancers when it was told to
+                    // stop: let what is in flight finish first.
+                    let wait = self.runtime.wait(&id);
+                    let _ = tokio::time::timeout(self.drain, wait).await;
+                }
                 let grace = self.current().spec.stop_grace_period;
                 let stopped = self.runtime.stop(&id, grace).await;
                 let mut status = TaskStatus::new(TaskState::Shutdown, "shutdown");

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Id;
 use crate::dispatcher::{Assignments, Dispatcher, DispatcherError, StatusUpdate};
 use crate::model::Task;
+use crate::network::{HostNetwork, NetworkDriver, NetworkView};
 use crate::runtime::{Runtime, TaskFile};
 use controller::Controller;
 
@@ -24,6 +25,9 @@ use controller::Controller;
 pub struct AgentConfig {
     /// Overrides the hostname the runtime reports.
     pub hostname: Option<String>,
+    /// The node's underlay address, reported to the managers: where the
+    /// other nodes send its overlay traffic.
+    pub data_addr: Option<std::net::IpAddr>,
     /// Status reports are gathered this long and sent in one batch.
     pub report_interval: Duration,
     /// How often health is looked at while a task starts and runs.
@@ -32,15 +36,21 @@ pub struct AgentConfig {
     /// has (a container whose creation finished after its task was taken
     /// away, say); one found twice in a row is removed.
     pub stray_sweep: Duration,
+    /// How long a task on a network keeps running after it left DNS and
+    /// the load balancers, before it is told to stop: connections in
+    /// flight finish, and no new one reaches it meanwhile.
+    pub drain: Duration,
 }
 
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             hostname: None,
+            data_addr: None,
             report_interval: Duration::from_millis(20),
             health_poll: Duration::from_millis(250),
             stray_sweep: Duration::from_secs(30),
+            drain: Duration::from_secs(1),
         }
     }
 }
@@ -57,6 +67,13 @@ impl AgentConfig {
     #[must_use]
     pub fn stray_sweep(mut self, every: Duration) -> Self {
         self.stray_sweep = every;
+        self
+    }
+
+    /// Sets how long a task on a network drains before it is stopped.
+    #[must_use]
+    pub fn drain(mut self, d: Duration) -> Self {
+        self.drain = d;
         self
     }
 
@@ -94,6 +111,7 @@ pub struct Agent<R, D> {
     runtime: Arc<R>,
     dispatcher: Arc<D>,
     config: AgentConfig,
+    network: Arc<dyn NetworkDriver>,
     /// Tasks taken away that are still being stopped (with their grace
     /// period) and removed: no stray sweep touches them.
     stopping: Arc<std::sync::Mutex<std::collections::HashSet<Id>>>,
@@ -117,7 +135,16 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             stopping: Arc::default(),
             dispatcher: Arc::new(dispatcher),
             config,
+            network: Arc::new(HostNetwork),
         }
+    }
+
+    /// Gives tasks their networks through `driver` (by default they share
+    /// the host's network: [`HostNetwork`]).
+    #[must_use]
+    pub fn with_network(mut self, driver: Arc<dyn NetworkDriver>) -> Self {
+        self.network = driver;
+        self
     }
 
     /// The node's id.
@@ -142,6 +169,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         if let Some(h) = &self.config.hostname {
             info.description.hostname.clone_from(h);
         }
+        if self.config.data_addr.is_some() {
+            info.description.data_addr = self.config.data_addr;
+        }
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let stop = shutdown.child_token();
         let reporter = tokio::spawn(report_loop(
@@ -151,9 +181,32 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             self.config.report_interval,
             stop.clone(),
         ));
-        let result = self.session_loop(info.description, reports_tx, &stop).await;
+        // The view can change often: the driver follows it one update at
+        // a time, the newest winning.
+        let (views, mut views_rx) = watch::channel(None::<Arc<NetworkView>>);
+        let follower = tokio::spawn({
+            let (network, stop) = (self.network.clone(), stop.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        r = views_rx.changed() => if r.is_err() { return },
+                    }
+                    let Some(view) = views_rx.borrow_and_update().clone() else {
+                        continue;
+                    };
+                    if let Err(e) = network.update(view).await {
+                        tracing::warn!(error = %e, "the network driver could not follow the cluster's view");
+                    }
+                }
+            }
+        });
+        let result = self
+            .session_loop(info.description, reports_tx, &views, &stop)
+            .await;
         stop.cancel();
         let _ = reporter.await;
+        let _ = follower.await;
         result
     }
 
@@ -161,6 +214,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         &self,
         description: crate::model::NodeDescription,
         reports: mpsc::UnboundedSender<StatusUpdate>,
+        views: &watch::Sender<Option<Arc<NetworkView>>>,
         shutdown: &CancellationToken,
     ) -> Result<(), AgentError> {
         let mut tasks: HashMap<Id, Running> = HashMap::new();
@@ -236,6 +290,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                             if std::mem::take(&mut first) {
                                 self.clean_up_strays(&set).await;
                             }
+                            if let Some(view) = &set.network {
+                                views.send_replace(Some(view.clone()));
+                            }
                             self.apply(set, &mut tasks, &reports);
                         }
                         None => break,
@@ -264,6 +321,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             if !set.tasks.iter().any(|a| a.task.meta.id == id) {
                 tracing::info!(task = %id, "removing a task that is no longer assigned to this node");
                 let _ = self.runtime.remove(&id).await;
+                let _ = self.network.detach(&id).await;
             }
         }
     }
@@ -324,6 +382,8 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             }
             let controller = Controller {
                 runtime: self.runtime.clone(),
+                network: self.network.clone(),
+                drain: self.config.drain,
                 task: rx,
                 reports: reports.clone(),
                 health_poll: self.config.health_poll,
@@ -350,6 +410,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                     h.abort();
                 }
                 let runtime = self.runtime.clone();
+                let network = self.network.clone();
                 let grace = r.tx.borrow().0.spec.stop_grace_period;
                 let stopping = self.stopping.clone();
                 stopping
@@ -359,6 +420,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                 tokio::spawn(async move {
                     let _ = runtime.stop(&id, grace).await;
                     let _ = runtime.remove(&id).await;
+                    if let Err(e) = network.detach(&id).await {
+                        tracing::warn!(task = %id, error = %e, "could not remove the task's network namespace");
+                    }
                     stopping
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)

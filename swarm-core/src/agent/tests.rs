@@ -18,6 +18,7 @@ fn assigned_task(node: &str) -> Task {
         meta: Meta::new("svc".into()),
         spec: ServiceSpec::replicated("web", 1, vec!["prog".into()]),
         previous_spec: None,
+        endpoint: Default::default(),
     };
     let mut t = Task::new(&service, 1, Some(node.into()), vec![]);
     t.status.state = TaskState::Assigned;

@@ -1,7 +1,7 @@
 //! `LocalDispatcher`: the dispatcher served from a store in this process.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -192,7 +192,9 @@ pub fn assignments_of(state: &State, node: &Id) -> Assignments {
         })
         .collect();
     tasks.sort_by(|a, b| a.task.meta.id.cmp(&b.task.meta.id));
-    Assignments { tasks }
+    let network = (state.networks().next().is_some())
+        .then(|| Arc::new(crate::network::NetworkView::of(state)));
+    Assignments { tasks, network }
 }
 
 fn files_of(state: &State, t: &Task) -> Vec<TaskFile> {
@@ -225,11 +227,15 @@ fn files_of(state: &State, t: &Task) -> Vec<TaskFile> {
     secrets.chain(configs).collect()
 }
 
-fn fingerprint(a: &Assignments) -> Vec<(Id, u64)> {
-    a.tasks
-        .iter()
-        .map(|x| (x.task.meta.id.clone(), x.task.meta.version))
-        .collect()
+/// What tells two sets apart: each task's version, and the network view.
+fn fingerprint(a: &Assignments) -> (Vec<(Id, u64)>, Option<Arc<crate::network::NetworkView>>) {
+    (
+        a.tasks
+            .iter()
+            .map(|x| (x.task.meta.id.clone(), x.task.meta.version))
+            .collect(),
+        a.network.clone(),
+    )
 }
 
 #[async_trait]
@@ -246,7 +252,10 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
             n.status = NodeStatus {
                 state: NodeState::Ready,
                 message: String::new(),
-                addr: String::new(),
+                addr: description
+                    .data_addr
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
                 since: SystemTime::now(),
             };
             true
@@ -294,10 +303,16 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                         Err(_) => return None, // lagged: the worker resubscribes
                     };
                     let relevant = commit.events.iter().any(|e| match e.object() {
-                        Object::Task(t) => t.node_id.as_ref() == Some(&node),
-                        Object::Secret(_) | Object::Config(_) => true,
-                        Object::Node(n) => n.meta.id == node,
-                        _ => false,
+                        // Any task on a network can change the view.
+                        Object::Task(t) => {
+                            t.node_id.as_ref() == Some(&node) || !t.networks.is_empty()
+                        }
+                        Object::Secret(_)
+                        | Object::Config(_)
+                        | Object::Network(_)
+                        | Object::Service(_)
+                        | Object::Cluster(_) => true,
+                        Object::Node(_) => true,
                     });
                     if !relevant {
                         continue;
@@ -416,6 +431,7 @@ mod tests {
             meta: Meta::new("s".into()),
             spec,
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let mut on_n1 = Task::new(&service, 1, Some("n1".into()), vec![]);
         on_n1.status.state = TaskState::Assigned;
@@ -423,6 +439,7 @@ mod tests {
             meta: Meta::new("p".into()),
             spec: ServiceSpec::replicated("web", 1, vec!["x".into()]),
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let mut on_n2 = Task::new(&plain, 1, Some("n2".into()), vec![]);
         on_n2.status.state = TaskState::Assigned;

@@ -51,6 +51,10 @@ pub struct Assignment {
 pub struct Assignments {
     /// Every task assigned to the node that the worker must know about.
     pub tasks: Vec<Assignment>,
+    /// The cluster's network view, for the node's DNS, load balancing and
+    /// overlay peers; `None` when the cluster has no network.
+    #[serde(default)]
+    pub network: Option<Arc<crate::network::NetworkView>>,
 }
 
 /// A stream of assignment sets; it ends if the session breaks.

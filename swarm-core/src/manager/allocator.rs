@@ -1,11 +1,66 @@
 //! The allocator: moves new tasks to pending once what they reference
-//! exists. Network address allocation joins it with swarm-net.
+//! exists and their network addresses are recorded.
+//!
+//! The addresses themselves come from the network allocator (swarm-net's
+//! `NetworkAllocator`, a loop the node adds): this loop only waits for
+//! them, so that one loop alone moves a task out of `new`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::manager::control_loop::{ControlLoop, Dirty, Next};
-use crate::model::{Object, Task, TaskState};
+use crate::model::{EndpointSpec, Kind, Network, NetworkAttachment, Object, Task, TaskState};
 use crate::store::{Change, Commit, Event, State, Store};
+
+/// A network a task attaches to, with the task's aliases on it.
+pub type Attachment = (Arc<Network>, Vec<String>);
+
+/// The networks a task of `networks` and `endpoint` attaches to, with its
+/// aliases on each: the ones its spec names (by name or id), and the
+/// ingress network when it publishes a port through the routing mesh and
+/// the cluster has one. Fails with what to do when a named network does
+/// not exist.
+pub fn required_networks(
+    state: &State,
+    networks: &[NetworkAttachment],
+    endpoint: &EndpointSpec,
+) -> Result<Vec<Attachment>, String> {
+    let mut out: Vec<Attachment> = Vec::new();
+    for n in networks {
+        let found = state.network(&n.target).or_else(|| {
+            state
+                .by_name(Kind::Network, &n.target)
+                .and_then(|id| state.network(id))
+        });
+        let Some(net) = found else {
+            return Err(format!(
+                "network {} not found: create it with `network create --driver overlay {}`, or remove it from the service",
+                n.target, n.target
+            ));
+        };
+        if !out.iter().any(|(o, _)| o.meta.id == net.meta.id) {
+            out.push((net.clone(), n.aliases.clone()));
+        }
+    }
+    if endpoint
+        .ports
+        .iter()
+        .any(crate::model::PortConfig::is_ingress)
+        && let Some(ingress) = state.networks().find(|n| n.spec.ingress)
+        && !out.iter().any(|(o, _)| o.meta.id == ingress.meta.id)
+    {
+        out.push((ingress.clone(), Vec::new()));
+    }
+    Ok(out)
+}
+
+/// Whether every network `task` needs has its address recorded on it.
+fn addressed(state: &State, task: &Task) -> bool {
+    required_networks(state, &task.spec.networks, &task.endpoint).is_ok_and(|need| {
+        need.iter()
+            .all(|(n, _)| task.networks.iter().any(|a| a.network_id == n.meta.id))
+    })
+}
 
 pub(crate) struct Allocator<S> {
     pub store: S,
@@ -30,19 +85,7 @@ pub fn missing_reference(state: &State, task: &Task) -> Option<String> {
             ));
         }
     }
-    for n in &task.spec.networks {
-        let found = state.network(&n.target).is_some()
-            || state
-                .by_name(crate::model::Kind::Network, &n.target)
-                .is_some();
-        if !found {
-            return Some(format!(
-                "network {} not found: create it, or remove it from the service",
-                n.target
-            ));
-        }
-    }
-    None
+    required_networks(state, &task.spec.networks, &task.endpoint).err()
 }
 
 impl<S: Store> ControlLoop for Allocator<S> {
@@ -58,7 +101,11 @@ impl<S: Store> ControlLoop for Allocator<S> {
                 } if t.status.state == TaskState::New => {
                     dirty.add(&t.meta.id);
                 }
-                Event::Created(Object::Secret(_) | Object::Config(_) | Object::Network(_)) => {
+                Event::Created(Object::Secret(_) | Object::Config(_) | Object::Network(_))
+                | Event::Updated {
+                    new: Object::Network(_),
+                    ..
+                } => {
                     *dirty = Dirty::everything();
                 }
                 _ => {}
@@ -67,7 +114,7 @@ impl<S: Store> ControlLoop for Allocator<S> {
     }
 
     async fn run(&mut self, state: State, dirty: Dirty) -> Next {
-        let new: Vec<&std::sync::Arc<Task>> = if dirty.all {
+        let new: Vec<&Arc<Task>> = if dirty.all {
             state
                 .tasks()
                 .filter(|t| t.status.state == TaskState::New)
@@ -87,6 +134,8 @@ impl<S: Store> ControlLoop for Allocator<S> {
                 continue; // the reaper removes it
             }
             match missing_reference(&state, t) {
+                // The network allocator has yet to record its addresses.
+                None if !addressed(&state, t) => continue,
                 None => {
                     t2.status = crate::model::TaskStatus::new(
                         TaskState::Pending,

@@ -509,6 +509,7 @@ mod tests {
             meta: Meta::new(id.into()),
             spec: ServiceSpec::replicated(id, 1, vec!["true".into()]),
             previous_spec: None,
+            endpoint: Default::default(),
         })
     }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use allocator::missing_reference;
+pub use allocator::{Attachment, missing_reference, required_networks};
 
 use crate::dispatcher::LocalDispatcher;
 use crate::sched::Scheduler;

@@ -470,6 +470,7 @@ mod tests {
             meta: Meta::new("s".into()),
             spec: ServiceSpec::replicated("web", 3, vec!["x".into()]),
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let tasks: Vec<Task> = (1..=3)
             .map(|slot| {

@@ -3,15 +3,69 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::Meta;
+use std::net::Ipv4Addr;
 
-/// A network tasks attach to. Address management arrives with swarm-net.
+use super::{Meta, Subnet};
+
+/// The VXLAN network identifiers the allocator hands out: from 4096, as
+/// Docker's overlay driver.
+pub const FIRST_VNI: u32 = 4096;
+
+/// The name of the routing mesh's network, created by `init`.
+pub const INGRESS_NETWORK: &str = "ingress";
+
+/// A network tasks attach to: an overlay spanning the nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
     /// Id, version, timestamps.
     pub meta: Meta,
     /// What the user declared.
     pub spec: NetworkSpec,
+    /// Its subnet, gateway and VXLAN id, once the allocator gave them.
+    #[serde(default)]
+    pub addresses: Option<NetworkAddresses>,
+    /// Why the allocator could not give it addresses (an exhausted pool),
+    /// until it can.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Each node's own address on it (the ingress network only): the
+    /// source address of the routing mesh's forwarded connections.
+    #[serde(default)]
+    pub node_addrs: BTreeMap<crate::Id, Ipv4Addr>,
+}
+
+impl Network {
+    /// A new network of `spec`, without addresses yet.
+    #[must_use]
+    pub fn new(spec: NetworkSpec) -> Self {
+        Self {
+            meta: Meta::new(crate::Id::generate()),
+            spec,
+            addresses: None,
+            error: None,
+            node_addrs: BTreeMap::new(),
+        }
+    }
+
+    /// The subnet: the allocated one, else the one the spec asks for.
+    #[must_use]
+    pub fn subnet(&self) -> Option<Subnet> {
+        self.addresses
+            .as_ref()
+            .map(|a| a.subnet)
+            .or(self.spec.subnet)
+    }
+}
+
+/// What the allocator gave a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAddresses {
+    /// The subnet its tasks and VIPs take addresses from.
+    pub subnet: Subnet,
+    /// The gateway address: never given to a task.
+    pub gateway: Ipv4Addr,
+    /// The VXLAN network identifier of the overlay.
+    pub vni: u32,
 }
 
 /// What a user declares about a network.
@@ -19,15 +73,39 @@ pub struct Network {
 pub struct NetworkSpec {
     /// Unique name.
     pub name: String,
-    /// Driver name, `overlay` by default.
+    /// Driver name: `overlay`.
     #[serde(default)]
     pub driver: String,
-    /// Subnet in CIDR form; empty lets the cluster choose.
+    /// Subnet; none lets the cluster choose from its address pool.
     #[serde(default)]
-    pub subnet: String,
+    pub subnet: Option<Subnet>,
+    /// Gateway; none takes the subnet's first host address.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    /// Standalone workloads may attach to it, not only services' tasks.
+    #[serde(default)]
+    pub attachable: bool,
+    /// Tasks on it reach each other only: no route out of the overlay.
+    #[serde(default)]
+    pub internal: bool,
+    /// The routing mesh's network: at most one.
+    #[serde(default)]
+    pub ingress: bool,
     /// Free-form labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkSpec {
+    /// An overlay network named `name`, on a subnet the cluster chooses.
+    #[must_use]
+    pub fn overlay(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            driver: "overlay".into(),
+            ..Self::default()
+        }
+    }
 }
 
 /// Sensitive data given to the tasks that reference it, and no one else.
@@ -127,6 +205,28 @@ pub struct ClusterSpec {
     pub name: String,
     /// Terminated tasks kept per slot (per node for global services).
     pub task_history_limit: u32,
+    /// Where networks without a subnet of their own get one
+    /// (`--default-addr-pool`; Docker's default, `10.0.0.0/8`).
+    #[serde(default = "default_addr_pool")]
+    pub default_addr_pool: Vec<Subnet>,
+    /// The prefix length of the subnets cut from the pool
+    /// (`--default-addr-pool-mask-length`, 24).
+    #[serde(default = "default_subnet_size")]
+    pub subnet_size: u8,
+    /// The UDP port of the overlay's VXLAN traffic between nodes
+    /// (`--data-path-port`, 4789).
+    #[serde(default = "default_data_path_port")]
+    pub data_path_port: u16,
+}
+
+fn default_addr_pool() -> Vec<Subnet> {
+    vec![Subnet::containing(Ipv4Addr::new(10, 0, 0, 0), 8)]
+}
+fn default_subnet_size() -> u8 {
+    24
+}
+fn default_data_path_port() -> u16 {
+    4789
 }
 
 impl Default for ClusterSpec {
@@ -134,6 +234,9 @@ impl Default for ClusterSpec {
         Self {
             name: "default".into(),
             task_history_limit: 5,
+            default_addr_pool: default_addr_pool(),
+            subnet_size: default_subnet_size(),
+            data_path_port: default_data_path_port(),
         }
     }
 }

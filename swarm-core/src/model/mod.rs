@@ -8,6 +8,7 @@ mod cluster;
 mod node;
 mod resources;
 mod service;
+mod subnet;
 mod task;
 
 use std::fmt;
@@ -17,20 +18,21 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 pub use cluster::{
-    Cluster, ClusterSpec, Config, ConfigSpec, JoinTokens, Network, NetworkSpec, RootCaMaterial,
-    Secret, SecretSpec,
+    Cluster, ClusterSpec, Config, ConfigSpec, FIRST_VNI, INGRESS_NETWORK, JoinTokens, Network,
+    NetworkAddresses, NetworkSpec, RootCaMaterial, Secret, SecretSpec,
 };
 pub use node::{
     Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,
 };
 pub use resources::{ResourceRequirements, Resources};
 pub use service::{
-    DYNAMIC_PORTS, EndpointSpec, FailureAction, FileReference, HealthCheck, MAX_REPLICAS, Mount,
-    MountKind, NetworkAttachment, Placement, PlacementPreference, PortConfig, Protocol,
-    PublishMode, RESERVED_LABEL_PREFIX, RestartCondition, RestartPolicy, Service, ServiceMode,
-    ServiceSpec, TaskSpec, UpdateConfig, UpdateOrder,
+    DYNAMIC_PORTS, Endpoint, EndpointMode, EndpointSpec, FailureAction, FileReference, HealthCheck,
+    MAX_REPLICAS, Mount, MountKind, NetworkAttachment, Placement, PlacementPreference, PortConfig,
+    Protocol, PublishMode, RESERVED_LABEL_PREFIX, RestartCondition, RestartPolicy, Service,
+    ServiceMode, ServiceSpec, TaskSpec, UpdateConfig, UpdateOrder, VirtualIp,
 };
-pub use task::{Task, TaskState, TaskStatus};
+pub use subnet::{Subnet, SubnetError};
+pub use task::{Task, TaskNetwork, TaskState, TaskStatus};
 
 use crate::Id;
 

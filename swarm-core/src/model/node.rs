@@ -152,6 +152,10 @@ pub struct NodeDescription {
     /// Labels of the engine (runtime), matched by `engine.labels.<key>`.
     #[serde(default)]
     pub engine_labels: BTreeMap<String, String>,
+    /// The address the node's overlay (VXLAN) traffic comes from and goes
+    /// to, as the node reports it.
+    #[serde(default)]
+    pub data_addr: Option<std::net::IpAddr>,
 }
 
 /// A node's observed state.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -32,6 +33,56 @@ pub struct Service {
     /// The spec before the last update, for rollback.
     #[serde(default)]
     pub previous_spec: Option<ServiceSpec>,
+    /// Its virtual IPs, one per network, once the allocator gave them.
+    #[serde(default)]
+    pub endpoint: Endpoint,
+}
+
+impl Service {
+    /// A new service of `spec`, with no addresses yet.
+    #[must_use]
+    pub fn new(spec: ServiceSpec) -> Self {
+        Self {
+            meta: Meta::new(crate::Id::generate()),
+            spec,
+            previous_spec: None,
+            endpoint: Endpoint::default(),
+        }
+    }
+
+    /// The service's virtual IP on `network`, if it has one.
+    #[must_use]
+    pub fn vip(&self, network: &crate::Id) -> Option<Ipv4Addr> {
+        self.endpoint
+            .virtual_ips
+            .iter()
+            .find(|v| &v.network_id == network)
+            .map(|v| v.addr)
+    }
+}
+
+/// What the allocator gave a service: docker's `Endpoint`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// One virtual IP per network the service is on (VIP mode only).
+    #[serde(default)]
+    pub virtual_ips: Vec<VirtualIp>,
+    /// Why the allocator could not give the service its addresses (an
+    /// exhausted network), until it can.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A service's address on one network: connections to it are balanced over
+/// the service's running tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualIp {
+    /// The network.
+    pub network_id: crate::Id,
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The network's prefix length, for display (`10.0.1.2/24`).
+    pub prefix: u8,
 }
 
 /// What a user declares about a service.
@@ -436,12 +487,49 @@ pub enum UpdateOrder {
     StartFirst,
 }
 
-/// Published ports of a service.
+/// How a service is reached on its networks, and its published ports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointSpec {
+    /// A virtual IP balanced over the tasks, or DNS round robin.
+    #[serde(default)]
+    pub mode: EndpointMode,
     /// The ports.
     #[serde(default)]
     pub ports: Vec<PortConfig>,
+}
+
+/// How a service's name resolves on its networks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    /// To one virtual IP, whose connections are balanced over the tasks.
+    #[default]
+    Vip,
+    /// To the addresses of the tasks themselves (DNS round robin).
+    Dnsrr,
+}
+
+impl FromStr for EndpointMode {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "vip" => Ok(Self::Vip),
+            "dnsrr" => Ok(Self::Dnsrr),
+            other => Err(SpecError::single(
+                "endpoint.mode",
+                format!("unknown endpoint mode {other:?}: use vip or dnsrr"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for EndpointMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Vip => "vip",
+            Self::Dnsrr => "dnsrr",
+        })
+    }
 }
 
 impl EndpointSpec {
@@ -492,6 +580,12 @@ impl FromStr for PortConfig {
 }
 
 impl PortConfig {
+    /// Whether the routing mesh publishes this port (on every node).
+    #[must_use]
+    pub fn is_ingress(&self) -> bool {
+        self.publish_mode == PublishMode::Ingress
+    }
+
     /// Whether two services publishing `self` and `other` clash: the same
     /// published port and protocol, where either goes through the routing
     /// mesh (which answers on every node). Host-mode ports may share a

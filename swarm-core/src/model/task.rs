@@ -41,6 +41,10 @@ pub struct Task {
     pub desired_state: TaskState,
     /// The observed state.
     pub status: TaskStatus,
+    /// The task's address on each of its networks, once the allocator gave
+    /// them.
+    #[serde(default)]
+    pub networks: Vec<TaskNetwork>,
     /// Times of the restarts that led to this task in its slot, newest last,
     /// kept for the restart policy's `max_attempts` within its `window`.
     #[serde(default)]
@@ -67,6 +71,7 @@ impl Task {
             service_version: service.meta.version,
             desired_state: TaskState::Running,
             status: TaskStatus::new(TaskState::New, "created"),
+            networks: Vec::new(),
             restarts,
         }
     }
@@ -89,6 +94,20 @@ impl Task {
     pub fn is_active(&self) -> bool {
         self.desired_state <= TaskState::Running && !self.status.state.is_terminal()
     }
+}
+
+/// A task's attachment to one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskNetwork {
+    /// The network.
+    pub network_id: Id,
+    /// The task's address on it.
+    pub addr: std::net::Ipv4Addr,
+    /// The network's prefix length (`10.0.1.5/24`).
+    pub prefix: u8,
+    /// Extra DNS names of the task on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// The states of a task, in order. A task only moves forwards.

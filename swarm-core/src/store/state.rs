@@ -582,6 +582,7 @@ mod tests {
             meta: Meta::new("svc".into()),
             spec: ServiceSpec::replicated("web", 1, vec!["sleep".into()]),
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let mut task = Task::new(&service, 1, Some("n1".into()), vec![]);
         task.meta.id = "t1".into();

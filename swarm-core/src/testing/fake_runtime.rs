@@ -107,6 +107,7 @@ impl FakeRuntime {
     #[must_use]
     pub fn new(hostname: &str) -> Self {
         Self::with_description(NodeDescription {
+            data_addr: None,
             hostname: hostname.into(),
             platform: Platform::current(),
             resources: Resources::new(4.0, 8 << 30),

@@ -34,6 +34,7 @@ impl NodeFixture {
             meta: Meta::new(id.into()),
             spec: NodeSpec::default(),
             description: NodeDescription {
+                data_addr: None,
                 hostname: id.into(),
                 platform: Platform {
                     os: "linux".into(),
@@ -126,6 +127,7 @@ pub fn service(name: &str, replicas: u64, edit: impl FnOnce(&mut ServiceSpec)) -
         meta: Meta::new(name.into()),
         spec,
         previous_spec: None,
+        endpoint: Default::default(),
     }
 }
 

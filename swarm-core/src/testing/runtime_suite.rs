@@ -121,6 +121,7 @@ fn task(spec: TaskSpec) -> Task {
         meta: Meta::new(Id::generate()),
         spec: ServiceSpec::replicated("suite", 1, Vec::new()),
         previous_spec: None,
+        endpoint: Default::default(),
     };
     let mut task = Task::new(&service, 1, Some(Id::from("suite-node")), Vec::new());
     task.spec = Arc::new(spec);

@@ -38,6 +38,7 @@ fn service(id: &str, name: &str) -> Service {
         meta: Meta::new(id.into()),
         spec: ServiceSpec::replicated(name, 1, vec!["sleep".into(), "1".into()]),
         previous_spec: None,
+        endpoint: Default::default(),
     }
 }
 
@@ -46,6 +47,7 @@ fn node(id: &str) -> Node {
         meta: Meta::new(id.into()),
         spec: NodeSpec::default(),
         description: NodeDescription {
+            data_addr: None,
             hostname: id.into(),
             ..Default::default()
         },

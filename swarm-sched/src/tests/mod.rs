@@ -54,6 +54,7 @@ fn service(id: &str, f: impl FnOnce(&mut ServiceSpec)) -> Service {
         meta: Meta::new(id.into()),
         spec,
         previous_spec: None,
+        endpoint: Default::default(),
     }
 }
 

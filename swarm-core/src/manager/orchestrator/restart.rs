@@ -81,6 +81,7 @@ mod tests {
             meta: Meta::new("s".into()),
             spec,
             previous_spec: None,
+            endpoint: Default::default(),
         };
         let mut t = Task::new(&service, 1, None, restarts);
         t.status.state = state;

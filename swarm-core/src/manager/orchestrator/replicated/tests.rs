@@ -17,6 +17,7 @@ fn service(replicas: u64) -> Service {
         meta: Meta::new("svc".into()),
         spec,
         previous_spec: None,
+        endpoint: Default::default(),
     }
 }
 
@@ -241,6 +242,7 @@ fn global_service(constraints: &[&str]) -> Service {
         meta: Meta::new("g".into()),
         spec,
         previous_spec: None,
+        endpoint: Default::default(),
     }
 }
 

@@ -47,6 +47,14 @@ impl Subnet {
         }
     }
 
+    /// Whether `ip` is a host address of the subnet: inside it, and neither
+    /// its network nor its broadcast address.
+    #[must_use]
+    pub fn is_host(&self, ip: Ipv4Addr) -> bool {
+        let n = u32::from(ip);
+        self.contains(ip) && n != self.first() && n != self.last()
+    }
+
     /// The network address.
     #[must_use]
     pub fn addr(&self) -> Ipv4Addr {
