@@ -92,7 +92,10 @@ impl Daemons {
             .stdout(Stdio::null())
             .stderr(log);
         if flags {
-            cmd.args(["--hostname", name]).args(&self.args);
+            // Daemons of one host share its network namespace: only one
+            // could own its overlay interfaces, so none does.
+            cmd.args(["--hostname", name, "--data-plane", "host"])
+                .args(&self.args);
             if let Some(addr) = self.addrs.get(name) {
                 cmd.args(["--listen-addr", addr]);
             }

@@ -213,6 +213,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// references. Idempotent.
     async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError>;
 
+    /// Whether [`Runtime::prepare_in`] works: the agent gives tasks their
+    /// own network namespaces only then, and otherwise runs them on the
+    /// host's network as before.
+    fn runs_in_sandboxes(&self) -> bool {
+        false
+    }
+
     /// Prepares a task to run inside `sandbox`: its own network namespace,
     /// made by the node's network driver, with the task's interfaces and
     /// DNS. A runtime that cannot run tasks there refuses, saying so (the
@@ -259,6 +266,9 @@ impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
     }
     async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError> {
         (**self).prepare(task, files).await
+    }
+    fn runs_in_sandboxes(&self) -> bool {
+        (**self).runs_in_sandboxes()
     }
     async fn prepare_in(
         &self,

@@ -58,8 +58,16 @@ impl NameTable {
     #[must_use]
     pub fn of(view: &NetworkView) -> Self {
         let mut by_network: HashMap<Id, HashMap<String, Vec<Ipv4Addr>>> = HashMap::new();
+        // The routing mesh's network carries published ports, not names
+        // (as Docker's): a name resolves on the networks the user chose.
+        let ingress: Vec<&Id> = view
+            .networks
+            .iter()
+            .filter(|n| n.ingress)
+            .map(|n| &n.id)
+            .collect();
         for s in &view.services {
-            for net in &s.networks {
+            for net in s.networks.iter().filter(|n| !ingress.contains(n)) {
                 let serving: Vec<Ipv4Addr> = view
                     .endpoints_of(&s.id)
                     .filter(|e| e.serving)

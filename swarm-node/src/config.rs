@@ -49,6 +49,46 @@ pub struct NodeConfig {
     /// The cluster's settings, for `init` only: address pools
     /// (`--default-addr-pool`), subnet size and the data path port.
     pub cluster: ClusterSpec,
+    /// How the node's tasks get their networks.
+    pub data_plane: DataPlane,
+}
+
+/// How a node's tasks get their networks. A library's default must not
+/// reconfigure the host's network, so it is [`DataPlane::Host`]; `swarmd`,
+/// the daemon of a host, uses [`DataPlane::Linux`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataPlane {
+    /// Each task on a network gets a namespace of its own, the node joins
+    /// the overlays (VXLAN), and serves DNS, VIPs and the routing mesh
+    /// (swarm-net's Linux driver). Needs root (CAP_NET_ADMIN); without it
+    /// the node says so and falls back to [`DataPlane::Host`]. One such
+    /// node per network namespace: nodes sharing a host's namespace would
+    /// fight over its interfaces.
+    Linux,
+    /// Tasks share the host's network: no overlay, DNS or VIP reaches
+    /// them; ports are published only where a runtime does it itself.
+    #[default]
+    Host,
+}
+
+impl std::str::FromStr for DataPlane {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linux" => Ok(Self::Linux),
+            "host" => Ok(Self::Host),
+            other => Err(format!("unknown data plane {other:?}: use linux or host")),
+        }
+    }
+}
+
+impl std::fmt::Display for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Linux => "linux",
+            Self::Host => "host",
+        })
+    }
 }
 
 impl NodeConfig {
@@ -66,6 +106,7 @@ impl NodeConfig {
             manager: ManagerConfig::default(),
             agent: AgentConfig::default(),
             cluster: ClusterSpec::default(),
+            data_plane: DataPlane::default(),
         }
     }
 
@@ -94,6 +135,22 @@ impl NodeConfig {
                 });
         }
         Ok(self.listen_addr.to_string())
+    }
+
+    /// The node's underlay address, for its overlay traffic: the advertised
+    /// address's IP, else that of the default route.
+    #[must_use]
+    pub fn data_addr(&self) -> Option<std::net::IpAddr> {
+        if let Some(a) = &self.advertise_addr {
+            let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+            if let Ok(ip) = host.trim_matches(['[', ']']).parse() {
+                return Some(ip);
+            }
+        }
+        if !self.listen_addr.ip().is_unspecified() && !self.listen_addr.ip().is_loopback() {
+            return Some(self.listen_addr.ip());
+        }
+        default_route_ip()
     }
 
     /// The node's hostname: the configured one or the machine's.
@@ -209,6 +266,9 @@ pub struct NodeSettings {
     /// How the manager ranks nodes (`swarmd`: `spread` or `binpack`),
     /// for the embedding program to build its scheduler with.
     pub scheduler_strategy: Option<String>,
+    /// [`NodeConfig::data_plane`] (`linux` or `host`).
+    #[serde(default)]
+    pub data_plane: Option<String>,
 }
 
 const SETTINGS_FILE: &str = "settings.json";
@@ -245,6 +305,7 @@ impl NodeSettings {
             heartbeat_period_ms: given.heartbeat_period_ms.or(self.heartbeat_period_ms),
             runtime: given.runtime.clone().or(self.runtime),
             scheduler_strategy: given.scheduler_strategy.clone().or(self.scheduler_strategy),
+            data_plane: given.data_plane.clone().or(self.data_plane),
         }
     }
 
@@ -261,6 +322,9 @@ impl NodeSettings {
         }
         if let Some(ms) = self.heartbeat_period_ms {
             config.heartbeat_period = Duration::from_millis(ms);
+        }
+        if let Some(d) = self.data_plane.as_deref().and_then(|d| d.parse().ok()) {
+            config.data_plane = d;
         }
     }
 }

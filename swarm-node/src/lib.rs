@@ -51,7 +51,7 @@ mod renewal;
 mod serve;
 
 pub use authority::{Authority, Roster};
-pub use config::{DEFAULT_PORT, NodeConfig, NodeSettings, NodeState, raft_id};
+pub use config::{DEFAULT_PORT, DataPlane, NodeConfig, NodeSettings, NodeState, raft_id};
 pub use dispatch::{FailoverDispatcher, LeaderDispatcher};
 pub use node::{Node, NodeBuilder, NodeHandle};
 pub use provider::{Channels, RaftStores, SoloStores, StoreMember, StoreProvider};

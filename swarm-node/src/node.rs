@@ -540,12 +540,17 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             self.creds.clone(),
             stop.clone(),
         ));
+        let data_addr = self.config.data_addr();
+        let mut agent_config = self.config.agent.clone().hostname(self.config.hostname());
+        agent_config.data_addr = agent_config.data_addr.or(data_addr);
+        let network = data_plane(&self.config, &self.state.node_id, agent_config.data_addr).await;
         let agent = Agent::new(
             self.state.node_id.clone(),
             runtime,
             dispatcher.clone(),
-            self.config.agent.clone().hostname(self.config.hostname()),
-        );
+            agent_config,
+        )
+        .with_network(network);
         let mut agent = tokio::spawn(agent.run(stop.clone()));
         let mut new_role = Box::pin(self.role_change(&dispatcher));
         let (result, new_role) = loop {
@@ -870,6 +875,36 @@ impl<S: ReplicatedStore> NodeHandle<S> {
         match self.task.await {
             Ok(r) => r,
             Err(e) => Err(Error::Agent(format!("the node panicked: {e}"))),
+        }
+    }
+}
+
+/// The node's network driver: the Linux data plane where it may make
+/// namespaces and interfaces, else the host's network, said plainly.
+async fn data_plane(
+    config: &NodeConfig,
+    node_id: &Id,
+    data_addr: Option<std::net::IpAddr>,
+) -> Arc<dyn swarm_core::network::NetworkDriver> {
+    use swarm_core::network::HostNetwork;
+    if config.data_plane == crate::DataPlane::Host {
+        return Arc::new(HostNetwork);
+    }
+    let Some(addr) = data_addr else {
+        tracing::warn!(
+            "this node has no address for overlay traffic (no default route, no --advertise-addr): tasks run on the host's network"
+        );
+        return Arc::new(HostNetwork);
+    };
+    let linux = swarm_net::LinuxConfig::new(node_id.clone(), addr, config.data_dir.join("net"));
+    match swarm_net::LinuxDriver::new(linux).await {
+        Ok(d) => {
+            tracing::info!(mtu = d.mtu(), %addr, "overlay data plane ready");
+            Arc::new(d)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "tasks run on the host's network: overlays, service DNS, VIPs and the routing mesh do not reach them");
+            Arc::new(HostNetwork)
         }
     }
 }

@@ -237,6 +237,10 @@ impl Runtime for ProcessRuntime {
         self.prepare_with(task, files, None).await
     }
 
+    fn runs_in_sandboxes(&self) -> bool {
+        true
+    }
+
     async fn prepare_in(
         &self,
         task: &Task,

@@ -124,6 +124,11 @@ struct NodeArgs {
     /// that fits first).
     #[arg(long, global = true)]
     scheduler_strategy: Option<Strategy>,
+    /// How tasks get their networks: linux (a namespace per task, VXLAN
+    /// overlays, DNS, VIPs and the routing mesh; needs root) or host (the
+    /// host's network). One linux node per host.
+    #[arg(long, global = true)]
+    data_plane: Option<swarm_node::DataPlane>,
     /// How often workers send heartbeats, e.g. 500ms or 2s.
     #[arg(long, value_parser = parse_duration, global = true)]
     heartbeat_period: Option<Duration>,
@@ -214,6 +219,7 @@ impl NodeArgs {
                 .map(|h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX)),
             runtime: self.runtime.map(|r| r.name().to_owned()),
             scheduler_strategy: self.scheduler_strategy.map(|s| s.to_string()),
+            data_plane: self.data_plane.map(|d| d.to_string()),
         })
     }
 
@@ -243,6 +249,9 @@ impl NodeArgs {
         };
         let scheduler = SwarmScheduler::new(SchedulerConfig::default().strategy(strategy))?;
         let mut config = NodeConfig::new(dir);
+        // The daemon of a host owns its network: the Linux data plane
+        // unless told otherwise.
+        config.data_plane = swarm_node::DataPlane::Linux;
         settings.apply(&mut config);
         if let Some(v) = self.cert_expiry {
             config.cert_validity = v;

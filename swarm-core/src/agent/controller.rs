@@ -100,7 +100,14 @@ impl<R: Runtime> Controller<R> {
         }
         self.state(TaskState::Preparing, "preparing");
         let files = self.task.borrow().1.clone();
-        let sandbox = match self.network.attach(&task).await {
+        let attach = async {
+            if !task.networks.is_empty() && self.runtime.runs_in_sandboxes() {
+                self.network.attach(&task).await
+            } else {
+                Ok(None)
+            }
+        };
+        let sandbox = match attach.await {
             Ok(s) => s,
             Err(e) => {
                 return self.report(

@@ -31,6 +31,12 @@ fn names_resolve_to_vips_tasks_and_only_on_shared_networks() {
     assert_eq!(t.lookup(&oth, "tasks.db"), Lookup::NoSuchName);
     assert_eq!(t.lookup(&oth, "other"), Lookup::Found(vec![ip("10.0.2.2")]));
     assert_eq!(t.lookup(&app, "example.org"), Lookup::NotOurs);
+    // The ingress network carries no names.
+    assert_eq!(
+        t.lookup(&nets(&["app", "ing"]), "web"),
+        Lookup::Found(vec![ip("10.0.1.2")])
+    );
+    assert_eq!(t.lookup(&nets(&["ing"]), "web"), Lookup::NoSuchName);
 }
 
 fn query(name: &str, qtype: RecordType) -> Vec<u8> {

@@ -464,7 +464,7 @@ fn netns_path(name: &str) -> PathBuf {
 /// Whether this process may make interfaces and namespaces.
 async fn probe() -> Result<(), NetworkError> {
     let name = format!("swprobe{}", std::process::id() % 100_000);
-    let made = cmd::ip_batch(None, &[format!("link add {name} type dummy")], false).await;
+    let made = cmd::ip_batch(None, &[format!("link add {name} type bridge")], false).await;
     match made {
         Ok(()) => {
             cmd::ip_batch(None, &[format!("link del {name}")], true)

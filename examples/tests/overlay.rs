@@ -1,0 +1,387 @@
+//! Overlay networks end to end, on three hosts made of network namespaces
+//! (`ip netns`), each running `swarmd` with the process runtime and the
+//! Linux data plane: DNS by name, VIP round robin, direct task-to-task
+//! traffic across hosts over VXLAN, the routing mesh on every host, and
+//! isolation between networks.
+//!
+//! Needs root and iproute2/nftables (CI runs as root; `.ci/run` installs
+//! them). Elsewhere it says SKIPPED and passes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
+const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
+
+/// Three hosts on a switch, each a namespace with `swarmd` in it.
+struct Hosts {
+    prefix: String,
+    dir: tempfile::TempDir,
+    daemons: Vec<Child>,
+}
+
+fn sh(args: &[&str]) -> Output {
+    Command::new(args[0]).args(&args[1..]).output().unwrap()
+}
+
+fn must(args: &[&str]) {
+    let out = sh(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Hosts {
+    fn ns(&self, i: usize) -> String {
+        format!("{}h{i}", self.prefix)
+    }
+
+    fn addr(i: usize) -> String {
+        format!("192.168.77.{i}")
+    }
+
+    fn make() -> Self {
+        let prefix = format!("swt{}", std::process::id() % 100_000);
+        let sw = format!("{prefix}sw");
+        must(&["ip", "netns", "add", &sw]);
+        must(&["ip", "-n", &sw, "link", "add", "sw0", "type", "bridge"]);
+        must(&["ip", "-n", &sw, "link", "set", "sw0", "up"]);
+        let hosts = Self {
+            prefix,
+            dir: tempfile::tempdir().unwrap(),
+            daemons: Vec::new(),
+        };
+        for i in 1..=3 {
+            let ns = hosts.ns(i);
+            let port = format!("p{i}");
+            must(&["ip", "netns", "add", &ns]);
+            must(&[
+                "ip", "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            must(&["ip", "-n", &sw, "link", "set", &port, "master", "sw0", "up"]);
+            let cidr = format!("{}/24", Self::addr(i));
+            must(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"]);
+            must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+            must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        }
+        hosts
+    }
+
+    fn data(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("h{i}"))
+    }
+
+    fn swarmd(&mut self, i: usize, args: &[&str]) {
+        let log = std::fs::File::create(self.dir.path().join(format!("h{i}.log"))).unwrap();
+        let listen = format!("{}:2377", Self::addr(i));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(i), SWARMD])
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data(i))
+            .args(["--listen-addr", &listen, "--hostname", &format!("h{i}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemons.push(child);
+    }
+
+    /// Runs `cmd` inside host `i`'s namespace.
+    fn on(&self, i: usize, cmd: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(i)])
+            .args(cmd)
+            .output()
+            .unwrap()
+    }
+
+    fn ctl(&self, args: &[&str]) -> String {
+        let tls = self.data(1).join("client");
+        let mut cmd = vec![SWARMCTL, "-H", "192.168.77.1:2377", "--tls-dir"];
+        let tls = tls.to_str().unwrap().to_owned();
+        cmd.push(&tls);
+        cmd.extend(args);
+        let out = self.on(1, &cmd);
+        assert!(
+            out.status.success(),
+            "swarmctl {args:?}: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn logs(&self) -> String {
+        (1..=3)
+            .map(|i| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("h{i}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "--- h{i}\n{}\n",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+
+    /// The running tasks of `service`: id -> (host name, pid).
+    fn tasks(&self, service: &str) -> BTreeMap<String, (String, u32)> {
+        let tasks: serde_json::Value =
+            serde_json::from_str(&self.ctl(&["service", "ps", service, "--format", "json"]))
+                .unwrap();
+        let nodes: serde_json::Value =
+            serde_json::from_str(&self.ctl(&["node", "ls", "--format", "json"])).unwrap();
+        let host_of = |id: &str| {
+            nodes["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["meta"]["id"] == id)
+                .map(|n| n["description"]["hostname"].as_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"]["state"] == "running" && t["desired_state"] == "running")
+            .map(|t| {
+                let pid = t["status"]["runtime_id"].as_str().unwrap().parse().unwrap();
+                (
+                    t["meta"]["id"].as_str().unwrap().to_owned(),
+                    (host_of(t["node_id"].as_str().unwrap()), pid),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for d in &mut self.daemons {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        // The tasks' processes live in the hosts' namespaces; they end
+        // with the daemons' kill of their groups, or here.
+        let _ = Command::new("pkill")
+            .args(["-9", "-f", self.dir.path().to_str().unwrap()])
+            .status();
+        for i in 1..=3 {
+            let _ = sh(&["ip", "netns", "del", &self.ns(i)]);
+        }
+        let _ = sh(&["ip", "netns", "del", &format!("{}sw", self.prefix)]);
+    }
+}
+
+/// Runs `script` with bash inside the namespaces (network and mount) of
+/// process `pid`: a task's view of the network, its resolv.conf included.
+fn in_task(pid: u32, script: &str) -> Output {
+    Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "-m", "bash", "-c", script])
+        .output()
+        .unwrap()
+}
+
+/// A bash snippet: `n` HTTP GETs of `/` at `host:port`, printing each body.
+fn gets(host: &str, port: u16, n: usize) -> String {
+    format!(
+        "for i in $(seq {n}); do exec 3<>/dev/tcp/{host}/{port} || {{ echo FAILED; continue; }}; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; tail -1 <&3; exec 3>&-; done"
+    )
+}
+
+fn counts(out: &Output) -> BTreeMap<String, usize> {
+    let mut c = BTreeMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        *c.entry(l.trim().to_owned()).or_default() += 1;
+    }
+    c
+}
+
+fn skip_reason() -> Option<String> {
+    if !nix_is_root() {
+        return Some("not root: network namespaces need CAP_SYS_ADMIN".into());
+    }
+    for tool in ["ip", "nft", "nsenter", "bash"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    None
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn services_reach_each_other_by_name_across_three_hosts() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let testd = swarm_runtime_docker::testing::testd().unwrap();
+    let testd = testd.to_str().unwrap();
+    let mut h = Hosts::make();
+    h.swarmd(1, &["init"]);
+    wait_for("the first manager serves", Duration::from_secs(20), || {
+        h.data(1).join("client/cert.pem").exists()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let token = h.ctl(&["swarm", "join-token", "-q", "worker"]);
+    let token = token.trim().to_owned();
+    for i in 2..=3 {
+        h.swarmd(i, &["join", "--token", &token, "192.168.77.1:2377"]);
+    }
+    wait_for("three nodes ready", Duration::from_secs(30), || {
+        h.ctl(&["node", "ls"]).matches("Ready").count() == 3
+    });
+
+    h.ctl(&["network", "create", "--driver", "overlay", "appnet"]);
+    h.ctl(&["network", "create", "--driver", "overlay", "othernet"]);
+    h.ctl(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--network",
+        "appnet",
+        "-p",
+        "8080:80",
+        testd,
+        "http",
+        "80",
+        "/nonexistent",
+    ]);
+    h.ctl(&[
+        "service",
+        "create",
+        "--name",
+        "client",
+        "--mode",
+        "global",
+        "--network",
+        "appnet",
+        "sleep",
+        "600",
+    ]);
+    h.ctl(&[
+        "service",
+        "create",
+        "--name",
+        "other",
+        "--network",
+        "othernet",
+        "sleep",
+        "600",
+    ]);
+    let web = h.tasks("web");
+    assert_eq!(web.len(), 3, "{web:?}");
+    let clients = h.tasks("client");
+    assert_eq!(clients.len(), 3, "one client per host: {clients:?}");
+
+    // The routing mesh: port 8080 answers on every host, from every host,
+    // including a host with no replica.
+    for from in 1..=3 {
+        for to in 1..=3 {
+            let out = h.on(from, &["bash", "-c", &gets(&Hosts::addr(to), 8080, 3)]);
+            let c = counts(&out);
+            assert!(
+                c.keys().all(|id| web.contains_key(id)) && c.values().sum::<usize>() == 3,
+                "h{from} -> h{to}:8080 answered {c:?}\n{}",
+                h.logs()
+            );
+        }
+    }
+
+    // By name through the VIP, from a client on each host: every request
+    // succeeds and each replica serves 25-40 % of 300.
+    let mut served: BTreeMap<String, usize> = BTreeMap::new();
+    for (host, pid) in clients.values() {
+        let out = in_task(*pid, &gets("web", 80, 100));
+        for (id, n) in counts(&out) {
+            assert!(
+                web.contains_key(&id),
+                "from {host}: {id:?} ({n}x)\n{}",
+                h.logs()
+            );
+            *served.entry(id).or_default() += n;
+        }
+    }
+    assert_eq!(served.values().sum::<usize>(), 300, "{served:?}");
+    for (id, n) in &served {
+        assert!((75..=120).contains(n), "{id} served {n} of 300: {served:?}");
+    }
+
+    // tasks.web names the three task addresses; a task on one host
+    // reaches a task on another straight at its address.
+    let (_, (client_host, client_pid)) = clients.iter().next().unwrap();
+    let out = in_task(
+        *client_pid,
+        "getent ahostsv4 tasks.web | awk '{print $1}' | sort -u",
+    );
+    let addrs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(addrs.len(), 3, "tasks.web: {addrs:?}");
+    let remote = web
+        .iter()
+        .find(|(_, (host, _))| host != client_host)
+        .map(|(id, (_, pid))| (id.clone(), *pid))
+        .unwrap();
+    let out = in_task(
+        remote.1,
+        "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
+    );
+    let remote_addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = in_task(*client_pid, &gets(&remote_addr, 80, 1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        remote.0,
+        "{client_host} -> {remote_addr} directly"
+    );
+
+    // Another network neither resolves nor reaches web.
+    let (_, (_, other_pid)) = h.tasks("other").into_iter().next().unwrap();
+    let out = in_task(other_pid, "getent hosts web");
+    assert!(!out.status.success(), "othernet resolved web: {out:?}");
+    let out = in_task(
+        other_pid,
+        &format!("timeout 2 bash -c 'exec 3<>/dev/tcp/{remote_addr}/80' && echo REACHED"),
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("REACHED"),
+        "othernet reached web's task at {remote_addr}"
+    );
+}
