@@ -402,6 +402,7 @@ impl NetworkDriver for LinuxDriver {
             return Ok(());
         }
         inner.view = view.clone();
+        let began = std::time::Instant::now();
         self.names.set(Arc::new(NameTable::of(&view)));
         let mut first_error = None;
         // Every node joins the ingress network, for the mesh.
@@ -443,6 +444,11 @@ impl NetworkDriver for LinuxDriver {
         if let Err(e) = self.sync_node_rules(&mut inner).await {
             first_error.get_or_insert(e);
         }
+        tracing::debug!(
+            serving = view.endpoints.iter().filter(|e| e.serving).count(),
+            took = ?began.elapsed(),
+            "network view applied"
+        );
         first_error.map_or(Ok(()), Err)
     }
 }
