@@ -2,6 +2,7 @@
 
 pub mod daemons;
 pub mod inspect;
+pub mod netns;
 pub mod table;
 
 use std::path::PathBuf;

@@ -8,188 +8,14 @@
 //! them). Elsewhere it says SKIPPED and passes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use swarm_examples::netns::{Hosts, in_task, must, skip_reason, wait_for};
+
 const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
 const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
-
-/// Three hosts on a switch, each a namespace with `swarmd` in it.
-struct Hosts {
-    prefix: String,
-    dir: tempfile::TempDir,
-    daemons: Vec<Child>,
-}
-
-fn sh(args: &[&str]) -> Output {
-    Command::new(args[0]).args(&args[1..]).output().unwrap()
-}
-
-fn must(args: &[&str]) {
-    let out = sh(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Hosts {
-    fn ns(&self, i: usize) -> String {
-        format!("{}h{i}", self.prefix)
-    }
-
-    fn addr(i: usize) -> String {
-        format!("192.168.77.{i}")
-    }
-
-    fn make() -> Self {
-        let prefix = format!("swt{}", std::process::id() % 100_000);
-        let sw = format!("{prefix}sw");
-        must(&["ip", "netns", "add", &sw]);
-        must(&["ip", "-n", &sw, "link", "add", "sw0", "type", "bridge"]);
-        must(&["ip", "-n", &sw, "link", "set", "sw0", "up"]);
-        let hosts = Self {
-            prefix,
-            dir: tempfile::tempdir().unwrap(),
-            daemons: Vec::new(),
-        };
-        for i in 1..=3 {
-            let ns = hosts.ns(i);
-            let port = format!("p{i}");
-            must(&["ip", "netns", "add", &ns]);
-            must(&[
-                "ip", "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            must(&["ip", "-n", &sw, "link", "set", &port, "master", "sw0", "up"]);
-            let cidr = format!("{}/24", Self::addr(i));
-            must(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"]);
-            must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-            must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        }
-        hosts
-    }
-
-    fn data(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("h{i}"))
-    }
-
-    fn swarmd(&mut self, i: usize, args: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("h{i}.log"))).unwrap();
-        let listen = format!("{}:2377", Self::addr(i));
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(i), SWARMD])
-            .args(args)
-            .arg("--data-dir")
-            .arg(self.data(i))
-            .args(["--listen-addr", &listen, "--hostname", &format!("h{i}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemons.push(child);
-    }
-
-    /// Runs `cmd` inside host `i`'s namespace.
-    fn on(&self, i: usize, cmd: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns(i)])
-            .args(cmd)
-            .output()
-            .unwrap()
-    }
-
-    fn ctl(&self, args: &[&str]) -> String {
-        let tls = self.data(1).join("client");
-        let mut cmd = vec![SWARMCTL, "-H", "192.168.77.1:2377", "--tls-dir"];
-        let tls = tls.to_str().unwrap().to_owned();
-        cmd.push(&tls);
-        cmd.extend(args);
-        let out = self.on(1, &cmd);
-        assert!(
-            out.status.success(),
-            "swarmctl {args:?}: {}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.logs()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn logs(&self) -> String {
-        (1..=3)
-            .map(|i| {
-                let text = std::fs::read_to_string(self.dir.path().join(format!("h{i}.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                format!(
-                    "--- h{i}\n{}\n",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect()
-    }
-
-    /// The running tasks of `service`: id -> (host name, pid).
-    fn tasks(&self, service: &str) -> BTreeMap<String, (String, u32)> {
-        let tasks: serde_json::Value =
-            serde_json::from_str(&self.ctl(&["service", "ps", service, "--format", "json"]))
-                .unwrap();
-        let nodes: serde_json::Value =
-            serde_json::from_str(&self.ctl(&["node", "ls", "--format", "json"])).unwrap();
-        let host_of = |id: &str| {
-            nodes["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["meta"]["id"] == id)
-                .map(|n| n["description"]["hostname"].as_str().unwrap().to_owned())
-                .unwrap_or_default()
-        };
-        tasks
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["status"]["state"] == "running" && t["desired_state"] == "running")
-            .map(|t| {
-                let pid = t["status"]["runtime_id"].as_str().unwrap().parse().unwrap();
-                (
-                    t["meta"]["id"].as_str().unwrap().to_owned(),
-                    (host_of(t["node_id"].as_str().unwrap()), pid),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        for d in &mut self.daemons {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        // The tasks' processes live in the hosts' namespaces; they end
-        // with the daemons' kill of their groups, or here.
-        let _ = Command::new("pkill")
-            .args(["-9", "-f", self.dir.path().to_str().unwrap()])
-            .status();
-        for i in 1..=3 {
-            let _ = sh(&["ip", "netns", "del", &self.ns(i)]);
-        }
-        let _ = sh(&["ip", "netns", "del", &format!("{}sw", self.prefix)]);
-    }
-}
-
-/// Runs `script` with bash inside the namespaces (network and mount) of
-/// process `pid`: a task's view of the network, its resolv.conf included.
-fn in_task(pid: u32, script: &str) -> Output {
-    Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "-m", "bash", "-c", script])
-        .output()
-        .unwrap()
-}
 
 /// A bash snippet: `n` HTTP GETs of `/` at `host:port`, printing each body.
 fn gets(host: &str, port: u16, n: usize) -> String {
@@ -203,7 +29,7 @@ fn gets(host: &str, port: u16, n: usize) -> String {
 /// (no answer within a second).
 fn request_loop(pid: u32, secs: u64) -> Child {
     let script = format!(
-        "end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do t=$(date +%s.%N); r=$(timeout 1 bash -c 'exec 3<>/dev/tcp/web/80; printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; tail -1 <&3' 2>/dev/null); echo \"$t ${{r:-FAILED}}\"; done"
+        "e=$(mktemp); end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do t=$(date +%s.%N); r=$(timeout 1 bash -c 'exec 3<>/dev/tcp/web/80; printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; tail -1 <&3' 2>$e); [ -z \"$r\" ] && r=\"FAILED:$(tr '\\n' ' ' <$e)\"; echo \"$t $r\"; done; rm -f $e"
     );
     Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-n", "-m", "bash", "-c", &script])
@@ -251,42 +77,6 @@ fn counts(out: &Output) -> BTreeMap<String, usize> {
     c
 }
 
-fn skip_reason() -> Option<String> {
-    if !nix_is_root() {
-        return Some("not root: network namespaces need CAP_SYS_ADMIN".into());
-    }
-    for tool in ["ip", "nft", "nsenter", "bash"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "{what} within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn services_reach_each_other_by_name_across_three_hosts() {
     if let Some(why) = skip_reason() {
@@ -295,21 +85,7 @@ fn services_reach_each_other_by_name_across_three_hosts() {
     }
     let testd = swarm_runtime_docker::testing::testd().unwrap();
     let testd = testd.to_str().unwrap();
-    let mut h = Hosts::make();
-    h.swarmd(1, &["init"]);
-    wait_for("the first manager serves", Duration::from_secs(20), || {
-        h.data(1).join("client/cert.pem").exists()
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let token = h.ctl(&["swarm", "join-token", "-q", "worker"]);
-    let token = token.trim().to_owned();
-    for i in 2..=3 {
-        h.swarmd(i, &["join", "--token", &token, "192.168.77.1:2377"]);
-    }
-    wait_for("three nodes ready", Duration::from_secs(30), || {
-        h.ctl(&["node", "ls"]).matches("Ready").count() == 3
-    });
-
+    let h = Hosts::cluster(3, Path::new(SWARMD), Path::new(SWARMCTL));
     h.ctl(&["network", "create", "--driver", "overlay", "appnet"]);
     h.ctl(&["network", "create", "--driver", "overlay", "othernet"]);
     h.ctl(&[
@@ -438,9 +214,12 @@ fn services_reach_each_other_by_name_across_three_hosts() {
     let after = killed_at + dropped.as_secs_f64() + 0.2;
     let late: Vec<&(f64, String)> = results
         .iter()
-        .filter(|(t, r)| *t > after && r == "FAILED")
+        .filter(|(t, r)| *t > after && r.starts_with("FAILED"))
         .collect();
-    let lost = results.iter().filter(|(_, r)| r == "FAILED").count();
+    let lost = results
+        .iter()
+        .filter(|(_, r)| r.starts_with("FAILED"))
+        .count();
     eprintln!("kill -9: {} requests, {lost} lost", results.len());
     assert!(results.len() > 20, "the loop hardly ran: {results:?}");
     assert!(
@@ -450,7 +229,7 @@ fn services_reach_each_other_by_name_across_three_hosts() {
     assert!(
         results
             .iter()
-            .all(|(_, r)| r == "FAILED" || web.contains_key(r) || !r.is_empty()),
+            .all(|(_, r)| r.starts_with("FAILED") || web.contains_key(r) || !r.is_empty()),
         "{results:?}"
     );
 
@@ -476,7 +255,10 @@ fn services_reach_each_other_by_name_across_three_hosts() {
     std::thread::sleep(Duration::from_millis(1000));
     h.ctl(&["service", "scale", "web=1"]);
     let results = loop_results(requests);
-    let lost: Vec<&(f64, String)> = results.iter().filter(|(_, r)| r == "FAILED").collect();
+    let lost: Vec<&(f64, String)> = results
+        .iter()
+        .filter(|(_, r)| r.starts_with("FAILED"))
+        .collect();
     eprintln!(
         "scale 3 -> 1: {} requests, {} lost",
         results.len(),

@@ -44,22 +44,27 @@ pub(crate) struct Launch {
     pub(crate) netns: Option<Arc<NetnsEntry>>,
 }
 
-/// What a child needs to enter its task's network namespace, opened and
-/// converted before the fork (the child may only make system calls).
+/// What a child needs to enter its task's network namespace, converted
+/// before the fork (the child may only make system calls). It holds the
+/// namespace's path, not an open file: an open file would keep the
+/// namespace (and its interfaces, with the task's address) alive after the
+/// node's driver removed it.
 #[derive(Debug)]
 pub(crate) struct NetnsEntry {
-    netns: std::fs::File,
+    netns: CString,
     resolv_conf: Option<CString>,
 }
 
 impl NetnsEntry {
     fn open(sandbox: &Sandbox) -> Result<Self, RuntimeError> {
-        let netns = std::fs::File::open(&sandbox.netns).map_err(|e| {
-            RuntimeError::Unavailable(format!(
-                "cannot open the task's network namespace {}: {e}",
+        if !sandbox.netns.exists() {
+            return Err(RuntimeError::Unavailable(format!(
+                "the task's network namespace {} does not exist",
                 sandbox.netns.display()
-            ))
-        })?;
+            )));
+        }
+        let netns = CString::new(sandbox.netns.as_os_str().as_bytes())
+            .map_err(|_| invalid("the network namespace path holds a NUL byte"))?;
         let resolv_conf = sandbox
             .resolv_conf
             .as_ref()
@@ -75,7 +80,13 @@ impl NetnsEntry {
     fn enter(&self) -> std::io::Result<()> {
         use nix::mount::{MsFlags, mount};
         use nix::sched::{CloneFlags, setns, unshare};
-        setns(&self.netns, CloneFlags::CLONE_NEWNET)?;
+        let fd = nix::fcntl::open(
+            self.netns.as_c_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        setns(&fd, CloneFlags::CLONE_NEWNET)?;
+        drop(fd);
         if let Some(resolv) = &self.resolv_conf {
             unshare(CloneFlags::CLONE_NEWNS)?;
             mount(

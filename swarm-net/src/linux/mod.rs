@@ -378,15 +378,21 @@ impl NetworkDriver for LinuxDriver {
 
     async fn detach(&self, task_id: &Id) -> Result<(), NetworkError> {
         let mut inner = self.inner.lock().await;
-        let ns = match inner.tasks.remove(task_id) {
+        let (ns, interfaces) = match inner.tasks.remove(task_id) {
             Some(b) => {
                 for d in &b.dns {
                     d.abort();
                 }
-                b.netns
+                (b.netns, b.networks.len())
             }
-            None => rules::netns_name(task_id),
+            None => (rules::netns_name(task_id), 0),
         };
+        // The host ends first: whatever still holds the namespace (an
+        // open file, a socket), the task's addresses leave the overlay now.
+        let veths: Vec<String> = (0..interfaces)
+            .map(|i| format!("link del {}", rules::veth_name(task_id, i)))
+            .collect();
+        cmd::ip_batch(None, &veths, true).await.ok();
         let _ = std::fs::remove_file(self.resolv_conf(task_id));
         if netns_path(&ns).exists() {
             // Deleting the namespace deletes the veths in it, and so
@@ -428,6 +434,7 @@ impl NetworkDriver for LinuxDriver {
             let b = &inner.tasks[&id];
             let rules = self.config.balancer.task_rules(&view, &b.networks);
             if rules != b.rules {
+                tracing::debug!(task = %id, %rules, "a task's VIP rules change");
                 let ns = b.netns.clone();
                 match cmd::nft(Some(&ns), &rules).await {
                     Ok(()) => {
