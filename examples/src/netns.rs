@@ -57,7 +57,9 @@ impl Hosts {
     /// If a namespace or link cannot be made.
     #[must_use]
     pub fn make(count: usize, swarmd: &std::path::Path, swarmctl: &std::path::Path) -> Self {
-        let prefix = format!("swt{}", std::process::id() % 100_000);
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("swt{}x{n}", std::process::id() % 100_000);
         let sw = format!("{prefix}sw");
         must(&["ip", "netns", "add", &sw]);
         must(&["ip", "-n", &sw, "link", "add", "sw0", "type", "bridge"]);
@@ -79,6 +81,11 @@ impl Hosts {
                 "netns", &ns,
             ]);
             must(&["ip", "-n", &sw, "link", "set", &port, "master", "sw0", "up"]);
+            // `ip netns exec` shows the host this resolv.conf: its DNS
+            // upstream is its own loopback, where a test may serve one.
+            let etc = std::path::Path::new("/etc/netns").join(&ns);
+            std::fs::create_dir_all(&etc).unwrap();
+            std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
             let cidr = format!("{}/24", Self::addr(i));
             must(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"]);
             must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
@@ -246,6 +253,7 @@ impl Drop for Hosts {
         }
         for i in 1..=self.count {
             let _ = sh(&["ip", "netns", "del", &self.ns(i)]);
+            let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(self.ns(i)));
         }
         let _ = sh(&["ip", "netns", "del", &format!("{}sw", self.prefix)]);
     }

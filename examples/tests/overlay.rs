@@ -69,6 +69,43 @@ fn resolve(pid: u32, name: &str) -> Vec<String> {
         .collect()
 }
 
+fn dig_available() -> bool {
+    Command::new("dig").arg("-v").output().is_ok()
+}
+
+/// A DNS server on 127.0.0.1:53 inside the namespace at `netns` that
+/// answers every query with one A record, 192.0.2.7, TTL 300; it runs
+/// until the test process ends.
+fn fake_upstream(netns: &str) {
+    let netns = netns.to_owned();
+    let (ready, up) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&netns).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = std::net::UdpSocket::bind("127.0.0.1:53").unwrap();
+        ready.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            // The header and the question, without the query's EDNS record.
+            let mut end = 12;
+            while end < n && buf[end] != 0 {
+                end += 1 + usize::from(buf[end]);
+            }
+            let mut reply = buf[..(end + 5).min(n)].to_vec();
+            reply[2] = 0x81;
+            reply[3] = 0x80;
+            reply[6..8].copy_from_slice(&1u16.to_be_bytes());
+            reply[8..12].fill(0);
+            reply.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 0x2c, 0, 4, 192, 0, 2, 7]);
+            let _ = s.send_to(&reply, from);
+        }
+    });
+    up.recv().unwrap();
+}
+
 fn counts(out: &Output) -> BTreeMap<String, usize> {
     let mut c = BTreeMap::new();
     for l in String::from_utf8_lossy(&out.stdout).lines() {
@@ -271,6 +308,39 @@ fn services_reach_each_other_by_name_across_three_hosts() {
         h.logs()
     );
     assert_eq!(h.tasks("web").len(), 1);
+
+    // DNS with a real client: dig from the client on h1, whose node's
+    // upstream is a fake resolver on h1's loopback.
+    let (_, (_, dig_pid)) = clients.iter().find(|(_, (host, _))| host == "h1").unwrap();
+    if dig_available() {
+        fake_upstream(&format!("/run/netns/{}", h.ns(1)));
+        let vip = resolve(*dig_pid, "web");
+        let out = in_task(*dig_pid, "dig +noall +answer web");
+        let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+        let fields: Vec<&str> = answer.split_whitespace().collect();
+        assert_eq!(fields.len(), 5, "{answer}");
+        assert_eq!(
+            (fields[0], fields[2], fields[3]),
+            ("web.", "IN", "A"),
+            "{answer}"
+        );
+        let ttl: u32 = fields[1].parse().unwrap();
+        assert!((1..=5).contains(&ttl), "TTL {ttl}: {answer}");
+        assert_eq!(vec![fields[4].to_owned()], vip, "{answer}");
+        let out = in_task(*dig_pid, "dig nosuch");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("status: NXDOMAIN"),
+            "{out:?}"
+        );
+        let out = in_task(*dig_pid, "dig +short +tries=1 +time=3 example.org");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "192.0.2.7",
+            "forwarded upstream: {out:?}"
+        );
+    } else {
+        eprintln!("dig is not installed: the dig checks are skipped (.ci/run installs dnsutils)");
+    }
 
     // Another network neither resolves nor reaches web.
     let (_, (_, other_pid)) = h.tasks("other").into_iter().next().unwrap();
