@@ -182,6 +182,41 @@ fn services_reach_each_other_by_name_across_three_hosts() {
         }
     }
 
+    // A port published with the PROXY protocol tells the task who called:
+    // from h2, through h3's mesh, to the task on h1.
+    h.ctl(&[
+        "service",
+        "create",
+        "--name",
+        "pp",
+        "--constraint",
+        "node.hostname==h1",
+        "-p",
+        "published=8090,target=80,proxy=v2",
+        testd,
+        "http",
+        "80",
+        "/nonexistent",
+        "--proxy-protocol",
+    ]);
+    let pp = h.tasks("pp");
+    let mut said = String::new();
+    wait_for(
+        "the PROXY protocol port answers",
+        Duration::from_secs(10),
+        || {
+            let out = h.on(2, &["bash", "-c", &gets(&Hosts::addr(3), 8090, 1)]);
+            said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            said.contains(' ')
+        },
+    );
+    let (id, from) = said.split_once(' ').unwrap();
+    assert!(pp.contains_key(id), "{said}");
+    assert!(
+        from.starts_with(&format!("{}:", Hosts::addr(2))),
+        "the task saw {from}, not the client's address"
+    );
+
     // By name through the VIP, from a client on each host: every request
     // succeeds and each replica serves 25-40 % of 300.
     let mut served: BTreeMap<String, usize> = BTreeMap::new();

@@ -7,7 +7,8 @@ use crate::SpecError;
 use crate::constraint::{Attribute, Constraint};
 use crate::model::{
     ConfigSpec, MAX_REPLICAS, Mount, MountKind, NetworkSpec, PlacementPreference, PortConfig,
-    RESERVED_LABEL_PREFIX, SecretSpec, ServiceMode, ServiceSpec, TaskSpec, UpdateConfig,
+    Protocol, PublishMode, RESERVED_LABEL_PREFIX, SecretSpec, ServiceMode, ServiceSpec, TaskSpec,
+    UpdateConfig,
 };
 
 /// The largest secret or config, as Docker: 500 KiB.
@@ -47,6 +48,15 @@ pub fn port(p: &PortConfig, field: &str, errors: &mut SpecError) {
             format!(
                 "invalid published port {}: expected a port from 1 to 65535, or 0 to let the cluster choose",
                 p.published_port
+            ),
+        );
+    }
+    if p.proxy_protocol && (p.protocol != Protocol::Tcp || p.publish_mode != PublishMode::Ingress) {
+        errors.push(
+            field,
+            format!(
+                "port {}: the PROXY protocol applies to TCP ports published through the routing mesh: drop proxy=v2, or publish it over TCP in ingress mode",
+                p.target_port
             ),
         );
     }
@@ -358,6 +368,24 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_protocol_is_for_tcp_ports_of_the_mesh() {
+        let p: PortConfig = "published=8090,target=80,proxy=v2".parse().unwrap();
+        assert!(p.proxy_protocol);
+        for bad in [
+            "published=8090,target=80,proxy=v2,protocol=udp",
+            "published=8090,target=80,proxy=v2,mode=host",
+        ] {
+            let e = bad.parse::<PortConfig>().unwrap_err().to_string();
+            assert!(e.contains("the PROXY protocol applies to TCP ports"), "{e}");
+        }
+        let e = "published=8090,target=80,proxy=v1"
+            .parse::<PortConfig>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use proxy=v2"), "{e}");
+    }
+
+    #[test]
     fn a_good_spec_passes() {
         spec().validate().unwrap();
     }
@@ -407,6 +435,7 @@ mod tests {
     fn rejects_ports_out_of_range() {
         let mut s = spec();
         s.endpoint.ports = vec![PortConfig {
+            proxy_protocol: false,
             protocol: Default::default(),
             target_port: 70000,
             published_port: 8080,

@@ -560,6 +560,12 @@ pub struct PortConfig {
     /// Routing mesh (ingress) or directly on the task's node (host).
     #[serde(default)]
     pub publish_mode: PublishMode,
+    /// The mesh tells the task each connection's real client address
+    /// with a PROXY protocol v2 header (TCP, ingress only; `proxy=v2` in
+    /// the long form). Without it the task sees the forwarding node's
+    /// address, as with Docker's mesh.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 impl FromStr for PortConfig {
@@ -631,6 +637,7 @@ impl PortConfig {
             target_port: target,
             published_port: published,
             publish_mode: PublishMode::Ingress,
+            proxy_protocol: false,
         })
     }
 
@@ -642,6 +649,7 @@ impl PortConfig {
             target_port: 0,
             published_port: 0,
             publish_mode: PublishMode::Ingress,
+            proxy_protocol: false,
         };
         for field in s.split(',') {
             let (key, value) = field
@@ -656,6 +664,17 @@ impl PortConfig {
                 "target" => port.target_port = num()?,
                 "published" => port.published_port = num()?,
                 "protocol" => port.protocol = Protocol::parse(value).map_err(bad)?,
+                "proxy" => {
+                    port.proxy_protocol = match value {
+                        "v2" => true,
+                        "none" => false,
+                        other => {
+                            return Err(bad(format!(
+                                "unknown proxy protocol {other:?}: use proxy=v2 (PROXY protocol version 2) or proxy=none"
+                            )));
+                        }
+                    }
+                }
                 "mode" => {
                     port.publish_mode = match value {
                         "ingress" => PublishMode::Ingress,
@@ -669,7 +688,7 @@ impl PortConfig {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown field {other:?}: use target, published, protocol and mode"
+                        "unknown field {other:?}: use target, published, protocol, mode and proxy"
                     )));
                 }
             }

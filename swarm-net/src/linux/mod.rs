@@ -13,6 +13,7 @@
 //! DNAT rules.
 
 mod cmd;
+pub mod proxy;
 pub mod rules;
 
 use std::collections::{BTreeSet, HashMap};
@@ -89,6 +90,7 @@ struct Inner {
     nets: HashMap<Id, LocalNet>,
     tasks: HashMap<Id, TaskBox>,
     node_rules: String,
+    proxies: proxy::Proxies,
 }
 
 /// The Linux data plane; see the module docs.
@@ -134,6 +136,7 @@ impl LinuxDriver {
                 nets: HashMap::new(),
                 tasks: HashMap::new(),
                 node_rules: String::new(),
+                proxies: proxy::Proxies::default(),
             }),
         })
     }
@@ -267,6 +270,12 @@ impl LinuxDriver {
             cmd::nft(None, &rules).await?;
             inner.node_rules = rules;
         }
+        let want = if ingress_addr.is_some() {
+            rules::proxy_ports(&inner.view)
+        } else {
+            HashMap::new()
+        };
+        inner.proxies.sync(want).await;
         Ok(())
     }
 

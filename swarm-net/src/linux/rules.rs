@@ -126,8 +126,47 @@ fn dnat_to(backends: &[Ipv4Addr], port: Option<u32>) -> String {
     }
 }
 
+/// The routing mesh's PROXY protocol ports (served in user space, not by
+/// nftables): published port -> serving tasks' ingress addresses.
+#[must_use]
+pub fn proxy_ports(
+    view: &NetworkView,
+) -> std::collections::HashMap<u16, Vec<std::net::SocketAddr>> {
+    let mut out = std::collections::HashMap::new();
+    let Some(ingress) = view.networks.iter().find(|n| n.ingress) else {
+        return out;
+    };
+    for s in &view.services {
+        for p in s
+            .ports
+            .iter()
+            .filter(|p| p.proxy_protocol && p.is_ingress())
+        {
+            let (Ok(published), Ok(target)) = (
+                u16::try_from(p.published_port),
+                u16::try_from(p.target_port),
+            ) else {
+                continue;
+            };
+            let backends: Vec<std::net::SocketAddr> = view
+                .endpoints_of(&s.id)
+                .filter(|e| e.serving)
+                .filter_map(|e| e.networks.iter().find(|a| a.network_id == ingress.id))
+                .map(|a| std::net::SocketAddr::from((a.addr, target)))
+                .collect();
+            if published != 0 {
+                out.insert(published, backends);
+            }
+        }
+    }
+    out
+}
+
 /// A rule sending connections to this node's `port` to `backends`.
 fn publish(rules: &mut String, proto: &str, port: &PortConfig, backends: &[Ipv4Addr]) {
+    if port.proxy_protocol {
+        return; // served by the node's PROXY protocol listener
+    }
     if backends.is_empty() || port.published_port == 0 {
         return;
     }

@@ -7,13 +7,16 @@
 //!   `/`); `GET /` answers with `ROOT/index.html` when there is one, and
 //!   otherwise with the task's id (`$SWARM_TASK_ID`) or, without one, the
 //!   hostname. A missing file is `404 Not Found`.
+//! - `swarm-testd http PORT ROOT --proxy-protocol`: the same, behind the
+//!   routing mesh's PROXY protocol v2: each connection starts with the
+//!   header, and `GET /` answers `<task id> <client address>`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: swarm-testd http PORT [ROOT]";
+const USAGE: &str = "usage: swarm-testd http PORT [ROOT [--proxy-protocol]]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,13 +26,16 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["http", port, rest @ ..] if rest.len() <= 1 => {
+        ["http", port, rest @ ..]
+            if rest.len() <= 1 || (rest.len() == 2 && rest[1] == "--proxy-protocol") =>
+        {
+            let proxied = rest.len() == 2;
             let Ok(port) = port.parse::<u16>() else {
                 eprintln!("swarm-testd: {port:?} is not a port number: {USAGE}");
                 return ExitCode::from(2);
             };
             let root = PathBuf::from(rest.first().copied().unwrap_or("/"));
-            match serve(port, &root) {
+            match serve(port, &root, proxied) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("swarm-testd: cannot serve on port {port}: {e}");
@@ -44,13 +50,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(port: u16, root: &Path) -> std::io::Result<()> {
+fn serve(port: u16, root: &Path, proxied: bool) -> std::io::Result<()> {
     let listener = TcpListener::bind(("0.0.0.0", port))?;
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let root = root.to_owned();
         std::thread::spawn(move || {
-            if let Err(e) = answer(conn, &root) {
+            if let Err(e) = answer(conn, &root, proxied) {
                 eprintln!("swarm-testd: {e}");
             }
         });
@@ -59,8 +65,13 @@ fn serve(port: u16, root: &Path) -> std::io::Result<()> {
 }
 
 /// Reads one request and answers it, then closes the connection.
-fn answer(conn: TcpStream, root: &Path) -> std::io::Result<()> {
+fn answer(conn: TcpStream, root: &Path, proxied: bool) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
+    let client = if proxied {
+        Some(proxy_header(&mut reader)?)
+    } else {
+        None
+    };
     let mut request = String::new();
     reader.read_line(&mut request)?;
     // The headers are read and ignored.
@@ -69,7 +80,11 @@ fn answer(conn: TcpStream, root: &Path) -> std::io::Result<()> {
         line.clear();
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let (status, body) = match body(root, path) {
+    let found = match (&client, path) {
+        (Some(from), "/") => Some(format!("{} {from}\n", task_id()).into_bytes()),
+        _ => body(root, path),
+    };
+    let (status, body) = match found {
         Some(body) => ("200 OK", body),
         None => ("404 Not Found", format!("{path} not found\n").into_bytes()),
     };
@@ -97,11 +112,35 @@ fn body(root: &Path, path: &str) -> Option<Vec<u8>> {
         if let Ok(index) = std::fs::read(root.join("index.html")) {
             return Some(index);
         }
-        let id = std::env::var("SWARM_TASK_ID")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-            .unwrap_or_default();
-        return Some(format!("{}\n", id.trim()).into_bytes());
+        return Some(format!("{}\n", task_id()).into_bytes());
     }
     std::fs::read(root.join(relative)).ok()
+}
+
+/// The task's id, or the hostname outside a task.
+fn task_id() -> String {
+    std::env::var("SWARM_TASK_ID")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Reads a PROXY protocol v2 header; the client's address (IPv4) it names.
+fn proxy_header(reader: &mut impl std::io::Read) -> std::io::Result<String> {
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+    let mut fixed = [0u8; 16];
+    reader.read_exact(&mut fixed)?;
+    if &fixed[..12] != b"\r\n\r\n\0\r\nQUIT\n" || fixed[12] >> 4 != 2 {
+        return Err(bad("no PROXY protocol v2 header"));
+    }
+    let mut rest = vec![0u8; usize::from(u16::from_be_bytes([fixed[14], fixed[15]]))];
+    reader.read_exact(&mut rest)?;
+    if fixed[13] >> 4 == 1 && rest.len() >= 12 {
+        let ip = std::net::Ipv4Addr::new(rest[0], rest[1], rest[2], rest[3]);
+        let port = u16::from_be_bytes([rest[8], rest[9]]);
+        return Ok(format!("{ip}:{port}"));
+    }
+    Ok("unknown".into())
 }

@@ -25,6 +25,7 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 
 fn host_port(port: u32, protocol: Protocol) -> PortConfig {
     PortConfig {
+        proxy_protocol: false,
         protocol,
         target_port: 80,
         published_port: port,
@@ -305,6 +306,7 @@ fn host_mode_ports_conflict_with_existing_tasks_and_this_calls_placements() {
     });
     let ingress = service("ingress", |s| {
         s.endpoint.ports = vec![PortConfig {
+            proxy_protocol: false,
             publish_mode: PublishMode::Ingress,
             ..host_port(8080, Protocol::Tcp)
         }];

@@ -134,6 +134,7 @@ fn build(nodes: &[NodeShape], services: &[ServiceShape]) -> (Vec<NodeInfo>, Vec<
             }
             if s.host_port {
                 spec.endpoint.ports = vec![PortConfig {
+                    proxy_protocol: false,
                     protocol: Protocol::Tcp,
                     target_port: 80,
                     published_port: 80,
