@@ -69,6 +69,35 @@ pub struct LocalDispatcher<S> {
     store: S,
     config: DispatcherConfig,
     last_seen: Mutex<HashMap<Id, Instant>>,
+    views: ViewCache,
+}
+
+/// The network view of the latest state: computed once per commit for
+/// every session, not once per session.
+#[derive(Clone, Default, Debug)]
+struct ViewCache(Arc<Mutex<Option<(u64, SharedView)>>>);
+
+type SharedView = Option<Arc<crate::network::NetworkView>>;
+
+impl ViewCache {
+    fn of(&self, state: &State) -> Option<Arc<crate::network::NetworkView>> {
+        let mut cached = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((index, view)) = &*cached
+            && *index == state.index()
+        {
+            return view.clone();
+        }
+        let view = network_view(state);
+        *cached = Some((state.index(), view.clone()));
+        view
+    }
+}
+
+fn network_view(state: &State) -> Option<Arc<crate::network::NetworkView>> {
+    (state.networks().next().is_some()).then(|| Arc::new(crate::network::NetworkView::of(state)))
 }
 
 impl<S: Store + Clone> LocalDispatcher<S> {
@@ -79,6 +108,7 @@ impl<S: Store + Clone> LocalDispatcher<S> {
             store,
             config,
             last_seen: Mutex::new(HashMap::new()),
+            views: ViewCache::default(),
         }
     }
 
@@ -180,9 +210,8 @@ fn unavailable(e: StoreError) -> DispatcherError {
     DispatcherError::Unavailable(e.to_string())
 }
 
-/// The assignment set of `node` in `state`.
-#[must_use]
-pub fn assignments_of(state: &State, node: &Id) -> Assignments {
+/// The node's tasks, without the network view.
+fn tasks_of(state: &State, node: &Id) -> Assignments {
     let mut tasks: Vec<Assignment> = state
         .tasks_on_node(node)
         .filter(|t| t.status.state >= TaskState::Assigned)
@@ -192,9 +221,20 @@ pub fn assignments_of(state: &State, node: &Id) -> Assignments {
         })
         .collect();
     tasks.sort_by(|a, b| a.task.meta.id.cmp(&b.task.meta.id));
-    let network = (state.networks().next().is_some())
-        .then(|| Arc::new(crate::network::NetworkView::of(state)));
-    Assignments { tasks, network }
+    Assignments {
+        tasks,
+        network: None,
+    }
+}
+
+/// The assignment set of `node` in `state`; the network view comes from
+/// `views`.
+#[must_use]
+fn assignments_cached(state: &State, node: &Id, views: &ViewCache) -> Assignments {
+    Assignments {
+        network: views.of(state),
+        ..tasks_of(state, node)
+    }
 }
 
 fn files_of(state: &State, t: &Task) -> Vec<TaskFile> {
@@ -292,11 +332,12 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         }
         let store = self.store.clone();
         let node = node_id.clone();
-        let first = assignments_of(&state, &node);
+        let views = self.views.clone();
+        let first = assignments_cached(&state, &node, &views);
         let last = fingerprint(&first);
         let rest = futures::stream::unfold(
-            (commits, store, node, last),
-            |(mut commits, store, node, mut last)| async move {
+            (commits, store, node, last, views),
+            |(mut commits, store, node, mut last, views)| async move {
                 loop {
                     let commit = match commits.next().await? {
                         Ok(c) => c,
@@ -319,11 +360,11 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                     }
                     let state = store.state().await.ok()?;
                     state.node(&node)?;
-                    let set = assignments_of(&state, &node);
+                    let set = assignments_cached(&state, &node, &views);
                     let fp = fingerprint(&set);
                     if fp != last {
                         last = fp;
-                        return Some((set, (commits, store, node, last)));
+                        return Some((set, (commits, store, node, last, views)));
                     }
                 }
             },
@@ -452,12 +493,12 @@ mod tests {
             .await
             .unwrap();
         let state = store.state().await.unwrap();
-        let n1 = assignments_of(&state, &"n1".into());
+        let n1 = assignments_cached(&state, &"n1".into(), &ViewCache::default());
         assert_eq!(n1.tasks.len(), 1);
         assert_eq!(n1.tasks[0].files.len(), 1);
         assert_eq!(n1.tasks[0].files[0].data, b"hunter2");
         assert_eq!(n1.tasks[0].files[0].target, "pass");
-        let n2 = assignments_of(&state, &"n2".into());
+        let n2 = assignments_cached(&state, &"n2".into(), &ViewCache::default());
         assert_eq!(n2.tasks.len(), 1);
         assert!(
             n2.tasks[0].files.is_empty(),
