@@ -69,10 +69,23 @@ async fn settle(store: &Mem) -> State {
 }
 
 fn new_tasks(state: &State, service: &Service, n: u64) -> Vec<Change> {
+    assert!(
+        state.service(&service.meta.id).is_some(),
+        "the service is stored"
+    );
     (1..=n)
         .map(|slot| Change::Create(Task::new(service, slot, None, Vec::new()).into()))
-        .filter(|_| state.service(&service.meta.id).is_some())
         .collect()
+}
+
+/// The service's VIPs as `state` has them.
+fn vips(state: &State, service: &Service) -> Vec<VirtualIp> {
+    state
+        .service(&service.meta.id)
+        .unwrap()
+        .endpoint
+        .virtual_ips
+        .clone()
 }
 
 fn addresses(state: &State) -> Vec<(Id, Ipv4Addr)> {
@@ -160,14 +173,7 @@ async fn dnsrr_services_get_no_vip_and_leaving_a_network_releases_it() {
     let state = store.state().await.unwrap();
     store.apply(new_tasks(&state, &svc, 1)).await.unwrap();
     let state = settle(&store).await;
-    assert!(
-        state
-            .service(&svc.meta.id)
-            .unwrap()
-            .endpoint
-            .virtual_ips
-            .is_empty()
-    );
+    assert!(vips(&state, &svc).is_empty());
     assert_eq!(state.tasks().next().unwrap().networks.len(), 1);
 
     control
@@ -178,7 +184,7 @@ async fn dnsrr_services_get_no_vip_and_leaving_a_network_releases_it() {
         .await
         .unwrap();
     let state = settle(&store).await;
-    let vip = state.service(&svc.meta.id).unwrap().endpoint.virtual_ips[0].clone();
+    let vip = vips(&state, &svc)[0].clone();
     control
         .update_service("web", |s| {
             s.task.networks.clear();
@@ -187,14 +193,7 @@ async fn dnsrr_services_get_no_vip_and_leaving_a_network_releases_it() {
         .await
         .unwrap();
     let state = settle(&store).await;
-    assert!(
-        state
-            .service(&svc.meta.id)
-            .unwrap()
-            .endpoint
-            .virtual_ips
-            .is_empty()
-    );
+    assert!(vips(&state, &svc).is_empty());
     let mut ipam = restore(&state, &[]);
     let before = ipam.in_use(&vip.network_id);
     // The old task still holds its address; the VIP is free again.

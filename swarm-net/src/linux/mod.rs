@@ -394,7 +394,10 @@ impl NetworkDriver for LinuxDriver {
                 }
                 (b.netns, b.networks.len())
             }
-            None => (rules::netns_name(task_id), 0),
+            // Made by an earlier run of this node: its veths are not
+            // counted, so try the first few names (a missing one is no
+            // error in a forced batch).
+            None => (rules::netns_name(task_id), 8),
         };
         // The host ends first: whatever still holds the namespace (an
         // open file, a socket), the task's addresses leave the overlay now.
