@@ -134,7 +134,10 @@ fn docker_runtime_end_to_end() {
         .collect();
     assert_eq!(failed.len(), 1, "the killed task is failed: {tasks:#}");
     assert_eq!(failed[0]["status"]["runtime_id"], victim.as_str());
-    assert_eq!(d.running("m1", "web").len(), 3);
+    // The replacement's container exists before its task reports running.
+    d.wait("three running tasks again", LIMIT, || {
+        d.running("m1", "web").len() == 3
+    });
     let running = containers.ids(false, "label=swarm.service.name=web");
     d.wait(
         "the replacement to answer and the killed one to be gone",
