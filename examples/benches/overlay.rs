@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime};
 
-use swarm_examples::netns::{Hosts, in_task, skip_reason, wait_for};
+use swarm_examples::netns::{Hosts, in_task, skip_reason, task_addr, wait_for};
 
 const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
 const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
@@ -222,14 +222,6 @@ fn pid_netns(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/ns/net"))
 }
 
-fn addr_in(pid: u32, dev: &str) -> String {
-    let out = in_task(
-        pid,
-        &format!("ip -4 -o addr show {dev} | awk '{{print $4}}' | cut -d/ -f1"),
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn main() {
     let a = args();
     if let Some(why) = skip_reason() {
@@ -303,7 +295,9 @@ fn main() {
     };
     let client = on("h2");
     let _ = &load_pids;
-    let task_addr: SocketAddr = format!("{}:80", addr_in(*web_pid, "eth0")).parse().unwrap();
+    let task_addr: SocketAddr = format!("{}:80", task_addr(*web_pid, "eth0"))
+        .parse()
+        .unwrap();
     let vip = String::from_utf8_lossy(
         &in_task(client, "getent ahostsv4 web | awk '{print $1}' | head -1").stdout,
     )

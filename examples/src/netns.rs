@@ -272,6 +272,20 @@ pub fn in_task(pid: u32, script: &str) -> Output {
         .unwrap()
 }
 
+/// The IPv4 address of interface `dev` inside process `pid`'s namespace
+/// (`eth0`: a task's first network).
+///
+/// # Panics
+/// If nsenter cannot be run.
+#[must_use]
+pub fn task_addr(pid: u32, dev: &str) -> String {
+    let out = in_task(
+        pid,
+        &format!("ip -4 -o addr show {dev} | awk '{{print $4}}' | cut -d/ -f1"),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Why these hosts cannot be made here, if they cannot.
 #[must_use]
 pub fn skip_reason() -> Option<String> {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use swarm_examples::netns::{Hosts, in_task, must, skip_reason, wait_for};
+use swarm_examples::netns::{Hosts, in_task, must, skip_reason, task_addr, wait_for};
 
 const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
 const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
@@ -258,11 +258,7 @@ fn services_reach_each_other_by_name_across_three_hosts() {
         .find(|(_, (host, _))| host != prober_host)
         .map(|(id, (_, pid))| (id.clone(), *pid))
         .unwrap();
-    let out = in_task(
-        remote.1,
-        "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
-    );
-    let remote_addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let remote_addr = task_addr(remote.1, "eth0");
     let out = in_task(*prober, &gets(&remote_addr, 80, 1));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -319,11 +315,7 @@ fn services_reach_each_other_by_name_across_three_hosts() {
     // started, before it listens (health gating is issue 13's): wait for
     // the replacement to answer before measuring.
     for (id, (_, pid)) in h.tasks("web") {
-        let out = in_task(
-            pid,
-            "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
-        );
-        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let addr = task_addr(pid, "eth0");
         wait_for("the replacement answers", Duration::from_secs(10), || {
             String::from_utf8_lossy(&in_task(*prober, &gets(&addr, 80, 1)).stdout).trim() == id
         });

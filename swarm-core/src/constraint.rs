@@ -95,7 +95,7 @@ pub fn eq_fold(a: &str, b: &str) -> bool {
 }
 
 /// The IP of a node address: `IP`, `IP:PORT` or `[IPv6]:PORT`.
-fn node_ip(addr: &str) -> Option<IpAddr> {
+pub(crate) fn node_ip(addr: &str) -> Option<IpAddr> {
     addr.parse::<IpAddr>()
         .ok()
         .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))

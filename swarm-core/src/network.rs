@@ -99,8 +99,6 @@ pub struct ViewEndpoint {
     pub service_id: Id,
     /// Its node.
     pub node_id: Id,
-    /// Its slot (replicated) or 0.
-    pub slot: u64,
     /// Its address on each network, with its aliases there.
     pub networks: Vec<TaskNetwork>,
 }
@@ -135,7 +133,7 @@ impl NetworkView {
         let mut nodes: Vec<ViewNode> = state
             .nodes()
             .filter_map(|n| {
-                let addr = node_ip(&n.status.addr)?;
+                let addr = crate::constraint::node_ip(&n.status.addr)?;
                 Some(ViewNode {
                     id: n.meta.id.clone(),
                     addr,
@@ -186,7 +184,6 @@ impl NetworkView {
                     task_id: t.meta.id.clone(),
                     service_id: t.service_id.clone(),
                     node_id: t.node_id.clone()?,
-                    slot: t.slot,
                     networks: t.networks.clone(),
                 })
             })
@@ -228,15 +225,6 @@ pub fn takes_traffic(t: &Task) -> bool {
     t.status.state == TaskState::Running
         && t.desired_state <= TaskState::Running
         && !t.networks.is_empty()
-}
-
-/// The IP of a node's recorded address (`IP`, `IP:PORT` or `[IPv6]:PORT`).
-#[must_use]
-pub fn node_ip(addr: &str) -> Option<IpAddr> {
-    if let Ok(ip) = addr.parse() {
-        return Some(ip);
-    }
-    addr.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())
 }
 
 /// Where a task's network lives: what a runtime needs to run the task

@@ -53,7 +53,6 @@ fn endpoint(
         task_id: task.into(),
         service_id: service.into(),
         node_id: node.into(),
-        slot: 1,
         networks: nets,
     }
 }
