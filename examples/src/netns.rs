@@ -1,8 +1,8 @@
 //! Hosts made of network namespaces, for tests and benchmarks that need a
 //! real network between nodes: a switch namespace with a bridge, and
 //! hosts `h1`, `h2`, ... each with `eth0` at `192.168.77.<i>/24` on it,
-//! each running `swarmd` (Linux data plane, process runtime). Everything
-//! is removed on drop.
+//! each running `swarmd` (Linux data plane; process runtime unless told
+//! otherwise). Everything is removed on drop, containers included.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Hosts {
     prefix: String,
     dir: tempfile::TempDir,
-    daemons: Vec<Child>,
+    /// Each daemon, with its host.
+    daemons: Vec<(usize, Child)>,
     count: usize,
     swarmd: PathBuf,
     swarmctl: PathBuf,
@@ -118,7 +119,16 @@ impl Hosts {
             .stderr(log)
             .spawn()
             .unwrap();
-        self.daemons.push(child);
+        self.daemons.push((i, child));
+    }
+
+    /// Kills host `i`'s daemon (SIGKILL): its tasks go on without it.
+    pub fn kill(&mut self, i: usize) {
+        for (_, d) in self.daemons.iter_mut().filter(|(h, _)| *h == i) {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        self.daemons.retain(|(h, _)| *h != i);
     }
 
     /// Runs `cmd` inside host `i`'s namespace.
@@ -198,7 +208,15 @@ impl Hosts {
             .iter()
             .filter(|t| t["status"]["state"] == "running" && t["desired_state"] == "running")
             .map(|t| {
-                let pid = t["status"]["runtime_id"].as_str().unwrap().parse().unwrap();
+                let handle = t["status"]["runtime_id"].as_str().unwrap();
+                // A process's pid, or a container's id (then its process's).
+                let pid = handle.parse().unwrap_or_else(|_| {
+                    let out = sh(&["docker", "inspect", "-f", "{{.State.Pid}}", handle]);
+                    String::from_utf8_lossy(&out.stdout)
+                        .trim()
+                        .parse()
+                        .unwrap_or_else(|_| panic!("no process for task handle {handle}"))
+                });
                 (
                     t["meta"]["id"].as_str().unwrap().to_owned(),
                     (host_of(t["node_id"].as_str().unwrap()), pid),
@@ -210,7 +228,7 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
-        for d in &mut self.daemons {
+        for (_, d) in &mut self.daemons {
             let _ = d.kill();
             let _ = d.wait();
         }
@@ -225,6 +243,18 @@ impl Drop for Hosts {
                 Some(format!("SWARM_NODE_ID={}", v["node_id"].as_str()?))
             })
             .collect();
+        // Containers, and the sandboxes that held their namespaces, carry
+        // their node's id.
+        for node in &nodes {
+            let id = node.trim_start_matches("SWARM_NODE_ID=");
+            let _ = sh(&[
+                "sh",
+                "-c",
+                &format!(
+                    "command -v docker >/dev/null && docker ps -aq --filter label=swarm.node.id={id} | xargs -r docker rm -f >/dev/null 2>&1"
+                ),
+            ]);
+        }
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(env) = std::fs::read(entry.path().join("environ")) else {
                 continue;
@@ -336,6 +366,21 @@ impl Hosts {
     /// If the cluster does not form within 30 s.
     #[must_use]
     pub fn cluster(count: usize, swarmd: &std::path::Path, swarmctl: &std::path::Path) -> Self {
+        Self::cluster_with(count, swarmd, swarmctl, &[])
+    }
+
+    /// [`Hosts::cluster`], with `worker_args` given to each joining
+    /// daemon (`--runtime docker`, say).
+    ///
+    /// # Panics
+    /// If the cluster does not form within 30 s.
+    #[must_use]
+    pub fn cluster_with(
+        count: usize,
+        swarmd: &std::path::Path,
+        swarmctl: &std::path::Path,
+        worker_args: &[&str],
+    ) -> Self {
         let mut h = Self::make(count, swarmd, swarmctl);
         h.swarmd(1, &["init"]);
         wait_for("the first manager serves", Duration::from_secs(20), || {
@@ -345,7 +390,9 @@ impl Hosts {
         let token = h.ctl(&["swarm", "join-token", "-q", "worker"]);
         let token = token.trim().to_owned();
         for i in 2..=count {
-            h.swarmd(i, &["join", "--token", &token, "192.168.77.1:2377"]);
+            let mut args = vec!["join", "--token", &token, "192.168.77.1:2377"];
+            args.extend_from_slice(worker_args);
+            h.swarmd(i, &args);
         }
         wait_for("every node ready", Duration::from_secs(30), || {
             h.ctl(&["node", "ls"]).matches("Ready").count() == count

@@ -1,11 +1,13 @@
-//! Overlay networks end to end, on three hosts made of network namespaces
-//! (`ip netns`), each running `swarmd` with the process runtime and the
-//! Linux data plane: DNS by name, VIP round robin, direct task-to-task
-//! traffic across hosts over VXLAN, the routing mesh on every host, and
-//! isolation between networks.
+//! Overlay networks end to end, on hosts made of network namespaces
+//! (`ip netns`), each running `swarmd` with the Linux data plane: DNS by
+//! name, VIP round robin, direct task-to-task traffic across hosts over
+//! VXLAN, the routing mesh on every host, and isolation between networks,
+//! for processes; then Docker containers and processes on one overlay,
+//! through a restart of the containers' node.
 //!
 //! Needs root and iproute2/nftables (CI runs as root; `.ci/run` installs
-//! them). Elsewhere it says SKIPPED and passes.
+//! them), and a Docker engine for the second test. Elsewhere they say
+//! SKIPPED and pass.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -114,12 +116,29 @@ fn counts(out: &Output) -> BTreeMap<String, usize> {
     c
 }
 
+/// The tests of this file, one at a time: each has timing bounds, and
+/// two clusters on two cores would stretch them.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `script` with bash in the network namespace of process `pid`
+/// only (the host's programs, the task's network): for containers, whose
+/// own files hold no bash.
+fn in_netns(pid: u32, script: &str) -> std::process::Output {
+    Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "bash", "-c", script])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn services_reach_each_other_by_name_across_three_hosts() {
     if let Some(why) = skip_reason() {
         eprintln!("SKIPPED: {why}");
         return;
     }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let testd = swarm_runtime_docker::testing::testd().unwrap();
     let testd = testd.to_str().unwrap();
     let h = Hosts::cluster(3, Path::new(SWARMD), Path::new(SWARMCTL));
@@ -385,5 +404,170 @@ fn services_reach_each_other_by_name_across_three_hosts() {
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("REACHED"),
         "othernet reached web's task at {remote_addr}"
+    );
+}
+
+/// Containers in sandboxes: h2 runs its tasks as Docker containers, h1 as
+/// processes, on one overlay. They reach each other by name and VIP, the
+/// mesh answers for the containers on both hosts, and a swarmd killed and
+/// started again takes its running containers' sandboxes up: DNS and VIPs
+/// answer in them again, and no container is replaced.
+#[test]
+fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    if !dig_available() {
+        eprintln!("SKIPPED: dig is not installed (.ci/run installs dnsutils)");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(docker) = rt.block_on(swarm_runtime_docker::testing::engine(
+        "containers_and_processes",
+    )) else {
+        return;
+    };
+    let image = rt.block_on(swarm_runtime_docker::testing::test_image(&docker));
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let testd = swarm_runtime_docker::testing::testd().unwrap();
+    let testd = testd.to_str().unwrap();
+    let mut h = Hosts::cluster_with(
+        2,
+        Path::new(SWARMD),
+        Path::new(SWARMCTL),
+        &["--runtime", "docker"],
+    );
+    h.ctl(&["network", "create", "--driver", "overlay", "appnet"]);
+    h.ctl(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "--constraint",
+        "node.hostname==h2",
+        "--network",
+        "appnet",
+        "-p",
+        "8080:80",
+        image,
+        "swarm-testd",
+        "http",
+        "80",
+        "/nonexistent",
+    ]);
+    h.ctl(&[
+        "service",
+        "create",
+        "--name",
+        "client",
+        "--constraint",
+        "node.hostname==h1",
+        "--network",
+        "appnet",
+        testd,
+        "http",
+        "80",
+        "/nonexistent",
+    ]);
+    let web = h.tasks("web");
+    assert_eq!(web.len(), 2, "{web:?}");
+    assert!(web.values().all(|(host, _)| host == "h2"), "{web:?}");
+    let (client_id, (_, client_pid)) = h.tasks("client").into_iter().next().unwrap();
+    let (_, web_pid) = web.values().next().unwrap().clone();
+
+    // The container sees the cluster's DNS as its resolver, in its own
+    // namespace, with its address on the overlay.
+    let out = Command::new("nsenter")
+        .args(["-t", &web_pid.to_string(), "-m", "cat", "/etc/resolv.conf"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nameserver 127.0.0.11"),
+        "the container's resolv.conf: {out:?}"
+    );
+    let web_addr = String::from_utf8_lossy(
+        &in_netns(
+            web_pid,
+            "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
+        )
+        .stdout,
+    )
+    .trim()
+    .to_owned();
+    assert!(
+        web_addr.starts_with("10."),
+        "a container's overlay address: {web_addr:?}"
+    );
+
+    // A process on h1 reaches both containers on h2 through web's VIP.
+    let mut seen = BTreeMap::new();
+    wait_for(
+        "the VIP reaches both containers",
+        Duration::from_secs(10),
+        || {
+            let out = in_task(client_pid, &gets("web", 80, 4));
+            for (id, n) in counts(&out) {
+                *seen.entry(id).or_insert(0) += n;
+            }
+            web.keys().all(|id| seen.contains_key(id))
+        },
+    );
+    assert!(seen.keys().all(|id| web.contains_key(id)), "{seen:?}");
+
+    // A container on h2 resolves the process's service and reaches it.
+    let ask_client = format!(
+        "v=$(dig +short +tries=1 +time=1 @127.0.0.11 client); [ -n \"$v\" ] && {}",
+        gets("$v", 80, 1)
+    );
+    let out = in_netns(web_pid, &ask_client);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        client_id,
+        "a container calls a process by name: {out:?}\n{}",
+        h.logs()
+    );
+
+    // The mesh answers for the containers on both hosts.
+    for to in 1..=2 {
+        let out = h.on(1, &["bash", "-c", &gets(&Hosts::addr(to), 8080, 4)]);
+        let c = counts(&out);
+        assert!(
+            c.keys().all(|id| web.contains_key(id)) && c.values().sum::<usize>() == 4,
+            "h1 -> h{to}:8080 answered {c:?}\n{}",
+            h.logs()
+        );
+    }
+
+    // swarmd on h2 dies; its containers go on, but its DNS in them is gone.
+    h.kill(2);
+    let out = in_netns(web_pid, "dig +short +tries=1 +time=1 @127.0.0.11 client");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim().parse::<std::net::Ipv4Addr>().is_ok()),
+        "DNS answered with its node dead: {out:?}"
+    );
+    h.swarmd(2, &[]);
+    wait_for(
+        "the restarted node takes up its containers' DNS",
+        Duration::from_secs(30),
+        || in_netns(web_pid, &ask_client).stdout.trim_ascii() == client_id.as_bytes(),
+    );
+    assert_eq!(
+        h.tasks("web").keys().collect::<Vec<_>>(),
+        web.keys().collect::<Vec<_>>(),
+        "the same containers run: none was replaced"
+    );
+    let out = h.on(1, &["bash", "-c", &gets(&Hosts::addr(2), 8080, 4)]);
+    let c = counts(&out);
+    assert!(
+        c.keys().all(|id| web.contains_key(id)) && c.values().sum::<usize>() == 4,
+        "the restarted node's mesh answered {c:?}\n{}",
+        h.logs()
     );
 }

@@ -259,11 +259,25 @@ pub enum NetworkError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait NetworkDriver: Send + Sync + 'static {
+    /// Whether [`NetworkDriver::attach`] gives tasks namespaces of their
+    /// own (false: they share the host's network, and the agent does not
+    /// ask the runtime for a [holder](crate::runtime::Runtime::hold_sandbox)).
+    fn isolates(&self) -> bool {
+        true
+    }
+
     /// Makes `task`'s sandbox: a network namespace with an interface on
     /// each of its networks holding its address, and DNS at its resolver
-    /// address. `Ok(None)`: the task shares the host's network (it is on
-    /// no network, or this node cannot make namespaces).
-    async fn attach(&self, task: &Task) -> Result<Option<Sandbox>, NetworkError>;
+    /// address. With `holder`, the namespace is that process's (one the
+    /// runtime started to hold it) rather than a new one. `Ok(None)`: the
+    /// task shares the host's network (it is on no network, or this node
+    /// cannot make namespaces). Called again for a task that has its
+    /// sandbox (after the node restarted, say), it takes up what exists.
+    async fn attach(
+        &self,
+        task: &Task,
+        holder: Option<u32>,
+    ) -> Result<Option<Sandbox>, NetworkError>;
 
     /// Removes what [`NetworkDriver::attach`] made for the task; harmless
     /// when there is nothing.
@@ -280,7 +294,14 @@ pub struct HostNetwork;
 
 #[async_trait]
 impl NetworkDriver for HostNetwork {
-    async fn attach(&self, _task: &Task) -> Result<Option<Sandbox>, NetworkError> {
+    fn isolates(&self) -> bool {
+        false
+    }
+    async fn attach(
+        &self,
+        _task: &Task,
+        _holder: Option<u32>,
+    ) -> Result<Option<Sandbox>, NetworkError> {
         Ok(None)
     }
     async fn detach(&self, _task_id: &Id) -> Result<(), NetworkError> {

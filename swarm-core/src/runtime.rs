@@ -220,6 +220,18 @@ pub trait Runtime: Send + Sync + 'static {
         false
     }
 
+    /// Starts what holds `task`'s network namespace when this runtime must
+    /// own it, and returns the id of a process in that namespace: the
+    /// network driver then gives that namespace the task's interfaces
+    /// instead of making one, as a Kubernetes pause container holds a
+    /// pod's. `None` (the default): the driver makes the namespace and
+    /// [`Runtime::prepare_in`] puts the task into it. Idempotent;
+    /// [`Runtime::remove`] frees the holder with the task.
+    async fn hold_sandbox(&self, task: &Task) -> Result<Option<u32>, RuntimeError> {
+        let _ = task;
+        Ok(None)
+    }
+
     /// Prepares a task to run inside `sandbox`: its own network namespace,
     /// made by the node's network driver, with the task's interfaces and
     /// DNS. A runtime that cannot run tasks there refuses, saying so (the
@@ -269,6 +281,9 @@ impl<R: Runtime + ?Sized> Runtime for std::sync::Arc<R> {
     }
     fn runs_in_sandboxes(&self) -> bool {
         (**self).runs_in_sandboxes()
+    }
+    async fn hold_sandbox(&self, task: &Task) -> Result<Option<u32>, RuntimeError> {
+        (**self).hold_sandbox(task).await
     }
     async fn prepare_in(
         &self,

@@ -37,6 +37,11 @@ pub struct DockerRuntimeConfig {
     /// How often the ingress listeners are matched to the running
     /// containers, besides after every start, stop and removal.
     pub ingress_refresh: Duration,
+    /// The image of the containers that hold tasks' network namespaces
+    /// when the node gives tasks networks (as Kubernetes' pause image,
+    /// run with its own command). `None` (the default): `swarm/sandbox`,
+    /// made on first use from this machine's `sleep`, with no registry.
+    pub sandbox_image: Option<String>,
 }
 
 impl Default for DockerRuntimeConfig {
@@ -48,6 +53,7 @@ impl Default for DockerRuntimeConfig {
             pull_timeout: Duration::from_secs(120),
             ingress: true,
             ingress_refresh: Duration::from_secs(1),
+            sandbox_image: None,
         }
     }
 }
@@ -78,6 +84,13 @@ impl DockerRuntimeConfig {
     #[must_use]
     pub fn with_ingress(mut self, ingress: bool) -> Self {
         self.ingress = ingress;
+        self
+    }
+
+    /// The image that holds tasks' network namespaces.
+    #[must_use]
+    pub fn with_sandbox_image(mut self, image: impl Into<String>) -> Self {
+        self.sandbox_image = Some(image.into());
         self
     }
 

@@ -2,6 +2,7 @@
 
 mod config;
 mod error;
+mod image;
 mod ingress;
 mod logs;
 mod spec;
@@ -26,6 +27,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use swarm_core::Id;
 use swarm_core::model::{NodeDescription, Platform, Resources, Task};
+use swarm_core::network::Sandbox;
 use swarm_core::runtime::{
     Enforcement, ExitStatus, Health, LogOptions, LogStream, Runtime, RuntimeError, RuntimeInfo,
     RuntimeState, RuntimeStatus, TaskFile,
@@ -33,9 +35,10 @@ use swarm_core::runtime::{
 use tokio::task::JoinHandle;
 
 pub use config::DockerRuntimeConfig;
+pub use image::SANDBOX_IMAGE_REPO;
 pub use spec::{
-    LABEL_INGRESS, LABEL_NODE_ID, LABEL_SERVICE_ID, LABEL_SERVICE_NAME, LABEL_TASK_ID,
-    LABEL_TASK_NAME, SECRETS_DIR,
+    LABEL_INGRESS, LABEL_NODE_ID, LABEL_SANDBOX, LABEL_SERVICE_ID, LABEL_SERVICE_NAME,
+    LABEL_TASK_ID, LABEL_TASK_NAME, SECRETS_DIR,
 };
 
 use error::{daemon_down, engine_error, message, status, task_error, unreachable};
@@ -66,6 +69,8 @@ struct Inner {
     /// forgotten.
     containers: Mutex<HashMap<Id, String>>,
     ingress: Option<(Arc<Ingress>, JoinHandle<()>)>,
+    /// The sandbox image made on first need.
+    sandbox_image: tokio::sync::OnceCell<String>,
 }
 
 impl Drop for Inner {
@@ -114,6 +119,7 @@ impl DockerRuntime {
                 config,
                 containers: Mutex::new(HashMap::new()),
                 ingress,
+                sandbox_image: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -378,6 +384,239 @@ impl DockerRuntime {
         }
     }
 
+    /// `prepare`, or `prepare_in` when `sandbox` is given: the container
+    /// then joins the network namespace of the task's sandbox container
+    /// (which [`Runtime::hold_sandbox`] started).
+    async fn prepare_with(
+        &self,
+        task: &Task,
+        files: &[TaskFile],
+        sandbox: Option<&Sandbox>,
+    ) -> Result<(), RuntimeError> {
+        let id = &task.meta.id;
+        let known = self.cache().get(id).cloned();
+        let existing = match known {
+            Some(c) => Some(c),
+            None => self.find(id).await?,
+        };
+        if let Some(container) = existing {
+            match self.prepared(id, &container, files).await {
+                // Removed behind the runtime's back: made anew below.
+                Err(RuntimeError::NotFound(_)) => {}
+                done => return done,
+            }
+        }
+        let mut body = spec::create_body(task, self.inner.config.node_id.as_ref())?;
+        if let Some(sandbox) = sandbox {
+            // The node's driver publishes its ports; the userspace
+            // ingress leaves it alone.
+            let holder = spec::sandbox_name(task);
+            spec::join_sandbox(&mut body, &holder, sandbox.resolv_conf.as_deref());
+        } else if let Some((ingress, _)) = &self.inner.ingress {
+            ingress
+                .check(task)
+                .await
+                .map_err(RuntimeError::InvalidSpec)?;
+        }
+        self.ensure_image(&task.spec.image).await?;
+        let name = spec::container_name(task);
+        let created = self.create_named(&name, body).await;
+        let container = match created {
+            Ok(c) => c.id,
+            Err(e) if status(&e) == Some(409) => {
+                // A concurrent prepare of this task made it, or a stranger
+                // holds the name.
+                return match self.find(id).await? {
+                    Some(container) => self.prepared(id, &container, files).await,
+                    None => Err(RuntimeError::InvalidSpec(format!(
+                        "a container named {name} already exists and is not this task's: remove it (docker rm -f {name})"
+                    ))),
+                };
+            }
+            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
+            Err(e) => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "docker cannot create the container: {}",
+                    message(&e)
+                )));
+            }
+        };
+        if !files.is_empty()
+            && let Err(e) = self.upload(&container, files).await
+        {
+            if let Err(rm) = self.force_remove(&container).await {
+                tracing::warn!(task = %id, error = %rm, "cannot remove a container whose files could not be copied");
+            }
+            return Err(e);
+        }
+        self.cache().insert(id.clone(), container);
+        Ok(())
+    }
+
+    /// Removes task `id`'s own container (not its sandbox).
+    async fn remove_container(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        let cached = self.cache().get(task_id).cloned();
+        let container = match cached {
+            Some(c) => c,
+            None => match self.find(task_id).await? {
+                Some(c) => c,
+                None => return Ok(()),
+            },
+        };
+        let removed = self.force_remove(&container).await;
+        self.poke_ingress();
+        match removed {
+            Ok(()) => {}
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
+            // 409: a removal is already under way; wait for it.
+            Err(e) if status(&e) == Some(409) => {
+                let gone = async {
+                    loop {
+                        match self.inspect_container(task_id, &container).await {
+                            Err(RuntimeError::NotFound(_)) => return Ok(()),
+                            Err(other) => return Err(other),
+                            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        }
+                    }
+                };
+                match tokio::time::timeout(KILL_WAIT, gone).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(other)) => return Err(other),
+                    Err(_) => return Err(self.failed(task_id, "remove", &e)),
+                }
+            }
+            Err(e) => return Err(self.failed(task_id, "remove", &e)),
+        }
+        self.cache().remove(task_id);
+        Ok(())
+    }
+
+    /// Creates container `name` from `body`.
+    async fn create_named(
+        &self,
+        name: &str,
+        body: bollard::models::ContainerCreateBody,
+    ) -> Result<bollard::models::ContainerCreateResponse, bollard::errors::Error> {
+        self.inner
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.to_owned()),
+                    ..CreateContainerOptions::default()
+                }),
+                body,
+            )
+            .await
+    }
+
+    /// The image of sandbox containers, run with its own command.
+    async fn sandbox_image(&self) -> Result<String, RuntimeError> {
+        if let Some(image) = &self.inner.config.sandbox_image {
+            self.ensure_image(image).await?;
+            return Ok(image.clone());
+        }
+        let made = self
+            .inner
+            .sandbox_image
+            .get_or_try_init(|| image::sandbox_image(&self.inner.docker))
+            .await
+            .map_err(|e| {
+                RuntimeError::Unavailable(format!(
+                    "cannot make the image that holds tasks' network namespaces ({e}): set \
+                     DockerRuntimeConfig::sandbox_image to one the engine has"
+                ))
+            })?;
+        Ok(made.clone())
+    }
+
+    /// Starts (or finds running) the container that holds `task`'s network
+    /// namespace, and returns its process id.
+    async fn sandbox_holder(&self, task: &Task) -> Result<u32, RuntimeError> {
+        let docker = &self.inner.docker;
+        let name = spec::sandbox_name(task);
+        let pid_of = |c: &ContainerInspectResponse| {
+            c.state
+                .as_ref()
+                .filter(|s| s.running == Some(true))
+                .and_then(|s| s.pid)
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0)
+        };
+        match docker.inspect_container(&name, None).await {
+            Ok(c) => {
+                if let Some(pid) = pid_of(&c) {
+                    return Ok(pid);
+                }
+                // It stopped: its namespace went with it, so it is made
+                // anew (the task has not started, or it would hold it).
+                if let Err(e) = self.force_remove(&name).await
+                    && status(&e) != Some(404)
+                {
+                    return Err(engine_error("remove a stopped sandbox", &e));
+                }
+            }
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(engine_error("inspect a sandbox", &e)),
+        }
+        let image = self.sandbox_image().await?;
+        let body = spec::sandbox_body(task, self.inner.config.node_id.as_ref(), &image);
+        let created = self.create_named(&name, body).await;
+        match created {
+            Ok(_) => {}
+            // A concurrent call made it.
+            Err(e) if status(&e) == Some(409) => {}
+            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
+            Err(e) => {
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "docker cannot create the task's sandbox container: {}",
+                    message(&e)
+                )));
+            }
+        }
+        match docker.start_container(&name, None).await {
+            // 304: already started.
+            Ok(()) => {}
+            Err(e) if status(&e) == Some(304) => {}
+            Err(e) => return Err(engine_error("start the task's sandbox", &e)),
+        }
+        let c = docker
+            .inspect_container(&name, None)
+            .await
+            .map_err(|e| engine_error("inspect a sandbox", &e))?;
+        pid_of(&c).ok_or_else(|| {
+            RuntimeError::InvalidSpec(format!(
+                "the sandbox container {name} exited at once: its image must keep running \
+                 (it only holds the network namespace)"
+            ))
+        })
+    }
+
+    /// The sandbox containers of this runtime: their ids, by task.
+    async fn sandboxes(&self, task: Option<&Id>) -> Result<Vec<(Id, String)>, RuntimeError> {
+        let found = self
+            .inner
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(spec::scope_filter(
+                    LABEL_SANDBOX,
+                    self.inner.config.node_id.as_ref(),
+                    task.map(|t| format!("{LABEL_SANDBOX}={t}")),
+                )),
+                ..ListContainersOptions::default()
+            }))
+            .await
+            .map_err(|e| engine_error("list containers", &e))?;
+        Ok(found
+            .into_iter()
+            .filter_map(|c| {
+                let task = Id::from(c.labels.as_ref()?.get(LABEL_SANDBOX)?.as_str());
+                Some((task, c.id?))
+            })
+            .collect())
+    }
+
     async fn kill(&self, id: &Id, container: &str, signal: &str) -> Result<(), RuntimeError> {
         match self
             .inner
@@ -515,69 +754,24 @@ impl Runtime for DockerRuntime {
     }
 
     async fn prepare(&self, task: &Task, files: &[TaskFile]) -> Result<(), RuntimeError> {
-        let id = &task.meta.id;
-        let known = self.cache().get(id).cloned();
-        let existing = match known {
-            Some(c) => Some(c),
-            None => self.find(id).await?,
-        };
-        if let Some(container) = existing {
-            match self.prepared(id, &container, files).await {
-                // Removed behind the runtime's back: made anew below.
-                Err(RuntimeError::NotFound(_)) => {}
-                done => return done,
-            }
-        }
-        let body = spec::create_body(task, self.inner.config.node_id.as_ref())?;
-        if let Some((ingress, _)) = &self.inner.ingress {
-            ingress
-                .check(task)
-                .await
-                .map_err(RuntimeError::InvalidSpec)?;
-        }
-        self.ensure_image(&task.spec.image).await?;
-        let name = spec::container_name(task);
-        let created = self
-            .inner
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..CreateContainerOptions::default()
-                }),
-                body,
-            )
-            .await;
-        let container = match created {
-            Ok(c) => c.id,
-            Err(e) if status(&e) == Some(409) => {
-                // A concurrent prepare of this task made it, or a stranger
-                // holds the name.
-                return match self.find(id).await? {
-                    Some(container) => self.prepared(id, &container, files).await,
-                    None => Err(RuntimeError::InvalidSpec(format!(
-                        "a container named {name} already exists and is not this task's: remove it (docker rm -f {name})"
-                    ))),
-                };
-            }
-            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
-            Err(e) => {
-                return Err(RuntimeError::InvalidSpec(format!(
-                    "docker cannot create the container: {}",
-                    message(&e)
-                )));
-            }
-        };
-        if !files.is_empty()
-            && let Err(e) = self.upload(&container, files).await
-        {
-            if let Err(rm) = self.force_remove(&container).await {
-                tracing::warn!(task = %id, error = %rm, "cannot remove a container whose files could not be copied");
-            }
-            return Err(e);
-        }
-        self.cache().insert(id.clone(), container);
-        Ok(())
+        self.prepare_with(task, files, None).await
+    }
+
+    fn runs_in_sandboxes(&self) -> bool {
+        true
+    }
+
+    async fn hold_sandbox(&self, task: &Task) -> Result<Option<u32>, RuntimeError> {
+        self.sandbox_holder(task).await.map(Some)
+    }
+
+    async fn prepare_in(
+        &self,
+        task: &Task,
+        files: &[TaskFile],
+        sandbox: &Sandbox,
+    ) -> Result<(), RuntimeError> {
+        self.prepare_with(task, files, Some(sandbox)).await
     }
 
     async fn start(&self, task_id: &Id) -> Result<(), RuntimeError> {
@@ -646,40 +840,14 @@ impl Runtime for DockerRuntime {
     }
 
     async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
-        let cached = self.cache().get(task_id).cloned();
-        let container = match cached {
-            Some(c) => c,
-            None => match self.find(task_id).await? {
-                Some(c) => c,
-                None => return Ok(()),
-            },
-        };
-        let removed = self.force_remove(&container).await;
-        self.poke_ingress();
-        match removed {
-            Ok(()) => {}
-            Err(e) if status(&e) == Some(404) => {}
-            Err(e) if unreachable(&e) => return Err(daemon_down(&e)),
-            // 409: a removal is already under way; wait for it.
-            Err(e) if status(&e) == Some(409) => {
-                let gone = async {
-                    loop {
-                        match self.inspect_container(task_id, &container).await {
-                            Err(RuntimeError::NotFound(_)) => return Ok(()),
-                            Err(other) => return Err(other),
-                            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                        }
-                    }
-                };
-                match tokio::time::timeout(KILL_WAIT, gone).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(other)) => return Err(other),
-                    Err(_) => return Err(self.failed(task_id, "remove", &e)),
-                }
+        self.remove_container(task_id).await?;
+        for (_, sandbox) in self.sandboxes(Some(task_id)).await? {
+            match self.force_remove(&sandbox).await {
+                Ok(()) => {}
+                Err(e) if status(&e) == Some(404) || status(&e) == Some(409) => {}
+                Err(e) => return Err(self.failed(task_id, "remove the sandbox of", &e)),
             }
-            Err(e) => return Err(self.failed(task_id, "remove", &e)),
         }
-        self.cache().remove(task_id);
         Ok(())
     }
 
@@ -726,8 +894,11 @@ impl Runtime for DockerRuntime {
             }))
             .await
             .map_err(|e| engine_error("list containers", &e))?;
+        // A sandbox whose task container was never made (or is gone)
+        // still names its task, so that an agent cleans it up.
+        let sandboxes = self.sandboxes(None).await?;
         let mut cache = self.cache();
-        Ok(containers
+        let mut ids: Vec<Id> = containers
             .into_iter()
             .filter_map(|c| {
                 let id = Id::from(c.labels.as_ref()?.get(LABEL_TASK_ID)?.as_str());
@@ -736,7 +907,13 @@ impl Runtime for DockerRuntime {
                 }
                 Some(id)
             })
-            .collect())
+            .collect();
+        for (task, _) in sandboxes {
+            if !ids.contains(&task) {
+                ids.push(task);
+            }
+        }
+        Ok(ids)
     }
 }
 

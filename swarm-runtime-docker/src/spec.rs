@@ -25,6 +25,10 @@ pub const LABEL_NODE_ID: &str = "swarm.node.id";
 /// each, comma-separated (TCP).
 pub const LABEL_INGRESS: &str = "swarm.ingress";
 
+/// The label of a sandbox container (one that holds a task's network
+/// namespace), holding its task's id.
+pub const LABEL_SANDBOX: &str = "swarm.sandbox";
+
 /// The label prefix the runtime keeps for itself.
 pub const RESERVED_PREFIX: &str = swarm_core::model::RESERVED_LABEL_PREFIX;
 
@@ -34,6 +38,69 @@ pub const SECRETS_DIR: &str = "/run/secrets";
 /// The container's name, as docker swarm spells it: `service.slot.taskid`.
 pub(crate) fn container_name(task: &Task) -> String {
     format!("{}.{}", task.name(), task.meta.id)
+}
+
+/// The name of the container holding the task's network namespace.
+pub(crate) fn sandbox_name(task: &Task) -> String {
+    format!("{}.sandbox", container_name(task))
+}
+
+/// The container holding `task`'s network namespace: `image`, run with
+/// its own command, on no network until the node's driver gives the
+/// namespace its interfaces, with the task's hostname (a container that
+/// joins another's network takes its hostname).
+pub(crate) fn sandbox_body(task: &Task, node: Option<&Id>, image: &str) -> ContainerCreateBody {
+    let mut labels = HashMap::from([
+        (LABEL_SANDBOX.to_owned(), task.meta.id.to_string()),
+        (LABEL_TASK_NAME.to_owned(), task.name()),
+    ]);
+    if let Some(node) = node.or(task.node_id.as_ref()) {
+        labels.insert(LABEL_NODE_ID.into(), node.to_string());
+    }
+    ContainerCreateBody {
+        image: Some(image.to_owned()),
+        hostname: task.spec.hostname.clone(),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            ..HostConfig::default()
+        }),
+        ..ContainerCreateBody::default()
+    }
+}
+
+/// Makes `body` (a task's container) join the network namespace of
+/// container `holder`, with `resolv_conf` as its `/etc/resolv.conf`. Its
+/// ports are the node's driver's to publish, so the engine binds none
+/// (and refuses them with a joined network), and the hostname is the
+/// holder's.
+pub(crate) fn join_sandbox(
+    body: &mut ContainerCreateBody,
+    holder: &str,
+    resolv_conf: Option<&std::path::Path>,
+) {
+    body.hostname = None;
+    body.exposed_ports = None;
+    if let Some(labels) = &mut body.labels {
+        labels.remove(LABEL_INGRESS);
+    }
+    let host = body.host_config.get_or_insert_with(HostConfig::default);
+    host.port_bindings = None;
+    host.network_mode = Some(format!("container:{holder}"));
+    let mounted = |m: &DockerMount| m.target.as_deref() == Some("/etc/resolv.conf");
+    let own = host
+        .mounts
+        .as_ref()
+        .is_some_and(|ms| ms.iter().any(mounted));
+    if let Some(path) = resolv_conf.filter(|_| !own) {
+        host.mounts.get_or_insert_with(Vec::new).push(DockerMount {
+            target: Some("/etc/resolv.conf".into()),
+            source: Some(path.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..DockerMount::default()
+        });
+    }
 }
 
 /// A `label` filter for `docker ps`: containers with `label`, of `node`
@@ -371,6 +438,67 @@ mod tests {
         assert_eq!(mounts[0].read_only, Some(true));
         assert_eq!(mounts[1].typ, Some(MountType::TMPFS));
         assert_eq!(mounts[1].source, None);
+    }
+
+    #[test]
+    fn a_sandboxed_container_joins_its_holder_and_leaves_ports_to_the_driver() {
+        let spec = TaskSpec {
+            image: "busybox:1".into(),
+            hostname: Some("web".into()),
+            ..TaskSpec::default()
+        };
+        let t = task(spec, &["8080:80", "mode=host,published=9090,target=90"]);
+        let holder = sandbox_body(&t, Some(&Id::from("node9")), "swarm/sandbox:1");
+        assert_eq!(holder.image.as_deref(), Some("swarm/sandbox:1"));
+        assert_eq!(
+            holder.hostname.as_deref(),
+            Some("web"),
+            "joined containers take it"
+        );
+        let labels = holder.labels.unwrap();
+        assert_eq!(labels[LABEL_SANDBOX], t.meta.id.to_string());
+        assert_eq!(labels[LABEL_NODE_ID], "node9");
+        assert!(
+            !labels.contains_key(LABEL_TASK_ID),
+            "a holder is not listed as the task's container"
+        );
+        assert_eq!(
+            holder.host_config.unwrap().network_mode.as_deref(),
+            Some("none")
+        );
+
+        let mut body = create_body(&t, None).unwrap();
+        let resolv = std::path::Path::new("/var/lib/swarm/net/t.resolv.conf");
+        join_sandbox(&mut body, &sandbox_name(&t), Some(resolv));
+        let host = body.host_config.unwrap();
+        assert_eq!(
+            host.network_mode,
+            Some(format!("container:web.3.{}.sandbox", t.meta.id))
+        );
+        assert!(body.hostname.is_none() && body.exposed_ports.is_none());
+        assert!(host.port_bindings.is_none(), "the driver publishes ports");
+        assert!(!body.labels.unwrap().contains_key(LABEL_INGRESS));
+        let mounts = host.mounts.unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].target.as_deref(), Some("/etc/resolv.conf"));
+        assert_eq!(mounts[0].source.as_deref(), resolv.to_str());
+        assert_eq!(mounts[0].read_only, Some(true));
+
+        // A spec that mounts its own resolv.conf keeps it.
+        let spec = TaskSpec {
+            mounts: vec![
+                "type=bind,source=/etc/mine,target=/etc/resolv.conf"
+                    .parse()
+                    .unwrap(),
+            ],
+            ..TaskSpec::default()
+        };
+        let t = task(spec, &[]);
+        let mut body = create_body(&t, None).unwrap();
+        join_sandbox(&mut body, "h", Some(resolv));
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].source.as_deref(), Some("/etc/mine"));
     }
 
     #[test]

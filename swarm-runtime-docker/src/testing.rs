@@ -9,12 +9,9 @@
 //! `/etc/passwd` and `/etc/group`. No package needs installing and no
 //! registry is asked.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bollard::Docker;
-use bollard::query_parameters::CreateImageOptions;
-use futures::StreamExt;
 
 /// The repository of the image [`test_image`] builds; its tag is a digest
 /// of its files, so a changed `swarm-testd` makes a new image.
@@ -116,145 +113,24 @@ pub fn testd() -> Result<PathBuf, String> {
 }
 
 async fn build(docker: &Docker) -> String {
-    let rootfs = tokio::task::spawn_blocking(|| testd().and_then(|t| rootfs(&t)))
-        .await
-        .expect("building the test image's root filesystem panicked")
-        .unwrap_or_else(|e| panic!("cannot build the test image: {e}"));
-    let tag = digest(&rootfs);
-    let name = format!("{TEST_IMAGE_REPO}:{tag}");
-    if docker.inspect_image(&name).await.is_ok() {
-        return name;
-    }
-    let mut import = docker.create_image(
-        Some(CreateImageOptions {
-            from_src: Some("-".into()),
-            repo: Some(TEST_IMAGE_REPO.into()),
-            tag: Some(tag),
-            changes: vec!["CMD [\"/bin/sh\"]".into(), "ENV PATH=/bin".into()],
-            ..CreateImageOptions::default()
-        }),
-        Some(bollard::body_full(rootfs.into())),
-        None,
-    );
-    while let Some(step) = import.next().await {
-        match step {
-            Ok(info) => {
-                if let Some(m) = info.error_detail.and_then(|d| d.message) {
-                    panic!("docker import of {name} failed: {m}");
-                }
-            }
-            Err(e) => panic!("docker import of {name} failed: {e}"),
+    let rootfs = tokio::task::spawn_blocking(|| {
+        let mut programs = vec![("swarm-testd".to_owned(), testd()?)];
+        for name in TEST_IMAGE_PROGRAMS {
+            programs.push(((*name).to_owned(), crate::image::find(name)?));
         }
-    }
-    name
+        crate::image::rootfs(&programs)
+    })
+    .await
+    .expect("building the test image's root filesystem panicked")
+    .unwrap_or_else(|e| panic!("cannot build the test image: {e}"));
+    crate::image::import(
+        docker,
+        TEST_IMAGE_REPO,
+        rootfs,
+        &["CMD [\"/bin/sh\"]", "ENV PATH=/bin"],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A short, stable digest of the image's tarball (FNV-1a, 64 bits).
-fn digest(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
-/// Where the machine keeps `program`.
-fn find(program: &str) -> Result<PathBuf, String> {
-    ["/bin", "/usr/bin", "/sbin", "/usr/sbin"]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("this machine has no {program} in /bin or /usr/bin"))
-}
-
-/// The shared libraries `ldd` names for `program` (none for a static
-/// one): what an image needs beside it.
-pub fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
-    let out = std::process::Command::new("ldd")
-        .arg(program)
-        .output()
-        .map_err(|e| format!("cannot run ldd {}: {e}", program.display()))?;
-    // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or
-    // "/lib64/ld-linux-x86-64.so.2 (0x…)"; a static program has none.
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            line.split("=>")
-                .last()
-                .and_then(|s| s.split_whitespace().next())
-                .filter(|p| p.starts_with('/'))
-                .map(PathBuf::from)
-        })
-        .collect())
-}
-
-/// A tarball of the test image's root filesystem: the programs at
-/// `/bin/NAME`, `swarm-testd` beside them, and their libraries at the
-/// paths `ldd` names.
-fn rootfs(testd: &Path) -> Result<Vec<u8>, String> {
-    let mut programs = vec![("swarm-testd".to_owned(), testd.to_owned())];
-    for name in TEST_IMAGE_PROGRAMS {
-        programs.push(((*name).to_owned(), find(name)?));
-    }
-    let mut libs = BTreeSet::new();
-    for (_, path) in &programs {
-        libs.extend(libraries(path)?);
-    }
-    let io = |e: std::io::Error| format!("cannot write the image tarball: {e}");
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut dirs: BTreeSet<PathBuf> = ["bin", "etc", "tmp", "root", "run"]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
-    for lib in &libs {
-        let relative = lib.strip_prefix("/").unwrap_or(lib);
-        dirs.extend(
-            relative
-                .ancestors()
-                .skip(1)
-                .filter(|a| !a.as_os_str().is_empty())
-                .map(Path::to_owned),
-        );
-    }
-    for dir in &dirs {
-        let mode = match dir.to_str() {
-            Some("tmp") => 0o1777,
-            Some("root") => 0o700,
-            _ => 0o755,
-        };
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(mode);
-        h.set_size(0);
-        tar.append_data(&mut h, dir, std::io::empty()).map_err(io)?;
-    }
-    let mut files: Vec<(PathBuf, u32, Vec<u8>)> = Vec::new();
-    for (name, path) in &programs {
-        files.push((Path::new("bin").join(name), 0o755, read(path)?));
-    }
-    for lib in &libs {
-        files.push((
-            lib.strip_prefix("/").unwrap_or(lib).to_owned(),
-            0o755,
-            read(lib)?,
-        ));
-    }
-    files.push((
-        "etc/passwd".into(),
-        0o644,
-        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-            .to_vec(),
-    ));
-    files.push((
-        "etc/group".into(),
-        0o644,
-        b"root:x:0:\nnogroup:x:65534:\n".to_vec(),
-    ));
-    for (path, mode, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(mode);
-        h.set_size(data.len() as u64);
-        tar.append_data(&mut h, path, data.as_slice()).map_err(io)?;
-    }
-    tar.into_inner().map_err(io)
-}
+pub use crate::image::libraries;

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use crate::Id;
 use crate::dispatcher::StatusUpdate;
 use crate::model::{Task, TaskState, TaskStatus};
-use crate::network::NetworkDriver;
+use crate::network::{NetworkDriver, Sandbox};
 use crate::runtime::{ExitStatus, Health, Runtime, RuntimeError, RuntimeState, TaskFile};
 
 /// Reports go through this channel to the agent's reporter.
@@ -100,19 +100,11 @@ impl<R: Runtime> Controller<R> {
         }
         self.state(TaskState::Preparing, "preparing");
         let files = self.task.borrow().1.clone();
-        let attach = async {
-            if !task.networks.is_empty() && self.runtime.runs_in_sandboxes() {
-                self.network.attach(&task).await
-            } else {
-                Ok(None)
-            }
-        };
-        let sandbox = match attach.await {
+        let sandbox = match self.attach(&task).await {
             Ok(s) => s,
             Err(e) => {
                 return self.report(
-                    TaskStatus::new(TaskState::Rejected, "network attach failed")
-                        .with_err(format!("network: {e}")),
+                    TaskStatus::new(TaskState::Rejected, "network attach failed").with_err(e),
                 );
             }
         };
@@ -158,33 +150,69 @@ impl<R: Runtime> Controller<R> {
         self.run_started(true).await;
     }
 
+    /// Gives the task its sandbox when it is on networks, this node's
+    /// driver isolates tasks and the runtime can run them there: in a
+    /// namespace the runtime holds, if it holds one, else in one the
+    /// driver makes. `None`: the task shares the host's network.
+    async fn attach(&self, task: &Task) -> Result<Option<Sandbox>, String> {
+        if task.networks.is_empty() || !self.runtime.runs_in_sandboxes() || !self.network.isolates()
+        {
+            return Ok(None);
+        }
+        let holder = self
+            .runtime
+            .hold_sandbox(task)
+            .await
+            .map_err(|e| format!("runtime: {e}"))?;
+        self.network
+            .attach(task, holder)
+            .await
+            .map_err(|e| format!("network: {e}"))
+    }
+
     /// Picks up a task that was already started, after an agent restart.
     async fn adopt(self) {
         let id = self.id();
         match self.runtime.inspect(&id).await {
-            Ok(s) => match s.state {
-                RuntimeState::Exited(exit) => self.report_exit(exit),
-                RuntimeState::Created => {
-                    // The agent stopped between `Starting` and the start.
-                    if let Err(e) = self.runtime.start(&id).await {
-                        return self.report(
-                            TaskStatus::new(TaskState::Failed, "starting failed")
-                                .with_err(e.to_string()),
-                        );
-                    }
-                    self.run_started(true).await;
+            Ok(s) if !matches!(s.state, RuntimeState::Exited(_)) => {
+                // Its sandbox outlived the agent before, but not that
+                // agent's DNS and VIP rules: the driver takes it up. A
+                // failure leaves the task running, without them.
+                let task = self.current();
+                if let Err(e) = self.attach(&task).await {
+                    tracing::warn!(task = %id, error = %e, "could not take up the task's network sandbox");
                 }
-                RuntimeState::Running => {
-                    let starting = self.current().status.state < TaskState::Running;
-                    self.run_started(starting).await;
-                }
-            },
+                self.adopted(s.state).await;
+            }
+            Ok(s) => self.adopted(s.state).await,
             Err(RuntimeError::NotFound(_)) => self.report(
                 TaskStatus::new(TaskState::Failed, "lost")
                     .with_err("the runtime no longer has this task (the node restarted?)"),
             ),
             Err(e) => {
                 self.report(TaskStatus::new(TaskState::Failed, "lost").with_err(e.to_string()))
+            }
+        }
+    }
+
+    /// Goes on with an adopted task from the runtime's `state` of it.
+    async fn adopted(self, state: RuntimeState) {
+        let id = self.id();
+        match state {
+            RuntimeState::Exited(exit) => self.report_exit(exit),
+            RuntimeState::Created => {
+                // The agent stopped between `Starting` and the start.
+                if let Err(e) = self.runtime.start(&id).await {
+                    return self.report(
+                        TaskStatus::new(TaskState::Failed, "starting failed")
+                            .with_err(e.to_string()),
+                    );
+                }
+                self.run_started(true).await;
+            }
+            RuntimeState::Running => {
+                let starting = self.current().status.state < TaskState::Running;
+                self.run_started(starting).await;
             }
         }
     }

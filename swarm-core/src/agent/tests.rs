@@ -60,6 +60,15 @@ impl Harness {
 
     /// An agent over any runtime, with `config`.
     async fn with<R: crate::runtime::Runtime>(runtime: R, config: AgentConfig) -> Self {
+        Self::networked(runtime, config, Arc::new(crate::network::HostNetwork)).await
+    }
+
+    /// An agent over any runtime and network driver, with `config`.
+    async fn networked<R: crate::runtime::Runtime>(
+        runtime: R,
+        config: AgentConfig,
+        network: Arc<dyn crate::network::NetworkDriver>,
+    ) -> Self {
         let store = Arc::new(MemoryStore::new());
         let dispatcher = Arc::new(LocalDispatcher::new(
             store.clone(),
@@ -71,7 +80,9 @@ impl Harness {
             .unwrap();
         let shutdown = CancellationToken::new();
         let agent = tokio::spawn(
-            Agent::new("n1".into(), runtime, dispatcher, config).run(shutdown.clone()),
+            Agent::new("n1".into(), runtime, dispatcher, config)
+                .with_network(network)
+                .run(shutdown.clone()),
         );
         until(&store, |s| {
             s.node("n1")
@@ -87,7 +98,11 @@ impl Harness {
 
     /// Assigns a new task to `n1`; returns its id.
     async fn assign(&self) -> crate::Id {
-        let task = assigned_task("n1");
+        self.assign_task(assigned_task("n1")).await
+    }
+
+    /// Assigns `task` (given to `n1`); returns its id.
+    async fn assign_task(&self, task: Task) -> crate::Id {
         let id = task.meta.id.clone();
         self.store
             .apply(vec![Change::Create(Object::from(task))])
@@ -465,5 +480,107 @@ async fn a_finished_task_is_removed_from_the_runtime_once_reaped() {
         .await
         .expect("remove is called");
     assert_eq!(removed, Some(id));
+    h.stop().await;
+}
+
+/// Scripts `rt`'s started tasks: they run, exit 0, and are removed.
+fn runs_then_succeeds(rt: &mut MockRuntime) {
+    rt.expect_inspect().returning(|_| Ok(running_status()));
+    rt.expect_wait().returning(|_| {
+        Ok(ExitStatus {
+            code: 0,
+            signal: None,
+        })
+    });
+    rt.expect_remove().returning(|_| Ok(()));
+}
+
+/// A task of `n1` with an address on one network.
+fn networked_task() -> Task {
+    let mut t = assigned_task("n1");
+    t.networks = vec![crate::model::TaskNetwork {
+        network_id: "net1".into(),
+        addr: std::net::Ipv4Addr::new(10, 0, 1, 5),
+        prefix: 24,
+        aliases: vec![],
+    }];
+    t
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runtime_that_holds_the_namespace_gets_the_driver_s_sandbox_of_it() {
+    let netns = std::path::PathBuf::from("/run/netns/swarm-t");
+    let mut rt = runtime_with_info();
+    let mut seq = mockall::Sequence::new();
+    rt.expect_runs_in_sandboxes().return_const(true);
+    rt.expect_hold_sandbox()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(Some(4242)));
+    let want = netns.clone();
+    rt.expect_prepare_in()
+        .times(1)
+        .in_sequence(&mut seq)
+        .withf(move |_, _, sb| sb.netns == want)
+        .returning(|_, _, _| Ok(()));
+    rt.expect_prepare().never();
+    rt.expect_start()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(()));
+    runs_then_succeeds(&mut rt);
+    let mut net = crate::network::MockNetworkDriver::new();
+    net.expect_isolates().return_const(true);
+    net.expect_update().returning(|_| Ok(()));
+    let made = netns.clone();
+    net.expect_attach()
+        .times(1)
+        .withf(|t, holder| t.networks.len() == 1 && *holder == Some(4242))
+        .returning(move |_, _| {
+            Ok(Some(crate::network::Sandbox {
+                netns: made.clone(),
+                resolv_conf: None,
+            }))
+        });
+    net.expect_detach().returning(|_| Ok(()));
+    let h = Harness::networked(rt, AgentConfig::default(), Arc::new(net)).await;
+    let id = h.assign_task(networked_task()).await;
+    h.until_state(&id, TaskState::Complete).await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_the_host_s_network_no_sandbox_is_asked_for() {
+    let mut rt = runtime_with_info();
+    rt.expect_runs_in_sandboxes().return_const(true);
+    rt.expect_hold_sandbox().never();
+    rt.expect_prepare_in().never();
+    rt.expect_prepare().times(1).returning(|_, _| Ok(()));
+    rt.expect_start().returning(|_| Ok(()));
+    runs_then_succeeds(&mut rt);
+    let h = Harness::with(rt, AgentConfig::default()).await;
+    let id = h.assign_task(networked_task()).await;
+    h.until_state(&id, TaskState::Complete).await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_the_runtime_cannot_start_rejects_the_task_with_the_reason() {
+    let mut rt = runtime_with_info();
+    rt.expect_runs_in_sandboxes().return_const(true);
+    rt.expect_hold_sandbox()
+        .returning(|_| Err(RuntimeError::InvalidSpec("no sandbox image".into())));
+    rt.expect_prepare_in().never();
+    rt.expect_prepare().never();
+    rt.expect_remove().returning(|_| Ok(()));
+    let mut net = crate::network::MockNetworkDriver::new();
+    net.expect_isolates().return_const(true);
+    net.expect_update().returning(|_| Ok(()));
+    net.expect_attach().never();
+    net.expect_detach().returning(|_| Ok(()));
+    let h = Harness::networked(rt, AgentConfig::default(), Arc::new(net)).await;
+    let id = h.assign_task(networked_task()).await;
+    let t = h.until_state(&id, TaskState::Rejected).await;
+    assert_eq!(t.status.err.as_deref(), Some("runtime: no sandbox image"));
     h.stop().await;
 }

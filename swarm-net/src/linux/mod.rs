@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use swarm_core::Id;
-use swarm_core::model::Task;
+use swarm_core::model::{Task, TaskNetwork};
 use swarm_core::network::{NetworkDriver, NetworkError, NetworkView, Sandbox, ViewNetwork};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -126,6 +126,7 @@ impl LinuxDriver {
             .map_err(|e| NetworkError::Failed(format!("{}: {e}", config.state_dir.display())))?;
         // The node forwards between the underlay and its overlays.
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        let_docker_forward().await;
         Ok(Self {
             config,
             mtu,
@@ -286,7 +287,11 @@ impl LinuxDriver {
 
 #[async_trait]
 impl NetworkDriver for LinuxDriver {
-    async fn attach(&self, task: &Task) -> Result<Option<Sandbox>, NetworkError> {
+    async fn attach(
+        &self,
+        task: &Task,
+        holder: Option<u32>,
+    ) -> Result<Option<Sandbox>, NetworkError> {
         if task.networks.is_empty() {
             return Ok(None);
         }
@@ -305,51 +310,45 @@ impl NetworkDriver for LinuxDriver {
             nets.push((a, net));
         }
         let ns = rules::netns_name(&task.meta.id);
-        cmd::run("ip", &["netns", "del", &ns], "").await.ok();
-        cmd::run("ip", &["netns", "add", &ns], "").await?;
-        let made = async {
-            let mut host = Vec::new();
-            let mut inside = vec!["link set lo up".to_owned()];
-            for (i, (a, net)) in nets.iter().enumerate() {
-                let veth = rules::veth_name(&task.meta.id, i);
-                host.push(format!("link del {veth}"));
-                host.push(format!(
-                    "link add {veth} mtu {} type veth peer name eth{i} netns {ns}",
-                    self.mtu
-                ));
-                host.push(format!(
-                    "link set {veth} master {}",
-                    rules::bridge_name(net.vni)
-                ));
-                host.push(format!("link set {veth} up"));
-                inside.push(format!(
-                    "link set eth{i} address {} mtu {}",
-                    rules::mac_of(a.addr),
-                    self.mtu
-                ));
-                inside.push(format!("addr add {}/{} dev eth{i}", a.addr, a.prefix));
-                inside.push(format!("link set eth{i} up"));
-            }
-            // The default route: the first network that leads out.
-            let out = nets
+        let veths: Vec<String> = (0..nets.len())
+            .map(|i| rules::veth_name(&task.meta.id, i))
+            .collect();
+        // A sandbox that an earlier run of this node made, for a task that
+        // still runs (a container outlives its node's restart), is taken
+        // up as it is: its namespace, interfaces and addresses stay, and
+        // only what died with that run (DNS, the VIP rules) is made again.
+        let intact = netns_path(&ns).exists()
+            && veths
                 .iter()
-                .find(|(_, n)| !n.internal && !n.ingress)
-                .map(|(_, n)| Some(n.gateway))
-                .or_else(|| {
-                    nets.iter()
-                        .find(|(_, n)| n.ingress)
-                        .map(|(_, n)| self.bridge_addr(n))
-                })
-                .flatten();
-            if let Some(gw) = out {
-                inside.push(format!("route add default via {gw}"));
+                .all(|v| Path::new("/sys/class/net").join(v).exists())
+            && holder.is_none_or(|pid| same_netns(&netns_path(&ns), pid));
+        if !intact {
+            cmd::run("ip", &["netns", "del", &ns], "").await.ok();
+            match holder {
+                // The runtime's holder's namespace, named as `ip netns`
+                // names its own.
+                Some(pid) => cmd::run("ip", &["netns", "attach", &ns, &pid.to_string()], "").await,
+                None => cmd::run("ip", &["netns", "add", &ns], "").await,
+            }?;
+        }
+        let made = async {
+            if intact {
+                // A restarted node made its bridges anew: the veths go
+                // back onto them.
+                let lines: Vec<String> = nets
+                    .iter()
+                    .zip(&veths)
+                    .flat_map(|((_, net), veth)| {
+                        [
+                            format!("link set {veth} master {}", rules::bridge_name(net.vni)),
+                            format!("link set {veth} up"),
+                        ]
+                    })
+                    .collect();
+                cmd::ip_batch(None, &lines, false).await?;
+            } else {
+                self.make_interfaces(&ns, &nets, &veths).await?;
             }
-            // `link del` of a veth that does not exist fails: tolerate it.
-            let (dels, adds): (Vec<String>, Vec<String>) =
-                host.into_iter().partition(|l| l.starts_with("link del"));
-            cmd::ip_batch(None, &dels, true).await.ok();
-            cmd::ip_batch(None, &adds, false).await?;
-            cmd::ip_batch(Some(&ns), &inside, false).await?;
             let resolv = self.resolv_conf(&task.meta.id);
             std::fs::write(
                 &resolv,
@@ -375,11 +374,16 @@ impl NetworkDriver for LinuxDriver {
         .await;
         match made {
             Ok(b) => {
+                if intact {
+                    tracing::info!(task = %task.meta.id, "took up the sandbox an earlier run made");
+                }
                 inner.tasks.insert(task.meta.id.clone(), b);
                 Ok(Some(self.sandbox_of(&task.meta.id, &ns)))
             }
             Err(e) => {
-                cmd::run("ip", &["netns", "del", &ns], "").await.ok();
+                if !intact {
+                    cmd::run("ip", &["netns", "del", &ns], "").await.ok();
+                }
                 Err(e)
             }
         }
@@ -473,6 +477,58 @@ impl NetworkDriver for LinuxDriver {
 }
 
 impl LinuxDriver {
+    /// Gives namespace `ns` an interface on each of `nets` (a veth named
+    /// as in `veths`, its host end on the network's bridge), its
+    /// addresses and its default route.
+    async fn make_interfaces(
+        &self,
+        ns: &str,
+        nets: &[(&TaskNetwork, ViewNetwork)],
+        veths: &[String],
+    ) -> Result<(), NetworkError> {
+        let mut host = Vec::new();
+        let mut inside = vec!["link set lo up".to_owned()];
+        for (i, ((a, net), veth)) in nets.iter().zip(veths).enumerate() {
+            host.push(format!("link del {veth}"));
+            host.push(format!(
+                "link add {veth} mtu {} type veth peer name eth{i} netns {ns}",
+                self.mtu
+            ));
+            host.push(format!(
+                "link set {veth} master {}",
+                rules::bridge_name(net.vni)
+            ));
+            host.push(format!("link set {veth} up"));
+            inside.push(format!(
+                "link set eth{i} address {} mtu {}",
+                rules::mac_of(a.addr),
+                self.mtu
+            ));
+            inside.push(format!("addr add {}/{} dev eth{i}", a.addr, a.prefix));
+            inside.push(format!("link set eth{i} up"));
+        }
+        // The default route: the first network that leads out.
+        let out = nets
+            .iter()
+            .find(|(_, n)| !n.internal && !n.ingress)
+            .map(|(_, n)| Some(n.gateway))
+            .or_else(|| {
+                nets.iter()
+                    .find(|(_, n)| n.ingress)
+                    .map(|(_, n)| self.bridge_addr(n))
+            })
+            .flatten();
+        if let Some(gw) = out {
+            inside.push(format!("route add default via {gw}"));
+        }
+        // `link del` of a veth that does not exist fails: tolerate it.
+        let (dels, adds): (Vec<String>, Vec<String>) =
+            host.into_iter().partition(|l| l.starts_with("link del"));
+        cmd::ip_batch(None, &dels, true).await.ok();
+        cmd::ip_batch(None, &adds, false).await?;
+        cmd::ip_batch(Some(ns), &inside, false).await
+    }
+
     fn sandbox_of(&self, task: &Id, ns: &str) -> Sandbox {
         Sandbox {
             netns: netns_path(ns),
@@ -484,6 +540,44 @@ impl LinuxDriver {
 /// Where `ip netns` keeps a namespace.
 fn netns_path(name: &str) -> PathBuf {
     Path::new("/run/netns").join(name)
+}
+
+/// On a host where Docker runs, iptables' FORWARD policy is DROP (Docker
+/// sets it, and its `br_netfilter` sends bridged frames through it too),
+/// which would drop the overlays' traffic and the mesh's. Docker leaves
+/// the chain `DOCKER-USER` to its users: an ACCEPT there for the
+/// overlays' bridges lets them through. The driver's own nftables rules
+/// (isolation between networks) still apply, as every base chain must
+/// accept a packet. Without iptables or that chain, nothing is done.
+async fn let_docker_forward() {
+    if cmd::run("iptables", &["-S", "DOCKER-USER"], "")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    for dir in ["-i", "-o"] {
+        let rule = ["DOCKER-USER", dir, "swb+", "-j", "ACCEPT"];
+        let check: Vec<&str> = ["-C"].iter().chain(&rule).copied().collect();
+        if cmd::run("iptables", &check, "").await.is_err() {
+            let insert: Vec<&str> = ["-I"].iter().chain(&rule).copied().collect();
+            if let Err(e) = cmd::run("iptables", &insert, "").await {
+                tracing::warn!(error = %e, "cannot let the overlays through Docker's FORWARD policy");
+            }
+        }
+    }
+}
+
+/// Whether the namespace bound at `path` is process `pid`'s.
+fn same_netns(path: &Path, pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(path),
+        std::fs::metadata(format!("/proc/{pid}/ns/net")),
+    ) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// Whether this process may make interfaces and namespaces.
