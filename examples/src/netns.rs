@@ -289,17 +289,38 @@ impl Drop for Hosts {
     }
 }
 
-/// Runs `script` with bash inside the namespaces (network and mount) of
-/// process `pid`: a task's view of the network, its resolv.conf included.
+/// A command running `script` with bash in process `pid`'s network
+/// namespace, seeing the task's own `/etc/resolv.conf`: a task's view of
+/// the network, with the host's programs (so it works for a container,
+/// whose files hold no bash, as for a process).
+///
+/// # Panics
+/// If the task's `resolv.conf` cannot be read (it has exited).
+#[must_use]
+pub fn task_shell(pid: u32, script: &str) -> Command {
+    // The task's resolv.conf, as its mount namespace shows it, bound over
+    // the host's in a mount namespace of the command's own.
+    let resolv = std::fs::read(format!("/proc/{pid}/root/etc/resolv.conf"))
+        .unwrap_or_else(|e| panic!("the resolv.conf of task process {pid}: {e}"));
+    let copy = std::env::temp_dir().join(format!("swarm-task-{pid}.resolv.conf"));
+    std::fs::write(&copy, resolv).unwrap();
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["-t", &pid.to_string(), "-n", "unshare", "-m", "bash", "-c"])
+        .arg(format!(
+            "mount --bind {} /etc/resolv.conf && exec bash -c \"$0\"",
+            copy.display()
+        ))
+        .arg(script);
+    cmd
+}
+
+/// Runs `script` as [`task_shell`] does; what it did.
 ///
 /// # Panics
 /// If nsenter cannot be run.
 #[must_use]
 pub fn in_task(pid: u32, script: &str) -> Output {
-    Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "-m", "bash", "-c", script])
-        .output()
-        .unwrap()
+    task_shell(pid, script).output().unwrap()
 }
 
 /// The IPv4 address of interface `dev` inside process `pid`'s namespace
@@ -366,11 +387,11 @@ impl Hosts {
     /// If the cluster does not form within 30 s.
     #[must_use]
     pub fn cluster(count: usize, swarmd: &std::path::Path, swarmctl: &std::path::Path) -> Self {
-        Self::cluster_with(count, swarmd, swarmctl, &[])
+        Self::cluster_with(count, swarmd, swarmctl, |_| &[])
     }
 
-    /// [`Hosts::cluster`], with `worker_args` given to each joining
-    /// daemon (`--runtime docker`, say).
+    /// [`Hosts::cluster`], with `args(i)` given to host `i`'s daemon
+    /// (`--runtime docker`, say).
     ///
     /// # Panics
     /// If the cluster does not form within 30 s.
@@ -379,19 +400,22 @@ impl Hosts {
         count: usize,
         swarmd: &std::path::Path,
         swarmctl: &std::path::Path,
-        worker_args: &[&str],
+        args: impl Fn(usize) -> &'static [&'static str],
     ) -> Self {
         let mut h = Self::make(count, swarmd, swarmctl);
-        h.swarmd(1, &["init"]);
+        let mut init = vec!["init"];
+        init.extend_from_slice(args(1));
+        h.swarmd(1, &init);
         wait_for("the first manager serves", Duration::from_secs(20), || {
             h.data(1).join("client/cert.pem").exists()
         });
         std::thread::sleep(Duration::from_millis(500));
         let token = h.ctl(&["swarm", "join-token", "-q", "worker"]);
         let token = token.trim().to_owned();
+        let args_of = args;
         for i in 2..=count {
             let mut args = vec!["join", "--token", &token, "192.168.77.1:2377"];
-            args.extend_from_slice(worker_args);
+            args.extend_from_slice(args_of(i));
             h.swarmd(i, &args);
         }
         wait_for("every node ready", Duration::from_secs(30), || {

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use swarm_examples::netns::{Hosts, in_task, must, skip_reason, task_addr, wait_for};
+use swarm_examples::netns::{Hosts, in_task, must, skip_reason, task_addr, task_shell, wait_for};
 
 const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
 const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
@@ -33,8 +33,7 @@ fn request_loop(pid: u32, secs: u64) -> Child {
     let script = format!(
         "e=$(mktemp); end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do t=$(date +%s.%N); r=$(timeout 1 bash -c 'exec 3<>/dev/tcp/web/80; printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; tail -1 <&3' 2>$e); [ -z \"$r\" ] && r=\"FAILED:$(tr '\\n' ' ' <$e)\"; echo \"$t $r\"; done; rm -f $e"
     );
-    Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "-m", "bash", "-c", &script])
+    task_shell(pid, &script)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap()
@@ -120,14 +119,12 @@ fn counts(out: &Output) -> BTreeMap<String, usize> {
 /// two clusters on two cores would stretch them.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `script` with bash in the network namespace of process `pid`
-/// only (the host's programs, the task's network): for containers, whose
-/// own files hold no bash.
-fn in_netns(pid: u32, script: &str) -> std::process::Output {
-    Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "bash", "-c", script])
-        .output()
-        .unwrap()
+/// The test image, built on the Docker engine, or `None` (having said
+/// SKIPPED) where no engine answers and none is required.
+fn docker_image(test: &str) -> Option<&'static str> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let docker = rt.block_on(swarm_runtime_docker::testing::engine(test))?;
+    Some(rt.block_on(swarm_runtime_docker::testing::test_image(&docker)))
 }
 
 #[test]
@@ -136,52 +133,92 @@ fn services_reach_each_other_by_name_across_three_hosts() {
         eprintln!("SKIPPED: {why}");
         return;
     }
+    three_hosts(None);
+}
+
+#[test]
+fn containers_reach_each_other_by_name_across_three_hosts() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    if let Some(image) = docker_image("containers_reach_each_other_by_name_across_three_hosts") {
+        three_hosts(Some(image));
+    }
+}
+
+/// The three-host suite, with the process runtime on every host, or with
+/// the Docker runtime and `image` (the test image) when given.
+fn three_hosts(docker: Option<&'static str>) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let testd = swarm_runtime_docker::testing::testd().unwrap();
-    let testd = testd.to_str().unwrap();
-    let h = Hosts::cluster(3, Path::new(SWARMD), Path::new(SWARMCTL));
+    let testd = testd.to_str().unwrap().to_owned();
+    // A task's program and arguments: a program of this machine, or the
+    // same program inside the test image.
+    let program = |prog: &str, args: &[&str]| -> Vec<String> {
+        let prog = if prog == "swarm-testd" && docker.is_none() {
+            testd.clone()
+        } else {
+            prog.to_owned()
+        };
+        docker
+            .map(str::to_owned)
+            .into_iter()
+            .chain(std::iter::once(prog))
+            .chain(args.iter().map(|a| (*a).to_owned()))
+            .collect()
+    };
+    let create = |h: &Hosts, flags: &[&str], prog: &str, args: &[&str]| {
+        let program = program(prog, args);
+        let mut all: Vec<&str> = vec!["service", "create"];
+        all.extend_from_slice(flags);
+        all.extend(program.iter().map(String::as_str));
+        h.ctl(&all)
+    };
+    let runtime: &'static [&'static str] = if docker.is_some() {
+        &["--runtime", "docker"]
+    } else {
+        &[]
+    };
+    let h = Hosts::cluster_with(3, Path::new(SWARMD), Path::new(SWARMCTL), |_| runtime);
     h.ctl(&["network", "create", "--driver", "overlay", "appnet"]);
     h.ctl(&["network", "create", "--driver", "overlay", "othernet"]);
-    h.ctl(&[
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        "--network",
-        "appnet",
-        "-p",
-        "8080:80",
-        testd,
-        "http",
-        "80",
-        "/nonexistent",
-    ]);
-    h.ctl(&[
-        "service",
-        "create",
-        "--name",
-        "client",
-        "--mode",
-        "global",
-        "--network",
-        "appnet",
+    create(
+        &h,
+        &[
+            "--name",
+            "web",
+            "--replicas",
+            "3",
+            "--network",
+            "appnet",
+            "-p",
+            "8080:80",
+        ],
+        "swarm-testd",
+        &["http", "80", "/nonexistent"],
+    );
+    create(
+        &h,
+        &[
+            "--name",
+            "client",
+            "--mode",
+            "global",
+            "--network",
+            "appnet",
+        ],
         "sleep",
-        "600",
-    ]);
-    h.ctl(&[
-        "service",
-        "create",
-        "--name",
-        "other",
-        "--network",
-        "othernet",
+        &["600"],
+    );
+    create(
+        &h,
+        &["--name", "other", "--network", "othernet"],
         "sleep",
-        "600",
-    ]);
+        &["600"],
+    );
     let web = h.tasks("web");
     assert_eq!(web.len(), 3, "{web:?}");
     let clients = h.tasks("client");
@@ -203,21 +240,19 @@ fn services_reach_each_other_by_name_across_three_hosts() {
 
     // A port published with the PROXY protocol tells the task who called:
     // from h2, through h3's mesh, to the task on h1.
-    h.ctl(&[
-        "service",
-        "create",
-        "--name",
-        "pp",
-        "--constraint",
-        "node.hostname==h1",
-        "-p",
-        "published=8090,target=80,proxy=v2",
-        testd,
-        "http",
-        "80",
-        "/nonexistent",
-        "--proxy-protocol",
-    ]);
+    create(
+        &h,
+        &[
+            "--name",
+            "pp",
+            "--constraint",
+            "node.hostname==h1",
+            "-p",
+            "published=8090,target=80,proxy=v2",
+        ],
+        "swarm-testd",
+        &["http", "80", "/nonexistent", "--proxy-protocol"],
+    );
     let pp = h.tasks("pp");
     let mut said = String::new();
     wait_for(
@@ -422,24 +457,21 @@ fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() 
         eprintln!("SKIPPED: dig is not installed (.ci/run installs dnsutils)");
         return;
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(docker) = rt.block_on(swarm_runtime_docker::testing::engine(
-        "containers_and_processes",
-    )) else {
+    let Some(image) = docker_image("containers_and_processes_share_an_overlay") else {
         return;
     };
-    let image = rt.block_on(swarm_runtime_docker::testing::test_image(&docker));
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let testd = swarm_runtime_docker::testing::testd().unwrap();
     let testd = testd.to_str().unwrap();
-    let mut h = Hosts::cluster_with(
-        2,
-        Path::new(SWARMD),
-        Path::new(SWARMCTL),
-        &["--runtime", "docker"],
-    );
+    let mut h = Hosts::cluster_with(2, Path::new(SWARMD), Path::new(SWARMCTL), |i| {
+        if i == 2 {
+            &["--runtime", "docker"]
+        } else {
+            &[]
+        }
+    });
     h.ctl(&["network", "create", "--driver", "overlay", "appnet"]);
     h.ctl(&[
         "service",
@@ -491,7 +523,7 @@ fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() 
         "the container's resolv.conf: {out:?}"
     );
     let web_addr = String::from_utf8_lossy(
-        &in_netns(
+        &in_task(
             web_pid,
             "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
         )
@@ -524,7 +556,7 @@ fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() 
         "v=$(dig +short +tries=1 +time=1 @127.0.0.11 client); [ -n \"$v\" ] && {}",
         gets("$v", 80, 1)
     );
-    let out = in_netns(web_pid, &ask_client);
+    let out = in_task(web_pid, &ask_client);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         client_id,
@@ -545,7 +577,7 @@ fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() 
 
     // swarmd on h2 dies; its containers go on, but its DNS in them is gone.
     h.kill(2);
-    let out = in_netns(web_pid, "dig +short +tries=1 +time=1 @127.0.0.11 client");
+    let out = in_task(web_pid, "dig +short +tries=1 +time=1 @127.0.0.11 client");
     assert!(
         !String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -556,7 +588,7 @@ fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() 
     wait_for(
         "the restarted node takes up its containers' DNS",
         Duration::from_secs(30),
-        || in_netns(web_pid, &ask_client).stdout.trim_ascii() == client_id.as_bytes(),
+        || in_task(web_pid, &ask_client).stdout.trim_ascii() == client_id.as_bytes(),
     );
     assert_eq!(
         h.tasks("web").keys().collect::<Vec<_>>(),
