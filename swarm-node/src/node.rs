@@ -716,15 +716,18 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             .run(t)
         }));
         if !self.state.raft_member {
-            self.join_raft(stop).await?;
+            self.join_raft(&store, stop).await?;
         }
         ensure_client_certs(&self.config, &store).await?;
         Ok((store, reload))
     }
 
     /// Asks the leader to make this manager a voter, trying each known
-    /// manager until the leader answers.
-    async fn join_raft(&mut self, stop: &CancellationToken) -> Result<(), Error> {
+    /// manager until the leader answers, or until this member's own copy
+    /// of the group shows it a voter (the add committed, but its answer
+    /// was lost: the leader went away). A node stopped meanwhile tries
+    /// again when it resumes.
+    async fn join_raft(&mut self, store: &P::Store, stop: &CancellationToken) -> Result<(), Error> {
         let me = self.config.advertised()?;
         let creds = self.creds();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -745,7 +748,20 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
                     Err(e) => last = e.to_string(),
                 }
             }
+            let voter = store
+                .membership()
+                .await
+                .is_ok_and(|m| m.members.iter().any(|x| x.addr == me && x.voter));
+            if voter {
+                self.state.raft_member = true;
+                self.state.save(&self.config.data_dir)?;
+                tracing::info!("this manager is a raft voter (its own log says so)");
+                return Ok(());
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if stop.is_cancelled() {
+            return Ok(());
         }
         Err(Error::Join(format!(
             "no manager added this one to the raft group: {last}"
