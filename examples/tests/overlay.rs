@@ -510,7 +510,11 @@ fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() 
     assert_eq!(web.len(), 2, "{web:?}");
     assert!(web.values().all(|(host, _)| host == "h2"), "{web:?}");
     let (client_id, (_, client_pid)) = h.tasks("client").into_iter().next().unwrap();
-    let (_, web_pid) = web.values().next().unwrap().clone();
+    let (web_id, (_, web_pid)) = web
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
 
     // The container sees the cluster's DNS as its resolver, in its own
     // namespace, with its address on the overlay.
@@ -576,7 +580,21 @@ fn containers_and_processes_share_an_overlay_and_outlive_their_node_s_restart() 
     }
 
     // swarmd on h2 dies; its containers go on, but its DNS in them is gone.
+    // One task's sandbox container dies too: the task's own container
+    // holds its namespace, and keeps its network through the restart.
     h.kill(2);
+    let sandbox = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=swarm.sandbox={web_id}"),
+        ])
+        .output()
+        .unwrap();
+    let sandbox = String::from_utf8_lossy(&sandbox.stdout).trim().to_owned();
+    assert!(!sandbox.is_empty(), "task {web_id} has a running sandbox");
+    must(&["docker", "kill", &sandbox]);
     let out = in_task(web_pid, "dig +short +tries=1 +time=1 @127.0.0.11 client");
     assert!(
         !String::from_utf8_lossy(&out.stdout)

@@ -718,15 +718,18 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         if !self.state.raft_member {
             self.join_raft(&store, stop).await?;
         }
-        ensure_client_certs(&self.config, &store).await?;
+        if !stop.is_cancelled() {
+            ensure_client_certs(&self.config, &store).await?;
+        }
         Ok((store, reload))
     }
 
     /// Asks the leader to make this manager a voter, trying each known
-    /// manager until the leader answers, or until this member's own copy
-    /// of the group shows it a voter (the add committed, but its answer
-    /// was lost: the leader went away). A node stopped meanwhile tries
-    /// again when it resumes.
+    /// manager until the leader answers, or until the group (as its
+    /// current leader, reached through this member's store, sees it)
+    /// holds it as a voter: the add committed, but its answer was lost
+    /// when the leader that made it went away. A node stopped meanwhile
+    /// tries again when it resumes.
     async fn join_raft(&mut self, store: &P::Store, stop: &CancellationToken) -> Result<(), Error> {
         let me = self.config.advertised()?;
         let creds = self.creds();
@@ -755,7 +758,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             if voter {
                 self.state.raft_member = true;
                 self.state.save(&self.config.data_dir)?;
-                tracing::info!("this manager is a raft voter (its own log says so)");
+                tracing::info!("this manager is a raft voter (the group says so)");
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(300)).await;

@@ -543,13 +543,34 @@ impl DockerRuntime {
                 .and_then(|p| u32::try_from(p).ok())
                 .filter(|p| *p > 0)
         };
+        // A task container that runs holds its namespace itself, whatever
+        // became of its sandbox: that namespace is the task's.
+        if let Some(container) = self.find(&task.meta.id).await?
+            && let Ok(c) = docker.inspect_container(&container, None).await
+            && let Some(pid) = pid_of(&c)
+        {
+            return Ok(pid);
+        }
+        let ours = |c: &ContainerInspectResponse| {
+            c.config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .and_then(|l| l.get(LABEL_SANDBOX))
+                .is_some_and(|t| t.as_str() == task.meta.id.as_str())
+        };
+        let stranger = || {
+            RuntimeError::InvalidSpec(format!(
+                "a container named {name} already exists and is not this task's sandbox: remove it (docker rm -f {name})"
+            ))
+        };
         match docker.inspect_container(&name, None).await {
+            Ok(c) if !ours(&c) => return Err(stranger()),
             Ok(c) => {
                 if let Some(pid) = pid_of(&c) {
                     return Ok(pid);
                 }
-                // It stopped: its namespace went with it, so it is made
-                // anew (the task has not started, or it would hold it).
+                // It stopped, and its namespace went with it (no task
+                // container runs in it): it is made anew.
                 if let Err(e) = self.force_remove(&name).await
                     && status(&e) != Some(404)
                 {
@@ -584,6 +605,9 @@ impl DockerRuntime {
             .inspect_container(&name, None)
             .await
             .map_err(|e| engine_error("inspect a sandbox", &e))?;
+        if !ours(&c) {
+            return Err(stranger());
+        }
         pid_of(&c).ok_or_else(|| {
             RuntimeError::InvalidSpec(format!(
                 "the sandbox container {name} exited at once: its image must keep running \
@@ -803,7 +827,16 @@ impl Runtime for DockerRuntime {
     async fn wait(&self, task_id: &Id) -> Result<ExitStatus, RuntimeError> {
         let container = self.container(task_id).await?;
         match state_of(&self.exited(task_id, &container).await?) {
-            RuntimeState::Exited(status) => Ok(status),
+            RuntimeState::Exited(status) => {
+                // The task is over: its sandbox need not sleep on until
+                // the task is reaped (`remove` removes it then).
+                if let Ok(sandboxes) = self.sandboxes(Some(task_id)).await {
+                    for (_, sandbox) in sandboxes {
+                        let _ = self.kill(task_id, &sandbox, "SIGKILL").await;
+                    }
+                }
+                Ok(status)
+            }
             other => Err(RuntimeError::InvalidState(format!(
                 "task {task_id} is {other:?} after it exited"
             ))),

@@ -177,10 +177,19 @@ impl<R: Runtime> Controller<R> {
             Ok(s) if !matches!(s.state, RuntimeState::Exited(_)) => {
                 // Its sandbox outlived the agent before, but not that
                 // agent's DNS and VIP rules: the driver takes it up. A
-                // failure leaves the task running, without them.
+                // failure leaves the task running, without them (and
+                // logged).
+                // The first view may not have reached the driver yet (it
+                // then knows none of the task's networks): a few tries.
                 let task = self.current();
-                if let Err(e) = self.attach(&task).await {
-                    tracing::warn!(task = %id, error = %e, "could not take up the task's network sandbox");
+                let mut tries = 0;
+                while let Err(e) = self.attach(&task).await {
+                    tries += 1;
+                    if tries == 20 {
+                        tracing::warn!(task = %id, error = %e, "could not take up the task's network sandbox");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 self.adopted(s.state).await;
             }

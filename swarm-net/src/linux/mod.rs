@@ -93,6 +93,19 @@ struct Inner {
     proxies: proxy::Proxies,
 }
 
+impl Drop for Inner {
+    /// A driver that goes (a node that changes roles makes another) takes
+    /// its DNS servers with it, so that its successor can bind the tasks'
+    /// resolver addresses.
+    fn drop(&mut self) {
+        for b in self.tasks.values() {
+            for d in &b.dns {
+                d.abort();
+            }
+        }
+    }
+}
+
 /// The Linux data plane; see the module docs.
 pub struct LinuxDriver {
     config: LinuxConfig,
@@ -545,10 +558,14 @@ fn netns_path(name: &str) -> PathBuf {
 /// On a host where Docker runs, iptables' FORWARD policy is DROP (Docker
 /// sets it, and its `br_netfilter` sends bridged frames through it too),
 /// which would drop the overlays' traffic and the mesh's. Docker leaves
-/// the chain `DOCKER-USER` to its users: an ACCEPT there for the
-/// overlays' bridges lets them through. The driver's own nftables rules
-/// (isolation between networks) still apply, as every base chain must
-/// accept a packet. Without iptables or that chain, nothing is done.
+/// the chain `DOCKER-USER` to its users; at its top go, in order:
+/// traffic from the overlays to Docker's own bridges (`docker0`, `br-*`)
+/// goes on to Docker's rules (so tasks reach no unpublished port of a
+/// local container), and the rest of the overlays' traffic, in or out,
+/// is accepted. The driver's own nftables rules (isolation between
+/// networks) still apply, as every base chain must accept a packet.
+/// Without iptables or that chain (or when dockerd starts after the
+/// node), nothing is done.
 async fn let_docker_forward() {
     if cmd::run("iptables", &["-S", "DOCKER-USER"], "")
         .await
@@ -556,14 +573,27 @@ async fn let_docker_forward() {
     {
         return;
     }
-    for dir in ["-i", "-o"] {
-        let rule = ["DOCKER-USER", dir, "swb+", "-j", "ACCEPT"];
-        let check: Vec<&str> = ["-C"].iter().chain(&rule).copied().collect();
-        if cmd::run("iptables", &check, "").await.is_err() {
-            let insert: Vec<&str> = ["-I"].iter().chain(&rule).copied().collect();
-            if let Err(e) = cmd::run("iptables", &insert, "").await {
-                tracing::warn!(error = %e, "cannot let the overlays through Docker's FORWARD policy");
-            }
+    let rules: [&[&str]; 4] = [
+        &["-i", "swb+", "-o", "docker0", "-j", "RETURN"],
+        &["-i", "swb+", "-o", "br-+", "-j", "RETURN"],
+        &["-i", "swb+", "-j", "ACCEPT"],
+        &["-o", "swb+", "-j", "ACCEPT"],
+    ];
+    // Those of an earlier run go first, so that the order holds.
+    for rule in rules {
+        let delete: Vec<&str> = ["-D", "DOCKER-USER"].iter().chain(rule).copied().collect();
+        while cmd::run("iptables", &delete, "").await.is_ok() {}
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let at = (i + 1).to_string();
+        let insert: Vec<&str> = ["-I", "DOCKER-USER", at.as_str()]
+            .iter()
+            .chain(rule.iter())
+            .copied()
+            .collect();
+        if let Err(e) = cmd::run("iptables", &insert, "").await {
+            tracing::warn!(error = %e, "cannot let the overlays through Docker's FORWARD policy");
+            return;
         }
     }
 }
