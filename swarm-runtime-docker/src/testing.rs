@@ -90,11 +90,14 @@ pub async fn test_image(docker: &Docker) -> &'static str {
     BUILT.get_or_init(|| build(docker)).await.as_str()
 }
 
-/// The `swarm-testd` program: `$SWARM_TESTD`, else beside the running test
+/// The `swarm-testd` program: `$SWARM_TESTD` (made absolute), else beside the running test
 /// (`target/debug/deps/t-…` has it in `target/debug/`).
 pub fn testd() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(TESTD_ENV) {
-        return Ok(PathBuf::from(p));
+        // Absolute, so that a task started in a directory of its own
+        // finds it too.
+        let p = PathBuf::from(p);
+        return Ok(std::path::absolute(&p).unwrap_or(p));
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot tell the test's path: {e}"))?;
     exe.ancestors()
