@@ -545,7 +545,12 @@ impl DockerRuntime {
         };
         // A task container that runs holds its namespace itself, whatever
         // became of its sandbox: that namespace is the task's.
-        if let Some(container) = self.find(&task.meta.id).await?
+        let container = match self.container(&task.meta.id).await {
+            Ok(c) => Some(c),
+            Err(RuntimeError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(container) = container
             && let Ok(c) = docker.inspect_container(&container, None).await
             && let Some(pid) = pid_of(&c)
         {
@@ -831,8 +836,19 @@ impl Runtime for DockerRuntime {
                 // The task is over: its sandbox need not sleep on until
                 // the task is reaped (`remove` removes it then).
                 if let Ok(sandboxes) = self.sandboxes(Some(task_id)).await {
+                    // Not through `kill`: a sandbox already gone is no
+                    // reason to forget the task's own container.
                     for (_, sandbox) in sandboxes {
-                        let _ = self.kill(task_id, &sandbox, "SIGKILL").await;
+                        let _ = self
+                            .inner
+                            .docker
+                            .kill_container(
+                                &sandbox,
+                                Some(KillContainerOptions {
+                                    signal: "SIGKILL".into(),
+                                }),
+                            )
+                            .await;
                     }
                 }
                 Ok(status)
