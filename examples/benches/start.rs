@@ -27,7 +27,8 @@ fn task(spec: &TaskSpec) -> Task {
     let service = Service {
         meta: Meta::new(Id::generate()),
         spec: ServiceSpec::replicated("bench", 1, Vec::new()),
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     };
     let mut task = Task::new(&service, 1, Some("bench-node".into()), Vec::new());

@@ -68,11 +68,21 @@ pub fn service(s: &Service) -> Value {
         "Spec".into(),
         serde_json::to_value(&s.spec).unwrap_or(Value::Null),
     );
-    if let Some(p) = &s.previous_spec {
+    if let Some(p) = s.previous_spec() {
         out.insert(
             "PreviousSpec".into(),
             serde_json::to_value(p).unwrap_or(Value::Null),
         );
+    }
+    if let Some(u) = &s.update_status {
+        let mut status = serde_json::Map::new();
+        status.insert("State".into(), json!(u.state.as_str()));
+        status.insert("StartedAt".into(), json!(time(u.started_at)));
+        if let Some(c) = u.completed_at {
+            status.insert("CompletedAt".into(), json!(time(c)));
+        }
+        status.insert("Message".into(), json!(u.message));
+        out.insert("UpdateStatus".into(), Value::Object(status));
     }
     out.insert("Endpoint".into(), Value::Object(endpoint));
     Value::Object(out)

@@ -3,6 +3,7 @@
 pub mod daemons;
 pub mod inspect;
 pub mod netns;
+pub mod service_flags;
 pub mod table;
 
 use std::path::PathBuf;

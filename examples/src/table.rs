@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use swarm_core::model::{ServiceMode, TaskState};
+use swarm_core::model::{Service, ServiceMode, ServiceSpec, TaskState};
 use swarm_core::store::State;
 
 fn ago(t: SystemTime) -> String {
@@ -147,4 +147,75 @@ mod tests {
             "2000-02-29T00:00:00Z"
         );
     }
+}
+
+/// `service history`: the service's revisions, oldest first, each with
+/// what changed from the one before.
+#[must_use]
+pub fn history(s: &Service) -> String {
+    let mut out = format!(
+        "{:<10}{:<32}{:<24}{}\n",
+        "REVISION", "IMAGE", "REPLACED", "CHANGE"
+    );
+    let mut before: Option<&ServiceSpec> = None;
+    let rows = s
+        .history
+        .iter()
+        .map(|h| (h.revision, &h.spec, Some(h.replaced_at)))
+        .chain(std::iter::once((s.revision(), &s.spec, None)));
+    for (revision, spec, replaced) in rows {
+        let when = replaced.map_or_else(|| "(current)".to_owned(), ago);
+        let _ = writeln!(
+            out,
+            "{:<10}{:<32}{:<24}{}",
+            revision,
+            spec.task.image.chars().take(31).collect::<String>(),
+            when,
+            before.map_or_else(|| "-".to_owned(), |b| change(b, spec))
+        );
+        before = Some(spec);
+    }
+    out
+}
+
+/// What differs between two specs, in a few words.
+fn change(a: &ServiceSpec, b: &ServiceSpec) -> String {
+    let mut what = Vec::new();
+    if a.task.image != b.task.image {
+        what.push(format!("image {}", b.task.image));
+    }
+    if a.mode != b.mode {
+        what.push(match b.mode {
+            swarm_core::model::ServiceMode::Replicated { replicas } => {
+                format!("replicas {replicas}")
+            }
+            swarm_core::model::ServiceMode::Global => "global".into(),
+        });
+    }
+    if a.task.args != b.task.args || a.task.command != b.task.command {
+        what.push("args".into());
+    }
+    if a.task.env != b.task.env {
+        what.push("env".into());
+    }
+    if a.task.force_update != b.task.force_update {
+        what.push("forced".into());
+    }
+    if a.endpoint != b.endpoint {
+        what.push("ports".into());
+    }
+    if a.task.secrets != b.task.secrets || a.task.configs != b.task.configs {
+        what.push("secrets/configs".into());
+    }
+    if a.update != b.update || a.rollback != b.rollback {
+        what.push("rollout settings".into());
+    }
+    if what.is_empty() {
+        what.push(if a.task != b.task {
+            "task settings".into()
+        } else {
+            "labels".into()
+        });
+    }
+    what.join(", ")
 }

@@ -633,6 +633,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
         name: "nope".into(),
         target: "nope".into(),
         mode: 0o400,
+        uid: 0,
+        gid: 0,
     }];
     let e = control.create_service(bad).await.unwrap_err().to_string();
     assert!(e.contains("secret nope not found"), "{e}");

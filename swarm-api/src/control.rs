@@ -30,7 +30,21 @@ pub enum ControlRequest {
         service: String,
         /// The new spec.
         spec: ServiceSpec,
+        /// The service's version the spec was made from: a service written
+        /// since is refused as "update out of sequence" (none: no check).
+        #[serde(default)]
+        version: Option<u64>,
     },
+    /// Roll a service back to its previous spec, or to revision `to`.
+    RollbackService {
+        /// Its name or id.
+        service: String,
+        /// The revision to go back to; none for the one before the current.
+        #[serde(default)]
+        to: Option<u64>,
+    },
+    /// Promote the canaries of a service's update.
+    PromoteService(String),
     /// Set a replicated service's replicas.
     Scale {
         /// Its name or id.
@@ -186,13 +200,17 @@ impl<S: Store> ControlService<S> {
         let state = || async { c.store().state().await.map_err(ControlError::from) };
         Ok(match req {
             ControlRequest::CreateService(spec) => R::Service(c.create_service(spec).await?),
-            ControlRequest::UpdateService { service, spec } => R::Service(
-                c.update_service(&service, |s| {
-                    *s = spec.clone();
-                    Ok(())
-                })
-                .await?,
-            ),
+            ControlRequest::UpdateService {
+                service,
+                spec,
+                version,
+            } => R::Service(c.replace_service_spec(&service, spec, version).await?),
+            ControlRequest::RollbackService { service, to } => {
+                R::Service(c.rollback_service(&service, to).await?)
+            }
+            ControlRequest::PromoteService(service) => {
+                R::Service(c.promote_service(&service).await?)
+            }
             ControlRequest::Scale { service, replicas } => {
                 R::Service(c.scale(&service, replicas).await?)
             }
@@ -441,6 +459,53 @@ impl RemoteControl {
     pub async fn create_service(&self, spec: ServiceSpec) -> Result<Arc<Service>, ControlError> {
         expect!(
             self.call(ControlRequest::CreateService(spec)).await?,
+            Service
+        )
+    }
+
+    /// Replaces a service's spec; with `version`, only if the service was
+    /// not written since that version.
+    pub async fn update_service(
+        &self,
+        service: &str,
+        spec: ServiceSpec,
+        version: Option<u64>,
+    ) -> Result<Arc<Service>, ControlError> {
+        let req = ControlRequest::UpdateService {
+            service: service.into(),
+            spec,
+            version,
+        };
+        expect!(self.call(req).await?, Service)
+    }
+
+    /// Rolls a service back to its previous spec, or to revision `to`.
+    pub async fn rollback_service(
+        &self,
+        service: &str,
+        to: Option<u64>,
+    ) -> Result<Arc<Service>, ControlError> {
+        let req = ControlRequest::RollbackService {
+            service: service.into(),
+            to,
+        };
+        expect!(self.call(req).await?, Service)
+    }
+
+    /// Promotes the canaries of a service's update.
+    pub async fn promote_service(&self, service: &str) -> Result<Arc<Service>, ControlError> {
+        expect!(
+            self.call(ControlRequest::PromoteService(service.into()))
+                .await?,
+            Service
+        )
+    }
+
+    /// One service.
+    pub async fn service(&self, service: &str) -> Result<Arc<Service>, ControlError> {
+        expect!(
+            self.call(ControlRequest::InspectService(service.into()))
+                .await?,
             Service
         )
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::model::{
     Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Network, NetworkSpec, Node, NodeSpec, NodeState,
     Protocol, PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec, Subnet, Task,
+    UpdateState, UpdateStatus,
 };
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 use crate::{Id, SpecError};
@@ -93,25 +94,202 @@ impl<S: Store> Control<S> {
     }
 
     /// Changes a service's spec with `f`, validates it and writes it,
-    /// retrying if the service changed meanwhile.
+    /// retrying if the service changed meanwhile. The old spec goes into
+    /// the service's history; a change to the task template or the
+    /// published ports starts a rollout (see
+    /// [`crate::manager::orchestrator::update`]).
     pub async fn update_service(
         &self,
         name_or_id: &str,
         f: impl Fn(&mut ServiceSpec) -> Result<(), ControlError>,
     ) -> Result<Arc<Service>, ControlError> {
+        self.rewrite_service(name_or_id, |state, current| {
+            let mut spec = current.spec.clone();
+            f(&mut spec)?;
+            if spec == current.spec {
+                return Ok(None);
+            }
+            let mut service = current.clone();
+            self.put_spec(state, &mut service, spec, UpdateState::Updating)?;
+            Ok(Some(service))
+        })
+        .await
+    }
+
+    /// Replaces a service's spec with `spec`, as [`Control::update_service`]
+    /// does. With `version`, the service must not have been written since
+    /// that version (docker's `?version=`): otherwise the update is refused
+    /// as out of sequence, and the caller reads the service again.
+    pub async fn replace_service_spec(
+        &self,
+        name_or_id: &str,
+        spec: ServiceSpec,
+        version: Option<u64>,
+    ) -> Result<Arc<Service>, ControlError> {
+        self.rewrite_service(name_or_id, |state, current| {
+            if let Some(v) = version
+                && v != current.meta.version
+            {
+                return Err(ControlError::Refused(format!(
+                    "update out of sequence: service {} was changed since version {v} was read (it is at {}): read it again and retry",
+                    current.spec.name, current.meta.version
+                )));
+            }
+            if spec == current.spec {
+                return Ok(None);
+            }
+            let mut service = current.clone();
+            self.put_spec(state, &mut service, spec.clone(), UpdateState::Updating)?;
+            Ok(Some(service))
+        })
+        .await
+    }
+
+    /// Rolls a service back: to the spec before the current one, or to
+    /// revision `to` of its history (see [`Service::history`]). The
+    /// restored spec becomes a new revision, so rolling back twice comes
+    /// back. The rollout uses the restored spec's rollback config; the
+    /// canaries of an update waiting for promotion go, and tasks already
+    /// on the restored spec stay.
+    pub async fn rollback_service(
+        &self,
+        name_or_id: &str,
+        to: Option<u64>,
+    ) -> Result<Arc<Service>, ControlError> {
+        self.rewrite_service(name_or_id, |state, current| {
+            let target = match to {
+                None => current.previous_spec().ok_or_else(|| {
+                    ControlError::Refused(format!(
+                        "service {} has no previous spec to roll back to: it has not been updated since it was created",
+                        current.spec.name
+                    ))
+                })?,
+                Some(r) if r == current.revision() => {
+                    return Err(ControlError::Refused(format!(
+                        "revision {r} is the current spec of service {}: name an older revision (see service history)",
+                        current.spec.name
+                    )));
+                }
+                Some(r) => current
+                    .history
+                    .iter()
+                    .find(|h| h.revision == r)
+                    .map(|h| &h.spec)
+                    .ok_or_else(|| {
+                        let kept: Vec<String> =
+                            current.history.iter().map(|h| h.revision.to_string()).collect();
+                        ControlError::Refused(format!(
+                            "service {} has no revision {r}: it keeps revisions {} (and {} is current)",
+                            current.spec.name,
+                            if kept.is_empty() { "none".into() } else { kept.join(", ") },
+                            current.revision()
+                        ))
+                    })?,
+            };
+            let mut service = current.clone();
+            let target = target.clone();
+            target.validate()?;
+            self.put_spec(state, &mut service, target, UpdateState::RollbackStarted)?;
+            if service.update_status.as_ref().is_none_or(|u| !u.state.is_rollback()) {
+                // Only the replicas or the rollout settings differ: nothing
+                // rolls, but say what happened.
+                service.update_status = Some(UpdateStatus {
+                    completed_at: Some(std::time::SystemTime::now()),
+                    ..UpdateStatus::started(UpdateState::RollbackCompleted, "rollback completed")
+                });
+            }
+            Ok(Some(service))
+        })
+        .await
+    }
+
+    /// Promotes the canaries of an update waiting for it: the rollout
+    /// goes on to the other slots.
+    pub async fn promote_service(&self, name_or_id: &str) -> Result<Arc<Service>, ControlError> {
+        self.rewrite_service(name_or_id, |_, current| {
+            match &current.update_status {
+                Some(u) if u.state == UpdateState::Updating && u.awaiting_promotion => {
+                    let mut service = current.clone();
+                    let status = service.update_status.as_mut().expect("checked above");
+                    status.awaiting_promotion = false;
+                    status.message = "canaries promoted".into();
+                    Ok(Some(service))
+                }
+                other => Err(ControlError::Refused(format!(
+                    "service {} has no canaries waiting for promotion ({}): promote applies to an update with --update-canary",
+                    current.spec.name,
+                    other.as_ref().map_or("it was never updated".to_owned(), |u| format!("its update is {}", u.state))
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// Validates `spec` for `service` and makes it current; a new task
+    /// template or new published ports start a rollout in `state`.
+    fn put_spec(
+        &self,
+        state: &State,
+        service: &mut Service,
+        mut spec: ServiceSpec,
+        rollout: UpdateState,
+    ) -> Result<(), ControlError> {
+        spec.validate()?;
+        if std::mem::discriminant(&spec.mode) != std::mem::discriminant(&service.spec.mode) {
+            return Err(ControlError::Refused(format!(
+                "service {} is {}: its mode cannot change; remove it and create it again",
+                service.spec.name,
+                mode_name(&service.spec.mode)
+            )));
+        }
+        if spec.name != service.spec.name {
+            return Err(ControlError::Refused(format!(
+                "service {} cannot be renamed to {}: create a new service instead",
+                service.spec.name, spec.name
+            )));
+        }
+        check_references(state, &spec)?;
+        publish_ports(state, &mut spec, Some(&service.meta.id))?;
+        let rolls = spec.task != service.spec.task || spec.endpoint != service.spec.endpoint;
+        service.push_spec(spec);
+        if rolls {
+            let message = match rollout {
+                UpdateState::RollbackStarted => "manually requested rollback",
+                _ => "update in progress",
+            };
+            let mut status = UpdateStatus::started(rollout, message);
+            let canary = service.spec.update.canary;
+            if rollout == UpdateState::Updating && canary > 0 {
+                status.awaiting_promotion = true;
+                status.message = format!(
+                    "running {canary} canar{} beside the old tasks: promote with `swarmctl service promote {}`{}",
+                    if canary == 1 { "y" } else { "ies" },
+                    service.spec.name,
+                    if service.spec.update.auto_promote {
+                        ", or wait for them to run for the monitor period"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            service.update_status = Some(status);
+        }
+        Ok(())
+    }
+
+    /// Reads a service, lets `f` make its new version (`None`: no change),
+    /// and writes it, retrying if it changed meanwhile.
+    async fn rewrite_service(
+        &self,
+        name_or_id: &str,
+        f: impl Fn(&State, &Service) -> Result<Option<Service>, ControlError>,
+    ) -> Result<Arc<Service>, ControlError> {
         for _ in 0..RETRIES {
             let state = self.store.state().await?;
             let current = find_service(&state, name_or_id)?;
-            let mut spec = current.spec.clone();
-            f(&mut spec)?;
-            spec.validate()?;
-            check_references(&state, &spec)?;
-            publish_ports(&state, &mut spec, Some(&current.meta.id))?;
-            if spec == current.spec {
+            let Some(service) = f(&state, current)? else {
                 return Ok(current.clone());
-            }
-            let mut service = (**current).clone();
-            service.previous_spec = Some(std::mem::replace(&mut service.spec, spec));
+            };
             let id = service.meta.id.clone();
             match self.store.apply(vec![Change::Update(service.into())]).await {
                 Ok(_) => return self.service(&id).await,
@@ -418,6 +596,13 @@ impl<S: Store> Control<S> {
     }
 }
 
+fn mode_name(mode: &ServiceMode) -> &'static str {
+    match mode {
+        ServiceMode::Replicated { .. } => "replicated",
+        ServiceMode::Global => "global",
+    }
+}
+
 fn check_references(state: &State, spec: &ServiceSpec) -> Result<(), ControlError> {
     let mut errors = SpecError::default();
     for r in &spec.task.secrets {
@@ -558,7 +743,7 @@ fn find_node<'a>(state: &'a State, name_or_id: &str) -> Result<&'a Arc<Node>, Co
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FileReference, SecretSpec};
+    use crate::model::{FileReference, SPEC_HISTORY, SecretSpec};
     use crate::store::MemoryStore;
 
     #[tokio::test]
@@ -731,7 +916,8 @@ mod tests {
         let raced = |name: &str| Service {
             meta: Meta::new(Id::generate()),
             spec: with_ports(name, &["7070:80"]),
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let store = control.store();
@@ -767,6 +953,8 @@ mod tests {
             name: "db-pass".into(),
             target: "pass".into(),
             mode: 0o400,
+            uid: 0,
+            gid: 0,
         });
         control.create_service(svc).await.unwrap();
         let e = control
@@ -800,5 +988,163 @@ mod tests {
             e,
             "service agent is global: scale applies to replicated services only"
         );
+    }
+
+    #[tokio::test]
+    async fn updates_keep_a_history_that_rollback_walks() {
+        let control = Control::new(Arc::new(MemoryStore::new()));
+        control
+            .create_service(ServiceSpec::replicated("web", 2, vec!["v1".into()]))
+            .await
+            .unwrap();
+        let e = control.rollback_service("web", None).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "service web has no previous spec to roll back to: it has not been updated since it was created"
+        );
+        for v in 2..=12 {
+            control
+                .update_service("web", |s| {
+                    s.task.image = format!("v{v}");
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        let web = control.service("web").await.unwrap();
+        assert_eq!(web.revision(), 12);
+        assert_eq!(web.history.len(), SPEC_HISTORY, "ten past specs kept");
+        assert_eq!(web.history[0].revision, 2, "revision 1 went");
+        let status = web.update_status.as_ref().unwrap();
+        assert_eq!(status.state, UpdateState::Updating);
+
+        // Back one, and back again: the same spec as before the first.
+        let back = control.rollback_service("web", None).await.unwrap();
+        assert_eq!(back.spec.task.image, "v11");
+        assert_eq!(back.revision(), 13);
+        assert_eq!(
+            back.update_status.as_ref().unwrap().state,
+            UpdateState::RollbackStarted
+        );
+        assert_eq!(
+            back.update_status.as_ref().unwrap().message,
+            "manually requested rollback"
+        );
+        let again = control.rollback_service("web", None).await.unwrap();
+        assert_eq!(again.spec.task.image, "v12");
+
+        // To a chosen revision.
+        let chosen = control.rollback_service("web", Some(5)).await.unwrap();
+        assert_eq!(chosen.spec.task.image, "v5");
+        let e = control.rollback_service("web", Some(1)).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("service web has no revision 1: it keeps revisions 5, 6,"),
+            "{e}"
+        );
+        let current = chosen.revision();
+        let e = control
+            .rollback_service("web", Some(current))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("is the current spec"), "{e}");
+        let e = control.rollback_service("nope", None).await.unwrap_err();
+        assert_eq!(e.to_string(), "service nope not found");
+    }
+
+    #[tokio::test]
+    async fn a_scale_goes_into_the_history_but_starts_no_rollout() {
+        let control = Control::new(Arc::new(MemoryStore::new()));
+        control
+            .create_service(ServiceSpec::replicated("web", 2, vec!["v1".into()]))
+            .await
+            .unwrap();
+        let web = control.scale("web", 5).await.unwrap();
+        assert_eq!(web.revision(), 2);
+        assert!(web.update_status.is_none());
+        let back = control.rollback_service("web", None).await.unwrap();
+        assert_eq!(back.spec.mode, ServiceMode::Replicated { replicas: 2 });
+        assert_eq!(
+            back.update_status.as_ref().unwrap().state,
+            UpdateState::RollbackCompleted,
+            "nothing to roll: done at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_updates_change_nothing() {
+        let store = Arc::new(MemoryStore::new());
+        let control = Control::new(store.clone());
+        control
+            .create_service(ServiceSpec::global("agent", vec!["x".into()]))
+            .await
+            .unwrap();
+        let before = control.service("agent").await.unwrap();
+        let e = control
+            .update_service("agent", |s| {
+                s.mode = ServiceMode::Replicated { replicas: 3 };
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "service agent is global: its mode cannot change; remove it and create it again"
+        );
+        let e = control
+            .update_service("agent", |s| {
+                s.rollback.failure_action = crate::model::FailureAction::Rollback;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a rollback cannot roll back on failure"),
+            "{e}"
+        );
+        let e = control
+            .update_service("missing", |_| Ok(()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "service missing not found");
+        let e = control.promote_service("agent").await.unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "service agent has no canaries waiting for promotion (it was never updated)"
+            ),
+            "{e}"
+        );
+        assert_eq!(control.service("agent").await.unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn an_update_with_canaries_waits_for_promotion() {
+        let control = Control::new(Arc::new(MemoryStore::new()));
+        control
+            .create_service(ServiceSpec::replicated("web", 4, vec!["v1".into()]))
+            .await
+            .unwrap();
+        let web = control
+            .update_service("web", |s| {
+                s.task.image = "v2".into();
+                s.update.canary = 1;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let status = web.update_status.as_ref().unwrap();
+        assert!(status.awaiting_promotion);
+        assert!(
+            status
+                .message
+                .contains("promote with `swarmctl service promote web`"),
+            "{}",
+            status.message
+        );
+        let web = control.promote_service("web").await.unwrap();
+        assert!(!web.update_status.as_ref().unwrap().awaiting_promotion);
+        let e = control.promote_service("web").await.unwrap_err();
+        assert!(e.to_string().contains("its update is updating"), "{e}");
     }
 }

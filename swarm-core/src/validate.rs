@@ -286,6 +286,20 @@ fn update_config(u: &UpdateConfig, field: &str, errors: &mut SpecError) {
             ),
         );
     }
+    if field == "rollback" {
+        if u.failure_action == crate::model::FailureAction::Rollback {
+            errors.push(
+                "rollback.failure_action",
+                "a rollback cannot roll back on failure: use pause or continue",
+            );
+        }
+        if u.canary > 0 {
+            errors.push(
+                "rollback.canary",
+                "canaries apply to updates only: set them on the update config",
+            );
+        }
+    }
 }
 
 impl NetworkSpec {

@@ -255,6 +255,8 @@ async fn a_secret_reaches_only_the_node_that_runs_a_task_using_it() {
         name: "db-pass".into(),
         target: "db-pass".into(),
         mode: 0o400,
+        uid: 0,
+        gid: 0,
     });
     admin.create_service(spec).await.unwrap();
     // Node b runs a task of its own, without the secret.

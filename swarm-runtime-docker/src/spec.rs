@@ -333,7 +333,8 @@ mod tests {
         let service = Service {
             meta: Meta::new(Id::from("svc1")),
             spec: ServiceSpec::replicated("web", 1, Vec::new()),
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let mut task = Task::new(&service, 3, Some(Id::from("node1")), Vec::new());

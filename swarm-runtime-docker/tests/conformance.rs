@@ -77,7 +77,8 @@ impl Fixture {
         let service = Service {
             meta: Meta::new(Id::generate()),
             spec: ServiceSpec::replicated("web", 1, Vec::new()),
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let mut task = Task::new(&service, 1, Some(self.node.clone()), Vec::new());

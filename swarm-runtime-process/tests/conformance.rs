@@ -58,7 +58,8 @@ fn task(spec: TaskSpec) -> Task {
     let service = Service {
         meta: Meta::new(Id::generate()),
         spec: ServiceSpec::replicated("web", 1, Vec::new()),
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     };
     let mut task = Task::new(&service, 2, Some(Id::from("node-1")), Vec::new());

@@ -150,7 +150,8 @@ async fn run(shape: Shape) -> f64 {
     let service = Service {
         meta: Meta::new("bench".into()),
         spec,
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     };
     let mut template = Task::new(&service, 1, None, Vec::new());

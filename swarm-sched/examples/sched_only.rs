@@ -79,7 +79,8 @@ fn tasks(shape: &Shape) -> Vec<Arc<Task>> {
         let service = Service {
             meta: Meta::new(Id::generate()),
             spec,
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let mut template = Task::new(&service, 1, None, vec![]);

@@ -28,7 +28,8 @@ fn pending_tasks(n: u64) -> Vec<Arc<Task>> {
     let service = Service {
         meta: Meta::new("web".into()),
         spec: ServiceSpec::replicated("web", n, vec!["nginx".into()]),
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     };
     (1..=n)

@@ -13,11 +13,11 @@ use clap::{Parser, Subcommand};
 use swarm_api::tls::Credentials;
 use swarm_api::{ControlReply, ControlRequest, ManagerInfo, RemoteControl};
 use swarm_core::model::{
-    Availability, ConfigSpec, FileReference, NetworkAttachment, NetworkSpec, Node, NodeRole,
-    NodeState, Object, PlacementPreference, RestartCondition, SecretSpec, Service, ServiceMode,
-    ServiceSpec, Task, TaskState,
+    Availability, ConfigSpec, NetworkSpec, Node, NodeRole, NodeState, Object, PlacementPreference,
+    SecretSpec, Service, ServiceMode, ServiceSpec, Task, TaskState,
 };
 use swarm_core::store::State;
+use swarm_examples::service_flags::{self, SpecFlags, UpdateFlags};
 use swarm_examples::{inspect, table};
 
 #[derive(Parser)]
@@ -206,6 +206,31 @@ enum ServiceCmd {
         #[arg(short, long)]
         detach: bool,
     },
+    /// Update a service: docker's flags, and swarm's canaries and
+    /// deadlines. Without --detach, shows the rollout until it ends.
+    Update(Box<UpdateArgs>),
+    /// Roll a service back to its previous spec (or to a chosen revision).
+    Rollback {
+        service: String,
+        /// The revision to go back to (see `service history`).
+        #[arg(long = "to-revision")]
+        to_revision: Option<u64>,
+        /// Return at once, without waiting for the rollback.
+        #[arg(short, long)]
+        detach: bool,
+        /// Print nothing but errors.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Promote the canaries of a service's update: the rollout goes on.
+    Promote {
+        service: String,
+        /// Return at once, without waiting for the rollout.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// The specs a service had, with their revisions.
+    History { service: String },
     /// Remove services.
     Rm { services: Vec<String> },
     /// A service's logs, from every task.
@@ -240,9 +265,6 @@ struct CreateArgs {
     /// Placement preferences, e.g. spread=node.labels.zone.
     #[arg(long = "placement-pref")]
     placement_pref: Vec<String>,
-    /// At most this many tasks per node.
-    #[arg(long = "replicas-max-per-node")]
-    replicas_max_per_node: Option<u64>,
     /// Published ports: PUBLISHED:TARGET[/udp] (routing mesh), or
     /// published=P,target=T,mode=host.
     #[arg(short, long)]
@@ -253,24 +275,21 @@ struct CreateArgs {
     /// Environment variables, KEY=VALUE.
     #[arg(short, long)]
     env: Vec<String>,
-    /// none, on-failure or any.
-    #[arg(long = "restart-condition")]
-    restart_condition: Option<String>,
-    /// CPUs reserved, e.g. 0.5.
-    #[arg(long = "reserve-cpu")]
-    reserve_cpu: Option<f64>,
-    /// Memory reserved, e.g. 64M.
-    #[arg(long = "reserve-memory")]
-    reserve_memory: Option<String>,
-    /// CPU limit.
-    #[arg(long = "limit-cpu")]
-    limit_cpu: Option<f64>,
-    /// Memory limit.
-    #[arg(long = "limit-memory")]
-    limit_memory: Option<String>,
-    /// Secrets to give the tasks (by name).
+    /// Service labels, KEY=VALUE.
+    #[arg(short, long)]
+    label: Vec<String>,
+    /// Container labels, KEY=VALUE.
+    #[arg(long = "container-label")]
+    container_label: Vec<String>,
+    /// Secrets to give the tasks: NAME, or
+    /// source=NAME,target=FILE,uid=0,gid=0,mode=0400.
     #[arg(long)]
     secret: Vec<String>,
+    /// Configs to give the tasks, with the same fields.
+    #[arg(long)]
+    config: Vec<String>,
+    #[command(flatten)]
+    spec: SpecFlags,
     /// Networks to attach to: NAME, or name=NAME,alias=ALIAS (repeatable).
     #[arg(long)]
     network: Vec<String>,
@@ -286,6 +305,28 @@ struct CreateArgs {
     /// Its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct UpdateArgs {
+    /// The service to update.
+    service: String,
+    #[command(flatten)]
+    update: UpdateFlags,
+    #[command(flatten)]
+    spec: SpecFlags,
+    /// vip or dnsrr.
+    #[arg(long = "endpoint-mode")]
+    endpoint_mode: Option<String>,
+    /// Roll back to the previous spec (as `service rollback`).
+    #[arg(long)]
+    rollback: bool,
+    /// Return at once, without waiting for the rollout.
+    #[arg(short, long)]
+    detach: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -357,28 +398,6 @@ fn node_role(s: &str) -> anyhow::Result<NodeRole> {
     }
 }
 
-/// `64M`, `1G`, `512k`, or bytes.
-fn bytes(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let (n, mult) = match t.chars().last().map(|c| c.to_ascii_lowercase()) {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (t, 1),
-    };
-    let n: f64 = n
-        .parse()
-        .map_err(|_| anyhow!("{s:?} is not a size: write e.g. 64M or 1G"))?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok((n * mult as f64) as u64)
-}
-
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn nano_cpus(c: f64) -> u64 {
-    (c * 1e9) as u64
-}
-
 fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -413,73 +432,137 @@ fn spec_of(a: CreateArgs) -> anyhow::Result<(ServiceSpec, bool)> {
             .preferences
             .push(PlacementPreference::Spread { descriptor });
     }
-    if let Some(n) = a.replicas_max_per_node {
-        spec.task.placement.max_replicas_per_node = n;
-    }
     for p in a.publish {
         spec.endpoint.ports.push(p.parse()?);
     }
     for m in a.mount {
         spec.task.mounts.push(m.parse()?);
     }
-    if let Some(c) = a.restart_condition {
-        spec.task.restart.condition = match c.as_str() {
-            "none" => RestartCondition::None,
-            "on-failure" => RestartCondition::OnFailure,
-            "any" => RestartCondition::Any,
-            other => bail!("unknown restart condition {other:?}: use none, on-failure or any"),
-        };
+    a.spec.apply(&mut spec)?;
+    for kv in a.label {
+        let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+        spec.labels.insert(k.to_owned(), v.to_owned());
     }
-    let r = &mut spec.task.resources;
-    if let Some(c) = a.reserve_cpu {
-        r.reservations.nano_cpus = nano_cpus(c);
-    }
-    if let Some(m) = a.reserve_memory {
-        r.reservations.memory_bytes = bytes(&m)?;
-    }
-    if let Some(c) = a.limit_cpu {
-        r.limits.nano_cpus = nano_cpus(c);
-    }
-    if let Some(m) = a.limit_memory {
-        r.limits.memory_bytes = bytes(&m)?;
+    for kv in a.container_label {
+        let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+        spec.task.labels.insert(k.to_owned(), v.to_owned());
     }
     for n in a.network {
-        spec.task.networks.push(network_attachment(&n)?);
+        spec.task
+            .networks
+            .push(service_flags::network_attachment(&n)?);
     }
     spec.endpoint.mode = a.endpoint_mode.parse()?;
     for s in a.secret {
-        spec.task.secrets.push(FileReference {
-            target: s.clone(),
-            name: s,
-            mode: 0o444,
-        });
+        spec.task.secrets.push(s.parse()?);
+    }
+    for c in a.config {
+        spec.task.configs.push(c.parse()?);
     }
     Ok((spec, a.detach))
 }
 
-/// docker's `--network` value: `NAME`, or `name=NAME,alias=A,alias=B`.
-fn network_attachment(s: &str) -> anyhow::Result<NetworkAttachment> {
-    if !s.contains('=') {
-        return Ok(NetworkAttachment {
-            target: s.to_owned(),
-            aliases: Vec::new(),
-        });
-    }
-    let mut a = NetworkAttachment {
-        target: String::new(),
-        aliases: Vec::new(),
-    };
-    for field in s.split(',') {
-        match key_value(field, "--network")? {
-            (k, v) if k == "name" || k == "target" => a.target = v,
-            (k, v) if k == "alias" => a.aliases.push(v),
-            (k, _) => bail!("--network {s:?}: unknown field {k:?}; use name=NET,alias=NAME"),
+/// `service update`: reads the service, applies the flags, and writes it
+/// at the version read (a service changed meanwhile is read again).
+async fn update(ctl: &Ctl, a: UpdateArgs) -> anyhow::Result<()> {
+    if a.rollback {
+        let s = ctl.remote.rollback_service(&a.service, None).await?;
+        if !a.quiet {
+            println!("{}", a.service);
         }
+        if !a.detach {
+            watch_rollout(ctl, &s, true, a.quiet).await?;
+        }
+        return Ok(());
     }
-    if a.target.is_empty() {
-        bail!("--network {s:?} names no network: add name=NET");
+    let mut tries = 0;
+    let updated = loop {
+        let current = ctl.remote.service(&a.service).await?;
+        let mut spec = current.spec.clone();
+        a.update.apply(&mut spec)?;
+        a.spec.apply(&mut spec)?;
+        if let Some(m) = &a.endpoint_mode {
+            spec.endpoint.mode = m.parse()?;
+        }
+        match ctl
+            .remote
+            .update_service(&current.meta.id, spec, Some(current.meta.version))
+            .await
+        {
+            Ok(s) => break s,
+            Err(swarm_core::control::ControlError::Refused(m))
+                if m.starts_with("update out of sequence") && tries < 5 =>
+            {
+                tries += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if !a.quiet {
+        println!("{}", a.service);
     }
-    Ok(a)
+    if a.detach {
+        return Ok(());
+    }
+    let rolls = updated
+        .update_status
+        .as_ref()
+        .is_some_and(|u| u.state.is_rolling() && u.completed_at.is_none());
+    if rolls {
+        watch_rollout(ctl, &updated, false, a.quiet).await
+    } else {
+        converge(ctl, &updated.spec.name).await
+    }
+}
+
+/// Shows a rollout as docker does, a line per change, until it completes,
+/// pauses or rolls back; the last two are errors.
+async fn watch_rollout(
+    ctl: &Ctl,
+    started: &Service,
+    rollback: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let name = started.spec.name.clone();
+    let mut shown: Vec<String> = Vec::new();
+    let mut message = String::new();
+    loop {
+        let service = ctl.remote.service(&started.meta.id).await?;
+        let tasks = ctl.remote.service_tasks(&started.meta.id).await?;
+        if let Some(u) = &service.update_status
+            && u.message != message
+        {
+            message.clone_from(&u.message);
+            if !quiet && u.state.is_rolling() {
+                let what = if u.state.is_rollback() {
+                    "rollback"
+                } else {
+                    "update"
+                };
+                println!("{what}: {message}");
+            }
+        }
+        let p = service_flags::progress(&service, &tasks, rollback);
+        if !quiet {
+            for line in &p.lines {
+                if !shown.contains(line) {
+                    println!("{line}");
+                }
+            }
+        }
+        shown = p.lines;
+        match p.done {
+            Some(Ok(line)) => {
+                if !quiet {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
+            Some(Err(e)) => bail!("{e}: see `swarmctl service ps {name}`"),
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Waits until the service runs what it wants, showing progress.
@@ -879,6 +962,36 @@ async fn service_cmd(ctl: &Ctl, cmd: ServiceCmd) -> anyhow::Result<()> {
             tail,
             timestamps,
         } => logs(ctl, service, follow, tail, timestamps).await?,
+        ServiceCmd::Update(args) => update(ctl, *args).await?,
+        ServiceCmd::Rollback {
+            service,
+            to_revision,
+            detach,
+            quiet,
+        } => {
+            let s = ctl.remote.rollback_service(&service, to_revision).await?;
+            if !quiet {
+                println!("{service}");
+            }
+            if !detach {
+                watch_rollout(ctl, &s, true, quiet).await?;
+            }
+        }
+        ServiceCmd::Promote { service, detach } => {
+            let s = ctl.remote.promote_service(&service).await?;
+            println!("{service}");
+            if !detach {
+                watch_rollout(ctl, &s, false, false).await?;
+            }
+        }
+        ServiceCmd::History { service } => {
+            let ControlReply::Service(s) =
+                ctl.call(ControlRequest::InspectService(service)).await?
+            else {
+                bail!("the manager answered out of turn")
+            };
+            print!("{}", table::history(&s));
+        }
         ServiceCmd::Rm { services } => {
             for s in services {
                 ctl.remote.remove_service(&s).await?;
@@ -958,6 +1071,53 @@ fn pretty_service(s: &Service) {
         }
         ServiceMode::Global => println!("Mode:\t\tGlobal"),
     }
+    if let Some(u) = &s.update_status {
+        println!("UpdateStatus:");
+        println!(" State:\t\t{}", u.state);
+        println!(" Started:\t{}", table::rfc3339(u.started_at));
+        if let Some(c) = u.completed_at {
+            println!(" Completed:\t{}", table::rfc3339(c));
+        }
+        println!(" Message:\t{}", u.message);
+    }
+    let go = swarm_core::manager::orchestrator::update::go_duration;
+    for (title, c) in [
+        ("UpdateConfig", &s.spec.update),
+        ("RollbackConfig", &s.spec.rollback),
+    ] {
+        println!("{title}:");
+        println!(" Parallelism:\t{}", c.parallelism);
+        if !c.delay.is_zero() {
+            println!(" Delay:\t\t{}", go(c.delay));
+        }
+        println!(
+            " On failure:\t{}",
+            format!("{:?}", c.failure_action).to_lowercase()
+        );
+        println!(" Monitoring Period: {}", go(c.monitor));
+        println!(" Max failure ratio: {}", c.max_failure_ratio);
+        println!(
+            " Update order:      {}",
+            match c.order {
+                swarm_core::model::UpdateOrder::StopFirst => "stop-first",
+                swarm_core::model::UpdateOrder::StartFirst => "start-first",
+            }
+        );
+        println!(" Start deadline:    {}", go(c.start_deadline));
+        println!(" Progress deadline: {}", go(c.progress_deadline));
+        if c.canary > 0 {
+            println!(
+                " Canaries:\t{}{}",
+                c.canary,
+                if c.auto_promote {
+                    " (promoted after the monitoring period)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    println!("Revision:\t{}", s.revision());
     println!("Image:\t\t{}", s.spec.task.image);
     if !s.spec.task.args.is_empty() {
         println!("Args:\t\t{}", s.spec.task.args.join(" "));

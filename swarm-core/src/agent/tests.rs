@@ -17,7 +17,8 @@ fn assigned_task(node: &str) -> Task {
     let service = Service {
         meta: Meta::new("svc".into()),
         spec: ServiceSpec::replicated("web", 1, vec!["prog".into()]),
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     };
     let mut t = Task::new(&service, 1, Some(node.into()), vec![]);

@@ -397,6 +397,9 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                 }
                 let mut t = current.clone();
                 t.status = u.status.clone();
+                if t.status.state == TaskState::Running {
+                    t.started_at = Some(t.status.timestamp);
+                }
                 latest.insert(&u.task_id, t);
             }
             let changes: Vec<Change> = latest
@@ -467,11 +470,14 @@ mod tests {
             name: "db-pass".into(),
             target: "pass".into(),
             mode: 0o400,
+            uid: 0,
+            gid: 0,
         });
         let service = Service {
             meta: Meta::new("s".into()),
             spec,
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let mut on_n1 = Task::new(&service, 1, Some("n1".into()), vec![]);
@@ -479,7 +485,8 @@ mod tests {
         let plain = Service {
             meta: Meta::new("p".into()),
             spec: ServiceSpec::replicated("web", 1, vec!["x".into()]),
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let mut on_n2 = Task::new(&plain, 1, Some("n2".into()), vec![]);

@@ -508,7 +508,8 @@ mod tests {
         Object::from(Service {
             meta: Meta::new(id.into()),
             spec: ServiceSpec::replicated(id, 1, vec!["true".into()]),
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         })
     }

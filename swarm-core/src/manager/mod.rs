@@ -6,7 +6,7 @@
 //!
 //! | loop | moves |
 //! |---|---|
-//! | orchestrator (replicated, global, restart supervisor, node-down handling) | creates tasks (`new`), sets desired state `shutdown` |
+//! | orchestrator (replicated, global, restart supervisor, rollouts, node-down handling) | creates tasks (`new`), sets desired state `shutdown`, writes a service's rollout status (and, on an automatic rollback, its spec) |
 //! | allocator | `new` → `pending` once secrets, configs and networks exist |
 //! | scheduler | `pending` → `assigned` |
 //! | reaper | deletes old finished tasks, marks `orphaned` |

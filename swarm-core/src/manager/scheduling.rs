@@ -469,7 +469,8 @@ mod tests {
         let service = Service {
             meta: Meta::new("s".into()),
             spec: ServiceSpec::replicated("web", 3, vec!["x".into()]),
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let tasks: Vec<Task> = (1..=3)

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -30,12 +30,120 @@ pub struct Service {
     pub meta: Meta,
     /// What the user asked for.
     pub spec: ServiceSpec,
-    /// The spec before the last update, for rollback.
+    /// The specs this service had before, oldest first: at most
+    /// [`SPEC_HISTORY`] of them. `service rollback` goes back to the last
+    /// one, or to a chosen revision.
     #[serde(default)]
-    pub previous_spec: Option<ServiceSpec>,
+    pub history: Vec<SpecRevision>,
     /// Its virtual IPs, one per network, once the allocator gave them.
     #[serde(default)]
     pub endpoint: Endpoint,
+    /// How the last rollout of a new task spec went (none before the first).
+    #[serde(default)]
+    pub update_status: Option<UpdateStatus>,
+}
+
+/// How many past specs a service keeps (Docker keeps one).
+pub const SPEC_HISTORY: usize = 10;
+
+/// A spec a service had, numbered: revision 1 is the spec it was created
+/// with, and every change makes the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecRevision {
+    /// Its number.
+    pub revision: u64,
+    /// The spec.
+    pub spec: ServiceSpec,
+    /// When it was replaced by the next one.
+    pub replaced_at: SystemTime,
+}
+
+/// Where a rollout stands: docker's `UpdateStatus.State`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    /// Tasks are being replaced with the new spec.
+    Updating,
+    /// The update stopped on a failure; the message says which.
+    Paused,
+    /// Every task runs the new spec.
+    Completed,
+    /// Tasks are being put back on the previous spec.
+    RollbackStarted,
+    /// The rollback stopped on a failure.
+    RollbackPaused,
+    /// Every task runs the previous spec again.
+    RollbackCompleted,
+}
+
+impl UpdateState {
+    /// Docker's name for it (`updating`, `rollback_paused`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Updating => "updating",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::RollbackStarted => "rollback_started",
+            Self::RollbackPaused => "rollback_paused",
+            Self::RollbackCompleted => "rollback_completed",
+        }
+    }
+
+    /// Whether the rollout is still replacing tasks.
+    #[must_use]
+    pub fn is_rolling(self) -> bool {
+        matches!(self, Self::Updating | Self::RollbackStarted)
+    }
+
+    /// Whether it is a rollback.
+    #[must_use]
+    pub fn is_rollback(self) -> bool {
+        matches!(
+            self,
+            Self::RollbackStarted | Self::RollbackPaused | Self::RollbackCompleted
+        )
+    }
+}
+
+impl fmt::Display for UpdateState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state of a service's rollout, as `service inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    /// Where it stands.
+    pub state: UpdateState,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// When it completed, paused or was rolled back.
+    #[serde(default)]
+    pub completed_at: Option<SystemTime>,
+    /// What happened, in words ("update paused due to failure or early
+    /// termination of task web.2: ...").
+    #[serde(default)]
+    pub message: String,
+    /// The update runs canaries and waits for `service promote` (or for
+    /// its own promotion, with `auto_promote`) before going on.
+    #[serde(default)]
+    pub awaiting_promotion: bool,
+}
+
+impl UpdateStatus {
+    /// A rollout in `state`, starting now.
+    #[must_use]
+    pub fn started(state: UpdateState, message: impl Into<String>) -> Self {
+        Self {
+            state,
+            started_at: SystemTime::now(),
+            completed_at: None,
+            message: message.into(),
+            awaiting_promotion: false,
+        }
+    }
 }
 
 impl Service {
@@ -45,9 +153,47 @@ impl Service {
         Self {
             meta: Meta::new(crate::Id::generate()),
             spec,
-            previous_spec: None,
+            history: Vec::new(),
             endpoint: Endpoint::default(),
+            update_status: None,
         }
+    }
+
+    /// The number of the current spec: 1 for the spec the service was
+    /// created with, one more for every change since.
+    #[must_use]
+    pub fn revision(&self) -> u64 {
+        self.history.last().map_or(1, |r| r.revision + 1)
+    }
+
+    /// The spec before the current one, which `service rollback` restores.
+    #[must_use]
+    pub fn previous_spec(&self) -> Option<&ServiceSpec> {
+        self.history.last().map(|r| &r.spec)
+    }
+
+    /// Makes `spec` current, keeping the one it replaces in the history
+    /// (the oldest goes once [`SPEC_HISTORY`] are kept).
+    pub fn push_spec(&mut self, spec: ServiceSpec) {
+        let revision = self.revision();
+        let old = std::mem::replace(&mut self.spec, spec);
+        self.history.push(SpecRevision {
+            revision,
+            spec: old,
+            replaced_at: SystemTime::now(),
+        });
+        if self.history.len() > SPEC_HISTORY {
+            let extra = self.history.len() - SPEC_HISTORY;
+            self.history.drain(..extra);
+        }
+    }
+
+    /// Whether `task` runs this service's current template: the same task
+    /// spec and published ports. A task that does not is replaced by a
+    /// rollout.
+    #[must_use]
+    pub fn is_current(&self, task: &super::Task) -> bool {
+        *task.spec == self.spec.task && *task.endpoint == self.spec.endpoint
     }
 
     /// The service's virtual IP on `network`, if it has one.
@@ -223,6 +369,10 @@ pub struct TaskSpec {
     /// Filesystems mounted into the task (containers).
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    /// A counter that `service update --force` raises: a changed value
+    /// makes every task out of date, so the rollout replaces them all.
+    #[serde(default)]
+    pub force_update: u64,
 }
 
 fn default_grace() -> Duration {
@@ -413,14 +563,76 @@ pub struct FileReference {
     /// File mode.
     #[serde(default = "default_mode")]
     pub mode: u32,
+    /// The file's owner (numeric, as in Docker).
+    #[serde(default)]
+    pub uid: u32,
+    /// The file's group.
+    #[serde(default)]
+    pub gid: u32,
 }
 
 fn default_mode() -> u32 {
     0o444
 }
 
-/// How an update or rollback rolls out. Stored and validated; no updater
-/// acts on it yet.
+impl FromStr for FileReference {
+    type Err = SpecError;
+    /// Parses docker's `--secret`/`--config` value: `NAME`, or
+    /// `source=NAME[,target=PATH][,uid=N][,gid=N][,mode=0400]` (`src` for
+    /// `source`). The target defaults to the name; the mode to 0444.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: String| {
+            SpecError::single("task.secrets", format!("invalid reference {s:?}: {why}"))
+        };
+        let mut r = Self {
+            name: String::new(),
+            target: String::new(),
+            mode: default_mode(),
+            uid: 0,
+            gid: 0,
+        };
+        if !s.contains('=') {
+            r.name = s.to_owned();
+        } else {
+            for field in s.split(',') {
+                let (key, value) = field
+                    .split_once('=')
+                    .ok_or_else(|| bad(format!("{field:?} is not KEY=VALUE")))?;
+                let num = |radix| {
+                    u32::from_str_radix(value, radix)
+                        .map_err(|_| bad(format!("{key}={value:?} is not a number")))
+                };
+                match key {
+                    "source" | "src" => r.name = value.to_owned(),
+                    "target" => r.target = value.to_owned(),
+                    "uid" => r.uid = num(10)?,
+                    "gid" => r.gid = num(10)?,
+                    "mode" => r.mode = num(8)?,
+                    other => {
+                        return Err(bad(format!(
+                            "unknown field {other:?}: use source, target, uid, gid and mode"
+                        )));
+                    }
+                }
+            }
+        }
+        if r.name.is_empty() {
+            return Err(bad("no name: give NAME or source=NAME".into()));
+        }
+        if r.target.is_empty() {
+            r.target.clone_from(&r.name);
+        }
+        if r.mode > 0o777 {
+            return Err(bad(format!(
+                "mode {:o} is not a file mode: use e.g. 0400",
+                r.mode
+            )));
+        }
+        Ok(r)
+    }
+}
+
+/// How an update or rollback rolls out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UpdateConfig {
     /// Tasks updated at once; 0 means all at once.
@@ -441,6 +653,23 @@ pub struct UpdateConfig {
     /// Stop the old task before starting the new one, or the reverse.
     #[serde(default)]
     pub order: UpdateOrder,
+    /// A new task that has not reached `running` (healthy, when it has a
+    /// health check) this long after it was made counts as failed; zero
+    /// waits for ever, as Docker does.
+    #[serde(default = "default_start_deadline")]
+    pub start_deadline: Duration,
+    /// An update in which no new task became running for this long fails
+    /// with the reason; zero waits for ever, as Docker does.
+    #[serde(default = "default_progress_deadline")]
+    pub progress_deadline: Duration,
+    /// Canaries: this many tasks of the new spec first run beside the old
+    /// ones, and the update waits to be promoted (updates only).
+    #[serde(default)]
+    pub canary: u64,
+    /// Promote the canaries once they have all run for the monitor
+    /// period, instead of waiting for `service promote`.
+    #[serde(default)]
+    pub auto_promote: bool,
 }
 
 fn one() -> u64 {
@@ -448,6 +677,12 @@ fn one() -> u64 {
 }
 fn default_monitor() -> Duration {
     Duration::from_secs(5)
+}
+fn default_start_deadline() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_progress_deadline() -> Duration {
+    Duration::from_secs(600)
 }
 
 impl Default for UpdateConfig {
@@ -459,6 +694,10 @@ impl Default for UpdateConfig {
             monitor: default_monitor(),
             max_failure_ratio: 0.0,
             order: UpdateOrder::StopFirst,
+            start_deadline: default_start_deadline(),
+            progress_deadline: default_progress_deadline(),
+            canary: 0,
+            auto_promote: false,
         }
     }
 }

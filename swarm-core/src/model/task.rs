@@ -41,6 +41,11 @@ pub struct Task {
     pub desired_state: TaskState,
     /// The observed state.
     pub status: TaskStatus,
+    /// When the task reached `running` (healthy, with a health check), as
+    /// its worker reported it; kept after it ends, for the rollout's
+    /// monitor period.
+    #[serde(default)]
+    pub started_at: Option<SystemTime>,
     /// The task's address on each of its networks, once the allocator gave
     /// them.
     #[serde(default)]
@@ -71,6 +76,7 @@ impl Task {
             service_version: service.meta.version,
             desired_state: TaskState::Running,
             status: TaskStatus::new(TaskState::New, "created"),
+            started_at: None,
             networks: Vec::new(),
             restarts,
         }

@@ -581,7 +581,8 @@ mod tests {
         let service = Service {
             meta: Meta::new("svc".into()),
             spec: ServiceSpec::replicated("web", 1, vec!["sleep".into()]),
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let mut task = Task::new(&service, 1, Some("n1".into()), vec![]);

@@ -126,7 +126,8 @@ pub fn service(name: &str, replicas: u64, edit: impl FnOnce(&mut ServiceSpec)) -
     Service {
         meta: Meta::new(name.into()),
         spec,
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     }
 }

@@ -37,7 +37,8 @@ fn service(id: &str, name: &str) -> Service {
     Service {
         meta: Meta::new(id.into()),
         spec: ServiceSpec::replicated(name, 1, vec!["sleep".into(), "1".into()]),
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     }
 }

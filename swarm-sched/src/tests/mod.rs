@@ -53,7 +53,8 @@ fn service(id: &str, f: impl FnOnce(&mut ServiceSpec)) -> Service {
     Service {
         meta: Meta::new(id.into()),
         spec,
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     }
 }

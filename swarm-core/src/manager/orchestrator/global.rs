@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::Plan;
 use super::replicated::repair;
-use super::{Plan, newest};
+use super::update::{Rollout, Slot};
 use crate::Id;
 use crate::constraint::Constraint;
 use crate::model::{Availability, Node, NodeState, Service, Task, TaskState};
@@ -32,6 +33,7 @@ fn keeps(node: &Node, constraints: &[Constraint]) -> Option<&'static str> {
 ///   satisfy the constraints, loses its task; a node that comes back gets
 ///   a new one.
 /// - A finished task is replaced on its node as the restart policy says.
+/// - Nodes whose task runs an old spec are rolled to the current one.
 #[must_use]
 pub fn plan(
     service: &Service,
@@ -57,18 +59,32 @@ pub fn plan(
             None => plan.shutdown(t, "global task without a node"),
         }
     }
-    for (node_id, candidates) in &by_node {
-        let (current, extras) = newest(candidates.clone());
-        for t in extras {
-            plan.shutdown(t, "replaced by a newer task on its node");
+    let rollout = Rollout::of(service, now);
+    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(by_node.len());
+    let mut ids: Vec<&&Id> = by_node.keys().collect();
+    ids.sort();
+    for node_id in ids {
+        let slot = rollout.resolve(by_node[*node_id].clone(), &mut plan);
+        let leave = match nodes.get(*node_id) {
+            None => Some("node removed"),
+            Some(node) => keeps(node, &constraints),
+        };
+        match leave {
+            Some(reason) => {
+                plan.shutdown(slot.held, reason);
+                if let Some(c) = slot.companion {
+                    plan.shutdown(c, reason);
+                }
+            }
+            None => {
+                repair(service, slot.held, nodes, now, &mut plan);
+                slots.push(slot);
+            }
         }
-        match nodes.get(*node_id) {
-            None => plan.shutdown(current, "node removed"),
-            Some(node) => match keeps(node, &constraints) {
-                Some(reason) => plan.shutdown(current, reason),
-                None => repair(service, current, nodes, now, &mut plan),
-            },
-        }
+    }
+    rollout.step(&slots, tasks, &|t| t.node_id.clone(), &mut plan);
+    if plan.rolled_back() {
+        return plan;
     }
     let mut ids: Vec<&Id> = nodes.keys().collect();
     ids.sort();

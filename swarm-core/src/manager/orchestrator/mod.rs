@@ -7,6 +7,7 @@
 pub mod global;
 pub mod replicated;
 pub mod restart;
+pub mod update;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,8 +39,13 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Look again after this long (a restart delay is running).
     pub recheck_after: Option<Duration>,
+    /// The service with its rollout status (or, on a rollback, its spec)
+    /// changed, to write in the same batch.
+    pub service: Option<crate::model::Service>,
     /// The first task made, whose spec the next ones share.
     template: Option<Arc<Task>>,
+    /// `service` carries another spec.
+    spec_changed: bool,
 }
 
 impl Plan {
@@ -70,6 +76,12 @@ impl Plan {
         self.actions.push(Action::Create(Box::new(task)));
     }
 
+    /// Whether the plan puts another spec in place (a rollback): the
+    /// next run plans with it.
+    pub(crate) fn rolled_back(&self) -> bool {
+        self.spec_changed
+    }
+
     pub(crate) fn recheck(&mut self, after: Duration) {
         self.recheck_after = Some(self.recheck_after.map_or(after, |d| d.min(after)));
     }
@@ -85,13 +97,6 @@ pub fn node_lost(node: Option<&Node>) -> Option<&'static str> {
         Some(n) if n.spec.availability == Availability::Drain => Some("node drained"),
         Some(_) => None,
     }
-}
-
-/// The newest of a slot's tasks, and the older ones that must go.
-pub(crate) fn newest(mut tasks: Vec<&Arc<Task>>) -> (&Arc<Task>, Vec<&Arc<Task>>) {
-    tasks.sort_by(|a, b| (a.meta.created_at, &a.meta.id).cmp(&(b.meta.created_at, &b.meta.id)));
-    let last = tasks.pop().expect("a slot has at least one task");
-    (last, tasks)
 }
 
 /// What every service's plan shares in one run: the nodes, and the number
@@ -164,7 +169,13 @@ impl<S: Store> Orchestrator<S> {
     }
 
     async fn execute(&self, state: &State, plan: Plan) -> Result<(), crate::store::StoreError> {
-        let mut changes = Vec::with_capacity(plan.actions.len());
+        let mut changes = Vec::with_capacity(plan.actions.len() + 1);
+        if let Some(service) = plan.service {
+            if let Some(u) = &service.update_status {
+                tracing::info!(service = %service.spec.name, state = %u.state, message = %u.message, "rollout");
+            }
+            changes.push(Change::Update(service.into()));
+        }
         for action in plan.actions {
             match action {
                 Action::Create(t) => changes.push(Change::Create(Object::from(*t))),
@@ -245,7 +256,7 @@ impl<S: Store> ControlLoop for Orchestrator<S> {
                 d.add(&id);
                 next.merge(Next::retry(after, d));
             }
-            if plan.actions.is_empty() {
+            if plan.actions.is_empty() && plan.service.is_none() {
                 continue;
             }
             tracing::debug!(service = %id, actions = plan.actions.len(), "orchestrator acting");

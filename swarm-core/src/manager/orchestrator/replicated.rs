@@ -6,20 +6,24 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::restart::{self, Restart};
-use super::{Plan, newest, node_lost};
+use super::update::{Rollout, Slot};
+use super::{Plan, node_lost};
 use crate::Id;
 use crate::model::{Node, Service, ServiceMode, Task, TaskState};
 
 /// Plans one replicated service.
 ///
 /// - A slot is held by its newest task wanted running (`desired_state` at
-///   most `Running`), even a finished one the restart policy keeps.
+///   most `Running`), even a finished one the restart policy keeps, unless
+///   a running task of the current spec is older (a rollback keeps it); a
+///   rollout may keep an old task serving beside it (see [`super::update`]).
 /// - A task on a lost node (down, drained, removed) is shut down and
 ///   replaced in its slot at once.
 /// - A finished task is replaced when the restart policy says so.
 /// - Too many slots: the surplus goes, tasks not running first, then those
 ///   on the nodes most loaded with this service, then with any task.
 /// - Too few: new slots take the lowest free numbers.
+/// - Slots whose task runs an old spec are rolled to the current one.
 ///
 /// `load` counts the active tasks on a node, all services; it is only
 /// asked when the service scales down.
@@ -35,6 +39,7 @@ pub fn plan(
         return Plan::default();
     };
     let mut plan = Plan::default();
+    let rollout = Rollout::of(service, now);
     let mut by_slot: BTreeMap<u64, Vec<&Arc<Task>>> = BTreeMap::new();
     for t in tasks
         .iter()
@@ -42,25 +47,48 @@ pub fn plan(
     {
         by_slot.entry(t.slot).or_default().push(t);
     }
+    let mut slots: HashMap<u64, Slot<'_>> = HashMap::with_capacity(by_slot.len());
     let mut held: Vec<&Arc<Task>> = Vec::with_capacity(by_slot.len());
-    for (_, candidates) in by_slot {
-        let (current, extras) = newest(candidates);
-        for t in extras {
-            plan.shutdown(t, "replaced by a newer task in its slot");
-        }
-        held.push(current);
+    for (slot, candidates) in by_slot {
+        let s = rollout.resolve(candidates, &mut plan);
+        held.push(s.held);
+        slots.insert(slot, s);
     }
 
     let replicas = usize::try_from(replicas).unwrap_or(usize::MAX);
     if held.len() > replicas {
         let surplus = held.len() - replicas;
-        for t in scale_down(std::mem::take(&mut held), surplus, nodes, load, &mut plan) {
-            held.push(t);
-        }
+        held = scale_down(std::mem::take(&mut held), surplus, nodes, load, &mut plan);
+        let kept: std::collections::HashSet<u64> = held.iter().map(|t| t.slot).collect();
+        slots.retain(|slot, s| {
+            let keep = kept.contains(slot);
+            if !keep && let Some(c) = s.companion {
+                plan.shutdown(c, "service scaled down");
+            }
+            keep
+        });
     }
 
+    let mut kept: Vec<Slot<'_>> = Vec::with_capacity(slots.len());
     for t in &held {
+        let mut s = slots.remove(&t.slot).expect("every held task has its slot");
         repair(service, t, nodes, now, &mut plan);
+        if let Some(c) = s.companion
+            && (c.status.state.is_terminal()
+                || c.node_id
+                    .as_ref()
+                    .is_some_and(|n| node_lost(nodes.get(n).map(|n| &**n)).is_some()))
+        {
+            plan.shutdown(c, "its replacement is on its way");
+            s.companion = None;
+        }
+        kept.push(s);
+    }
+    kept.sort_by_key(|s| s.held.slot);
+    rollout.step(&kept, tasks, &|_| None, &mut plan);
+    if plan.rolled_back() {
+        // The spec just changed: the next run plans with it.
+        return plan;
     }
 
     let mut used: Vec<u64> = held.iter().map(|t| t.slot).collect();

@@ -80,7 +80,8 @@ mod tests {
         let service = Service {
             meta: Meta::new("s".into()),
             spec,
-            previous_spec: None,
+            history: Vec::new(),
+            update_status: None,
             endpoint: Default::default(),
         };
         let mut t = Task::new(&service, 1, None, restarts);

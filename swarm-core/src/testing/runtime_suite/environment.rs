@@ -41,11 +41,15 @@ pub(super) async fn task_sees_its_secrets_and_configs(
         name: "db-pass".into(),
         target: "db_pass".into(),
         mode: 0o400,
+        uid: 0,
+        gid: 0,
     });
     spec.configs.push(FileReference {
         name: "app-conf".into(),
         target: "app.conf".into(),
         mode: 0o444,
+        uid: 0,
+        gid: 0,
     });
     let files = [
         TaskFile {

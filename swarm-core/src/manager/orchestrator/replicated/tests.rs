@@ -16,7 +16,8 @@ fn service(replicas: u64) -> Service {
     Service {
         meta: Meta::new("svc".into()),
         spec,
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     }
 }
@@ -241,7 +242,8 @@ fn global_service(constraints: &[&str]) -> Service {
     Service {
         meta: Meta::new("g".into()),
         spec,
-        previous_spec: None,
+        history: Vec::new(),
+        update_status: None,
         endpoint: Default::default(),
     }
 }
