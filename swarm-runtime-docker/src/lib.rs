@@ -621,6 +621,29 @@ impl DockerRuntime {
         })
     }
 
+    /// Kills the sandboxes of a task that ended: they need not sleep on
+    /// until the task is reaped (`remove` removes them then), holding a
+    /// namespace nothing uses.
+    async fn end_sandboxes(&self, task_id: &Id) {
+        let Ok(sandboxes) = self.sandboxes(Some(task_id)).await else {
+            return;
+        };
+        // Not through `kill`: a sandbox already gone is no reason to
+        // forget the task's own container.
+        for (_, sandbox) in sandboxes {
+            let _ = self
+                .inner
+                .docker
+                .kill_container(
+                    &sandbox,
+                    Some(KillContainerOptions {
+                        signal: "SIGKILL".into(),
+                    }),
+                )
+                .await;
+        }
+    }
+
     /// The sandbox containers of this runtime: their ids, by task.
     async fn sandboxes(&self, task: Option<&Id>) -> Result<Vec<(Id, String)>, RuntimeError> {
         let found = self
@@ -833,24 +856,7 @@ impl Runtime for DockerRuntime {
         let container = self.container(task_id).await?;
         match state_of(&self.exited(task_id, &container).await?) {
             RuntimeState::Exited(status) => {
-                // The task is over: its sandbox need not sleep on until
-                // the task is reaped (`remove` removes it then).
-                if let Ok(sandboxes) = self.sandboxes(Some(task_id)).await {
-                    // Not through `kill`: a sandbox already gone is no
-                    // reason to forget the task's own container.
-                    for (_, sandbox) in sandboxes {
-                        let _ = self
-                            .inner
-                            .docker
-                            .kill_container(
-                                &sandbox,
-                                Some(KillContainerOptions {
-                                    signal: "SIGKILL".into(),
-                                }),
-                            )
-                            .await;
-                    }
-                }
+                self.end_sandboxes(task_id).await;
                 Ok(status)
             }
             other => Err(RuntimeError::InvalidState(format!(
@@ -884,6 +890,9 @@ impl Runtime for DockerRuntime {
                 }
             }
         };
+        if result.is_ok() {
+            self.end_sandboxes(task_id).await;
+        }
         self.poke_ingress();
         result
     }

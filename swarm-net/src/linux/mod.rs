@@ -246,6 +246,11 @@ impl LinuxDriver {
             let mac = rules::mac_of(p.ip);
             neigh.push(format!("neigh del {} dev {vx}", p.ip));
             fdb.push(format!("fdb del {mac} dev {vx} dst {}", p.dst));
+            // And what the bridge learned of it on the VXLAN port: were
+            // the address to come to this node, the bridge would send its
+            // frames back out of that port (to a peer that no longer has
+            // it) until the entry aged out, minutes later.
+            fdb.push(format!("fdb del {mac} dev {vx} master"));
         }
         for p in want.difference(&local.peers) {
             let mac = rules::mac_of(p.ip);
@@ -296,6 +301,29 @@ impl LinuxDriver {
     fn resolv_conf(&self, task: &Id) -> PathBuf {
         self.config.state_dir.join(format!("{task}.resolv.conf"))
     }
+}
+
+/// Tells each task interface's bridge where the task's MAC address is, as
+/// a static entry on its veth: the bridge would learn it only once the
+/// task sends a frame, and until then it could hold the address on the
+/// VXLAN port, from when another node's task had it (addresses are
+/// reused), and send the task's frames there. A static entry wins over
+/// learning, and goes with the veth.
+async fn pin_macs(
+    nets: &[(&TaskNetwork, ViewNetwork)],
+    veths: &[String],
+) -> Result<(), NetworkError> {
+    let lines: Vec<String> = nets
+        .iter()
+        .zip(veths)
+        .map(|((a, _), veth)| {
+            format!(
+                "fdb replace {} dev {veth} master static",
+                rules::mac_of(a.addr)
+            )
+        })
+        .collect();
+    cmd::bridge_batch(&lines).await
 }
 
 #[async_trait]
@@ -359,6 +387,7 @@ impl NetworkDriver for LinuxDriver {
                     })
                     .collect();
                 cmd::ip_batch(None, &lines, false).await?;
+                pin_macs(&nets, &veths).await?;
             } else {
                 self.make_interfaces(&ns, &nets, &veths).await?;
             }
@@ -539,7 +568,8 @@ impl LinuxDriver {
             host.into_iter().partition(|l| l.starts_with("link del"));
         cmd::ip_batch(None, &dels, true).await.ok();
         cmd::ip_batch(None, &adds, false).await?;
-        cmd::ip_batch(Some(ns), &inside, false).await
+        cmd::ip_batch(Some(ns), &inside, false).await?;
+        pin_macs(nets, veths).await
     }
 
     fn sandbox_of(&self, task: &Id, ns: &str) -> Sandbox {

@@ -10,13 +10,16 @@
 //! - `swarm-testd http PORT ROOT --proxy-protocol`: the same, behind the
 //!   routing mesh's PROXY protocol v2: each connection starts with the
 //!   header, and `GET /` answers `<task id> <client address>`.
+//! - `swarm-testd probe PORT`: exits 0 if something accepts a TCP
+//!   connection on `127.0.0.1:PORT` within a second, 1 otherwise: a health
+//!   check for the server above.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: swarm-testd http PORT [ROOT [--proxy-protocol]]";
+const USAGE: &str = "usage: swarm-testd http PORT [ROOT [--proxy-protocol]] | probe PORT";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +42,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("swarm-testd: cannot serve on port {port}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        ["probe", port] => {
+            let Ok(port) = port.parse::<u16>() else {
+                eprintln!("swarm-testd: {port:?} is not a port number: {USAGE}");
+                return ExitCode::from(2);
+            };
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("swarm-testd: nothing answers on {addr}: {e}");
                     ExitCode::FAILURE
                 }
             }
