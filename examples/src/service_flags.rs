@@ -771,3 +771,155 @@ pub fn progress(service: &Service, tasks: &[Arc<Task>], rollback: bool) -> Progr
     };
     Progress { lines, done }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm_core::model::{ServiceSpec, UpdateStatus};
+
+    #[test]
+    fn durations_read_as_go_reads_them() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        for bad in ["", "10", "soon", "5 s", "1x"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn args_split_as_a_shell_splits_them() {
+        assert_eq!(
+            shell_words(r#"http 80 "/a b" 'c d' e\ f"#).unwrap(),
+            ["http", "80", "/a b", "c d", "e f"]
+        );
+        assert_eq!(shell_words("  ").unwrap(), Vec::<String>::new());
+        assert!(shell_words("'open").is_err());
+    }
+
+    #[test]
+    fn update_flags_add_and_remove_as_docker_s_do() {
+        let mut spec = ServiceSpec::replicated("web", 2, vec!["srv".into()]);
+        spec.task.env = vec!["A=1".into(), "B=2".into()];
+        spec.endpoint.ports.push("8080:80".parse().unwrap());
+        spec.task
+            .placement
+            .constraints
+            .push("node.role==worker".into());
+        let flags = UpdateFlags {
+            image: Some("srv2".into()),
+            replicas: Some(5),
+            env_add: vec!["B=3".into(), "C=4".into()],
+            env_rm: vec!["A".into()],
+            label_add: vec!["tier=web".into()],
+            constraint_rm: vec!["node.role==worker".into()],
+            constraint_add: vec!["node.labels.zone==a".into()],
+            publish_rm: vec!["80".into()],
+            publish_add: vec!["9090:90".into()],
+            secret_add: vec!["source=db,target=db.pw,mode=0400,uid=33".into()],
+            force: true,
+            ..UpdateFlags::default()
+        };
+        flags.apply(&mut spec).unwrap();
+        assert_eq!(spec.mode, ServiceMode::Replicated { replicas: 5 });
+        assert_eq!(spec.task.image, "srv2");
+        assert_eq!(spec.task.env, ["B=3", "C=4"]);
+        assert_eq!(spec.labels["tier"], "web");
+        assert_eq!(spec.task.placement.constraints, ["node.labels.zone==a"]);
+        assert_eq!(spec.endpoint.ports.len(), 1);
+        assert_eq!(spec.endpoint.ports[0].target_port, 90);
+        let s = &spec.task.secrets[0];
+        assert_eq!(
+            (s.name.as_str(), s.target.as_str(), s.mode, s.uid),
+            ("db", "db.pw", 0o400, 33)
+        );
+        assert_eq!(spec.task.force_update, 1);
+
+        let e = UpdateFlags {
+            publish_rm: vec!["443".into()],
+            ..UpdateFlags::default()
+        }
+        .apply(&mut spec)
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--publish-rm \"443\": service web publishes no port with target 443/tcp"
+        );
+    }
+
+    #[test]
+    fn spec_flags_set_health_and_rollout_settings() {
+        let mut spec = ServiceSpec::replicated("web", 2, vec!["srv".into()]);
+        let flags = SpecFlags {
+            health_cmd: Some("probe 80".into()),
+            health_interval: Some(Duration::from_millis(250)),
+            update_parallelism: Some(2),
+            update_order: Some("start-first".into()),
+            update_failure_action: Some("rollback".into()),
+            update_canary: Some(1),
+            rollback_monitor: Some(Duration::from_secs(3)),
+            ..SpecFlags::default()
+        };
+        flags.apply(&mut spec).unwrap();
+        let h = spec.task.healthcheck.as_ref().unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "probe 80"]);
+        assert_eq!(h.interval, Duration::from_millis(250));
+        assert_eq!(spec.update.parallelism, 2);
+        assert_eq!(spec.update.order, UpdateOrder::StartFirst);
+        assert_eq!(spec.update.failure_action, FailureAction::Rollback);
+        assert_eq!(spec.update.canary, 1);
+        assert_eq!(spec.rollback.monitor, Duration::from_secs(3));
+
+        let e = SpecFlags {
+            health_retries: Some(2),
+            ..SpecFlags::default()
+        }
+        .apply(&mut ServiceSpec::replicated("x", 1, vec!["y".into()]))
+        .unwrap_err();
+        assert!(e.to_string().contains("add --health-cmd"), "{e}");
+    }
+
+    #[test]
+    fn progress_counts_slots_on_the_new_spec() {
+        let mut service = Service::new(ServiceSpec::replicated("web", 3, vec!["v1".into()]));
+        let old: Vec<Arc<Task>> = (1..=3)
+            .map(|slot| {
+                let mut t = Task::new(&service, slot, None, vec![]);
+                t.status.state = TaskState::Running;
+                Arc::new(t)
+            })
+            .collect();
+        let mut spec = service.spec.clone();
+        spec.task.image = "v2".into();
+        service.push_spec(spec);
+        service.update_status = Some(UpdateStatus::started(
+            UpdateState::Updating,
+            "update in progress",
+        ));
+        let mut new1 = Task::new(&service, 1, None, vec![]);
+        new1.status.state = TaskState::Running;
+        let mut tasks = old.clone();
+        Arc::make_mut(&mut tasks[0]).desired_state = TaskState::Shutdown;
+        tasks.push(Arc::new(new1));
+        let p = progress(&service, &tasks, false);
+        assert_eq!(
+            p.lines,
+            [
+                "overall progress: 1 out of 3 tasks",
+                "1/3: running",
+                "2/3: waiting",
+                "3/3: waiting"
+            ]
+        );
+        assert_eq!(p.done, None);
+        service.update_status.as_mut().unwrap().state = UpdateState::Paused;
+        service.update_status.as_mut().unwrap().message = "update paused due to failure".into();
+        assert_eq!(
+            progress(&service, &tasks, false).done,
+            Some(Err(
+                "service update paused: update paused due to failure".into()
+            ))
+        );
+    }
+}

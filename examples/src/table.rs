@@ -129,26 +129,6 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use super::*;
-
-    #[test]
-    fn timestamps_print_as_docker_prints_them() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::new(1_795_501_297, 5)),
-            "2026-11-24T06:21:37.000000005Z"
-        );
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
-    }
-}
-
 /// `service history`: the service's revisions, oldest first, each with
 /// what changed from the one before.
 #[must_use]
@@ -218,4 +198,24 @@ fn change(a: &ServiceSpec, b: &ServiceSpec) -> String {
         });
     }
     what.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn timestamps_print_as_docker_prints_them() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::new(1_795_501_297, 5)),
+            "2026-11-24T06:21:37.000000005Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
 }

@@ -418,19 +418,19 @@ impl<'a> Rollout<'a> {
             FailureAction::Rollback if rollback => FailureAction::Pause,
             a => a,
         };
-        if action == FailureAction::Rollback {
-            if let Some(previous) = self.service.previous_spec() {
-                let mut service = plan.service.take().unwrap_or_else(|| self.service.clone());
-                service.push_spec(previous.clone());
-                service.update_status = Some(UpdateStatus::started(
-                    UpdateState::RollbackStarted,
-                    format!("update rolled back due to failure or early termination of {why}"),
-                ));
-                plan.service = Some(service);
-                plan.spec_changed = true;
-                plan.recheck(Duration::ZERO);
-                return;
-            }
+        if action == FailureAction::Rollback
+            && let Some(previous) = self.service.previous_spec()
+        {
+            let mut service = plan.service.take().unwrap_or_else(|| self.service.clone());
+            service.push_spec(previous.clone());
+            service.update_status = Some(UpdateStatus::started(
+                UpdateState::RollbackStarted,
+                format!("update rolled back due to failure or early termination of {why}"),
+            ));
+            plan.service = Some(service);
+            plan.spec_changed = true;
+            plan.recheck(Duration::ZERO);
+            return;
         }
         let (state, what) = if rollback {
             (UpdateState::RollbackPaused, "rollback")
