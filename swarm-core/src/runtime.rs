@@ -151,6 +151,10 @@ pub struct TaskFile {
     pub target: String,
     /// File mode.
     pub mode: u32,
+    /// The file's owner.
+    pub uid: u32,
+    /// The file's group.
+    pub gid: u32,
     /// The bytes.
     pub data: Vec<u8>,
 }
@@ -163,6 +167,8 @@ impl std::fmt::Debug for TaskFile {
             .field("name", &self.name)
             .field("target", &self.target)
             .field("mode", &self.mode)
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
             .field("bytes", &self.data.len())
             .finish()
     }

@@ -42,6 +42,23 @@ pub struct DockerRuntimeConfig {
     /// run with its own command). `None` (the default): `swarm/sandbox`,
     /// made on first use from this machine's `sleep`, with no registry.
     pub sandbox_image: Option<String>,
+    /// Where the node keeps its tasks' secret and config files
+    /// (`<files_dir>/<task id>`, removed when the task ends), to bind them
+    /// read-only into the containers: a tmpfs, so that they reach neither
+    /// a disk nor a container's writable layer. The engine must see this
+    /// path as the runtime does, so it runs on this node. `None`: the files
+    /// are copied into the container (its writable layer), for an engine
+    /// on another machine. Default: `/dev/shm/swarm-files` when the engine
+    /// is reached through its unix socket (`DOCKER_HOST` unset or
+    /// `unix://`), else `None`.
+    pub files_dir: Option<std::path::PathBuf>,
+}
+
+/// The default [`DockerRuntimeConfig::files_dir`].
+fn default_files_dir() -> Option<std::path::PathBuf> {
+    let local =
+        std::env::var("DOCKER_HOST").map_or(true, |h| h.is_empty() || h.starts_with("unix://"));
+    local.then(|| std::path::PathBuf::from("/dev/shm/swarm-files"))
 }
 
 impl Default for DockerRuntimeConfig {
@@ -54,6 +71,7 @@ impl Default for DockerRuntimeConfig {
             ingress: true,
             ingress_refresh: Duration::from_secs(1),
             sandbox_image: None,
+            files_dir: default_files_dir(),
         }
     }
 }

@@ -336,10 +336,56 @@ impl DockerRuntime {
         files: &[TaskFile],
     ) -> Result<(), RuntimeError> {
         let state = state_of(&self.inspect_container(id, container).await?);
-        if !files.is_empty() && state == RuntimeState::Created {
+        if files.is_empty() {
+            return Ok(());
+        }
+        if self.inner.config.files_dir.is_some() {
+            // Bound from the node: written again, as they may have gone
+            // (a tmpfs does not outlive the machine).
+            if state == RuntimeState::Created || state == RuntimeState::Running {
+                self.write_files(id, files).await?;
+            }
+        } else if state == RuntimeState::Created {
             self.upload(container, files).await?;
         }
         Ok(())
+    }
+
+    /// The node directory of task `id`'s files, when they are bound.
+    fn files_of(&self, id: &Id) -> Option<std::path::PathBuf> {
+        self.inner
+            .config
+            .files_dir
+            .as_ref()
+            .map(|root| root.join(id.as_str()))
+    }
+
+    /// Writes task `id`'s files into its node directory.
+    async fn write_files(&self, id: &Id, files: &[TaskFile]) -> Result<(), RuntimeError> {
+        let (Some(root), Some(dir)) = (self.inner.config.files_dir.clone(), self.files_of(id))
+        else {
+            return Ok(());
+        };
+        let files = files.to_vec();
+        tokio::task::spawn_blocking(move || spec::write_files(&root, &dir, &files))
+            .await
+            .map_err(|e| {
+                RuntimeError::Unavailable(format!("failed to write the task's files: {e}"))
+            })?
+    }
+
+    /// Removes task `id`'s files from the node.
+    async fn remove_files(&self, id: &Id) {
+        if let Some(dir) = self.files_of(id) {
+            let _ = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a task's files")
+                }
+            })
+            .await;
+        }
     }
 
     /// Returns once the container is no longer running. An engine that
@@ -418,6 +464,12 @@ impl DockerRuntime {
                 .await
                 .map_err(RuntimeError::InvalidSpec)?;
         }
+        if let Some(dir) = self.files_of(id)
+            && !files.is_empty()
+        {
+            self.write_files(id, files).await?;
+            spec::bind_files(&mut body, &dir, files);
+        }
         self.ensure_image(&task.spec.image).await?;
         let name = spec::container_name(task);
         let created = self.create_named(&name, body).await;
@@ -442,6 +494,7 @@ impl DockerRuntime {
             }
         };
         if !files.is_empty()
+            && self.inner.config.files_dir.is_none()
             && let Err(e) = self.upload(&container, files).await
         {
             if let Err(rm) = self.force_remove(&container).await {
@@ -625,6 +678,8 @@ impl DockerRuntime {
     /// until the task is reaped (`remove` removes them then), holding a
     /// namespace nothing uses.
     async fn end_sandboxes(&self, task_id: &Id) {
+        // Its secrets go too.
+        self.remove_files(task_id).await;
         let Ok(sandboxes) = self.sandboxes(Some(task_id)).await else {
             return;
         };
@@ -899,6 +954,7 @@ impl Runtime for DockerRuntime {
 
     async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
         self.remove_container(task_id).await?;
+        self.remove_files(task_id).await;
         for (_, sandbox) in self.sandboxes(Some(task_id)).await? {
             match self.force_remove(&sandbox).await {
                 Ok(()) => {}

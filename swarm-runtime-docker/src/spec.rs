@@ -2,6 +2,7 @@
 //! the archive of its secret and config files.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
@@ -302,6 +303,75 @@ fn file_path(file: &TaskFile) -> String {
     path.trim_start_matches('/').to_owned()
 }
 
+/// Binds each of the task's files, written under `dir` (by
+/// [`write_files`]), read-only at its place in the container.
+pub(crate) fn bind_files(body: &mut ContainerCreateBody, dir: &Path, files: &[TaskFile]) {
+    let host = body.host_config.get_or_insert_with(HostConfig::default);
+    let mounts = host.mounts.get_or_insert_with(Vec::new);
+    for file in files {
+        let inside = format!("/{}", file_path(file));
+        mounts.retain(|m| m.target.as_deref() != Some(inside.as_str()));
+        mounts.push(DockerMount {
+            target: Some(inside),
+            source: Some(dir.join(host_name(file)).to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..DockerMount::default()
+        });
+    }
+}
+
+/// The file's name in the task's host directory: its kind and its path
+/// in the container, flattened.
+fn host_name(file: &TaskFile) -> String {
+    let kind = match file.kind {
+        FileKind::Secret => "secret",
+        FileKind::Config => "config",
+    };
+    format!("{kind}-{}", file_path(file).replace('/', "%"))
+}
+
+/// Writes the task's files into `dir` (made 0700), each with its mode and
+/// owner, for [`bind_files`]. Blocking.
+pub(crate) fn write_files(root: &Path, dir: &Path, files: &[TaskFile]) -> Result<(), RuntimeError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        RuntimeError::Unavailable(format!("failed to {what} {}: {e}", path.display()))
+    };
+    for (d, mode) in [(root, 0o711), (dir, 0o700)] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(d)
+            .map_err(|e| io("create", d, e))?;
+    }
+    for file in files {
+        let path = dir.join(host_name(file));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("replace", &path, e)),
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io("create", &path, e))?;
+        f.write_all(&file.data).map_err(|e| io("write", &path, e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode & 0o7777))
+            .map_err(|e| io("set the mode of", &path, e))?;
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = f.metadata().map_err(|e| io("read", &path, e))?;
+        if (meta.uid(), meta.gid()) != (file.uid, file.gid) {
+            std::os::unix::fs::chown(&path, Some(file.uid), Some(file.gid))
+                .map_err(|e| io("give its owner to", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// A tar archive of the task's secret and config files, to be unpacked at
 /// the container's root. It holds no directory entries, which would
 /// replace the image's own (mode and owner); the engine makes missing
@@ -314,6 +384,8 @@ pub(crate) fn files_archive(files: &[TaskFile]) -> Result<Vec<u8>, RuntimeError>
     for file in files {
         let mut header = tar::Header::new_gnu();
         header.set_mode(file.mode);
+        header.set_uid(u64::from(file.uid));
+        header.set_gid(u64::from(file.gid));
         header.set_size(file.data.len() as u64);
         tar.append_data(&mut header, file_path(file), file.data.as_slice())
             .map_err(failed)?;
@@ -530,6 +602,8 @@ mod tests {
             name: "n".into(),
             target: target.into(),
             mode,
+            uid: 0,
+            gid: 0,
             data: b"data".to_vec(),
         };
         let archive = files_archive(&[

@@ -126,6 +126,11 @@ impl Fixture {
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// A file's size, 0 if it is missing.
+fn walk_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_runtime_suite() {
     let Some(f) = Fixture::new("passes_the_runtime_suite").await else {
@@ -305,6 +310,94 @@ async fn specs_the_engine_cannot_run_are_rejected_with_reasons() {
         f.runtime.list().await.unwrap().is_empty(),
         "nothing is kept of a rejected task"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_on_a_tmpfs_with_their_owner_and_never_in_the_writable_layer() {
+    use swarm_core::runtime::{FileKind, TaskFile};
+    let Some(f) = Fixture::new("secrets").await else {
+        return;
+    };
+    let secret = TaskFile {
+        kind: FileKind::Secret,
+        name: "db-pass".into(),
+        target: "db_pass".into(),
+        mode: 0o440,
+        uid: 33,
+        gid: 44,
+        data: b"s3cr3t-bytes".to_vec(),
+    };
+    let config = TaskFile {
+        kind: FileKind::Config,
+        name: "app".into(),
+        target: "/etc/app.conf".into(),
+        mode: 0o444,
+        uid: 0,
+        gid: 0,
+        data: b"port=80".to_vec(),
+    };
+    let task = f.task(f.shell(
+        "cat /run/secrets/db_pass; echo; cat /etc/app.conf; echo; \
+         set -- $(ls -ln /run/secrets/db_pass); echo $1 $3 $4; \
+         grep -c ' /run/secrets/db_pass tmpfs ' /proc/mounts; sleep 2",
+    ));
+    timeout(LIMIT, f.runtime.prepare(&task, &[secret, config]))
+        .await
+        .expect("prepare hung")
+        .unwrap();
+    timeout(LIMIT, f.runtime.start(&task.meta.id))
+        .await
+        .expect("start hung")
+        .unwrap();
+    // While it runs, the container's writable layer holds neither file.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let found = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label={LABEL_TASK_ID}={}", task.meta.id),
+        ])
+        .output()
+        .unwrap();
+    let name = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    assert!(!name.is_empty(), "the task's container runs");
+    // (`docker diff` lists the mount points, empty files; the bytes are
+    // what must not be there.)
+    let upper = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", &name])
+        .output()
+        .unwrap();
+    let upper = String::from_utf8_lossy(&upper.stdout).trim().to_owned();
+    if std::path::Path::new(&upper).is_dir() {
+        let grep = std::process::Command::new("grep")
+            .args(["-rl", "s3cr3t-bytes", &upper])
+            .output()
+            .unwrap();
+        assert!(
+            grep.stdout.is_empty(),
+            "the secret's bytes are in the writable layer: {}",
+            String::from_utf8_lossy(&grep.stdout)
+        );
+        let leaked = walk_size(
+            std::path::Path::new(&upper)
+                .join("run/secrets/db_pass")
+                .as_path(),
+        );
+        assert_eq!(leaked, 0, "the layer holds a mount point, not the file");
+    } else {
+        eprintln!("no overlay upper directory to look into ({upper:?}): layer check skipped");
+    }
+    let out = f.output(&task.meta.id).await;
+    assert_eq!(
+        out,
+        ["s3cr3t-bytes", "port=80", "-r--r----- 33 44", "1"],
+        "the secret's bytes, mode and owner, on a tmpfs; the config at its path"
+    );
+    // The task is over: its files left the node.
+    let dir = std::path::Path::new("/dev/shm/swarm-files").join(task.meta.id.as_str());
+    assert!(!dir.exists(), "{} outlived the task", dir.display());
+    f.runtime.remove(&task.meta.id).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

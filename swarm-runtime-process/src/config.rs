@@ -41,6 +41,11 @@ pub struct ProcessRuntimeConfig {
     /// Where each task gets its private directory (`<state_dir>/<task id>`,
     /// holding `secrets/` and `configs/`). Created on first use.
     pub state_dir: PathBuf,
+    /// Where tasks' secret and config files go (`<files_dir>/<task id>`,
+    /// removed when the task ends): a memory filesystem, so that they never
+    /// reach a disk. `None` (the default): `/dev/shm/swarm-files` where
+    /// `/dev/shm` is a tmpfs, else `<state_dir>/files`.
+    pub files_dir: Option<PathBuf>,
     /// The hostname reported by `info`; `None` reports the machine's. An
     /// in-process cluster gives each of its nodes its own.
     pub hostname: Option<String>,
@@ -66,6 +71,7 @@ impl Default for ProcessRuntimeConfig {
         Self {
             state_dir: std::env::temp_dir()
                 .join(format!("swarm-process-runtime-{}", std::process::id())),
+            files_dir: None,
             hostname: None,
             resources: None,
             engine_labels: BTreeMap::new(),
@@ -82,6 +88,27 @@ impl ProcessRuntimeConfig {
     pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_dir = dir.into();
         self
+    }
+
+    /// Sets [`files_dir`](Self::files_dir).
+    #[must_use]
+    pub fn with_files_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.files_dir = Some(dir.into());
+        self
+    }
+
+    /// Where tasks' secret and config files go: [`files_dir`](Self::files_dir)
+    /// or its default.
+    #[must_use]
+    pub fn files_root(&self) -> PathBuf {
+        self.files_dir.clone().unwrap_or_else(|| {
+            let shm = std::path::Path::new("/dev/shm");
+            if is_tmpfs(shm) {
+                shm.join("swarm-files")
+            } else {
+                self.state_dir.join("files")
+            }
+        })
     }
 
     /// Sets [`hostname`](Self::hostname).
@@ -178,4 +205,11 @@ mod tests {
             Err(ConfigError::NoLineLength)
         );
     }
+}
+
+/// Whether `path` is on a tmpfs (memory).
+#[must_use]
+pub fn is_tmpfs(path: &std::path::Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
 }

@@ -40,6 +40,9 @@ pub(crate) struct Launch {
     pub(crate) switch_to: Option<(u32, u32)>,
     /// The task's private directory.
     pub(crate) dir: PathBuf,
+    /// Where its secret and config files are (on a tmpfs), removed when it
+    /// ends.
+    pub(crate) files: PathBuf,
     /// The task's network namespace and `resolv.conf`, when it has one.
     pub(crate) netns: Option<Arc<NetnsEntry>>,
 }
@@ -151,6 +154,8 @@ impl Launch {
         };
 
         let dir = config.state_dir.join(task.meta.id.as_str());
+        let files_root = config.files_root();
+        let files_dir = files_root.join(task.meta.id.as_str());
         let mut env: Vec<(String, String)> = Vec::new();
         for name in &config.inherited_env {
             if let Ok(value) = std::env::var(name) {
@@ -183,8 +188,16 @@ impl Launch {
         if let Some(node) = &task.node_id {
             set(&mut env, "SWARM_NODE_ID", node.to_string());
         }
-        set(&mut env, "SWARM_SECRETS_DIR", path(&dir.join("secrets")));
-        set(&mut env, "SWARM_CONFIGS_DIR", path(&dir.join("configs")));
+        set(
+            &mut env,
+            "SWARM_SECRETS_DIR",
+            path(&files_dir.join("secrets")),
+        );
+        set(
+            &mut env,
+            "SWARM_CONFIGS_DIR",
+            path(&files_dir.join("configs")),
+        );
 
         let search = lookup(&env, "PATH").unwrap_or(DEFAULT_PATH);
         let program = find_program(&spec.image, search, workdir.as_deref()).map_err(invalid)?;
@@ -197,27 +210,45 @@ impl Launch {
             workdir,
             switch_to,
             dir,
+            files: files_dir,
             netns,
         };
-        launch.write_files(&config.state_dir, files)?;
+        launch.write_files(&files_root, files)?;
         Ok(launch)
     }
 
-    /// Creates the private directory with `secrets/` (mode 0700) and
-    /// `configs/`, and writes the files with their modes.
-    fn write_files(&self, state_dir: &Path, files: &[TaskFile]) -> Result<(), RuntimeError> {
+    /// Creates the task's files directory with `secrets/` (mode 0700) and
+    /// `configs/`, both the task's user's, and writes the files with their
+    /// modes and owners.
+    fn write_files(&self, root: &Path, files: &[TaskFile]) -> Result<(), RuntimeError> {
         let io = |what: &str, path: &Path, e: std::io::Error| {
             RuntimeError::Unavailable(format!("failed to {what} {}: {e}", path.display()))
         };
-        // Others may pass through the state directory to a task's own.
+        // Others may pass through the root to a task's own directory, but
+        // not list it.
         DirBuilder::new()
             .recursive(true)
             .mode(0o711)
-            .create(state_dir)
-            .map_err(|e| io("create", state_dir, e))?;
-        let secrets = self.dir.join("secrets");
-        let configs = self.dir.join("configs");
-        for (dir, mode) in [(&self.dir, 0o700), (&secrets, 0o700), (&configs, 0o755)] {
+            .create(root)
+            .map_err(|e| io("create", root, e))?;
+        // The task's own directory (on disk, beside the state), for its
+        // bookkeeping.
+        if let Some(state_dir) = self.dir.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(state_dir)
+                .map_err(|e| io("create", state_dir, e))?;
+        }
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| io("create", &self.dir, e))?;
+        self.own(&self.dir).map_err(|e| io("hand over", &self.dir, e))?;
+        let secrets = self.files.join("secrets");
+        let configs = self.files.join("configs");
+        for (dir, mode) in [(&self.files, 0o700), (&secrets, 0o700), (&configs, 0o755)] {
             DirBuilder::new()
                 .recursive(true)
                 .mode(mode)
@@ -254,7 +285,12 @@ impl Launch {
             f.write_all(&file.data).map_err(|e| io("write", &path, e))?;
             std::fs::set_permissions(&path, Permissions::from_mode(file.mode & 0o7777))
                 .map_err(|e| io("set the mode of", &path, e))?;
-            self.own(&path).map_err(|e| io("hand over", &path, e))?;
+            if file.uid != 0 || file.gid != 0 {
+                std::os::unix::fs::chown(&path, Some(file.uid), Some(file.gid))
+                    .map_err(|e| io("give the file its owner", &path, e))?;
+            } else {
+                self.own(&path).map_err(|e| io("hand over", &path, e))?;
+            }
         }
         Ok(())
     }

@@ -113,10 +113,12 @@ impl ProcessRuntime {
     /// Dropping a `ProcessRuntime` does not stop its tasks: like a
     /// container engine's, they outlive the agent that started them.
     pub fn shutdown_all(&self) {
-        let tasks: Vec<_> = self.tasks().drain().map(|(_, t)| t).collect();
-        for task in tasks {
+        let tasks: Vec<_> = self.tasks().drain().collect();
+        let files = self.inner.config.files_root();
+        for (id, task) in tasks {
             task.kill();
             remove_dir(task.dir());
+            remove_dir(&files.join(id.as_str()));
             reclaim::forget(task.dir());
         }
     }
@@ -263,13 +265,18 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn remove(&self, task_id: &Id) -> Result<(), RuntimeError> {
+        let files = self.inner.config.files_root().join(task_id.as_str());
         let Some(task) = self.tasks().remove(task_id) else {
+            tokio::task::spawn_blocking(move || remove_dir(&files))
+                .await
+                .ok();
             return Ok(());
         };
         task.remove().await;
         let dir = task.dir().to_owned();
         tokio::task::spawn_blocking(move || {
             remove_dir(&dir);
+            remove_dir(&files);
             reclaim::forget(&dir);
         })
         .await

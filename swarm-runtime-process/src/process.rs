@@ -232,6 +232,8 @@ impl TaskProcess {
             }
         };
         signal_group(pid, Signal::SIGKILL);
+        // The task is over: its secrets go now, not when it is reaped.
+        crate::remove_dir(&self.launch.files);
         let _ = tokio::time::timeout(DRAIN, join_all(readers)).await;
         self.logs.close();
         tracing::debug!(task = %self.id, ?status, "exited");

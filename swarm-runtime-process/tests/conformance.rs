@@ -312,6 +312,8 @@ async fn user_field_switches_user_as_root_and_is_refused_otherwise() {
         name: "token".into(),
         target: "token".into(),
         mode: 0o400,
+        uid: 0,
+        gid: 0,
         data: b"t0ken\n".to_vec(),
     };
     if Uid::effective().is_root() {

@@ -247,6 +247,8 @@ fn files_of(state: &State, t: &Task) -> Vec<TaskFile> {
             name: r.name.clone(),
             target: r.target.clone(),
             mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
             data: data.clone(),
         })
     };

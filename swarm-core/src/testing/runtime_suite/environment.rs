@@ -57,6 +57,8 @@ pub(super) async fn task_sees_its_secrets_and_configs(
             name: "db-pass".into(),
             target: "db_pass".into(),
             mode: 0o400,
+            uid: 0,
+            gid: 0,
             data: b"s3cret".to_vec(),
         },
         TaskFile {
@@ -64,6 +66,8 @@ pub(super) async fn task_sees_its_secrets_and_configs(
             name: "app-conf".into(),
             target: "app.conf".into(),
             mode: 0o444,
+            uid: 0,
+            gid: 0,
             data: b"port=80".to_vec(),
         },
     ];
