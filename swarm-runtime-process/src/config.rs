@@ -175,6 +175,13 @@ impl ProcessRuntimeConfig {
     }
 }
 
+/// Whether `path` is on a tmpfs (memory).
+#[must_use]
+pub fn is_tmpfs(path: &std::path::Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,11 +212,4 @@ mod tests {
             Err(ConfigError::NoLineLength)
         );
     }
-}
-
-/// Whether `path` is on a tmpfs (memory).
-#[must_use]
-pub fn is_tmpfs(path: &std::path::Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
 }

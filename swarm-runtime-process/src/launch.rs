@@ -245,7 +245,8 @@ impl Launch {
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| io("create", &self.dir, e))?;
-        self.own(&self.dir).map_err(|e| io("hand over", &self.dir, e))?;
+        self.own(&self.dir)
+            .map_err(|e| io("hand over", &self.dir, e))?;
         let secrets = self.files.join("secrets");
         let configs = self.files.join("configs");
         for (dir, mode) in [(&self.files, 0o700), (&secrets, 0o700), (&configs, 0o755)] {
