@@ -29,6 +29,9 @@ pub struct NodeConfig {
     pub advertise_addr: Option<String>,
     /// The name `node ls` shows (default: the machine's hostname).
     pub hostname: Option<String>,
+    /// Raft log entries between snapshots of a manager's store (default
+    /// 10000, as Docker's `--snapshot-interval`).
+    pub snapshot_interval: u64,
     /// How often workers send heartbeats (default 400 ms; Docker: 5 s).
     /// A node that misses [`NodeConfig::heartbeat_misses`] of them in a
     /// row is down.
@@ -99,6 +102,7 @@ impl NodeConfig {
             listen_addr: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             advertise_addr: None,
             hostname: None,
+            snapshot_interval: 10_000,
             heartbeat_period: Duration::from_millis(400),
             heartbeat_misses: 3,
             cert_validity: swarm_api::ca::NODE_CERT_VALIDITY,
@@ -269,6 +273,9 @@ pub struct NodeSettings {
     /// [`NodeConfig::data_plane`] (`linux` or `host`).
     #[serde(default)]
     pub data_plane: Option<String>,
+    /// [`NodeConfig::snapshot_interval`].
+    #[serde(default)]
+    pub snapshot_interval: Option<u64>,
 }
 
 const SETTINGS_FILE: &str = "settings.json";
@@ -306,6 +313,7 @@ impl NodeSettings {
             runtime: given.runtime.clone().or(self.runtime),
             scheduler_strategy: given.scheduler_strategy.clone().or(self.scheduler_strategy),
             data_plane: given.data_plane.clone().or(self.data_plane),
+            snapshot_interval: given.snapshot_interval.or(self.snapshot_interval),
         }
     }
 
@@ -325,6 +333,9 @@ impl NodeSettings {
         }
         if let Some(d) = self.data_plane.as_deref().and_then(|d| d.parse().ok()) {
             config.data_plane = d;
+        }
+        if let Some(n) = self.snapshot_interval {
+            config.snapshot_interval = n;
         }
     }
 }

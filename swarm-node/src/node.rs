@@ -227,6 +227,7 @@ fn member(config: &NodeConfig, node: &Id, creds: &SharedCreds) -> Result<StoreMe
         addr: config.advertised()?,
         dir: config.raft_dir(),
         channels: tls_channels(creds.clone()),
+        snapshot_interval: config.snapshot_interval,
     })
 }
 

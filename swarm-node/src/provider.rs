@@ -34,6 +34,8 @@ pub struct StoreMember {
     pub dir: PathBuf,
     /// Channels to the other members.
     pub channels: Channels,
+    /// Log entries between snapshots.
+    pub snapshot_interval: u64,
 }
 
 impl std::fmt::Debug for StoreMember {
@@ -90,7 +92,8 @@ impl StoreProvider for RaftStores {
 
     async fn open(&self, member: &StoreMember) -> Result<RaftStore, Error> {
         Ok(RaftStore::open_with(
-            RaftConfig::new(member.id, member.addr.clone(), member.dir.clone()),
+            RaftConfig::new(member.id, member.addr.clone(), member.dir.clone())
+                .snapshot_threshold(member.snapshot_interval.max(1)),
             Arc::new(ChannelConnector(member.channels.clone())),
         )
         .await?)

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod crypt;
 mod error;
 mod log;
 mod network;

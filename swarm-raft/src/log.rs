@@ -27,6 +27,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, StorageError, StorageIOError, Vote};
 use tokio::sync::oneshot;
 
+use crate::crypt::Sealer;
 use crate::types::{NodeId, TypeConfig};
 use crate::wire;
 
@@ -50,6 +51,8 @@ type Result<T> = std::result::Result<T, StorageError<NodeId>>;
 pub(crate) struct LogStore {
     cache: Arc<RwLock<Cache>>,
     tx: mpsc::Sender<Op>,
+    /// Seals each record before it is written.
+    sealer: Sealer,
 }
 
 #[derive(Default)]
@@ -148,6 +151,7 @@ fn read_segment(
     first: u64,
     last: bool,
     mut prev: Option<LogId<NodeId>>,
+    sealer: &Sealer,
 ) -> io::Result<SegmentRead> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
@@ -170,7 +174,10 @@ fn read_segment(
             bad = Some("a checksum mismatch");
             break;
         }
-        let entry: Entry<TypeConfig> = wire::decode(body).map_err(|e| {
+        let plain = sealer
+            .open(body)
+            .map_err(|e| io_err(format!("record at offset {at}: {e}")))?;
+        let entry: Entry<TypeConfig> = wire::decode(&plain).map_err(|e| {
             io_err(format!(
                 "record at offset {at} has a valid checksum but cannot be read ({e}): was it written by a newer version?"
             ))
@@ -318,8 +325,9 @@ impl Files {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log in `dir`, loading the live entries.
-    pub(crate) fn open(dir: &Path) -> std::result::Result<Self, crate::Error> {
+    /// Opens (or creates) the log in `dir`, loading the live entries;
+    /// records are sealed and opened with `sealer`.
+    pub(crate) fn open(dir: &Path, sealer: Sealer) -> std::result::Result<Self, crate::Error> {
         std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
         let lock_path = dir.join("LOCK");
         let lock = File::create(&lock_path).map_err(|e| storage(&lock_path, e))?;
@@ -352,8 +360,8 @@ impl LogStore {
         let count = firsts.len();
         for (n, first) in firsts.into_iter().enumerate() {
             let path = segment_path(dir, first);
-            let (entries, segment, _) =
-                read_segment(&path, first, n + 1 == count, prev).map_err(|e| storage(&path, e))?;
+            let (entries, segment, _) = read_segment(&path, first, n + 1 == count, prev, &sealer)
+                .map_err(|e| storage(&path, e))?;
             if let Some((e, _)) = entries.last() {
                 prev = Some(e.log_id);
             }
@@ -378,6 +386,7 @@ impl LogStore {
         Ok(Self {
             cache: Arc::new(RwLock::new(cache)),
             tx,
+            sealer,
         })
     }
 
@@ -557,7 +566,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             for entry in entries {
                 let encoded = wire::to_bytes(&entry);
                 let size = encoded.len();
-                bytes.push((entry.log_id.index, encoded));
+                bytes.push((entry.log_id.index, self.sealer.seal(&encoded)));
                 cache.entries.insert(entry.log_id.index, (entry, size));
             }
         }
@@ -621,12 +630,13 @@ mod tests {
         let mut raw = OpenOptions::new().append(true).open(&path).unwrap();
         raw.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
         drop(raw);
-        let (entries, segment, torn) = read_segment(&path, 1, true, None).unwrap();
+        let (entries, segment, torn) =
+            read_segment(&path, 1, true, None, &Sealer::random()).unwrap();
         assert!(torn);
         assert_eq!(entries.len(), 5);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), segment.len);
         // The file is whole again.
-        let (again, _, torn) = read_segment(&path, 1, true, None).unwrap();
+        let (again, _, torn) = read_segment(&path, 1, true, None, &Sealer::random()).unwrap();
         assert!(!torn);
         assert_eq!(again.len(), 5);
     }
@@ -642,7 +652,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
-        let (entries, _, torn) = read_segment(&path, 1, true, None).unwrap();
+        let (entries, _, torn) = read_segment(&path, 1, true, None, &Sealer::random()).unwrap();
         assert!(torn);
         assert_eq!(entries.len(), 2);
     }
@@ -654,7 +664,14 @@ mod tests {
         f.append(&encoded(1..=10)).unwrap();
         f.truncate(6).unwrap();
         f.append(&encoded(6..=7)).unwrap();
-        let (entries, _, _) = read_segment(&segment_path(dir.path(), 1), 1, true, None).unwrap();
+        let (entries, _, _) = read_segment(
+            &segment_path(dir.path(), 1),
+            1,
+            true,
+            None,
+            &Sealer::random(),
+        )
+        .unwrap();
         let indexes: Vec<u64> = entries.iter().map(|(e, _)| e.log_id.index).collect();
         assert_eq!(indexes, vec![1, 2, 3, 4, 5, 6, 7]);
         f.purge(7).unwrap();
@@ -666,8 +683,9 @@ mod tests {
     #[tokio::test]
     async fn entries_and_vote_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::random();
         {
-            let mut log = LogStore::open(dir.path()).unwrap();
+            let mut log = LogStore::open(dir.path(), sealer.clone()).unwrap();
             log.save_vote(&Vote::new(3, 1)).await.unwrap();
             let mut files = Files {
                 _lock: None,
@@ -682,7 +700,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let mut log = LogStore::open(dir.path()).unwrap();
+        let mut log = LogStore::open(dir.path(), sealer).unwrap();
         assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
         let state = log.get_log_state().await.unwrap();
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(2));
@@ -697,8 +715,8 @@ mod tests {
     #[test]
     fn a_directory_serves_one_member_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let first = LogStore::open(dir.path()).unwrap();
-        let Err(e) = LogStore::open(dir.path()) else {
+        let first = LogStore::open(dir.path(), Sealer::random()).unwrap();
+        let Err(e) = LogStore::open(dir.path(), Sealer::random()) else {
             panic!("a second member opened the same directory");
         };
         assert!(
@@ -717,7 +735,7 @@ mod tests {
         f.append(&encoded(2..=2)).unwrap();
         drop(f);
         let path = segment_path(dir.path(), 1);
-        let (entries, _, cut) = read_segment(&path, 1, true, None).unwrap();
+        let (entries, _, cut) = read_segment(&path, 1, true, None, &Sealer::random()).unwrap();
         assert!(cut);
         assert_eq!(entries.len(), 3);
         // The same bad record in a segment that is not the last is an error.
@@ -726,7 +744,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         f.append(&encoded(1..=3)).unwrap();
         f.append(&encoded(2..=2)).unwrap();
-        let Err(e) = read_segment(&path, 1, false, None) else {
+        let Err(e) = read_segment(&path, 1, false, None, &Sealer::random()) else {
             panic!("a corrupt middle segment was accepted");
         };
         assert!(e.to_string().contains("the log is corrupt"), "{e}");

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use swarm_core::model::Object;
 use swarm_core::store::{Journal, State};
 
+use crate::crypt::Sealer;
 use crate::types::{Member, NodeId, RequestId, Response, TypeConfig};
 use crate::wire;
 
@@ -114,6 +115,8 @@ pub(crate) struct StateMachine {
     /// task of their own, which may overlap an install.
     files: Arc<Mutex<()>>,
     dir: PathBuf,
+    /// Seals the snapshot file.
+    sealer: Sealer,
 }
 
 fn io_err(e: impl std::fmt::Display) -> std::io::Error {
@@ -126,6 +129,7 @@ impl StateMachine {
         dir: &Path,
         history_events: usize,
         watch_buffer: usize,
+        sealer: Sealer,
     ) -> std::result::Result<Self, crate::Error> {
         std::fs::create_dir_all(dir).map_err(crate::Error::storage)?;
         let mut journal = Journal::new(history_events, watch_buffer);
@@ -133,6 +137,9 @@ impl StateMachine {
         let path = dir.join("snapshot.bin");
         if path.exists() {
             let bytes = std::fs::read(&path).map_err(crate::Error::storage)?;
+            let bytes = sealer
+                .open(&bytes)
+                .map_err(|e| crate::Error::Storage(format!("{}: {e}", path.display())))?;
             let file: File = wire::decode(&bytes)
                 .map_err(|e| crate::Error::Storage(format!("{}: {e}", path.display())))?;
             let (state, dedup) = decode_body(&file.body)
@@ -150,6 +157,7 @@ impl StateMachine {
             applied: Arc::new(Mutex::new(applied)),
             files: Arc::new(Mutex::new(())),
             dir: dir.to_owned(),
+            sealer,
         })
     }
 
@@ -257,7 +265,7 @@ impl StateMachine {
         if current.is_some_and(|c| c >= meta.last_log_id) {
             return Ok(false);
         }
-        let bytes = wire::to_bytes(&FileRef { meta, body });
+        let bytes = self.sealer.seal(&wire::to_bytes(&FileRef { meta, body }));
         let tmp = self.dir.join("snapshot.bin.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -274,7 +282,8 @@ impl StateMachine {
         if !path.exists() {
             return Ok(None);
         }
-        let file: File = wire::decode(&std::fs::read(path)?).map_err(io_err)?;
+        let bytes = self.sealer.open(&std::fs::read(path)?).map_err(io_err)?;
+        let file: File = wire::decode(&bytes).map_err(io_err)?;
         Ok(Some(Snapshot {
             meta: file.meta,
             snapshot: Box::new(Cursor::new(file.body)),

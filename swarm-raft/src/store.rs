@@ -111,11 +111,13 @@ impl RaftStore {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let mut log = LogStore::open(&config.data_dir.join("log"))?;
+        let sealer = crate::crypt::open_or_create(&config.data_dir)?;
+        let mut log = LogStore::open(&config.data_dir.join("log"), sealer.clone())?;
         let sm = StateMachine::open(
             &config.data_dir.join("snapshots"),
             config.history_events,
             config.watch_buffer,
+            sealer,
         )?;
         if config.force_new_cluster {
             recover(&config, &mut log, &sm).await?;

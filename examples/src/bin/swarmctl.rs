@@ -335,6 +335,8 @@ enum DataCmd {
     Create { name: String, file: PathBuf },
     /// List them (never their data).
     Ls,
+    /// Show them as docker does (never a secret's data).
+    Inspect { names: Vec<String> },
     /// Remove them.
     Rm { names: Vec<String> },
 }
@@ -1182,6 +1184,52 @@ async fn data_cmd(ctl: &Ctl, cmd: DataCmd, secret: bool) -> anyhow::Result<()> {
                 }
                 other => bail!("the manager answered out of turn: {other:?}"),
             }
+        }
+        DataCmd::Inspect { names } => {
+            let reply = ctl
+                .call(if secret {
+                    ControlRequest::ListSecrets
+                } else {
+                    ControlRequest::ListConfigs
+                })
+                .await?;
+            let all: Vec<(String, String, serde_json::Value)> = match reply {
+                ControlReply::Secrets(list) => list
+                    .into_iter()
+                    .map(|s| {
+                        let view = serde_json::json!({
+                            "ID": s.meta.id.as_str(),
+                            "Version": { "Index": s.meta.version },
+                            "CreatedAt": table::rfc3339(s.meta.created_at),
+                            "UpdatedAt": table::rfc3339(s.meta.updated_at),
+                            "Spec": { "Name": s.spec.name, "Labels": s.spec.labels },
+                        });
+                        (s.meta.id.to_string(), s.spec.name.clone(), view)
+                    })
+                    .collect(),
+                ControlReply::Configs(list) => list
+                    .into_iter()
+                    .map(|c| {
+                        let view = serde_json::json!({
+                            "ID": c.meta.id.as_str(),
+                            "Version": { "Index": c.meta.version },
+                            "CreatedAt": table::rfc3339(c.meta.created_at),
+                            "UpdatedAt": table::rfc3339(c.meta.updated_at),
+                            "Spec": { "Name": c.spec.name, "Labels": c.spec.labels },
+                        });
+                        (c.meta.id.to_string(), c.spec.name.clone(), view)
+                    })
+                    .collect(),
+                other => bail!("the manager answered out of turn: {other:?}"),
+            };
+            let mut out = Vec::new();
+            for n in &names {
+                match all.iter().find(|(id, name, _)| name == n || id == n) {
+                    Some((_, _, v)) => out.push(v.clone()),
+                    None => bail!("no such {}: {n}", if secret { "secret" } else { "config" }),
+                }
+            }
+            json(&out)?;
         }
         DataCmd::Rm { names } => {
             for n in names {

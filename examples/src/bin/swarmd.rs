@@ -132,6 +132,10 @@ struct NodeArgs {
     /// How often workers send heartbeats, e.g. 500ms or 2s.
     #[arg(long, value_parser = parse_duration, global = true)]
     heartbeat_period: Option<Duration>,
+    /// Raft log entries between snapshots of a manager's store (Docker's
+    /// `--snapshot-interval`, default 10000).
+    #[arg(long, global = true)]
+    snapshot_interval: Option<u64>,
     /// How long node certificates are valid, e.g. 2160h (90 days).
     #[arg(long, value_parser = parse_duration, global = true)]
     cert_expiry: Option<Duration>,
@@ -220,6 +224,7 @@ impl NodeArgs {
             runtime: self.runtime.map(|r| r.name().to_owned()),
             scheduler_strategy: self.scheduler_strategy.map(|s| s.to_string()),
             data_plane: self.data_plane.map(|d| d.to_string()),
+            snapshot_interval: self.snapshot_interval,
         })
     }
 

@@ -117,8 +117,8 @@ pub struct Secret {
     pub spec: SecretSpec,
 }
 
-/// A secret's name and data.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A secret's name and data. Its `Debug` never shows the data.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretSpec {
     /// Unique name.
     pub name: String,
@@ -128,6 +128,16 @@ pub struct SecretSpec {
     /// Free-form labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSpec")
+            .field("name", &self.name)
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .field("labels", &self.labels)
+            .finish()
+    }
 }
 
 /// Non-sensitive data given to tasks as files.

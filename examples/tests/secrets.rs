@@ -1,0 +1,204 @@
+//! Secrets end to end, on real daemons (loopback, process runtime): a task
+//! reads exactly its secret's bytes, a task of another service on the same
+//! node cannot, and no file under any manager's data directory (raft log
+//! and snapshots included) holds them; bad input is refused and changes
+//! nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use swarm_examples::daemons::Daemons;
+
+const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
+const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn holders(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn files_under(dir: &Path, name: &str) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|f| f == name) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+fn task_of(d: &Daemons, service: &str) -> Value {
+    let tasks = d.json("m1", &["service", "ps", service, "--format", "json"]);
+    tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["status"]["state"] == "running")
+        .cloned()
+        .unwrap_or_else(|| panic!("{service} runs no task"))
+}
+
+#[test]
+fn a_secret_reaches_its_task_only_and_never_a_manager_s_disk() {
+    let mut d = Daemons::new(
+        Path::new(SWARMD),
+        Path::new(SWARMCTL),
+        &["--heartbeat-period", "250ms", "--snapshot-interval", "20"],
+    );
+    d.init("m1");
+    let managers = d.ctl_ok("m1", &["swarm", "join-token", "-q", "manager"]);
+    let workers = d.ctl_ok("m1", &["swarm", "join-token", "-q", "worker"]);
+    d.join("m2", managers.trim(), "m1");
+    d.join("m3", managers.trim(), "m1");
+    d.join("w1", workers.trim(), "m1");
+    d.wait("four ready nodes", Duration::from_secs(60), || {
+        let n = d.nodes("m1");
+        n.len() == 4 && n.values().all(|(s, _)| s == "ready")
+    });
+
+    // Bytes no file would hold by chance, with no newline at the end.
+    let secret = format!("s3cret-{}-bytes", swarm_core::Id::generate());
+    let file = d.data("secret.bin");
+    std::fs::write(&file, &secret).unwrap();
+    let id = d.ctl_ok(
+        "m1",
+        &["secret", "create", "db-pass", file.to_str().unwrap()],
+    );
+    assert!(!id.trim().is_empty());
+    let inspect = d.ctl_ok("m1", &["secret", "inspect", "db-pass"]);
+    assert!(
+        inspect.contains("\"Name\": \"db-pass\"") && !inspect.contains(&secret),
+        "inspect never shows the data: {inspect}"
+    );
+
+    // The reader compares its file with the original, byte for byte.
+    let marker = d.marker();
+    let check = format!(
+        "cmp -s \"$SWARM_SECRETS_DIR/db-pass\" {} && echo SAME || echo DIFFERENT; exec sleep {marker}",
+        file.display()
+    );
+    let user: &[&str] = if is_root() { &["--user", "65534"] } else { &[] };
+    let mut create = vec![
+        "service",
+        "create",
+        "--name",
+        "reader",
+        "--secret",
+        "source=db-pass,mode=0400",
+        "--constraint",
+        "node.hostname==w1",
+    ];
+    create.extend_from_slice(user);
+    create.extend(["sh", "-c", &check]);
+    d.ctl_ok("m1", &create);
+    d.wait("the reader's verdict", Duration::from_secs(20), || {
+        d.ctl_ok("m1", &["service", "logs", "reader"])
+            .contains("SAME")
+    });
+    let reader = task_of(&d, "reader");
+    let dir = format!(
+        "/dev/shm/swarm-files/{}/secrets",
+        reader["meta"]["id"].as_str().unwrap()
+    );
+
+    // A task of another service on the same node, as another user, cannot
+    // read it.
+    if is_root() {
+        let snoop = format!("cat {dir}/db-pass && echo READ || echo DENIED; exec sleep {marker}");
+        d.ctl_ok(
+            "m1",
+            &[
+                "service",
+                "create",
+                "--name",
+                "snoop",
+                "--constraint",
+                "node.hostname==w1",
+                "--user",
+                "1",
+                "sh",
+                "-c",
+                &snoop,
+            ],
+        );
+        d.wait("the snoop's verdict", Duration::from_secs(20), || {
+            let logs = d.ctl_ok("m1", &["service", "logs", "snoop"]);
+            logs.contains("DENIED") || logs.contains("READ")
+        });
+        let logs = d.ctl_ok("m1", &["service", "logs", "snoop"]);
+        assert!(logs.contains("DENIED") && !logs.contains(&secret), "{logs}");
+    } else {
+        eprintln!("not root: every task runs as this user, so the other-user check is skipped");
+    }
+
+    // Enough writes for snapshots on every manager.
+    for i in 0..8 {
+        d.ctl_ok(
+            "m1",
+            &["service", "scale", "-d", &format!("reader={}", 1 + i % 2)],
+        );
+    }
+    d.wait(
+        "a snapshot on every manager",
+        Duration::from_secs(30),
+        || {
+            ["m1", "m2", "m3"]
+                .iter()
+                .all(|m| files_under(&d.data(m), "snapshot.bin") > 0)
+        },
+    );
+    for m in ["m1", "m2", "m3"] {
+        let found = holders(&d.data(m), secret.as_bytes());
+        assert!(
+            found.is_empty(),
+            "{m}'s data directory holds the secret: {found:?}"
+        );
+    }
+
+    // Bad input: nothing changes.
+    let big = d.data("big.bin");
+    std::fs::write(&big, vec![b'x'; 500 * 1024 + 1]).unwrap();
+    let out = d.ctl_at("m1", &["secret", "create", "huge", big.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && text.contains("500 KiB"), "{text}");
+    let out = d.ctl_at("m1", &["secret", "rm", "db-pass"]);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && text.contains("secret db-pass is in use by service reader"),
+        "{text}"
+    );
+    let ls = d.ctl_ok("m1", &["secret", "ls"]);
+    assert!(ls.contains("db-pass") && !ls.contains("huge"), "{ls}");
+
+    // The task's files go with it.
+    d.ctl_ok("m1", &["service", "rm", "reader"]);
+    d.wait("the reader's files gone", Duration::from_secs(20), || {
+        !Path::new(&dir).exists()
+    });
+    d.ctl_ok("m1", &["secret", "rm", "db-pass"]);
+}
