@@ -17,8 +17,8 @@ fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-/// Whether any file under `dir` holds `needle`.
-fn holders(dir: &Path, needle: &[u8]) -> Vec<String> {
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -26,30 +26,28 @@ fn holders(dir: &Path, needle: &[u8]) -> Vec<String> {
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                found.push(p.display().to_string());
+            } else {
+                found.push(p);
             }
         }
     }
     found
 }
 
+/// The files under `dir` that hold `needle`.
+fn holders(dir: &Path, needle: &[u8]) -> Vec<String> {
+    files(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 fn files_under(dir: &Path, name: &str) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|f| f == name) {
-                n += 1;
-            }
-        }
-    }
-    n
+    files(dir)
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|f| f == name))
+        .count()
 }
 
 fn task_of(d: &Daemons, service: &str) -> Value {

@@ -1193,32 +1193,25 @@ async fn data_cmd(ctl: &Ctl, cmd: DataCmd, secret: bool) -> anyhow::Result<()> {
                     ControlRequest::ListConfigs
                 })
                 .await?;
+            let view =
+                |meta: &swarm_core::model::Meta, name: &str, labels: &BTreeMap<String, String>| {
+                    let v = serde_json::json!({
+                        "ID": meta.id.as_str(),
+                        "Version": { "Index": meta.version },
+                        "CreatedAt": table::rfc3339(meta.created_at),
+                        "UpdatedAt": table::rfc3339(meta.updated_at),
+                        "Spec": { "Name": name, "Labels": labels },
+                    });
+                    (meta.id.to_string(), name.to_owned(), v)
+                };
             let all: Vec<(String, String, serde_json::Value)> = match reply {
                 ControlReply::Secrets(list) => list
-                    .into_iter()
-                    .map(|s| {
-                        let view = serde_json::json!({
-                            "ID": s.meta.id.as_str(),
-                            "Version": { "Index": s.meta.version },
-                            "CreatedAt": table::rfc3339(s.meta.created_at),
-                            "UpdatedAt": table::rfc3339(s.meta.updated_at),
-                            "Spec": { "Name": s.spec.name, "Labels": s.spec.labels },
-                        });
-                        (s.meta.id.to_string(), s.spec.name.clone(), view)
-                    })
+                    .iter()
+                    .map(|s| view(&s.meta, &s.spec.name, &s.spec.labels))
                     .collect(),
                 ControlReply::Configs(list) => list
-                    .into_iter()
-                    .map(|c| {
-                        let view = serde_json::json!({
-                            "ID": c.meta.id.as_str(),
-                            "Version": { "Index": c.meta.version },
-                            "CreatedAt": table::rfc3339(c.meta.created_at),
-                            "UpdatedAt": table::rfc3339(c.meta.updated_at),
-                            "Spec": { "Name": c.spec.name, "Labels": c.spec.labels },
-                        });
-                        (c.meta.id.to_string(), c.spec.name.clone(), view)
-                    })
+                    .iter()
+                    .map(|c| view(&c.meta, &c.spec.name, &c.spec.labels))
                     .collect(),
                 other => bail!("the manager answered out of turn: {other:?}"),
             };
