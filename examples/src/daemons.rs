@@ -109,9 +109,16 @@ impl Daemons {
     /// and keeps a copy as the one [`Daemons::client_dir`] names (the
     /// manager may leave later).
     pub fn init(&mut self, name: &str) {
+        self.init_with(name, &[]);
+    }
+
+    /// [`Daemons::init`] with more `init` flags (`--autolock`).
+    pub fn init_with(&mut self, name: &str, flags: &[&str]) {
         self.addrs
             .insert(name.into(), format!("127.0.0.1:{}", free_port()));
-        self.spawn(name, &["init"]);
+        let mut args = vec!["init"];
+        args.extend_from_slice(flags);
+        self.spawn(name, &args);
         let from = self.data(name).join("client");
         self.wait("the first manager", Duration::from_secs(30), || {
             from.join("key.pem").exists()

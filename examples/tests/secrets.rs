@@ -2,7 +2,9 @@
 //! reads exactly its secret's bytes, a task of another service on the same
 //! node cannot, and no file under any manager's data directory (raft log
 //! and snapshots included) holds them; bad input is refused and changes
-//! nothing.
+//! nothing. With autolock, a restarted manager serves nothing until it is
+//! given the unlock key; a rotated key unlocks it and the old one does
+//! not.
 
 use std::path::Path;
 use std::time::Duration;
@@ -199,4 +201,134 @@ fn a_secret_reaches_its_task_only_and_never_a_manager_s_disk() {
         !Path::new(&dir).exists()
     });
     d.ctl_ok("m1", &["secret", "rm", "db-pass"]);
+}
+
+/// `swarmctl swarm unlock` against `via`, with `key` on its stdin.
+fn unlock(d: &Daemons, via: &str, key: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(SWARMCTL)
+        .args(["-H", d.addr(via), "--tls-dir"])
+        .arg(d.client_dir())
+        .args(["swarm", "unlock"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{key}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn data_key(d: &Daemons, name: &str) -> String {
+    let path = files(&d.data(name))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|f| f == "data.key"))
+        .expect("a data key");
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn serves(d: &Daemons) -> Result<String, String> {
+    let out = d.ctl_at("m1", &["node", "ls"]);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn an_autolocked_manager_serves_nothing_until_unlocked_with_its_current_key() {
+    let mut d = Daemons::new(
+        Path::new(SWARMD),
+        Path::new(SWARMCTL),
+        &["--heartbeat-period", "250ms"],
+    );
+    d.init_with("m1", &["--autolock"]);
+    let key1 = d
+        .ctl_ok("m1", &["swarm", "unlock-key", "-q"])
+        .trim()
+        .to_owned();
+    assert!(key1.starts_with("SWMKEY-1-") && key1.len() == 52, "{key1}");
+    d.wait("the data key sealed", Duration::from_secs(10), || {
+        data_key(&d, "m1").contains(" sealed ")
+    });
+
+    // Restarted, it is locked: it serves nothing.
+    d.stop("m1");
+    d.restart("m1");
+    d.wait(
+        "the locked manager listening",
+        Duration::from_secs(20),
+        || serves(&d).is_err_and(|e| e.contains("this manager is locked")),
+    );
+    assert!(
+        d.ctl_at("m1", &["service", "ls"]).status.code() != Some(0),
+        "no service list from a locked manager"
+    );
+    // Wrong keys are refused, and it stays locked.
+    let out = unlock(&d, "m1", "SWMKEY-1-nonsense");
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr)
+                .contains("invalid unlock key: expected SWMKEY-1-"),
+        "{out:?}"
+    );
+    let other = swarm_core::model::UnlockKey::generate().to_string();
+    let out = unlock(&d, "m1", &other);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr)
+                .contains("invalid unlock key: it does not open"),
+        "{out:?}"
+    );
+    assert!(serves(&d).is_err());
+    // The right key unlocks it.
+    let out = unlock(&d, "m1", &key1);
+    assert!(out.status.success(), "{out:?}");
+    d.wait(
+        "the unlocked manager serving",
+        Duration::from_secs(20),
+        || serves(&d).is_ok(),
+    );
+
+    // A rotated key: the new one unlocks, the old one no longer does.
+    let before = data_key(&d, "m1");
+    let key2 = d
+        .ctl_ok("m1", &["swarm", "unlock-key", "--rotate", "-q"])
+        .trim()
+        .to_owned();
+    assert_ne!(key1, key2);
+    d.wait("the data key sealed anew", Duration::from_secs(10), || {
+        data_key(&d, "m1") != before
+    });
+    d.stop("m1");
+    d.restart("m1");
+    d.wait("locked again", Duration::from_secs(20), || {
+        serves(&d).is_err_and(|e| e.contains("this manager is locked"))
+    });
+    let out = unlock(&d, "m1", &key1);
+    assert!(
+        !out.status.success(),
+        "the old key must not unlock: {out:?}"
+    );
+    let out = unlock(&d, "m1", &key2);
+    assert!(out.status.success(), "{out:?}");
+    d.wait("serving", Duration::from_secs(20), || serves(&d).is_ok());
+
+    // Autolock off: a restart needs no key.
+    let out = d.ctl_ok("m1", &["swarm", "update", "--autolock=false"]);
+    assert!(out.contains("Swarm updated."), "{out}");
+    d.wait("the data key plain", Duration::from_secs(10), || {
+        data_key(&d, "m1").contains(" plain ")
+    });
+    let out = d.ctl_at("m1", &["swarm", "unlock-key"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no unlock key is set"),
+        "{out:?}"
+    );
+    d.stop("m1");
+    d.restart("m1");
+    d.wait("serving without a key", Duration::from_secs(20), || {
+        serves(&d).is_ok()
+    });
 }

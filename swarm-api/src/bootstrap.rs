@@ -7,7 +7,7 @@ use std::sync::Arc;
 use swarm_core::Id;
 use swarm_core::model::{
     Cluster, ClusterSpec, INGRESS_NETWORK, JoinTokens, Meta, Network, NetworkSpec, NodeRole,
-    Object, RootCaMaterial,
+    Object, RootCaMaterial, UnlockKey,
 };
 use swarm_core::store::{Change, ErrorKind, Store, StoreError};
 
@@ -101,7 +101,6 @@ pub async fn init_cluster<S: Store>(
     let ca = RootCa::generate()?;
     let cluster = Cluster {
         meta: Meta::new(Id::generate()),
-        spec,
         root_ca: Some(RootCaMaterial {
             cert_pem: ca.cert_pem().into(),
             key_pem: ca.key_pem().into(),
@@ -110,6 +109,8 @@ pub async fn init_cluster<S: Store>(
             worker: ca.new_token().to_string(),
             manager: ca.new_token().to_string(),
         }),
+        unlock_key: spec.autolock.then(UnlockKey::generate),
+        spec,
     };
     let ingress = Network::new(NetworkSpec {
         ingress: true,

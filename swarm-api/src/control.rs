@@ -107,6 +107,16 @@ pub enum ControlRequest {
     },
     /// The managers and which one leads.
     Managers,
+    /// Turn autolock on or off (`swarm update --autolock=BOOL`); the
+    /// answer is the unlock key, or an empty token when off.
+    SetAutolock(bool),
+    /// The unlock key, replaced by a new one first if `rotate`.
+    UnlockKey {
+        /// Replace it first.
+        rotate: bool,
+    },
+    /// Unlock a locked manager with the unlock key (`swarm unlock`).
+    Unlock(String),
 }
 
 /// The answer to a [`ControlRequest`].
@@ -318,6 +328,20 @@ impl<S: Store> ControlService<S> {
                 Some(r) => R::Managers(r.managers().await?),
                 None => R::Managers(Vec::new()),
             },
+            ControlRequest::SetAutolock(on) => R::Token(
+                c.set_autolock(on)
+                    .await?
+                    .map(|k| k.to_string())
+                    .unwrap_or_default(),
+            ),
+            ControlRequest::UnlockKey { rotate } => {
+                R::Token(c.unlock_key(rotate).await?.to_string())
+            }
+            ControlRequest::Unlock(_) => {
+                return Err(ControlError::Refused(
+                    "this manager is not locked: there is nothing to unlock".into(),
+                ));
+            }
         })
     }
 }
@@ -358,6 +382,55 @@ impl<S: Store> control_server::Control for ControlService<S> {
                 )));
             }
         }
+        let request: ControlRequest =
+            wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
+        let result = self.serve(request).await;
+        Ok(Response::new(wire::encode(&result)))
+    }
+}
+
+/// What a locked manager serves on its port until it is unlocked: every
+/// request but [`ControlRequest::Unlock`] is refused with how to unlock it;
+/// an unlock key goes to the node (through `keys`), which answers whether
+/// it opens the manager's data key.
+pub struct LockedControl {
+    keys: tokio::sync::mpsc::Sender<(
+        swarm_core::model::UnlockKey,
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+    )>,
+}
+
+impl LockedControl {
+    /// The tonic service; unlock attempts arrive on `keys`.
+    pub fn server(
+        keys: tokio::sync::mpsc::Sender<(
+            swarm_core::model::UnlockKey,
+            tokio::sync::oneshot::Sender<Result<(), String>>,
+        )>,
+    ) -> ControlServer<Self> {
+        ControlServer::new(Self { keys })
+    }
+
+    async fn serve(&self, req: ControlRequest) -> Result<ControlReply, ControlError> {
+        let ControlRequest::Unlock(key) = req else {
+            return Err(ControlError::Refused(
+                "this manager is locked (autolock): it serves nothing until `swarmctl swarm unlock` gives it the cluster's unlock key".into(),
+            ));
+        };
+        let key: swarm_core::model::UnlockKey = key.parse()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let gone = || ControlError::Refused("the manager is stopping".into());
+        self.keys.send((key, tx)).await.map_err(|_| gone())?;
+        rx.await
+            .map_err(|_| gone())?
+            .map(|()| ControlReply::Done)
+            .map_err(ControlError::Refused)
+    }
+}
+
+#[tonic::async_trait]
+impl control_server::Control for LockedControl {
+    async fn call(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let request: ControlRequest =
             wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
         let result = self.serve(request).await;

@@ -53,6 +53,7 @@ pub mod tls;
 pub mod wire;
 
 pub use control::{
-    ControlReply, ControlRequest, ControlService, ManagerInfo, ManagerRoster, RemoteControl,
+    ControlReply, ControlRequest, ControlService, LockedControl, ManagerInfo, ManagerRoster,
+    RemoteControl,
 };
 pub use dispatcher::{DispatcherService, RemoteDispatcher};

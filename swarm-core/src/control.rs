@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::model::{
     Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Network, NetworkSpec, Node, NodeSpec, NodeState,
     Protocol, PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec, Subnet, Task,
-    UpdateState, UpdateStatus,
+    UnlockKey, UpdateState, UpdateStatus,
 };
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 use crate::{Id, SpecError};
@@ -523,6 +523,67 @@ impl<S: Store> Control<S> {
             }])
             .await?;
         Ok(())
+    }
+
+    /// Turns autolock on (making an unlock key, returned) or off. Every
+    /// manager then wraps its data key with the unlock key (or keeps it
+    /// plain again) within a second.
+    pub async fn set_autolock(&self, enabled: bool) -> Result<Option<UnlockKey>, ControlError> {
+        self.rewrite_cluster(|c| {
+            c.spec.autolock = enabled;
+            if enabled {
+                c.unlock_key.get_or_insert_with(UnlockKey::generate);
+            } else {
+                c.unlock_key = None;
+            }
+            Ok(c.unlock_key.clone())
+        })
+        .await
+    }
+
+    /// The cluster's unlock key, replaced by a new one first with
+    /// `rotate` (the old one then unlocks no manager that took the new).
+    pub async fn unlock_key(&self, rotate: bool) -> Result<UnlockKey, ControlError> {
+        self.rewrite_cluster(|c| {
+            if !c.spec.autolock {
+                return Err(ControlError::Refused(
+                    "no unlock key is set: autolock is off; turn it on with `swarmctl swarm update --autolock=true`".into(),
+                ));
+            }
+            if rotate || c.unlock_key.is_none() {
+                c.unlock_key = Some(UnlockKey::generate());
+            }
+            Ok(c.unlock_key.clone().expect("set above"))
+        })
+        .await
+    }
+
+    /// Changes the cluster object with `f`, retrying on a conflict.
+    async fn rewrite_cluster<T>(
+        &self,
+        f: impl Fn(&mut crate::model::Cluster) -> Result<T, ControlError>,
+    ) -> Result<T, ControlError> {
+        for _ in 0..RETRIES {
+            let state = self.store.state().await?;
+            let Some(current) = state.cluster() else {
+                return Err(ControlError::Refused(
+                    "this store holds no cluster: initialise it first".into(),
+                ));
+            };
+            let mut cluster = (**current).clone();
+            let out = f(&mut cluster)?;
+            if cluster == **current {
+                return Ok(out);
+            }
+            match self.store.apply(vec![Change::Update(cluster.into())]).await {
+                Ok(_) => return Ok(out),
+                Err(e) if e.kind() == ErrorKind::Conflict => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ControlError::Refused(
+            "the cluster keeps changing; try again".into(),
+        ))
     }
 
     /// Removes a secret no service uses.

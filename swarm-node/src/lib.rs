@@ -87,6 +87,10 @@ pub enum Error {
     /// The node's agent stopped with an error.
     #[error("the agent stopped: {0}")]
     Agent(String),
+    /// The manager is autolocked: its store opens only with the cluster's
+    /// unlock key.
+    #[error("{0}")]
+    Locked(String),
     /// The cluster no longer knows this node.
     #[error(
         "node {0} was removed from the cluster: remove its data directory and join again with a token"

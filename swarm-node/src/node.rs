@@ -67,6 +67,9 @@ pub struct Node<P: StoreProvider = RaftStores, Sch = SwarmScheduler> {
     loops: Vec<LoopFactory<P::Store>>,
     /// The manager's store while the manager part runs, for the handle.
     current: watch::Sender<Option<P::Store>>,
+    /// The unlock key `swarm unlock` gave this autolocked manager, kept in
+    /// memory only (a role change reopens the store with it).
+    unlock_key: Option<swarm_core::model::UnlockKey>,
     _lock: File,
 }
 
@@ -164,6 +167,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> NodeBuilder<P, Sch> {
             scheduler: self.scheduler,
             loops: self.loops,
             current: watch::Sender::new(None),
+            unlock_key: None,
             _lock: lock,
         }
     }
@@ -228,6 +232,7 @@ fn member(config: &NodeConfig, node: &Id, creds: &SharedCreds) -> Result<StoreMe
         dir: config.raft_dir(),
         channels: tls_channels(creds.clone()),
         snapshot_interval: config.snapshot_interval,
+        unlock_key: None,
     })
 }
 
@@ -413,6 +418,20 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             Error::Config("only a running manager can read the join tokens".into())
         })?;
         Ok(bootstrap::load(store).await?.token(role)?)
+    }
+
+    /// The cluster's unlock key, when autolock is on (a manager that holds
+    /// its store: after [`Node::init`]).
+    pub async fn unlock_key(&self) -> Result<Option<swarm_core::model::UnlockKey>, Error> {
+        use swarm_core::store::Store as _;
+        let store = self.store.as_ref().ok_or_else(|| {
+            Error::Config("only a running manager can read the unlock key".into())
+        })?;
+        let state = store.state().await?;
+        Ok(state
+            .cluster()
+            .filter(|c| c.spec.autolock)
+            .and_then(|c| c.unlock_key.clone()))
     }
 
     /// The node's settings.
@@ -662,15 +681,17 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         let store = match self.store.clone() {
             Some(s) => s,
             None => {
-                let s = self
-                    .provider
-                    .open(&member(&self.config, &self.state.node_id, &self.creds)?)
-                    .await?;
+                let s = self.open_store(stop).await?;
                 // Held from here, so that it closes however this ends.
                 self.store = Some(s.clone());
                 s
             }
         };
+        background.spawn(follow_unlock_key(
+            self.provider.clone(),
+            store.clone(),
+            stop.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind(self.config.listen_addr)
             .await
             .map_err(|e| {
@@ -723,6 +744,79 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             ensure_client_certs(&self.config, &store).await?;
         }
         Ok((store, reload))
+    }
+
+    /// Opens the manager's store; while it is locked (autolock), serves
+    /// only `swarm unlock` on the manager's port, trying each key given
+    /// until one opens it.
+    async fn open_store(&mut self, stop: &CancellationToken) -> Result<P::Store, Error> {
+        let mut m = member(&self.config, &self.state.node_id, &self.creds)?;
+        m.unlock_key = self.unlock_key.clone();
+        let why = match self.provider.open(&m).await {
+            Ok(s) => return Ok(s),
+            Err(Error::Locked(why)) => why,
+            Err(e) => return Err(e),
+        };
+        tracing::warn!("{why}");
+        let creds = self
+            .creds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| Error::Config("this manager has no certificate".into()))?;
+        let listener = tokio::net::TcpListener::bind(self.config.listen_addr)
+            .await
+            .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", self.config.listen_addr)))?;
+        let (keys, mut tries) = tokio::sync::mpsc::channel(4);
+        let served = CancellationToken::new();
+        let server = tonic::transport::Server::builder()
+            .tls_config(creds.server_tls())
+            .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
+            .add_service(tonic::service::interceptor::InterceptedService::new(
+                swarm_api::LockedControl::server(keys),
+                swarm_api::tls::RequireRole::new(
+                    "control",
+                    &[
+                        swarm_api::ca::PeerRole::Manager,
+                        swarm_api::ca::PeerRole::Client,
+                    ],
+                ),
+            ))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                served.clone().cancelled_owned(),
+            );
+        let server = tokio::spawn(server);
+        let opened = loop {
+            let (key, answer) = tokio::select! {
+                () = stop.cancelled() => break Err(Error::Locked(why.clone())),
+                t = tries.recv() => match t {
+                    Some(t) => t,
+                    None => break Err(Error::Locked(why.clone())),
+                },
+            };
+            m.unlock_key = Some(key.clone());
+            match self.provider.open(&m).await {
+                Ok(s) => {
+                    let _ = answer.send(Ok(()));
+                    self.unlock_key = Some(key);
+                    tracing::info!("unlocked");
+                    break Ok(s);
+                }
+                Err(Error::Locked(msg)) => {
+                    let _ = answer.send(Err(msg));
+                }
+                Err(e) => {
+                    let _ = answer.send(Err(e.to_string()));
+                    break Err(e);
+                }
+            }
+        };
+        // Give the answer a moment to leave, then free the port.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        served.cancel();
+        let _ = server.await;
+        opened
     }
 
     /// Asks the leader to make this manager a voter, trying each known
@@ -925,6 +1019,46 @@ async fn data_plane(
         Err(e) => {
             tracing::warn!(error = %e, "tasks run on the host's network: overlays, service DNS, VIPs and the routing mesh do not reach them");
             Arc::new(HostNetwork)
+        }
+    }
+}
+
+/// Keeps the member's data at rest sealed with the cluster's unlock key
+/// while autolock is on, and plain while it is off: looks every second,
+/// and seals again when the key changes (a rotation).
+async fn follow_unlock_key<P: StoreProvider>(
+    provider: Arc<P>,
+    store: P::Store,
+    stop: CancellationToken,
+) {
+    use swarm_core::store::Store as _;
+    let mut applied: Option<Option<swarm_core::model::UnlockKey>> = None;
+    loop {
+        if let Ok(state) = store.state().await
+            && let Some(cluster) = state.cluster()
+        {
+            let want = if cluster.spec.autolock {
+                cluster.unlock_key.clone()
+            } else {
+                None
+            };
+            if applied.as_ref() != Some(&want) {
+                match provider.set_unlock_key(&store, want.as_ref()) {
+                    Ok(()) => {
+                        if applied.is_some() {
+                            tracing::info!(autolock = want.is_some(), "sealed the data key anew");
+                        }
+                        applied = Some(want);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot seal the data key with the unlock key")
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct StoreMember {
     pub channels: Channels,
     /// Log entries between snapshots.
     pub snapshot_interval: u64,
+    /// The unlock key an autolocked member's store needs, once given.
+    pub unlock_key: Option<swarm_core::model::UnlockKey>,
 }
 
 impl std::fmt::Debug for StoreMember {
@@ -71,6 +73,17 @@ pub trait StoreProvider: Send + Sync + 'static {
         let _ = store;
         router
     }
+
+    /// Seals the member's data at rest with `key` (autolock), or with no
+    /// unlock key (`None`). A store that keeps nothing on disk ignores it.
+    fn set_unlock_key(
+        &self,
+        store: &Self::Store,
+        key: Option<&swarm_core::model::UnlockKey>,
+    ) -> Result<(), Error> {
+        let _ = (store, key);
+        Ok(())
+    }
 }
 
 /// swarm-raft's `RaftStore`: an fsynced raft log and snapshots in the
@@ -91,12 +104,25 @@ impl StoreProvider for RaftStores {
     type Store = RaftStore;
 
     async fn open(&self, member: &StoreMember) -> Result<RaftStore, Error> {
-        Ok(RaftStore::open_with(
+        RaftStore::open_with(
             RaftConfig::new(member.id, member.addr.clone(), member.dir.clone())
-                .snapshot_threshold(member.snapshot_interval.max(1)),
+                .snapshot_threshold(member.snapshot_interval.max(1))
+                .unlock_key(member.unlock_key.clone()),
             Arc::new(ChannelConnector(member.channels.clone())),
         )
-        .await?)
+        .await
+        .map_err(|e| match e {
+            swarm_raft::Error::Locked(why) => Error::Locked(why),
+            e => e.into(),
+        })
+    }
+
+    fn set_unlock_key(
+        &self,
+        store: &RaftStore,
+        key: Option<&swarm_core::model::UnlockKey>,
+    ) -> Result<(), Error> {
+        Ok(store.set_unlock_key(key)?)
     }
 
     async fn initialize(&self, store: &RaftStore) -> Result<(), Error> {

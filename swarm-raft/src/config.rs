@@ -50,6 +50,9 @@ pub struct RaftConfig {
     /// once a majority has it, so recover from the most up-to-date
     /// surviving manager. Default false.
     pub force_new_cluster: bool,
+    /// The unlock key of an autolocked member: its data key is sealed with
+    /// it. Default none.
+    pub unlock_key: Option<swarm_core::model::UnlockKey>,
 }
 
 impl RaftConfig {
@@ -70,7 +73,15 @@ impl RaftConfig {
             history_events: 65_536,
             watch_buffer: 4_096,
             force_new_cluster: false,
+            unlock_key: None,
         }
+    }
+
+    /// Sets [`Self::unlock_key`].
+    #[must_use]
+    pub fn unlock_key(mut self, key: Option<swarm_core::model::UnlockKey>) -> Self {
+        self.unlock_key = key;
+        self
     }
 
     /// Sets [`Self::heartbeat_interval`].

@@ -8,10 +8,15 @@
 //! `SWE1 ‖ nonce (24 random bytes) ‖ ciphertext ‖ tag`; a random 192-bit
 //! nonce never repeats in practice, however many records a key seals.
 //!
-//! What protects the data key: only the file's permissions, as Docker's
-//! swarm without `--autolock` (it keeps its key next to the data too). The
-//! encryption keeps the data safe from a copy of the log or a snapshot
-//! (a backup, a disk sent for repair) that does not carry the key file.
+//! What protects the data key: without autolock, only the file's
+//! permissions, as Docker's swarm without `--autolock` (it keeps its key
+//! next to the data too); the encryption keeps the data safe from a copy
+//! of the log or a snapshot (a backup, a disk sent for repair) that does
+//! not carry the key file. With autolock the file holds the data key
+//! sealed with the cluster's unlock key ([`RaftConfig::unlock_key`]), and
+//! the store does not open without it.
+//!
+//! [`RaftConfig::unlock_key`]: crate::RaftConfig::unlock_key
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -106,47 +111,101 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The member's sealer: with the key in `dir`, made first if there is none.
-pub(crate) fn open_or_create(dir: &Path) -> Result<Sealer, crate::Error> {
-    let path = dir.join(KEY_FILE);
-    let storage = |e: std::io::Error| crate::Error::Storage(format!("{}: {e}", path.display()));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let key = text
-                .trim()
-                .strip_prefix(KEY_HEADER)
-                .and_then(unhex)
-                .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                .ok_or_else(|| {
+/// Where the data key is: `<dir>/data.key`, plain or sealed with an
+/// unlock key.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyFile {
+    dir: std::path::PathBuf,
+    key: [u8; 32],
+}
+
+const SEALED_HEADER: &str = "swarm-data-key-1 sealed ";
+
+impl KeyFile {
+    /// The member's data key in `dir`, made first if there is none (plain,
+    /// or sealed with `unlock` when given). A key sealed with an unlock key
+    /// needs it: without it, or with another, this is
+    /// [`crate::Error::Locked`].
+    pub(crate) fn open_or_create(
+        dir: &Path,
+        unlock: Option<&[u8; 32]>,
+    ) -> Result<Self, crate::Error> {
+        let path = dir.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let text = text.trim();
+                let bad = || {
                     crate::Error::Storage(format!(
                         "{} is not a data key this version can read",
                         path.display()
                     ))
-                })?;
-            Ok(Sealer::new(&key))
+                };
+                let key = if let Some(h) = text.strip_prefix(KEY_HEADER) {
+                    unhex(h).ok_or_else(bad)?
+                } else if let Some(h) = text.strip_prefix(SEALED_HEADER) {
+                    let sealed = unhex(h).ok_or_else(bad)?;
+                    let Some(k) = unlock else {
+                        return Err(crate::Error::Locked(
+                            "this manager is locked (autolock): unlock it with `swarmctl swarm unlock` and the cluster's unlock key".into(),
+                        ));
+                    };
+                    Sealer::new(k).open(&sealed).map_err(|_| {
+                        crate::Error::Locked(
+                            "invalid unlock key: it does not open this manager's data key (a key rotated since this manager last ran does not either: give the one it had)".into(),
+                        )
+                    })?
+                } else {
+                    return Err(bad());
+                };
+                let key = <[u8; 32]>::try_from(key).map_err(|_| bad())?;
+                Ok(Self {
+                    dir: dir.to_owned(),
+                    key,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                let file = Self {
+                    dir: dir.to_owned(),
+                    key,
+                };
+                file.write(unlock)?;
+                Ok(file)
+            }
+            Err(e) => Err(crate::Error::Storage(format!("{}: {e}", path.display()))),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(storage)?;
-            let mut key = [0u8; 32];
-            rand::rng().fill_bytes(&mut key);
-            let tmp = dir.join(format!("{KEY_FILE}.tmp"));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(storage)?;
-            writeln!(f, "{KEY_HEADER}{}", hex(&key)).map_err(storage)?;
-            f.sync_all().map_err(storage)?;
-            drop(f);
-            std::fs::rename(&tmp, &path).map_err(storage)?;
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(storage)?;
-            Ok(Sealer::new(&key))
-        }
-        Err(e) => Err(storage(e)),
+    }
+
+    /// The sealer of this key.
+    pub(crate) fn sealer(&self) -> Sealer {
+        Sealer::new(&self.key)
+    }
+
+    /// Writes the key again: sealed with `unlock`, or plain without.
+    pub(crate) fn write(&self, unlock: Option<&[u8; 32]>) -> Result<(), crate::Error> {
+        let path = self.dir.join(KEY_FILE);
+        let storage = |e: std::io::Error| crate::Error::Storage(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(&self.dir).map_err(storage)?;
+        let line = match unlock {
+            Some(k) => format!("{SEALED_HEADER}{}", hex(&Sealer::new(k).seal(&self.key))),
+            None => format!("{KEY_HEADER}{}", hex(&self.key)),
+        };
+        let tmp = self.dir.join(format!("{KEY_FILE}.tmp"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(storage)?;
+        writeln!(f, "{line}").map_err(storage)?;
+        f.sync_all().map_err(storage)?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(storage)?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(storage)
     }
 }
 
@@ -176,9 +235,9 @@ mod tests {
     fn the_key_is_made_once_and_kept_private() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let first = open_or_create(dir.path()).unwrap();
+        let first = KeyFile::open_or_create(dir.path(), None).unwrap().sealer();
         let sealed = first.seal(b"x");
-        let again = open_or_create(dir.path()).unwrap();
+        let again = KeyFile::open_or_create(dir.path(), None).unwrap().sealer();
         assert_eq!(again.open(&sealed).unwrap(), b"x");
         let mode = std::fs::metadata(dir.path().join(KEY_FILE))
             .unwrap()
@@ -186,7 +245,33 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         std::fs::write(dir.path().join(KEY_FILE), "garbage").unwrap();
-        let e = open_or_create(dir.path()).unwrap_err().to_string();
+        let e = KeyFile::open_or_create(dir.path(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is not a data key"), "{e}");
+    }
+
+    #[test]
+    fn a_sealed_key_opens_with_its_unlock_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = KeyFile::open_or_create(dir.path(), None).unwrap();
+        let sealed = file.sealer().seal(b"x");
+        let (k1, k2) = ([1u8; 32], [2u8; 32]);
+        file.write(Some(&k1)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap();
+        assert!(!text.contains(&hex(&file.key)), "the key is not in clear");
+        let e = KeyFile::open_or_create(dir.path(), None).unwrap_err();
+        assert!(matches!(e, crate::Error::Locked(_)), "{e}");
+        let e = KeyFile::open_or_create(dir.path(), Some(&k2)).unwrap_err();
+        assert!(e.to_string().contains("invalid unlock key"), "{e}");
+        let opened = KeyFile::open_or_create(dir.path(), Some(&k1)).unwrap();
+        assert_eq!(opened.sealer().open(&sealed).unwrap(), b"x");
+        // Rotated: the new key opens it, the old one does not.
+        opened.write(Some(&k2)).unwrap();
+        assert!(KeyFile::open_or_create(dir.path(), Some(&k1)).is_err());
+        assert!(KeyFile::open_or_create(dir.path(), Some(&k2)).is_ok());
+        // Autolock off: plain again.
+        opened.write(None).unwrap();
+        assert!(KeyFile::open_or_create(dir.path(), None).is_ok());
     }
 }

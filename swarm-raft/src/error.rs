@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Storage,
     /// The member has shut down.
     Stopped,
+    /// The member's data key is sealed with an unlock key (autolock) that
+    /// was not given, or was wrong.
+    Locked,
 }
 
 /// An error of the raft store's own API (membership, linearizable reads,
@@ -50,6 +53,9 @@ pub enum Error {
     /// The member has shut down.
     #[error("the raft member has shut down")]
     Stopped,
+    /// The member is autolocked: its data key needs the unlock key.
+    #[error("{0}")]
+    Locked(String),
 }
 
 fn leader_text(leader: Option<NodeId>, addr: Option<&str>) -> String {
@@ -71,6 +77,7 @@ impl Error {
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Self::Storage(_) => ErrorKind::Storage,
             Self::Stopped => ErrorKind::Stopped,
+            Self::Locked(_) => ErrorKind::Locked,
         }
     }
 

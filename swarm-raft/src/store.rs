@@ -76,6 +76,8 @@ struct Inner {
     contacts: Arc<Contacts>,
     channels: Mutex<HashMap<String, Channel>>,
     config: RaftConfig,
+    /// The member's data key, to seal again when the unlock key changes.
+    keys: crate::crypt::KeyFile,
 }
 
 impl std::fmt::Debug for RaftStore {
@@ -111,7 +113,14 @@ impl RaftStore {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Storage(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let sealer = crate::crypt::open_or_create(&config.data_dir)?;
+        let keys = crate::crypt::KeyFile::open_or_create(
+            &config.data_dir,
+            config
+                .unlock_key
+                .as_ref()
+                .map(swarm_core::model::UnlockKey::bytes),
+        )?;
+        let sealer = keys.sealer();
         let mut log = LogStore::open(&config.data_dir.join("log"), sealer.clone())?;
         let sm = StateMachine::open(
             &config.data_dir.join("snapshots"),
@@ -145,10 +154,20 @@ impl RaftStore {
                 contacts,
                 channels: Mutex::new(HashMap::new()),
                 config,
+                keys,
             }),
         };
         tokio::spawn(propose(Arc::downgrade(&store.inner), queue));
         Ok(store)
+    }
+
+    /// Seals this member's data key with `key` (autolock), or keeps it
+    /// plain again (`None`). The log and snapshots stay as they are: they
+    /// are sealed with the data key, which does not change.
+    pub fn set_unlock_key(&self, key: Option<&swarm_core::model::UnlockKey>) -> Result<(), Error> {
+        self.inner
+            .keys
+            .write(key.map(swarm_core::model::UnlockKey::bytes))
     }
 
     /// Commits the writes of one proposal (one log entry) on the leader,

@@ -127,6 +127,23 @@ enum SwarmCmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Change the cluster's settings.
+    Update {
+        /// Turn autolock on or off: `--autolock=true|false`.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        autolock: Option<bool>,
+    },
+    /// Show (or rotate) the unlock key of an autolocked swarm.
+    UnlockKey {
+        /// Replace the key: managers take the new one within a second.
+        #[arg(long)]
+        rotate: bool,
+        /// Print the key only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Unlock a locked manager (the key is read from stdin).
+    Unlock,
 }
 
 #[derive(Subcommand)]
@@ -1266,6 +1283,51 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                     cli.host
                 );
             }
+        }
+        Command::Swarm(SwarmCmd::Update { autolock }) => {
+            let Some(on) = autolock else {
+                bail!("nothing to update: give e.g. --autolock=true");
+            };
+            let ControlReply::Token(key) = ctl.call(ControlRequest::SetAutolock(on)).await? else {
+                bail!("the manager answered out of turn")
+            };
+            println!("Swarm updated.");
+            if on {
+                println!(
+                    "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n\
+                     command and provide the following key:\n\n    {key}\n\n\
+                     Remember to store this key in a password manager, since without it you\n\
+                     will not be able to restart the manager."
+                );
+            }
+        }
+        Command::Swarm(SwarmCmd::UnlockKey { rotate, quiet }) => {
+            let ControlReply::Token(key) = ctl.call(ControlRequest::UnlockKey { rotate }).await?
+            else {
+                bail!("the manager answered out of turn")
+            };
+            if quiet {
+                println!("{key}");
+            } else {
+                if rotate {
+                    println!("Successfully rotated manager unlock key.\n");
+                }
+                println!(
+                    "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n\
+                     command and provide the following key:\n\n    {key}\n\n\
+                     Remember to store this key in a password manager, since without it you\n\
+                     will not be able to restart the manager."
+                );
+            }
+        }
+        Command::Swarm(SwarmCmd::Unlock) => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("Please enter unlock key: ");
+            }
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key)?;
+            ctl.call(ControlRequest::Unlock(key.trim().to_owned()))
+                .await?;
         }
         Command::Node(cmd) => node_cmd(&ctl, cmd).await?,
         Command::Service(cmd) => service_cmd(&ctl, cmd).await?,

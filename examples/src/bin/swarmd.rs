@@ -57,6 +57,10 @@ struct InitArgs {
     /// The UDP port of the overlay (VXLAN) traffic between nodes.
     #[arg(long = "data-path-port", default_value_t = 4789)]
     data_path_port: u16,
+    /// Keep managers' data keys wrapped by an unlock key: a restarted
+    /// manager serves nothing until `swarmctl swarm unlock`.
+    #[arg(long)]
+    autolock: bool,
 }
 
 impl InitArgs {
@@ -74,6 +78,7 @@ impl InitArgs {
                 .collect::<anyhow::Result<_>>()?;
         }
         spec.subnet_size = self.default_addr_pool_mask_length;
+        spec.autolock = self.autolock;
         let pools = swarm_net::PoolConfig {
             pools: spec
                 .default_addr_pool
@@ -354,6 +359,14 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                  swarmd join --token {manager} {addr}\n",
                 node.id()
             ));
+            if let Some(key) = node.unlock_key().await? {
+                say(&format!(
+                    "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n\
+                     command and provide the following key:\n\n    {key}\n\n\
+                     Remember to store this key in a password manager, since without it you\n\
+                     will not be able to restart the manager.\n"
+                ));
+            }
             run(node, setup).await
         }
         Some(Command::Join { token, manager }) => {

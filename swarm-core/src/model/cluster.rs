@@ -176,6 +176,81 @@ pub struct Cluster {
     /// The current join tokens: managers only.
     #[serde(default)]
     pub join_tokens: Option<JoinTokens>,
+    /// With autolock, the key that wraps every manager's data key (a
+    /// restarted manager serves nothing until it is given it): managers
+    /// only.
+    #[serde(default)]
+    pub unlock_key: Option<UnlockKey>,
+}
+
+/// The key that unlocks an autolocked manager, shown as Docker shows it:
+/// `SWMKEY-1-` and 32 random bytes in base64. Its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UnlockKey([u8; 32]);
+
+impl UnlockKey {
+    /// A new random key.
+    #[must_use]
+    pub fn generate() -> Self {
+        use rand::RngCore as _;
+        let mut k = [0u8; 32];
+        rand::rng().fill_bytes(&mut k);
+        Self(k)
+    }
+
+    /// Its bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UnlockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockKey(<hidden>)")
+    }
+}
+
+impl std::fmt::Display for UnlockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine as _;
+        write!(
+            f,
+            "SWMKEY-1-{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.0)
+        )
+    }
+}
+
+impl std::str::FromStr for UnlockKey {
+    type Err = crate::SpecError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use base64::Engine as _;
+        let bad = || {
+            crate::SpecError::single(
+                "unlock_key",
+                "invalid unlock key: expected SWMKEY-1- and 43 characters, as `swarmctl swarm unlock-key` shows it",
+            )
+        };
+        let body = s.trim().strip_prefix("SWMKEY-1-").ok_or_else(bad)?;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(body)
+            .map_err(|_| bad())?;
+        <[u8; 32]>::try_from(bytes).map(Self).map_err(|_| bad())
+    }
+}
+
+impl Serialize for UnlockKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for UnlockKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -186,6 +261,7 @@ impl std::fmt::Debug for Cluster {
             .field("spec", &self.spec)
             .field("root_ca", &self.root_ca.as_ref().map(|_| "<set>"))
             .field("join_tokens", &self.join_tokens.as_ref().map(|_| "<set>"))
+            .field("unlock_key", &self.unlock_key.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
@@ -227,6 +303,11 @@ pub struct ClusterSpec {
     /// (`--data-path-port`, 4789).
     #[serde(default = "default_data_path_port")]
     pub data_path_port: u16,
+    /// Autolock (`--autolock`): managers keep their data keys wrapped by
+    /// the cluster's unlock key, and a restarted manager serves nothing
+    /// until `swarm unlock`.
+    #[serde(default)]
+    pub autolock: bool,
 }
 
 fn default_addr_pool() -> Vec<Subnet> {
@@ -247,6 +328,7 @@ impl Default for ClusterSpec {
             default_addr_pool: default_addr_pool(),
             subnet_size: default_subnet_size(),
             data_path_port: default_data_path_port(),
+            autolock: false,
         }
     }
 }

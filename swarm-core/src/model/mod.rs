@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cluster::{
     Cluster, ClusterSpec, Config, ConfigSpec, FIRST_VNI, INGRESS_NETWORK, JoinTokens, Network,
-    NetworkAddresses, NetworkSpec, RootCaMaterial, Secret, SecretSpec,
+    NetworkAddresses, NetworkSpec, RootCaMaterial, Secret, SecretSpec, UnlockKey,
 };
 pub use node::{
     Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,

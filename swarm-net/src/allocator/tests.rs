@@ -37,6 +37,7 @@ async fn cluster_of(spec: ClusterSpec) -> (Mem, Control<Mem>) {
         spec,
         root_ca: None,
         join_tokens: None,
+        unlock_key: None,
     };
     store
         .apply(vec![Change::Create(Object::Cluster(Arc::new(cluster)))])
