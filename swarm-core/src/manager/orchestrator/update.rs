@@ -416,6 +416,8 @@ impl<'a> Rollout<'a> {
         let rollback = self.status.is_some_and(|s| s.state.is_rollback());
         let action = match self.config.failure_action {
             FailureAction::Rollback if rollback => FailureAction::Pause,
+            // Carry on, as asked: the failure shows in `service ps`.
+            FailureAction::Continue => return,
             a => a,
         };
         if action == FailureAction::Rollback

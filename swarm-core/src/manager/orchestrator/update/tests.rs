@@ -660,3 +660,21 @@ fn durations_read_as_go_prints_them() {
     assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
     assert_eq!(go_duration(Duration::from_secs(3725)), "1h2m5s");
 }
+
+#[test]
+fn continue_carries_on_past_the_progress_deadline() {
+    let mut sim = Sim::new(2);
+    sim.update(|s| {
+        s.task.image = "stuck".into();
+        s.update.start_deadline = Duration::ZERO;
+        s.update.progress_deadline = Duration::from_secs(2);
+        s.update.failure_action = FailureAction::Continue;
+    });
+    sim.settle(20);
+    assert_eq!(
+        sim.status(),
+        Some(UpdateState::Updating),
+        "{}",
+        sim.message()
+    );
+}
