@@ -96,6 +96,18 @@ fn order(s: &str, flag: &str) -> anyhow::Result<UpdateOrder> {
     })
 }
 
+/// A health check of `test` with docker's defaults: every 30 s, 30 s to
+/// answer, unhealthy after 3 failures.
+fn docker_check(test: Vec<String>) -> HealthCheck {
+    HealthCheck {
+        test,
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(30),
+        retries: 3,
+        start_period: Duration::ZERO,
+    }
+}
+
 /// The flags `service create` and `service update` share: each one given
 /// sets its field, and the others leave the spec as it is.
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -221,26 +233,16 @@ impl SpecFlags {
             if self.health_cmd.is_some() {
                 bail!("--no-healthcheck conflicts with --health-cmd: give one of them");
             }
-            t.healthcheck = Some(HealthCheck {
-                test: vec!["NONE".into()],
-                interval: Duration::from_secs(30),
-                timeout: Duration::from_secs(30),
-                retries: 3,
-                start_period: Duration::ZERO,
-            });
+            t.healthcheck = Some(docker_check(vec!["NONE".into()]));
         }
         let health_given = self.health_interval.is_some()
             || self.health_timeout.is_some()
             || self.health_retries.is_some()
             || self.health_start_period.is_some();
         if let Some(cmd) = &self.health_cmd {
-            let h = t.healthcheck.get_or_insert_with(|| HealthCheck {
-                test: Vec::new(),
-                interval: Duration::from_secs(30),
-                timeout: Duration::from_secs(30),
-                retries: 3,
-                start_period: Duration::ZERO,
-            });
+            let h = t
+                .healthcheck
+                .get_or_insert_with(|| docker_check(Vec::new()));
             h.test = vec!["CMD-SHELL".into(), cmd.clone()];
         } else if health_given && t.healthcheck.as_ref().is_none_or(HealthCheck::is_disabled) {
             bail!(

@@ -35,6 +35,15 @@ use crate::serve::{Services, caught_up_leadership, serve};
 /// The credentials a node's clients use; renewal replaces them.
 pub(crate) type SharedCreds = Arc<RwLock<Option<Credentials>>>;
 
+/// The manager's current certificate, to serve with.
+pub(crate) fn server_creds(creds: &SharedCreds) -> Result<Credentials, Error> {
+    creds
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .ok_or_else(|| Error::Config("this manager has no certificate".into()))
+}
+
 /// Channels to the other managers over mutual TLS with the node's current
 /// certificate.
 fn tls_channels(creds: SharedCreds) -> Channels {
@@ -758,12 +767,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             Err(e) => return Err(e),
         };
         tracing::warn!("{why}");
-        let creds = self
-            .creds
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| Error::Config("this manager has no certificate".into()))?;
+        let creds = server_creds(&self.creds)?;
         let listener = tokio::net::TcpListener::bind(self.config.listen_addr)
             .await
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", self.config.listen_addr)))?;

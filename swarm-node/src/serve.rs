@@ -76,12 +76,7 @@ pub(crate) struct Services<P: StoreProvider> {
 impl<P: StoreProvider> Services<P> {
     /// The server with the node's current certificate.
     fn router(&self) -> Result<tonic::transport::server::Router, Error> {
-        let creds = self
-            .creds
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| Error::Config("this manager has no certificate".into()))?;
+        let creds = crate::node::server_creds(&self.creds)?;
         let store = &self.store;
         let router = Server::builder()
             .tls_config(creds.server_tls())

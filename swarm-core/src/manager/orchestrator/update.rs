@@ -170,20 +170,14 @@ impl<'a> Rollout<'a> {
         plan: &mut Plan,
     ) {
         let dirty: Vec<&Slot<'a>> = slots.iter().filter(|s| !self.current(s.held)).collect();
-        let Some(status) = self.status else {
-            if !dirty.is_empty() {
-                // Tasks out of date with no rollout on record (the spec was
-                // written around the control API): start one.
-                self.set_status(plan, |_| {
-                    UpdateStatus::started(UpdateState::Updating, "update in progress")
-                });
-                plan.recheck(Duration::ZERO);
+        let status = match self.status {
+            Some(s) if s.state.is_rolling() => s,
+            Some(s) if matches!(s.state, UpdateState::Paused | UpdateState::RollbackPaused) => {
+                return;
             }
-            return;
-        };
-        match status.state {
-            UpdateState::Paused | UpdateState::RollbackPaused => return,
-            UpdateState::Completed | UpdateState::RollbackCompleted => {
+            // No rollout running, yet tasks are out of date (the spec was
+            // written around the control API): start one.
+            _ => {
                 if !dirty.is_empty() {
                     self.set_status(plan, |_| {
                         UpdateStatus::started(UpdateState::Updating, "update in progress")
@@ -192,8 +186,7 @@ impl<'a> Rollout<'a> {
                 }
                 return;
             }
-            UpdateState::Updating | UpdateState::RollbackStarted => {}
-        }
+        };
         let ours = |t: &&Arc<Task>| self.current(t) && t.meta.created_at >= status.started_at;
         // Failures.
         let mut failed: Vec<(&Arc<Task>, String)> = Vec::new();
