@@ -2,7 +2,8 @@
 //! real network between nodes: a switch namespace with a bridge, and
 //! hosts `h1`, `h2`, ... each with `eth0` at `192.168.77.<i>/24` on it,
 //! each running `swarmd` (Linux data plane; process runtime unless told
-//! otherwise). Everything is removed on drop, containers included.
+//! otherwise). Everything is removed on drop, containers included; with
+//! `SWARM_TEST_LOGS=DIR` set, the daemons' logs are kept in `DIR`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -231,6 +232,15 @@ impl Drop for Hosts {
         for (_, d) in &mut self.daemons {
             let _ = d.kill();
             let _ = d.wait();
+        }
+        // `SWARM_TEST_LOGS=DIR` keeps each daemon's whole log there.
+        if let Some(keep) = std::env::var_os("SWARM_TEST_LOGS") {
+            let keep = PathBuf::from(keep);
+            let _ = std::fs::create_dir_all(&keep);
+            for i in 1..=self.count {
+                let name = format!("{}h{i}.log", self.prefix);
+                let _ = std::fs::copy(self.dir.path().join(format!("h{i}.log")), keep.join(name));
+            }
         }
         // The daemons' tasks outlive them (as swarmd's do): end every
         // process whose environment names one of these nodes, then the

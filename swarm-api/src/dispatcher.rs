@@ -102,7 +102,27 @@ impl<D: Dispatcher> dispatcher_server::Dispatcher for DispatcherService<D> {
         let result = self.inner.report(&node, updates).await;
         Ok(Response::new(wire::encode(&result)))
     }
+
+    async fn view_applied(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let (node, index): (Id, u64) = wire::decode(&req.get_ref().data).map_err(bad)?;
+        speaks_for(&req, &node)?;
+        let result = self.inner.view_applied(&node, index).await;
+        Ok(Response::new(wire::encode(&result)))
+    }
+
+    async fn await_views(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let (index, timeout): (u64, Duration) = wire::decode(&req.get_ref().data).map_err(bad)?;
+        // Within the caller's own deadline.
+        let result = self
+            .inner
+            .await_views(index, timeout.min(MAX_VIEW_WAIT))
+            .await;
+        Ok(Response::new(wire::encode(&result)))
+    }
 }
+
+/// The longest a manager waits in one `AwaitViews` call.
+const MAX_VIEW_WAIT: Duration = Duration::from_secs(30);
 
 /// A [`Dispatcher`] reached over gRPC: what a worker's agent uses when the
 /// managers run in other processes.
@@ -219,5 +239,24 @@ impl Dispatcher for RemoteDispatcher {
     ) -> Result<(), DispatcherError> {
         let mut client = self.client.clone();
         answer(timed(client.report(wire::encode(&(node_id, updates)))).await)
+    }
+
+    async fn view_applied(&self, node_id: &Id, index: u64) -> Result<(), DispatcherError> {
+        let mut client = self.client.clone();
+        answer(timed(client.view_applied(wire::encode(&(node_id, index)))).await)
+    }
+
+    async fn await_views(&self, index: u64, timeout: Duration) -> Result<bool, DispatcherError> {
+        let mut client = self.client.clone();
+        let timeout = timeout.min(MAX_VIEW_WAIT);
+        let call = client.await_views(wire::encode(&(index, timeout)));
+        let reply = tokio::time::timeout(timeout + CALL_TIMEOUT, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(
+                    "the managers did not answer in time",
+                ))
+            });
+        answer(reply)
     }
 }

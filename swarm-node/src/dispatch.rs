@@ -109,6 +109,16 @@ impl<S: Store + Clone> Dispatcher for LeaderDispatcher<S> {
         self.check()?;
         self.inner.report(node_id, updates).await
     }
+
+    async fn view_applied(&self, node_id: &Id, index: u64) -> Result<(), DispatcherError> {
+        self.check()?;
+        self.inner.view_applied(node_id, index).await
+    }
+
+    async fn await_views(&self, index: u64, timeout: Duration) -> Result<bool, DispatcherError> {
+        self.check()?;
+        self.inner.await_views(index, timeout).await
+    }
 }
 
 /// A worker's dispatcher over every known manager: it sticks to the one
@@ -342,6 +352,16 @@ impl Dispatcher for FailoverDispatcher {
         updates: Vec<StatusUpdate>,
     ) -> Result<(), DispatcherError> {
         self.on_current(|d| async move { d.report(node_id, updates).await })
+            .await
+    }
+
+    async fn view_applied(&self, node_id: &Id, index: u64) -> Result<(), DispatcherError> {
+        self.on_current(|d| async move { d.view_applied(node_id, index).await })
+            .await
+    }
+
+    async fn await_views(&self, index: u64, timeout: Duration) -> Result<bool, DispatcherError> {
+        self.on_current(|d| async move { d.await_views(index, timeout).await })
             .await
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::Id;
-use crate::dispatcher::StatusUpdate;
+use crate::dispatcher::{Dispatcher, StatusUpdate};
 use crate::model::{Task, TaskState, TaskStatus};
 use crate::network::{NetworkDriver, Sandbox};
 use crate::runtime::{ExitStatus, Health, Runtime, RuntimeError, RuntimeState, TaskFile};
@@ -19,7 +19,10 @@ pub(crate) struct Controller<R> {
     pub runtime: Arc<R>,
     /// Gives the task its network namespace.
     pub network: Arc<dyn NetworkDriver>,
-    /// How long a task on a network drains before it is stopped.
+    /// Asked whether every node stopped sending a stopping task traffic.
+    pub dispatcher: Arc<dyn Dispatcher>,
+    /// How long a task on a network drains, once no node sends it new
+    /// connections, before it is stopped.
     pub drain: Duration,
     pub task: watch::Receiver<(Arc<Task>, Vec<TaskFile>)>,
     pub reports: Reports,
@@ -30,6 +33,11 @@ pub(crate) struct Controller<R> {
     /// container or process.
     pub runtime_id: std::sync::OnceLock<String>,
 }
+
+/// How long a stopping task waits for every node's data plane to follow
+/// its leaving (about 50 ms on a healthy cluster); a node whose agent does
+/// not answer costs at most this.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 
 enum Outcome {
     Exited(ExitStatus),
@@ -275,9 +283,16 @@ impl<R: Runtime> Controller<R> {
             Outcome::ShutDown => {
                 if !task.networks.is_empty() && !self.drain.is_zero() {
                     // It left DNS and the balancers when it was told to
-                    // stop: let what is in flight finish first.
+                    // stop: once every node follows that, let what is in
+                    // flight finish.
                     let wait = self.runtime.wait(&id);
-                    let _ = tokio::time::timeout(self.drain, wait).await;
+                    let _ = tokio::time::timeout(FOLLOW_WAIT + self.drain, async {
+                        tokio::select! {
+                            _ = wait => {}
+                            () = self.drain_after_views() => {}
+                        }
+                    })
+                    .await;
                 }
                 let grace = self.current().spec.stop_grace_period;
                 let stopped = self.runtime.stop(&id, grace).await;
@@ -305,6 +320,29 @@ impl<R: Runtime> Controller<R> {
                 );
             }
         }
+    }
+
+    /// Waits until no node sends the task new connections (it stopped
+    /// serving at its current version), then for the drain period.
+    async fn drain_after_views(&self) {
+        let task = self.current();
+        let index = task.meta.version;
+        let began = tokio::time::Instant::now();
+        match self.dispatcher.await_views(index, FOLLOW_WAIT).await {
+            Ok(true) => tracing::debug!(
+                task = %task.meta.id, waited = ?began.elapsed(),
+                "no node sends the stopping task new connections"
+            ),
+            Ok(false) => tracing::warn!(
+                task = %task.meta.id,
+                "not every node's data plane followed the task's stop within {FOLLOW_WAIT:?}; stopping it anyway"
+            ),
+            Err(e) => tracing::warn!(
+                task = %task.meta.id, error = %e,
+                "cannot learn whether every node stopped sending the task traffic; stopping it anyway"
+            ),
+        }
+        tokio::time::sleep(self.drain).await;
     }
 
     /// Whether the runtime reports health for a task whose spec has no

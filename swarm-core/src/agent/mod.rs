@@ -118,6 +118,9 @@ pub struct Agent<R, D> {
 }
 
 /// A task the agent knows, from its assignment until it leaves the set.
+/// What the network follower is given: a set's index and its view.
+type Followed = (u64, Option<Arc<NetworkView>>);
+
 struct Running {
     tx: watch::Sender<(Arc<Task>, Vec<TaskFile>)>,
     /// Its controller; `None` for a task that was already finished when
@@ -182,21 +185,29 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             stop.clone(),
         ));
         // The view can change often: the driver follows it one update at
-        // a time, the newest winning.
-        let (views, mut views_rx) = watch::channel(None::<Arc<NetworkView>>);
+        // a time, the newest winning, and the managers hear how far it got
+        // (a task is stopped once every node stopped sending it traffic).
+        let (views, mut views_rx) = watch::channel(None::<Followed>);
         let follower = tokio::spawn({
             let (network, stop) = (self.network.clone(), stop.clone());
+            let (dispatcher, node) = (self.dispatcher.clone(), self.node_id.clone());
             async move {
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => return,
                         r = views_rx.changed() => if r.is_err() { return },
                     }
-                    let Some(view) = views_rx.borrow_and_update().clone() else {
+                    let Some((index, view)) = views_rx.borrow_and_update().clone() else {
                         continue;
                     };
-                    if let Err(e) = network.update(view).await {
+                    if let Some(view) = view
+                        && let Err(e) = network.update(view).await
+                    {
                         tracing::warn!(error = %e, "the network driver could not follow the cluster's view");
+                        continue;
+                    }
+                    if let Err(e) = dispatcher.view_applied(&node, index).await {
+                        tracing::debug!(error = %e, index, "could not tell the managers the view was applied");
                     }
                 }
             }
@@ -214,7 +225,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         &self,
         description: crate::model::NodeDescription,
         reports: mpsc::UnboundedSender<StatusUpdate>,
-        views: &watch::Sender<Option<Arc<NetworkView>>>,
+        views: &watch::Sender<Option<Followed>>,
         shutdown: &CancellationToken,
     ) -> Result<(), AgentError> {
         let mut tasks: HashMap<Id, Running> = HashMap::new();
@@ -290,9 +301,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                             if std::mem::take(&mut first) {
                                 self.clean_up_strays(&set).await;
                             }
-                            if let Some(view) = &set.network {
-                                views.send_replace(Some(view.clone()));
-                            }
+                            views.send_replace(Some((set.index, set.network.clone())));
                             self.apply(set, &mut tasks, &reports);
                         }
                         None => break,
@@ -383,6 +392,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             let controller = Controller {
                 runtime: self.runtime.clone(),
                 network: self.network.clone(),
+                dispatcher: self.dispatcher.clone(),
                 drain: self.config.drain,
                 task: rx,
                 reports: reports.clone(),

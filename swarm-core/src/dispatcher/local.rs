@@ -70,6 +70,64 @@ pub struct LocalDispatcher<S> {
     config: DispatcherConfig,
     last_seen: Mutex<HashMap<Id, Instant>>,
     views: ViewCache,
+    following: Following,
+}
+
+/// How far each node's data plane follows the store.
+#[derive(Clone, Debug, Default)]
+struct Following {
+    nodes: Arc<Mutex<HashMap<Id, Follow>>>,
+    /// Told of every change, for [`Dispatcher::await_views`].
+    changed: Arc<tokio::sync::watch::Sender<()>>,
+}
+
+/// One node's: the index of the last set its session was sent, the index
+/// up to which that set stayed the same, and the index of the set it last
+/// applied. It follows index `i` when it applied the last set it was sent
+/// and that set still held at `i`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Follow {
+    sent: u64,
+    holds: u64,
+    applied: u64,
+}
+
+impl Following {
+    fn with(&self, node: &Id, f: impl FnOnce(&mut Follow)) {
+        let mut nodes = self
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = nodes.entry(node.clone()).or_default();
+        let before = (entry.sent, entry.holds, entry.applied);
+        f(entry);
+        if before != (entry.sent, entry.holds, entry.applied) {
+            self.changed.send_replace(());
+        }
+    }
+
+    fn sent(&self, node: &Id, index: u64) {
+        self.with(node, |f| {
+            f.sent = f.sent.max(index);
+            f.holds = f.holds.max(index);
+        });
+    }
+
+    fn holds(&self, node: &Id, index: u64) {
+        self.with(node, |f| f.holds = f.holds.max(index));
+    }
+
+    fn applied(&self, node: &Id, index: u64) {
+        self.with(node, |f| f.applied = f.applied.max(index));
+    }
+
+    fn follows(&self, node: &Id, index: u64) -> bool {
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node)
+            .is_some_and(|f| f.applied >= f.sent && f.holds >= index)
+    }
 }
 
 /// The network view of the latest state: computed once per commit for
@@ -109,6 +167,7 @@ impl<S: Store + Clone> LocalDispatcher<S> {
             config,
             last_seen: Mutex::new(HashMap::new()),
             views: ViewCache::default(),
+            following: Following::default(),
         }
     }
 
@@ -224,6 +283,7 @@ fn tasks_of(state: &State, node: &Id) -> Assignments {
     Assignments {
         tasks,
         network: None,
+        index: state.index(),
     }
 }
 
@@ -335,38 +395,46 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         let store = self.store.clone();
         let node = node_id.clone();
         let views = self.views.clone();
+        let following = self.following.clone();
         let first = assignments_cached(&state, &node, &views);
         let last = fingerprint(&first);
+        following.sent(&node, first.index);
         let rest = futures::stream::unfold(
             (commits, store, node, last, views),
-            |(mut commits, store, node, mut last, views)| async move {
-                loop {
-                    let commit = match commits.next().await? {
-                        Ok(c) => c,
-                        Err(_) => return None, // lagged: the worker resubscribes
-                    };
-                    let relevant = commit.events.iter().any(|e| match e.object() {
-                        // Any task on a network can change the view.
-                        Object::Task(t) => {
-                            t.node_id.as_ref() == Some(&node) || !t.networks.is_empty()
+            move |(mut commits, store, node, mut last, views)| {
+                let following = following.clone();
+                async move {
+                    loop {
+                        let commit = match commits.next().await? {
+                            Ok(c) => c,
+                            Err(_) => return None, // lagged: the worker resubscribes
+                        };
+                        let relevant = commit.events.iter().any(|e| match e.object() {
+                            // Any task on a network can change the view.
+                            Object::Task(t) => {
+                                t.node_id.as_ref() == Some(&node) || !t.networks.is_empty()
+                            }
+                            Object::Secret(_)
+                            | Object::Config(_)
+                            | Object::Network(_)
+                            | Object::Service(_)
+                            | Object::Cluster(_) => true,
+                            Object::Node(_) => true,
+                        });
+                        if !relevant {
+                            following.holds(&node, commit.index);
+                            continue;
                         }
-                        Object::Secret(_)
-                        | Object::Config(_)
-                        | Object::Network(_)
-                        | Object::Service(_)
-                        | Object::Cluster(_) => true,
-                        Object::Node(_) => true,
-                    });
-                    if !relevant {
-                        continue;
-                    }
-                    let state = store.state().await.ok()?;
-                    state.node(&node)?;
-                    let set = assignments_cached(&state, &node, &views);
-                    let fp = fingerprint(&set);
-                    if fp != last {
-                        last = fp;
-                        return Some((set, (commits, store, node, last, views)));
+                        let state = store.state().await.ok()?;
+                        state.node(&node)?;
+                        let set = assignments_cached(&state, &node, &views);
+                        let fp = fingerprint(&set);
+                        if fp != last {
+                            last = fp;
+                            following.sent(&node, set.index);
+                            return Some((set, (commits, store, node, last, views)));
+                        }
+                        following.holds(&node, state.index());
                     }
                 }
             },
@@ -417,6 +485,32 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         Err(DispatcherError::Unavailable(
             "task status kept changing; report again".into(),
         ))
+    }
+
+    async fn view_applied(&self, node_id: &Id, index: u64) -> Result<(), DispatcherError> {
+        self.following.applied(node_id, index);
+        Ok(())
+    }
+
+    /// Counts the nodes ready in the store; one that is ready but has no
+    /// session here (yet) does not follow.
+    async fn await_views(&self, index: u64, timeout: Duration) -> Result<bool, DispatcherError> {
+        let deadline = Instant::now() + timeout;
+        let mut changed = self.following.changed.subscribe();
+        loop {
+            let state = self.store.state().await.map_err(unavailable)?;
+            let all = state
+                .nodes()
+                .filter(|n| n.status.state == NodeState::Ready)
+                .all(|n| self.following.follows(&n.meta.id, index));
+            if all {
+                return Ok(true);
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Ok(false),
+            }
+        }
     }
 }
 
@@ -513,5 +607,80 @@ mod tests {
             n2.tasks[0].files.is_empty(),
             "no other node gets the secret"
         );
+    }
+
+    /// Forwards a node's sets to a channel, as its agent's session would
+    /// read them.
+    async fn session(
+        d: &Arc<LocalDispatcher<Arc<MemoryStore>>>,
+        node: &str,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<Assignments> {
+        d.register(&node.into(), NodeDescription::default())
+            .await
+            .unwrap();
+        let mut stream = d.assignments(&node.into()).await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(set) = stream.next().await {
+                if tx.send(set).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    #[tokio::test]
+    async fn a_stop_waits_until_every_ready_node_applied_its_view() {
+        let store = Arc::new(MemoryStore::new());
+        let d = Arc::new(LocalDispatcher::new(
+            store.clone(),
+            DispatcherConfig::default(),
+        ));
+        for n in ["n1", "n2", "idle"] {
+            d.admit(&n.into(), NodeRole::Worker).await.unwrap();
+        }
+        let mut n1 = session(&d, "n1").await;
+        let mut n2 = session(&d, "n2").await;
+        let (first1, first2) = (n1.recv().await.unwrap(), n2.recv().await.unwrap());
+        let at = store.state().await.unwrap().index();
+        let short = Duration::from_millis(50);
+        assert!(!d.await_views(at, short).await.unwrap(), "none applied");
+        d.view_applied(&"n1".into(), first1.index).await.unwrap();
+        assert!(!d.await_views(at, short).await.unwrap(), "n2 did not");
+        // A waiter wakes when the last one applies; `idle` never
+        // registered (not ready) and is not waited for.
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move { d.await_views(at, Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(short).await;
+        d.view_applied(&"n2".into(), first2.index).await.unwrap();
+        assert!(waiter.await.unwrap().unwrap());
+
+        // A task for n1 changes n1's set, not n2's: n2 follows the new
+        // index with the set it applied, n1 once it applies its new one.
+        let service = Service {
+            meta: Meta::new("s".into()),
+            spec: ServiceSpec::replicated("web", 1, vec!["x".into()]),
+            history: Vec::new(),
+            update_status: None,
+            endpoint: Default::default(),
+        };
+        let mut task = Task::new(&service, 1, Some("n1".into()), vec![]);
+        task.status.state = TaskState::Assigned;
+        store
+            .apply(vec![Change::Create(task.into())])
+            .await
+            .unwrap();
+        let changed = n1.recv().await.unwrap();
+        assert_eq!(changed.tasks.len(), 1);
+        assert!(!d.await_views(changed.index, short).await.unwrap());
+        d.view_applied(&"n1".into(), changed.index).await.unwrap();
+        assert!(
+            d.await_views(changed.index, short).await.unwrap(),
+            "n2's set held at that index"
+        );
+        assert!(n2.try_recv().is_err(), "n2 was sent nothing new");
     }
 }

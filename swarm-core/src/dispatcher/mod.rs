@@ -55,6 +55,11 @@ pub struct Assignments {
     /// overlay peers; `None` when the cluster has no network.
     #[serde(default)]
     pub network: Option<Arc<crate::network::NetworkView>>,
+    /// The store's index the set was read at. Once the node's data plane
+    /// follows `network`, the agent says so with this index
+    /// ([`Dispatcher::view_applied`]).
+    #[serde(default)]
+    pub index: u64,
 }
 
 /// A stream of assignment sets; it ends if the session breaks.
@@ -95,6 +100,12 @@ pub enum DispatcherError {
 /// - [`report`](Dispatcher::report) records status changes in order. A
 ///   change that would move a task backwards, or touches a task that is
 ///   not the node's, is ignored.
+/// - [`view_applied`](Dispatcher::view_applied) says the node's data plane
+///   (DNS, balancers, mesh) follows the set read at an index;
+///   [`await_views`](Dispatcher::await_views) waits until every ready
+///   node's does at a given index. A task that stops serving at index `i`
+///   is stopped once `await_views(i)` holds, so that no node still sends it
+///   new connections.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Dispatcher: Send + Sync + 'static {
@@ -115,6 +126,14 @@ pub trait Dispatcher: Send + Sync + 'static {
     /// Reports task status changes.
     async fn report(&self, node_id: &Id, updates: Vec<StatusUpdate>)
     -> Result<(), DispatcherError>;
+
+    /// The node's data plane follows the network view of the assignment
+    /// set read at `index` ([`Assignments::index`]).
+    async fn view_applied(&self, node_id: &Id, index: u64) -> Result<(), DispatcherError>;
+
+    /// Waits, at most `timeout`, until the data plane of every ready node
+    /// follows the store at `index` or later; whether they all do.
+    async fn await_views(&self, index: u64, timeout: Duration) -> Result<bool, DispatcherError>;
 }
 
 #[async_trait]
@@ -138,5 +157,11 @@ impl<D: Dispatcher + ?Sized> Dispatcher for Arc<D> {
         updates: Vec<StatusUpdate>,
     ) -> Result<(), DispatcherError> {
         (**self).report(node_id, updates).await
+    }
+    async fn view_applied(&self, node_id: &Id, index: u64) -> Result<(), DispatcherError> {
+        (**self).view_applied(node_id, index).await
+    }
+    async fn await_views(&self, index: u64, timeout: Duration) -> Result<bool, DispatcherError> {
+        (**self).await_views(index, timeout).await
     }
 }

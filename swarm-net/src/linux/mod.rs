@@ -461,12 +461,14 @@ impl NetworkDriver for LinuxDriver {
     }
 
     async fn update(&self, view: Arc<NetworkView>) -> Result<(), NetworkError> {
+        let asked = std::time::Instant::now();
         let mut inner = self.inner.lock().await;
         if *inner.view == *view {
             return Ok(());
         }
         inner.view = view.clone();
         let began = std::time::Instant::now();
+        let queued = began - asked;
         self.names.set(Arc::new(NameTable::of(&view)));
         let mut first_error = None;
         // Every node joins the ingress network, for the mesh.
@@ -512,6 +514,7 @@ impl NetworkDriver for LinuxDriver {
         tracing::debug!(
             serving = view.endpoints.iter().filter(|e| e.serving).count(),
             took = ?began.elapsed(),
+            ?queued,
             "network view applied"
         );
         first_error.map_or(Ok(()), Err)
