@@ -38,6 +38,8 @@ impl Drop for Daemons {
         // Tasks of killed daemons outlive them, as containers outlive a
         // crashed dockerd: stop those of this test.
         let _ = Command::new("pkill").args(["-f", &self.marker()]).status();
+        let dirs: Vec<PathBuf> = self.procs.keys().map(|n| self.data(n)).collect();
+        remove_containers(&dirs);
         if std::env::var_os("SWARM_KEEP_LOGS").is_some() {
             let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a temp dir"));
             eprintln!("logs kept in {}", kept.keep().display());
@@ -361,5 +363,30 @@ impl Daemons {
         Ok(swarm_api::RemoteControl::with_channel(
             endpoint.connect_lazy(),
         ))
+    }
+}
+
+/// Removes the containers (tasks and their sandboxes, which carry their
+/// node's id as a label) of the nodes whose data directories are `dirs`,
+/// where a `docker` CLI is installed.
+pub fn remove_containers(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let Ok(text) = std::fs::read_to_string(dir.join("node.json")) else {
+            continue;
+        };
+        let Some(id) = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["node_id"].as_str().map(str::to_owned))
+        else {
+            continue;
+        };
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "command -v docker >/dev/null && docker ps -aq --filter label=swarm.node.id={id} | xargs -r docker rm -f >/dev/null 2>&1"
+                ),
+            ])
+            .status();
     }
 }

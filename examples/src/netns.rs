@@ -3,7 +3,7 @@
 //! hosts `h1`, `h2`, ... each with `eth0` at `192.168.77.<i>/24` on it,
 //! each running `swarmd` (Linux data plane; process runtime unless told
 //! otherwise). Everything is removed on drop, containers included; with
-//! `SWARM_TEST_LOGS=DIR` set, the daemons' logs are kept in `DIR`.
+//! `SWARM_KEEP_LOGS=1`, the daemons' logs are kept.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -233,14 +233,15 @@ impl Drop for Hosts {
             let _ = d.kill();
             let _ = d.wait();
         }
-        // `SWARM_TEST_LOGS=DIR` keeps each daemon's whole log there.
-        if let Some(keep) = std::env::var_os("SWARM_TEST_LOGS") {
-            let keep = PathBuf::from(keep);
-            let _ = std::fs::create_dir_all(&keep);
+        // As `Daemons`: `SWARM_KEEP_LOGS=1` keeps the daemons' logs.
+        if std::env::var_os("SWARM_KEEP_LOGS").is_some()
+            && let Ok(keep) = tempfile::Builder::new().prefix("swarm-logs-").tempdir()
+        {
             for i in 1..=self.count {
-                let name = format!("{}h{i}.log", self.prefix);
-                let _ = std::fs::copy(self.dir.path().join(format!("h{i}.log")), keep.join(name));
+                let log = format!("h{i}.log");
+                let _ = std::fs::copy(self.dir.path().join(&log), keep.path().join(&log));
             }
+            eprintln!("logs kept in {}", keep.keep().display());
         }
         // The daemons' tasks outlive them (as swarmd's do): end every
         // process whose environment names one of these nodes, then the
@@ -253,18 +254,9 @@ impl Drop for Hosts {
                 Some(format!("SWARM_NODE_ID={}", v["node_id"].as_str()?))
             })
             .collect();
-        // Containers, and the sandboxes that held their namespaces, carry
-        // their node's id.
-        for node in &nodes {
-            let id = node.trim_start_matches("SWARM_NODE_ID=");
-            let _ = sh(&[
-                "sh",
-                "-c",
-                &format!(
-                    "command -v docker >/dev/null && docker ps -aq --filter label=swarm.node.id={id} | xargs -r docker rm -f >/dev/null 2>&1"
-                ),
-            ]);
-        }
+        crate::daemons::remove_containers(
+            &(1..=self.count).map(|i| self.data(i)).collect::<Vec<_>>(),
+        );
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(env) = std::fs::read(entry.path().join("environ")) else {
                 continue;

@@ -1,10 +1,38 @@
-//! Docker-like tables of services and tasks.
+//! Docker-like tables of services, tasks, nodes and the rest.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use swarm_core::model::{Service, ServiceMode, ServiceSpec, TaskState};
 use swarm_core::store::State;
+
+/// Rows aligned as docker's tab writer aligns them: each column as wide as
+/// its widest cell plus 3 spaces, and at least 10; the last unpadded.
+#[must_use]
+pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let width = (widths[i] + 3).max(10);
+                let _ = write!(line, "{cell:<width$}");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
 
 fn ago(t: SystemTime) -> String {
     let secs = SystemTime::now()
@@ -30,10 +58,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// `service ls`: ID, NAME, MODE, REPLICAS, IMAGE.
 #[must_use]
 pub fn services(state: &State) -> String {
-    let mut out = format!(
-        "{:<14}{:<12}{:<12}{:<10}{}\n",
-        "ID", "NAME", "MODE", "REPLICAS", "IMAGE"
-    );
+    let mut rows = Vec::new();
     let mut list: Vec<_> = state.services().collect();
     list.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     for s in list {
@@ -54,31 +79,35 @@ pub fn services(state: &State) -> String {
                     .to_string(),
             ),
         };
-        let _ = writeln!(
-            out,
-            "{:<14}{:<12}{:<12}{:<10}{}",
-            s.meta.id.short(),
-            s.spec.name,
-            mode,
+        rows.push(vec![
+            s.meta.id.short().to_owned(),
+            s.spec.name.clone(),
+            mode.to_owned(),
             format!("{running}/{want}"),
-            s.spec.task.image
-        );
+            s.spec.task.image.clone(),
+        ]);
     }
-    out
+    render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE"], &rows)
 }
 
 /// `service ps`: ID, NAME, IMAGE, NODE, DESIRED STATE, CURRENT STATE, ERROR.
 #[must_use]
 pub fn tasks(state: &State, service: &str) -> String {
-    let mut out = format!(
-        "{:<14}{:<14}{:<8}{:<11}{:<15}{:<34}{}\n",
-        "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"
-    );
+    const HEADER: [&str; 7] = [
+        "ID",
+        "NAME",
+        "IMAGE",
+        "NODE",
+        "DESIRED STATE",
+        "CURRENT STATE",
+        "ERROR",
+    ];
+    let mut rows = Vec::new();
     let Some(s) = state
         .service_by_name(service)
         .or_else(|| state.service(service))
     else {
-        return out;
+        return render(&HEADER, &rows);
     };
     let mut list: Vec<_> = state.tasks_of_service(&s.meta.id).collect();
     list.sort_by(|a, b| {
@@ -107,19 +136,17 @@ pub fn tasks(state: &State, service: &str) -> String {
             capitalise(t.status.state.as_str()),
             ago(t.status.timestamp)
         );
-        let _ = writeln!(
-            out,
-            "{:<14}{:<14}{:<8}{:<11}{:<15}{:<34}{}",
-            t.meta.id.short(),
+        rows.push(vec![
+            t.meta.id.short().to_owned(),
             name,
-            t.spec.image,
+            t.spec.image.clone(),
             node,
             capitalise(t.desired_state.as_str()),
             current,
-            t.status.err.as_deref().unwrap_or("")
-        );
+            t.status.err.clone().unwrap_or_default(),
+        ]);
     }
-    out
+    render(&HEADER, &rows)
 }
 
 fn capitalise(s: &str) -> String {
@@ -133,10 +160,7 @@ fn capitalise(s: &str) -> String {
 /// what changed from the one before.
 #[must_use]
 pub fn history(s: &Service) -> String {
-    let mut out = format!(
-        "{:<10}{:<32}{:<24}{}\n",
-        "REVISION", "IMAGE", "REPLACED", "CHANGE"
-    );
+    let mut out = Vec::new();
     let mut before: Option<&ServiceSpec> = None;
     let rows = s
         .history
@@ -145,17 +169,15 @@ pub fn history(s: &Service) -> String {
         .chain(std::iter::once((s.revision(), &s.spec, None)));
     for (revision, spec, replaced) in rows {
         let when = replaced.map_or_else(|| "(current)".to_owned(), ago);
-        let _ = writeln!(
-            out,
-            "{:<10}{:<32}{:<24}{}",
-            revision,
-            spec.task.image.chars().take(31).collect::<String>(),
+        out.push(vec![
+            revision.to_string(),
+            spec.task.image.clone(),
             when,
-            before.map_or_else(|| "-".to_owned(), |b| change(b, spec))
-        );
+            before.map_or_else(|| "-".to_owned(), |b| change(b, spec)),
+        ]);
         before = Some(spec);
     }
-    out
+    render(&["REVISION", "IMAGE", "REPLACED", "CHANGE"], &out)
 }
 
 /// What differs between two specs, in a few words.
@@ -205,6 +227,18 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn columns_are_as_wide_as_their_widest_cell_as_docker_aligns_them() {
+        let rows = [
+            vec!["a".into(), "swarm-test/tools:5b93c518c7d175e0".into(), "w2".into()],
+            vec!["b".into(), "x".into(), String::new()],
+        ];
+        assert_eq!(
+            render(&["ID", "IMAGE", "NODE"], &rows),
+            "ID        IMAGE                               NODE\na         swarm-test/tools:5b93c518c7d175e0   w2\nb         x\n"
+        );
+    }
 
     #[test]
     fn timestamps_print_as_docker_prints_them() {

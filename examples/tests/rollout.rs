@@ -6,6 +6,9 @@
 //! revision or to a chosen one; canaries wait for a promotion, and a
 //! rollback removes them; an update whose tasks cannot start fails at its
 //! deadline with the reason; bad input is refused and changes nothing.
+//! With containers, where Docker answers: an update completes, a failing
+//! one pauses and a rollback restores it, canaries wait for a promotion,
+//! and an image that cannot be had pauses the update with the reason.
 //!
 //! On three hosts of network namespaces (root; SKIPPED elsewhere): a
 //! 6-replica HTTP service is updated two at a time while a client sends
@@ -38,11 +41,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// A manager and two workers on loopback.
 fn cluster() -> Daemons {
-    let mut d = Daemons::new(
-        Path::new(SWARMD),
-        Path::new(SWARMCTL),
-        &["--heartbeat-period", "250ms"],
-    );
+    cluster_with(&[])
+}
+
+/// A manager and two workers on loopback, each daemon with `args` too.
+fn cluster_with(args: &[&str]) -> Daemons {
+    let mut all = vec!["--heartbeat-period", "250ms"];
+    all.extend_from_slice(args);
+    let mut d = Daemons::new(Path::new(SWARMD), Path::new(SWARMCTL), &all);
     d.init("m1");
     let token = d.ctl_ok("m1", &["swarm", "join-token", "-q", "worker"]);
     d.join("w1", token.trim(), "m1");
@@ -481,6 +487,153 @@ fn bad_updates_are_refused_and_change_nothing() {
     }
     assert_eq!(inspect(&d, "web"), web, "web unchanged");
     assert_eq!(inspect(&d, "agent"), agent, "agent unchanged");
+}
+
+#[test]
+fn rollouts_of_containers_pause_roll_back_and_promote() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(docker) = rt.block_on(swarm_runtime_docker::testing::engine(
+        "rollouts_of_containers_pause_roll_back_and_promote",
+    )) else {
+        return;
+    };
+    let image = rt.block_on(swarm_runtime_docker::testing::test_image(&docker));
+    let _s = serial();
+    let d = cluster_with(&["--runtime", "docker"]);
+    let marker = d.marker();
+    // `sleep` as PID 1 ignores SIGTERM: a short grace period.
+    let out = d.ctl_ok(
+        "m1",
+        &[
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--replicas",
+            "4",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "200ms",
+            "--update-monitor",
+            "1s",
+            "--stop-grace-period",
+            "1s",
+            "--env",
+            "V=1",
+            image,
+            "sleep",
+            &marker,
+        ],
+    );
+    assert!(out.contains("4/4 running"), "{out}");
+    let all_on = |v: &str| {
+        let now = running(&d, "web");
+        now.len() == 4 && now.iter().all(|t| env_of(t) == [format!("V={v}")])
+    };
+
+    // Two at a time: converged, every container on the new spec.
+    let out = d.ctl_ok(
+        "m1",
+        &[
+            "service",
+            "update",
+            "--update-parallelism",
+            "2",
+            "--env-add",
+            "V=2",
+            "web",
+        ],
+    );
+    assert!(
+        out.contains("overall progress: 4 out of 4 tasks")
+            && out.contains("verify: Service web converged"),
+        "{out}"
+    );
+    assert!(all_on("2"), "{}", d.ctl_ok("m1", &["service", "ps", "web"]));
+    let before = ids(&running(&d, "web"));
+
+    // A failing health check pauses it on the first container; a
+    // rollback restores the spec, keeping the three never touched.
+    let out = d.ctl_at(
+        "m1",
+        &[
+            "service",
+            "update",
+            "--health-cmd",
+            "false",
+            "--health-retries",
+            "1",
+            "--update-parallelism",
+            "1",
+            "--env-add",
+            "V=3",
+            "web",
+        ],
+    );
+    let text = out_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("service update paused") && text.contains("unhealthy"),
+        "{text}"
+    );
+    assert_eq!(inspect(&d, "web")["UpdateStatus"]["State"], "paused");
+    let out = d.ctl_ok("m1", &["service", "rollback", "web"]);
+    assert!(out.contains("verify: Service web converged"), "{out}");
+    assert!(all_on("2"), "{}", d.ctl_ok("m1", &["service", "ps", "web"]));
+    assert!(
+        ids(&running(&d, "web"))
+            .iter()
+            .filter(|id| before.contains(id))
+            .count()
+            >= 3,
+        "the old containers stayed: {before:?}\n{}",
+        d.ctl_ok("m1", &["service", "ps", "web"])
+    );
+
+    // A canary waits beside the four; a promotion completes the rollout.
+    let out = d.ctl_ok(
+        "m1",
+        &[
+            "service",
+            "update",
+            "--update-canary",
+            "1",
+            "--env-add",
+            "V=4",
+            "web",
+        ],
+    );
+    assert!(
+        out.contains("1 canary running beside the old tasks"),
+        "{out}"
+    );
+    assert_eq!(running(&d, "web").len(), 5);
+    let out = d.ctl_ok("m1", &["service", "promote", "web"]);
+    assert!(out.contains("verify: Service web converged"), "{out}");
+    assert!(all_on("4"), "{}", d.ctl_ok("m1", &["service", "ps", "web"]));
+
+    // An image no registry has: the update pauses with the engine's
+    // reason instead of hanging, and three containers keep running.
+    let start = Instant::now();
+    let out = d.ctl_at(
+        "m1",
+        &[
+            "service",
+            "update",
+            "--image",
+            "swarm-nowhere/none:v9",
+            "web",
+        ],
+    );
+    let text = out_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("service update paused") && text.contains("swarm-nowhere/none"),
+        "{text}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(60), "{text}");
+    assert_eq!(running(&d, "web").len(), 3, "stop-first: one slot tried");
 }
 
 fn unix_now() -> f64 {

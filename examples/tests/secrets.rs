@@ -4,7 +4,9 @@
 //! and snapshots included) holds them; bad input is refused and changes
 //! nothing. With autolock, a restarted manager serves nothing until it is
 //! given the unlock key; a rotated key unlocks it and the old one does
-//! not.
+//! not. With three managers, those that joined the locked cluster seal
+//! their keys too, a restarted follower is locked while the others serve,
+//! and a rotation reaches every manager.
 
 use std::path::Path;
 use std::time::Duration;
@@ -228,7 +230,11 @@ fn data_key(d: &Daemons, name: &str) -> String {
 }
 
 fn serves(d: &Daemons) -> Result<String, String> {
-    let out = d.ctl_at("m1", &["node", "ls"]);
+    serves_via(d, "m1")
+}
+
+fn serves_via(d: &Daemons, via: &str) -> Result<String, String> {
+    let out = d.ctl_at(via, &["node", "ls"]);
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -330,5 +336,88 @@ fn an_autolocked_manager_serves_nothing_until_unlocked_with_its_current_key() {
     d.restart("m1");
     d.wait("serving without a key", Duration::from_secs(20), || {
         serves(&d).is_ok()
+    });
+}
+
+#[test]
+fn every_manager_of_an_autolocked_cluster_locks_and_follows_a_rotation() {
+    let mut d = Daemons::new(
+        Path::new(SWARMD),
+        Path::new(SWARMCTL),
+        &["--heartbeat-period", "250ms"],
+    );
+    d.init_with("m1", &["--autolock"]);
+    let key1 = d
+        .ctl_ok("m1", &["swarm", "unlock-key", "-q"])
+        .trim()
+        .to_owned();
+    let token = d.ctl_ok("m1", &["swarm", "join-token", "-q", "manager"]);
+    d.join("m2", token.trim(), "m1");
+    d.join("m3", token.trim(), "m1");
+    d.wait("three managers ready", Duration::from_secs(60), || {
+        let n = d.nodes("m1");
+        n.len() == 3 && n.values().all(|(s, _)| s == "ready")
+    });
+    // Those that joined a locked cluster seal their data keys too.
+    d.wait("every data key sealed", Duration::from_secs(20), || {
+        ["m1", "m2", "m3"]
+            .iter()
+            .all(|m| data_key(&d, m).contains(" sealed "))
+    });
+
+    // A restarted follower is locked; the other two go on serving.
+    let follower = if d.leader("m1").as_deref() == Some("m2") {
+        "m3"
+    } else {
+        "m2"
+    };
+    d.stop(follower);
+    d.restart(follower);
+    d.wait("the follower locked", Duration::from_secs(20), || {
+        serves_via(&d, follower).is_err_and(|e| e.contains("this manager is locked"))
+    });
+    let marker = d.marker();
+    d.ctl_ok(
+        "m1",
+        &["service", "create", "--name", "web", "sleep", &marker],
+    );
+    assert!(serves_via(&d, follower).is_err(), "still locked");
+    let out = unlock(&d, follower, &key1);
+    assert!(out.status.success(), "{out:?}");
+    d.wait(
+        "the follower serving what was written while it was locked",
+        Duration::from_secs(20),
+        || {
+            d.ctl_at(follower, &["service", "ls"]).status.success()
+                && d.ctl_ok(follower, &["service", "ls"]).contains("web")
+        },
+    );
+
+    // A rotation reaches every manager: each seals its data key anew.
+    let before: Vec<String> = ["m1", "m2", "m3"].iter().map(|m| data_key(&d, m)).collect();
+    let key2 = d
+        .ctl_ok("m1", &["swarm", "unlock-key", "--rotate", "-q"])
+        .trim()
+        .to_owned();
+    d.wait(
+        "every data key sealed anew",
+        Duration::from_secs(20),
+        || {
+            ["m1", "m2", "m3"]
+                .iter()
+                .zip(&before)
+                .all(|(m, b)| data_key(&d, m) != *b)
+        },
+    );
+    d.stop("m3");
+    d.restart("m3");
+    d.wait("m3 locked", Duration::from_secs(20), || {
+        serves_via(&d, "m3").is_err_and(|e| e.contains("this manager is locked"))
+    });
+    assert!(!unlock(&d, "m3", &key1).status.success(), "the old key");
+    let out = unlock(&d, "m3", &key2);
+    assert!(out.status.success(), "{out:?}");
+    d.wait("m3 serving", Duration::from_secs(20), || {
+        serves_via(&d, "m3").is_ok()
     });
 }

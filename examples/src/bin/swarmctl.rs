@@ -640,11 +640,7 @@ async fn converge(ctl: &Ctl, name: &str) -> anyhow::Result<()> {
 }
 
 fn node_table(nodes: &[Arc<Node>], managers: &[ManagerInfo]) -> String {
-    use std::fmt::Write as _;
-    let mut out = format!(
-        "{:<28}{:<16}{:<10}{:<14}{}\n",
-        "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS"
-    );
+    let mut rows = Vec::new();
     let mut list: Vec<_> = nodes.iter().collect();
     list.sort_by(|a, b| a.display_name().cmp(b.display_name()));
     for n in list {
@@ -671,17 +667,18 @@ fn node_table(nodes: &[Arc<Node>], managers: &[ManagerInfo]) -> String {
                     "Unreachable"
                 }
             });
-        let _ = writeln!(
-            out,
-            "{:<28}{:<16}{:<10}{:<14}{}",
-            n.meta.id.as_str(),
-            n.display_name(),
-            status,
-            availability,
-            manager
-        );
+        rows.push(vec![
+            n.meta.id.as_str().to_owned(),
+            n.display_name().to_owned(),
+            status.to_owned(),
+            availability.to_owned(),
+            manager.to_owned(),
+        ]);
     }
-    out
+    table::render(
+        &["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS"],
+        &rows,
+    )
 }
 
 async fn node_cmd(ctl: &Ctl, cmd: NodeCmd) -> anyhow::Result<()> {
@@ -856,19 +853,26 @@ async fn network_cmd(ctl: &Ctl, cmd: NetworkCmd) -> anyhow::Result<()> {
             if format.as_deref() == Some("json") {
                 return json(&list);
             }
-            println!("{:<15}{:<20}{:<10}SCOPE", "NETWORK ID", "NAME", "DRIVER");
-            for n in list {
-                println!(
-                    "{:<15}{:<20}{:<10}swarm",
-                    n.meta.id.short(),
-                    n.spec.name,
-                    if n.spec.driver.is_empty() {
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|n| {
+                    let driver = if n.spec.driver.is_empty() {
                         "overlay"
                     } else {
                         &n.spec.driver
-                    },
-                );
-            }
+                    };
+                    vec![
+                        n.meta.id.short().to_owned(),
+                        n.spec.name.clone(),
+                        driver.to_owned(),
+                        "swarm".to_owned(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
+            );
         }
         NetworkCmd::Inspect { networks, format } => {
             if networks.is_empty() {
@@ -1180,8 +1184,7 @@ async fn data_cmd(ctl: &Ctl, cmd: DataCmd, secret: bool) -> anyhow::Result<()> {
             }
         }
         DataCmd::Ls => {
-            println!("{:<28}NAME", "ID");
-            match ctl
+            let rows: Vec<Vec<String>> = match ctl
                 .call(if secret {
                     ControlRequest::ListSecrets
                 } else {
@@ -1189,18 +1192,17 @@ async fn data_cmd(ctl: &Ctl, cmd: DataCmd, secret: bool) -> anyhow::Result<()> {
                 })
                 .await?
             {
-                ControlReply::Secrets(list) => {
-                    for s in list {
-                        println!("{:<28}{}", s.meta.id.as_str(), s.spec.name);
-                    }
-                }
-                ControlReply::Configs(list) => {
-                    for c in list {
-                        println!("{:<28}{}", c.meta.id.as_str(), c.spec.name);
-                    }
-                }
+                ControlReply::Secrets(list) => list
+                    .iter()
+                    .map(|s| vec![s.meta.id.as_str().to_owned(), s.spec.name.clone()])
+                    .collect(),
+                ControlReply::Configs(list) => list
+                    .iter()
+                    .map(|c| vec![c.meta.id.as_str().to_owned(), c.spec.name.clone()])
+                    .collect(),
                 other => bail!("the manager answered out of turn: {other:?}"),
-            }
+            };
+            print!("{}", table::render(&["ID", "NAME"], &rows));
         }
         DataCmd::Inspect { names } => {
             let reply = ctl
