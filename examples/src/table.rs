@@ -231,7 +231,11 @@ mod tests {
     #[test]
     fn columns_are_as_wide_as_their_widest_cell_as_docker_aligns_them() {
         let rows = [
-            vec!["a".into(), "swarm-test/tools:5b93c518c7d175e0".into(), "w2".into()],
+            vec![
+                "a".into(),
+                "swarm-test/tools:5b93c518c7d175e0".into(),
+                "w2".into(),
+            ],
             vec!["b".into(), "x".into(), String::new()],
         ];
         assert_eq!(
