@@ -1,6 +1,7 @@
 #![doc = include_str!("../../README.md")]
 
 pub mod daemons;
+pub mod engine;
 pub mod inspect;
 pub mod netns;
 pub mod service_flags;

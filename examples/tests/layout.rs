@@ -52,6 +52,7 @@ fn the_crates_sit_at_the_top_level() {
         "swarm-api",
         "swarm-node",
         "swarm-net",
+        "swarm-engine",
         "examples",
     ] {
         assert!(
@@ -90,6 +91,11 @@ fn dependencies_point_one_way() {
         deps["swarm-api"],
         ["swarm-core"],
         "swarm-api sees the model alone"
+    );
+    assert_eq!(
+        deps["swarm-engine"],
+        ["swarm-core"],
+        "the Engine API sees the model alone; the daemon is behind its Backend"
     );
     for (name, list) in &deps {
         if name != "swarm-examples" {

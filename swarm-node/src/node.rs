@@ -457,6 +457,13 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             .expect("a node has credentials once made")
     }
 
+    /// The manager's store as it comes and goes while the node runs
+    /// (`node promote`/`demote`): `None` while it is a worker.
+    #[must_use]
+    pub fn stores(&self) -> watch::Receiver<Option<P::Store>> {
+        self.current.subscribe()
+    }
+
     /// Runs the node in the background with `runtime`, and returns the
     /// app's handle on it: its manager's [`Control`] and store (while it
     /// is a manager), and a clean shutdown.

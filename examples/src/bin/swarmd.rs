@@ -144,6 +144,11 @@ struct NodeArgs {
     /// How long node certificates are valid, e.g. 2160h (90 days).
     #[arg(long, value_parser = parse_duration, global = true)]
     cert_expiry: Option<Duration>,
+    /// The unix socket of the Docker Engine API, for the stock `docker`
+    /// CLI (`docker -H unix://PATH info`); default: swarmd.sock in the
+    /// data directory. `none` serves none.
+    #[arg(long, global = true)]
+    engine_socket: Option<PathBuf>,
 }
 
 /// The task runtimes `swarmd` can drive.
@@ -200,6 +205,9 @@ struct Setup {
     scheduler: SwarmScheduler,
     /// What to keep in the data directory once the node is made.
     settings: NodeSettings,
+    /// Where the Engine API listens, if anywhere, and whether the flag
+    /// named it (a default that cannot be bound is only warned of).
+    engine_socket: Option<(PathBuf, bool)>,
 }
 
 impl NodeArgs {
@@ -267,11 +275,17 @@ impl NodeArgs {
             config.cert_validity = v;
             config.renew_check = (v / 20).clamp(Duration::from_secs(1), Duration::from_secs(60));
         }
+        let engine_socket = match &self.engine_socket {
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) => Some((std::path::absolute(p)?, true)),
+            None => Some((config.data_dir.join("swarmd.sock"), false)),
+        };
         Ok(Setup {
             config,
             runtime,
             scheduler,
             settings,
+            engine_socket,
         })
     }
 }
@@ -305,6 +319,15 @@ async fn run(node: Node, setup: Setup) -> anyhow::Result<()> {
         tracing::info!("stopping");
         stop.cancel();
     });
+    let api = CancellationToken::new();
+    if let Some((path, named)) = &setup.engine_socket {
+        match serve_engine(&node, path, api.clone()) {
+            Ok(()) => {}
+            Err(e) if !named => tracing::warn!(error = %e, "no Docker Engine API"),
+            Err(e) => return Err(e),
+        }
+    }
+    let _api = api.drop_guard();
     let config = node.config();
     match setup.runtime {
         RuntimeKind::Process => {
@@ -386,6 +409,37 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Serves the Docker Engine API for `node` on the unix socket `path`
+/// (owner and group only, as docker.sock), until `stop`.
+fn serve_engine(
+    node: &Node,
+    path: &std::path::Path,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A socket left by an earlier run.
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)
+        .map_err(|e| anyhow::anyhow!("--engine-socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    let addr = node
+        .config()
+        .advertised()
+        .ok()
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let backend = swarm_examples::engine::NodeBackend::new(node.id().clone(), addr, node.stores());
+    let shown = path.display().to_string();
+    tokio::spawn(async move {
+        if let Err(e) = swarm_engine::serve(listener, std::sync::Arc::new(backend), stop).await {
+            tracing::error!(error = %e, socket = %shown, "the Engine API stopped");
+        }
+    });
+    tracing::info!(socket = %path.display(), "serving the Docker Engine API");
+    Ok(())
 }
 
 /// Prints a line for the user. A daemon must not die because whoever

@@ -1,0 +1,98 @@
+//! The swarm part of the Docker Engine API, over HTTP, so that the stock
+//! `docker` CLI (and every tool on Docker's client) drives a swarm of this
+//! SDK: `DOCKER_HOST=unix:///run/swarmd.sock docker info`.
+//!
+//! - [`Backend`] is the seam: what the API needs from the daemon (its swarm
+//!   state, the machine's facts). `swarmd` implements it over its node; a
+//!   test implements it with fixed answers.
+//! - [`router`] serves it: versions negotiated as Docker's daemon does
+//!   ([`version`]), errors as `{"message": ...}` with Docker's status codes
+//!   ([`error`]), request bodies read as Go reads them ([`decode`]), answers
+//!   in Docker's JSON shapes ([`wire`]).
+//! - [`serve`] runs it on a listener (a unix socket, or TCP) until told to
+//!   stop.
+//!
+//! Served so far: `/_ping` (GET and HEAD), `/version`, `/info`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use swarm_engine::wire::{Host, SwarmInfo};
+//!
+//! struct Alone;
+//!
+//! #[async_trait::async_trait]
+//! impl swarm_engine::Backend for Alone {
+//!     async fn swarm(&self) -> SwarmInfo {
+//!         SwarmInfo::default() // in no swarm: `Swarm: inactive`
+//!     }
+//!     fn host(&self) -> Host {
+//!         Host::this_machine()
+//!     }
+//! }
+//!
+//! let app: axum::Router = swarm_engine::router(Arc::new(Alone));
+//! # drop(app);
+//! ```
+
+#![recursion_limit = "256"] // `/info` is one large `json!`
+
+pub mod decode;
+pub mod error;
+mod system;
+mod time;
+pub mod version;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use version::ApiVersion;
+
+/// What the API needs from the daemon behind it.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The daemon's swarm state, for `/info` and `/_ping`.
+    async fn swarm(&self) -> wire::SwarmInfo;
+
+    /// Facts of the machine, for `/info` and `/version`.
+    fn host(&self) -> wire::Host;
+}
+
+/// The API's routes over `backend`, versioned paths (`/v1.49/info`) and
+/// plain ones alike.
+pub fn router(backend: Arc<dyn Backend>) -> Router {
+    let routes = Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .fallback(|| async { ApiError::not_found("page not found") })
+        .with_state(backend);
+    // Before routing: the version prefix comes off the path first.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(version::negotiate))
+            .service(routes),
+    )
+}
+
+/// Serves `backend` on `listener` until `shutdown` is cancelled.
+///
+/// # Errors
+/// If the listener fails.
+pub async fn serve<L>(
+    listener: L,
+    backend: Arc<dyn Backend>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, router(backend))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

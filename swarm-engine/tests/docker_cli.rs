@@ -1,0 +1,224 @@
+//! The stock `docker` CLI against the API on a unix socket, with fixed
+//! backends: a daemon in no swarm, and a manager of an active one. Raw
+//! requests check what the CLI does not show (version bounds, errors).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use swarm_engine::wire::{ClusterInfo, Host, LocalNodeState, Peer, SwarmInfo};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_util::sync::CancellationToken;
+
+struct Fixed(SwarmInfo);
+
+#[async_trait::async_trait]
+impl swarm_engine::Backend for Fixed {
+    async fn swarm(&self) -> SwarmInfo {
+        self.0.clone()
+    }
+    fn host(&self) -> Host {
+        Host {
+            name: "h1".into(),
+            ncpu: 2,
+            mem_total: 1 << 30,
+            kernel_version: "6.1.0".into(),
+            operating_system: "Debian GNU/Linux 12 (bookworm)".into(),
+            architecture: "x86_64".into(),
+        }
+    }
+}
+
+/// The `docker` CLI, if the machine has one.
+fn docker_cli() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("docker"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("SWARM_REQUIRE_DOCKER").is_none(),
+            "SWARM_REQUIRE_DOCKER is set but no docker CLI is on PATH"
+        );
+        eprintln!("SKIPPED: no docker CLI on PATH");
+    }
+    found
+}
+
+/// Serves `swarm` on a socket in `dir`; its path.
+fn serve(dir: &Path, swarm: SwarmInfo, stop: &CancellationToken) -> PathBuf {
+    let path = dir.join("engine.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    tokio::spawn(swarm_engine::serve(
+        listener,
+        Arc::new(Fixed(swarm)),
+        stop.clone(),
+    ));
+    path
+}
+
+/// `docker -H unix://SOCK ARGS`: (exit success, stdout, stderr).
+async fn docker(cli: &Path, sock: &Path, config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::from(Command::new(cli))
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .args(args)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A raw `GET path` on the socket: the whole answer, headers included.
+async fn raw_get(sock: &Path, path: &str) -> String {
+    let mut s = tokio::net::UnixStream::connect(sock).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: swarm\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn docker_version_and_info_work_on_a_daemon_in_no_swarm() {
+    let Some(cli) = docker_cli() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let sock = serve(dir.path(), SwarmInfo::default(), &stop);
+    let config = dir.path().join("config");
+
+    let (ok, out, err) = docker(
+        &cli,
+        &sock,
+        &config,
+        &[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Server.Os}}/{{.Server.Arch}}",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), "1.49 linux/amd64");
+
+    let (ok, out, err) = docker(&cli, &sock, &config, &["info"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(" Swarm: inactive"), "{out}");
+    assert!(
+        out.contains(" Name: h1") && out.contains(" CPUs: 2"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("ERROR") && !err.contains("ERROR"),
+        "{out}{err}"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn docker_info_shows_an_active_manager_s_swarm() {
+    let Some(cli) = docker_cli() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let swarm = SwarmInfo {
+        node_id: "n1abc".into(),
+        node_addr: "127.0.0.1".into(),
+        local_node_state: LocalNodeState::Active,
+        control_available: true,
+        remote_managers: Some(vec![Peer {
+            node_id: "n1abc".into(),
+            addr: "127.0.0.1:2377".into(),
+        }]),
+        nodes: 3,
+        managers: 1,
+        cluster: Some(ClusterInfo {
+            id: "c1xyz".into(),
+            default_addr_pool: vec!["10.0.0.0/8".into()],
+            subnet_size: 24,
+            data_path_port: 4789,
+            ..ClusterInfo::default()
+        }),
+        ..SwarmInfo::default()
+    };
+    let sock = serve(dir.path(), swarm, &stop);
+    let config = dir.path().join("config");
+    let (ok, out, err) = docker(&cli, &sock, &config, &["info"]).await;
+    assert!(ok, "{out}{err}");
+    for want in [
+        " Swarm: active",
+        "  NodeID: n1abc",
+        "  Is Manager: true",
+        "  ClusterID: c1xyz",
+        "  Managers: 1",
+        "  Nodes: 3",
+        "  Data Path Port: 4789",
+        "   127.0.0.1:2377",
+    ] {
+        assert!(out.contains(want), "{want:?} in\n{out}");
+    }
+    let (ok, out, _) = docker(
+        &cli,
+        &sock,
+        &config,
+        &[
+            "info",
+            "--format",
+            "{{.Swarm.ControlAvailable}} {{.Swarm.Cluster.ID}}",
+        ],
+    )
+    .await;
+    assert!(ok);
+    assert_eq!(out.trim(), "true c1xyz");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn versions_out_of_range_and_unknown_paths_get_docker_s_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let sock = serve(dir.path(), SwarmInfo::default(), &stop);
+
+    let ping = raw_get(&sock, "/_ping").await;
+    assert!(ping.starts_with("HTTP/1.1 200"), "{ping}");
+    assert!(
+        ping.contains("api-version: 1.49") && ping.contains("swarm: inactive"),
+        "{ping}"
+    );
+    assert!(ping.ends_with("OK"), "{ping}");
+
+    let old = raw_get(&sock, "/v1.24/info").await;
+    assert!(old.starts_with("HTTP/1.1 400"), "{old}");
+    assert!(old.contains("content-type: application/json\r\n"), "{old}");
+    assert!(
+        old.contains(r#"{"message":"client version 1.24 is too old. Minimum supported API version is 1.41, please upgrade your client to a newer version"}"#),
+        "{old}"
+    );
+    let new = raw_get(&sock, "/v1.99/info").await;
+    assert!(
+        new.contains("client version 1.99 is too new. Maximum supported API version is 1.49"),
+        "{new}"
+    );
+    let unknown = raw_get(&sock, "/v1.49/nothing/here").await;
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+    assert!(
+        unknown.contains(r#"{"message":"page not found"}"#),
+        "{unknown}"
+    );
+    let info = raw_get(&sock, "/v1.41/info?x=1").await;
+    assert!(
+        info.starts_with("HTTP/1.1 200") && info.contains(r#""LocalNodeState":"inactive""#),
+        "{info}"
+    );
+    stop.cancel();
+}
