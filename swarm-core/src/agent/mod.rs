@@ -117,10 +117,10 @@ pub struct Agent<R, D> {
     stopping: Arc<std::sync::Mutex<std::collections::HashSet<Id>>>,
 }
 
-/// A task the agent knows, from its assignment until it leaves the set.
 /// What the network follower is given: a set's index and its view.
 type Followed = (u64, Option<Arc<NetworkView>>);
 
+/// A task the agent knows, from its assignment until it leaves the set.
 struct Running {
     tx: watch::Sender<(Arc<Task>, Vec<TaskFile>)>,
     /// Its controller; `None` for a task that was already finished when
