@@ -95,7 +95,8 @@ fn ids(tasks: &[Value]) -> Vec<String> {
     v
 }
 
-/// A 4-replica service of `sleep` with a passing health check.
+/// A 4-replica service of `sleep` with a passing health check; `extra`
+/// are more flags, and the image last for containers.
 fn create_web(d: &Daemons, extra: &[&str]) {
     let marker = d.marker();
     let mut args = vec![
@@ -500,33 +501,8 @@ fn rollouts_of_containers_pause_roll_back_and_promote() {
     let image = rt.block_on(swarm_runtime_docker::testing::test_image(&docker));
     let _s = serial();
     let d = cluster_with(&["--runtime", "docker"]);
-    let marker = d.marker();
     // `sleep` as PID 1 ignores SIGTERM: a short grace period.
-    let out = d.ctl_ok(
-        "m1",
-        &[
-            "service",
-            "create",
-            "--name",
-            "web",
-            "--replicas",
-            "4",
-            "--health-cmd",
-            "true",
-            "--health-interval",
-            "200ms",
-            "--update-monitor",
-            "1s",
-            "--stop-grace-period",
-            "1s",
-            "--env",
-            "V=1",
-            image,
-            "sleep",
-            &marker,
-        ],
-    );
-    assert!(out.contains("4/4 running"), "{out}");
+    create_web(&d, &["--stop-grace-period", "1s", image]);
     let all_on = |v: &str| {
         let now = running(&d, "web");
         now.len() == 4 && now.iter().all(|t| env_of(t) == [format!("V={v}")])

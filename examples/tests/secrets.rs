@@ -242,18 +242,24 @@ fn serves_via(d: &Daemons, via: &str) -> Result<String, String> {
     }
 }
 
-#[test]
-fn an_autolocked_manager_serves_nothing_until_unlocked_with_its_current_key() {
+/// A manager made with `--autolock`, and its unlock key.
+fn autolocked() -> (Daemons, String) {
     let mut d = Daemons::new(
         Path::new(SWARMD),
         Path::new(SWARMCTL),
         &["--heartbeat-period", "250ms"],
     );
     d.init_with("m1", &["--autolock"]);
-    let key1 = d
+    let key = d
         .ctl_ok("m1", &["swarm", "unlock-key", "-q"])
         .trim()
         .to_owned();
+    (d, key)
+}
+
+#[test]
+fn an_autolocked_manager_serves_nothing_until_unlocked_with_its_current_key() {
+    let (mut d, key1) = autolocked();
     assert!(key1.starts_with("SWMKEY-1-") && key1.len() == 52, "{key1}");
     d.wait("the data key sealed", Duration::from_secs(10), || {
         data_key(&d, "m1").contains(" sealed ")
@@ -341,16 +347,7 @@ fn an_autolocked_manager_serves_nothing_until_unlocked_with_its_current_key() {
 
 #[test]
 fn every_manager_of_an_autolocked_cluster_locks_and_follows_a_rotation() {
-    let mut d = Daemons::new(
-        Path::new(SWARMD),
-        Path::new(SWARMCTL),
-        &["--heartbeat-period", "250ms"],
-    );
-    d.init_with("m1", &["--autolock"]);
-    let key1 = d
-        .ctl_ok("m1", &["swarm", "unlock-key", "-q"])
-        .trim()
-        .to_owned();
+    let (mut d, key1) = autolocked();
     let token = d.ctl_ok("m1", &["swarm", "join-token", "-q", "manager"]);
     d.join("m2", token.trim(), "m1");
     d.join("m3", token.trim(), "m1");
