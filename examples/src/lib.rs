@@ -82,3 +82,15 @@ pub async fn add_process_worker<S: Store>(
 pub fn fast_config() -> LocalClusterConfig {
     LocalClusterConfig::default().heartbeat(Duration::from_millis(200))
 }
+
+/// What `swarmd init --autolock`, `swarm update --autolock=true` and
+/// `swarm unlock-key` print with the unlock key (docker's words).
+#[must_use]
+pub fn unlock_key_text(key: &dyn std::fmt::Display) -> String {
+    format!(
+        "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n\
+         command and provide the following key:\n\n    {key}\n\n\
+         Remember to store this key in a password manager, since without it you\n\
+         will not be able to restart the manager."
+    )
+}

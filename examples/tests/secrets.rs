@@ -254,6 +254,13 @@ fn autolocked() -> (Daemons, String) {
         .ctl_ok("m1", &["swarm", "unlock-key", "-q"])
         .trim()
         .to_owned();
+    let shown = d.ctl_ok("m1", &["swarm", "unlock-key"]);
+    assert!(
+        shown.contains(&format!(
+            "run the `swarmctl swarm unlock`\ncommand and provide the following key:\n\n    {key}\n"
+        )),
+        "{shown}"
+    );
     (d, key)
 }
 

@@ -66,10 +66,11 @@ impl std::str::FromStr for ApiVersion {
 pub async fn negotiate(mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let mut version = ApiVersion::MAX;
-    if let Some(rest) = path.strip_prefix("/v")
-        && let Some((v, tail)) = rest.split_once('/').or(Some((rest, "")))
-        && v.starts_with(|c: char| c.is_ascii_digit())
-    {
+    let versioned = path
+        .strip_prefix("/v")
+        .map(|rest| rest.split_once('/').unwrap_or((rest, "")))
+        .filter(|(v, _)| v.starts_with(|c: char| c.is_ascii_digit()));
+    if let Some((v, tail)) = versioned {
         match v.parse::<ApiVersion>() {
             Ok(v) => version = v,
             Err(e) => return with_headers(ApiError::bad_request(e).into_response()),

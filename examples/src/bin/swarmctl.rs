@@ -1295,12 +1295,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             };
             println!("Swarm updated.");
             if on {
-                println!(
-                    "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n\
-                     command and provide the following key:\n\n    {key}\n\n\
-                     Remember to store this key in a password manager, since without it you\n\
-                     will not be able to restart the manager."
-                );
+                println!("{}", swarm_examples::unlock_key_text(&key));
             }
         }
         Command::Swarm(SwarmCmd::UnlockKey { rotate, quiet }) => {
@@ -1314,12 +1309,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 if rotate {
                     println!("Successfully rotated manager unlock key.\n");
                 }
-                println!(
-                    "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n\
-                     command and provide the following key:\n\n    {key}\n\n\
-                     Remember to store this key in a password manager, since without it you\n\
-                     will not be able to restart the manager."
-                );
+                println!("{}", swarm_examples::unlock_key_text(&key));
             }
         }
         Command::Swarm(SwarmCmd::Unlock) => {

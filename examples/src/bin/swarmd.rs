@@ -383,12 +383,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 node.id()
             ));
             if let Some(key) = node.unlock_key().await? {
-                say(&format!(
-                    "To unlock a swarm manager after it restarts, run the `swarmctl swarm unlock`\n\
-                     command and provide the following key:\n\n    {key}\n\n\
-                     Remember to store this key in a password manager, since without it you\n\
-                     will not be able to restart the manager.\n"
-                ));
+                say(&format!("{}\n", swarm_examples::unlock_key_text(&key)));
             }
             run(node, setup).await
         }
