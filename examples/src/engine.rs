@@ -1,13 +1,16 @@
 //! The Engine API's [`Backend`] over a running node: what `swarmd` serves
 //! on its socket (`docker -H unix://<data-dir>/swarmd.sock info`).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use swarm_api::ManagerRoster as _;
 use swarm_core::Id;
+use swarm_core::control::Control;
 use swarm_core::model::NodeRole;
-use swarm_core::store::Store;
-use swarm_engine::Backend;
-use swarm_engine::wire::{
-    ClusterInfo, EncryptionConfig, Host, LocalNodeState, SwarmInfo, SwarmSpec,
-};
+use swarm_core::store::{ReplicatedStore, Store};
+use swarm_engine::wire::{Host, LocalNodeState, ManagerStatus, SwarmInfo};
+use swarm_engine::{ApiError, Backend};
 use tokio::sync::watch;
 
 /// A node's swarm state, from its manager's store while it has one.
@@ -33,7 +36,7 @@ impl<S> NodeBackend<S> {
 }
 
 #[async_trait::async_trait]
-impl<S: Store + Clone> Backend for NodeBackend<S> {
+impl<S: ReplicatedStore> Backend for NodeBackend<S> {
     async fn swarm(&self) -> SwarmInfo {
         let mut info = SwarmInfo {
             node_id: self.id.as_str().to_owned(),
@@ -59,34 +62,52 @@ impl<S: Store + Clone> Backend for NodeBackend<S> {
             .nodes()
             .filter(|n| n.spec.role == NodeRole::Manager)
             .count() as u64;
-        info.cluster = state.cluster().map(|c| ClusterInfo {
-            id: c.meta.id.as_str().to_owned(),
-            version: swarm_engine::wire::Version {
-                index: c.meta.version,
-            },
-            created_at: c.meta.created_at.into(),
-            updated_at: c.meta.updated_at.into(),
-            spec: SwarmSpec {
-                name: "default".into(),
-                encryption_config: EncryptionConfig {
-                    auto_lock_managers: c.spec.autolock,
-                },
-                ..SwarmSpec::default()
-            },
-            default_addr_pool: c
-                .spec
-                .default_addr_pool
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            subnet_size: c.spec.subnet_size.into(),
-            data_path_port: c.spec.data_path_port.into(),
-            ..ClusterInfo::default()
-        });
+        info.cluster = state.cluster().map(|c| swarm_engine::convert::cluster(c));
         info
     }
 
     fn host(&self) -> Host {
         self.host.clone()
+    }
+
+    async fn control(&self) -> Result<Control<Arc<dyn Store>>, ApiError> {
+        let store = self.stores.borrow().clone();
+        match store {
+            Some(store) => {
+                let roster = Arc::new(swarm_node::Roster::new(store.clone()));
+                let store: Arc<dyn Store> = Arc::new(store);
+                Ok(Control::new(store)
+                    .with_routes(swarm_net::host_routes())
+                    .with_roster(roster))
+            }
+            None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Active)),
+        }
+    }
+
+    async fn managers(&self) -> BTreeMap<String, ManagerStatus> {
+        let store = self.stores.borrow().clone();
+        let Some(store) = store else {
+            return BTreeMap::new();
+        };
+        let roster = swarm_node::Roster::new(store);
+        let Ok(managers) = roster.managers().await else {
+            return BTreeMap::new();
+        };
+        managers
+            .into_iter()
+            .map(|m| {
+                let status = ManagerStatus {
+                    leader: m.leader,
+                    reachability: if m.reachable {
+                        "reachable"
+                    } else {
+                        "unreachable"
+                    }
+                    .into(),
+                    addr: m.addr,
+                };
+                (m.node_id.as_str().to_owned(), status)
+            })
+            .collect()
     }
 }

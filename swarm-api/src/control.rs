@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use swarm_core::Id;
 use swarm_core::control::{Control, ControlError};
 use swarm_core::model::{
     Config, ConfigSpec, Network, NetworkSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec,
@@ -152,27 +151,7 @@ pub enum ControlReply {
     Managers(Vec<ManagerInfo>),
 }
 
-/// One manager, as the raft membership sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManagerInfo {
-    /// Its node id.
-    pub node_id: Id,
-    /// Its address.
-    pub addr: String,
-    /// It leads.
-    pub leader: bool,
-    /// The leader hears from it (a voter that is not reachable counts
-    /// against the quorum).
-    pub reachable: bool,
-}
-
-/// The managers' membership, as the node daemon knows it: lets the
-/// control API answer `node ls`'s MANAGER STATUS.
-#[async_trait::async_trait]
-pub trait ManagerRoster: Send + Sync + 'static {
-    /// Every manager.
-    async fn managers(&self) -> Result<Vec<ManagerInfo>, ControlError>;
-}
+pub use swarm_core::control::{ManagerInfo, ManagerRoster};
 
 /// Serves a manager's [`Control`] over gRPC.
 pub struct ControlService<S> {
@@ -193,7 +172,7 @@ impl<S: Store> ControlService<S> {
     /// `roster`.
     pub fn with_roster(control: Control<S>, roster: Arc<dyn ManagerRoster>) -> ControlServer<Self> {
         Self::wrap(Self {
-            control,
+            control: control.with_roster(roster.clone()),
             roster: Some(roster),
         })
     }
@@ -235,52 +214,13 @@ impl<S: Store> ControlService<S> {
             ControlRequest::ServiceTasks(s) => R::Tasks(c.service_tasks(&s).await?),
             ControlRequest::ListNodes => R::Nodes(state().await?.nodes().cloned().collect()),
             ControlRequest::InspectNode(n) => R::Node(c.node(&n).await?),
-            ControlRequest::UpdateNode { node, spec } => {
-                let current = c.node(&node).await?;
-                if current.spec.role == NodeRole::Manager && spec.role == NodeRole::Worker {
-                    let managers = state()
-                        .await?
-                        .nodes()
-                        .filter(|n| n.spec.role == NodeRole::Manager)
-                        .count();
-                    if managers <= 1 {
-                        return Err(ControlError::Refused(format!(
-                            "cannot demote {node}: it is the last manager, and the cluster would \
-                             lose its state. Promote another node first"
-                        )));
-                    }
-                    // As Docker: the managers that stay must still make a
-                    // quorum among themselves.
-                    if let Some(roster) = &self.roster {
-                        let raft = roster.managers().await?;
-                        let staying: Vec<_> = raft
-                            .iter()
-                            .filter(|m| m.node_id != current.meta.id)
-                            .collect();
-                        let reachable = staying.iter().filter(|m| m.reachable).count();
-                        if !staying.is_empty() && reachable < staying.len() / 2 + 1 {
-                            return Err(ControlError::Refused(format!(
-                                "cannot demote {node}: only {reachable} of the {} other managers \
-                                 are reachable, too few for a quorum. Bring the others back first",
-                                staying.len()
-                            )));
-                        }
-                    }
-                }
-                R::Node(
-                    c.update_node(&node, |s| {
-                        *s = spec.clone();
-                    })
-                    .await?,
-                )
-            }
+            ControlRequest::UpdateNode { node, spec } => R::Node(
+                c.update_node(&node, |s| {
+                    *s = spec.clone();
+                })
+                .await?,
+            ),
             ControlRequest::RemoveNode { node, force } => {
-                if c.node(&node).await?.spec.role == NodeRole::Manager {
-                    return Err(ControlError::Refused(format!(
-                        "node {node} is a manager: demote it (`swarmctl node demote {node}`) \
-                         before removing it"
-                    )));
-                }
                 c.remove_node(&node, force).await?;
                 R::Done
             }

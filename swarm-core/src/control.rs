@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use crate::model::{
-    Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Network, NetworkSpec, Node, NodeSpec, NodeState,
-    Protocol, PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec, Subnet, Task,
-    UnlockKey, UpdateState, UpdateStatus,
+    Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Network, NetworkSpec, Node, NodeRole, NodeSpec,
+    NodeState, Protocol, PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec,
+    Subnet, Task, UnlockKey, UpdateState, UpdateStatus,
 };
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 use crate::{Id, SpecError};
@@ -35,11 +35,46 @@ pub enum ControlError {
     Store(#[from] StoreError),
 }
 
+/// One manager, as the raft membership sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManagerInfo {
+    /// Its node id.
+    pub node_id: Id,
+    /// Its address.
+    pub addr: String,
+    /// It leads.
+    pub leader: bool,
+    /// The leader hears from it (a voter that is not reachable counts
+    /// against the quorum).
+    pub reachable: bool,
+}
+
+/// The managers' membership, as the node daemon knows it: lets the
+/// control API answer `node ls`'s MANAGER STATUS, and refuse a demotion
+/// that would lose the quorum.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait ManagerRoster: Send + Sync + 'static {
+    /// Every manager.
+    async fn managers(&self) -> Result<Vec<ManagerInfo>, ControlError>;
+}
+
 /// The control API over a store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Control<S> {
     store: S,
     routes: Arc<[Subnet]>,
+    roster: Option<Arc<dyn ManagerRoster>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Control<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("store", &self.store)
+            .field("routes", &self.routes)
+            .field("roster", &self.roster.is_some())
+            .finish()
+    }
 }
 
 const RETRIES: usize = 16;
@@ -51,6 +86,24 @@ impl<S: Store> Control<S> {
         Self {
             store,
             routes: Arc::from([]),
+            roster: None,
+        }
+    }
+
+    /// Reads the managers' raft status from `roster`: a demotion that
+    /// would leave the other managers without a quorum is refused then,
+    /// as Docker refuses it.
+    #[must_use]
+    pub fn with_roster(mut self, roster: Arc<dyn ManagerRoster>) -> Self {
+        self.roster = Some(roster);
+        self
+    }
+
+    /// The managers, from the roster (none without one).
+    pub async fn managers(&self) -> Result<Vec<ManagerInfo>, ControlError> {
+        match &self.roster {
+            Some(r) => r.managers().await,
+            None => Ok(Vec::new()),
         }
     }
 
@@ -344,6 +397,39 @@ impl<S: Store> Control<S> {
         Ok(tasks)
     }
 
+    /// A task by id or unique id prefix.
+    pub async fn task(&self, id: &str) -> Result<Arc<Task>, ControlError> {
+        let state = self.store.state().await?;
+        find_by(Kind::Task, id, state.task(id), state.tasks(), |t| {
+            &t.meta.id
+        })
+        .cloned()
+    }
+
+    /// A secret by id, name or unique id prefix.
+    pub async fn secret(&self, name_or_id: &str) -> Result<Arc<Secret>, ControlError> {
+        let state = self.store.state().await?;
+        let exact = state
+            .secret(name_or_id)
+            .or_else(|| state.secret_by_name(name_or_id));
+        find_by(Kind::Secret, name_or_id, exact, state.secrets(), |s| {
+            &s.meta.id
+        })
+        .cloned()
+    }
+
+    /// A config by id, name or unique id prefix.
+    pub async fn config(&self, name_or_id: &str) -> Result<Arc<Config>, ControlError> {
+        let state = self.store.state().await?;
+        let exact = state
+            .config(name_or_id)
+            .or_else(|| state.config_by_name(name_or_id));
+        find_by(Kind::Config, name_or_id, exact, state.configs(), |c| {
+            &c.meta.id
+        })
+        .cloned()
+    }
+
     /// A node by id, id prefix or hostname.
     pub async fn node(&self, name_or_id: &str) -> Result<Arc<Node>, ControlError> {
         let state = self.store.state().await?;
@@ -359,7 +445,11 @@ impl<S: Store> Control<S> {
         for _ in 0..RETRIES {
             let state = self.store.state().await?;
             let mut node = (**find_node(&state, name_or_id)?).clone();
+            let before = node.spec.role;
             f(&mut node.spec);
+            if before == NodeRole::Manager && node.spec.role == NodeRole::Worker {
+                self.check_demotion(&state, &node).await?;
+            }
             for key in node.spec.labels.keys() {
                 if key.is_empty() || key.contains(char::is_whitespace) {
                     return Err(SpecError::single(
@@ -381,11 +471,44 @@ impl<S: Store> Control<S> {
         )))
     }
 
+    /// Refuses to demote `node` when it is the last manager, or when the
+    /// managers that stay would not make a quorum among themselves.
+    async fn check_demotion(&self, state: &State, node: &Node) -> Result<(), ControlError> {
+        let name = node.display_name();
+        let managers = state
+            .nodes()
+            .filter(|n| n.spec.role == NodeRole::Manager)
+            .count();
+        if managers <= 1 {
+            return Err(ControlError::Refused(format!(
+                "cannot demote {name}: it is the last manager, and the cluster would \
+                 lose its state. Promote another node first"
+            )));
+        }
+        let raft = self.managers().await?;
+        let staying: Vec<_> = raft.iter().filter(|m| m.node_id != node.meta.id).collect();
+        let reachable = staying.iter().filter(|m| m.reachable).count();
+        if !staying.is_empty() && reachable < staying.len() / 2 + 1 {
+            return Err(ControlError::Refused(format!(
+                "cannot demote {name}: only {reachable} of the {} other managers \
+                 are reachable, too few for a quorum. Bring the others back first",
+                staying.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Removes a node from the cluster. A node that is not down needs
-    /// `force`, as with `docker node rm`.
+    /// `force`, as with `docker node rm`; a manager must be demoted first.
     pub async fn remove_node(&self, name_or_id: &str, force: bool) -> Result<(), ControlError> {
         let state = self.store.state().await?;
         let node = find_node(&state, name_or_id)?;
+        if node.spec.role == NodeRole::Manager {
+            return Err(ControlError::Refused(format!(
+                "node {name_or_id} is a manager: demote it (`node demote {name_or_id}`) \
+                 before removing it"
+            )));
+        }
         if node.status.state == NodeState::Ready && !force {
             return Err(ControlError::Refused(format!(
                 "node {} is not down and can't be removed: stop it first, or use force",
@@ -433,10 +556,11 @@ impl<S: Store> Control<S> {
         spec.validate()?;
         let state = self.store.state().await?;
         if state.by_name(Kind::Network, &spec.name).is_some() {
-            return Err(ControlError::Refused(format!(
-                "network {} already exists: choose another name, or remove it first",
-                spec.name
-            )));
+            return Err(StoreError::AlreadyExists {
+                kind: Kind::Network,
+                name: spec.name,
+            }
+            .into());
         }
         if spec.ingress
             && let Some(other) = state.networks().find(|n| n.spec.ingress)

@@ -97,3 +97,56 @@ impl<T: serde::Serialize> IntoResponse for GoJson<T> {
 pub fn ok<T: serde::Serialize>(value: T) -> GoJson<T> {
     GoJson(StatusCode::OK, value)
 }
+
+impl From<swarm_core::control::ControlError> for ApiError {
+    /// Docker's status for each: 400 for a bad or refused request, 404
+    /// for an unknown object, 409 for a name in use, 500 for a stale
+    /// `version` ("update out of sequence"), 503 when the store has no
+    /// quorum.
+    fn from(e: swarm_core::control::ControlError) -> Self {
+        use swarm_core::control::ControlError;
+        use swarm_core::store::{ErrorKind, StoreError};
+        let message = e.to_string();
+        match &e {
+            ControlError::Invalid(_) => Self::bad_request(message),
+            ControlError::NotFound { .. } => Self::not_found(message),
+            ControlError::Refused(m) if m.starts_with("update out of sequence") => {
+                Self::internal(message)
+            }
+            ControlError::Refused(_) => Self::bad_request(message),
+            ControlError::Store(s) => match s.kind() {
+                ErrorKind::NotFound => Self::not_found(message),
+                ErrorKind::AlreadyExists => Self::conflict(message),
+                ErrorKind::Conflict => {
+                    let StoreError::Conflict { kind, id, .. } = s else {
+                        return Self::internal(message);
+                    };
+                    Self::internal(format!(
+                        "update out of sequence: {kind} {id} changed meanwhile: read it again and retry"
+                    ))
+                }
+                ErrorKind::InvalidArgument => Self::bad_request(message),
+                ErrorKind::Unavailable => Self::unavailable(message),
+                ErrorKind::Compacted => Self::internal(message),
+            },
+        }
+    }
+}
+
+/// What Docker answers for the swarm's endpoints on a daemon that cannot
+/// serve them, by its state (`inactive`, `locked`, or a worker).
+#[must_use]
+pub fn not_a_manager(state: crate::wire::LocalNodeState) -> ApiError {
+    use crate::wire::LocalNodeState;
+    ApiError::unavailable(match state {
+        LocalNodeState::Inactive | LocalNodeState::Pending => {
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
+        }
+        LocalNodeState::Locked => {
+            "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"docker swarm unlock\" to unlock it."
+        }
+        LocalNodeState::Active | LocalNodeState::Error => {
+            "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
+        }
+    })
+}

@@ -12,7 +12,9 @@
 //! - [`serve`] runs it on a listener (a unix socket, or TCP) until told to
 //!   stop.
 //!
-//! Served so far: `/_ping` (GET and HEAD), `/version`, `/info`.
+//! Served so far: `/_ping` (GET and HEAD), `/version`, `/info`, `/swarm`,
+//! `/nodes`, `/services`, `/tasks`, `/networks`, `/secrets`, `/configs`
+//! and `/distribution` (a 404: no registry is asked).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -36,17 +38,23 @@
 
 #![recursion_limit = "256"] // `/info` is one large `json!`
 
+pub mod convert;
 pub mod decode;
 pub mod error;
+pub mod filters;
+mod routes;
 mod system;
 mod time;
 pub mod version;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
+use swarm_core::control::Control;
+use swarm_core::store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
@@ -60,6 +68,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Facts of the machine, for `/info` and `/version`.
     fn host(&self) -> wire::Host;
+
+    /// The swarm's control API, on a manager that serves it. Elsewhere,
+    /// Docker's 503 for the daemon's state ([`error::not_a_manager`]),
+    /// which is what this default answers.
+    async fn control(&self) -> Result<Control<Arc<dyn Store>>, ApiError> {
+        Err(error::not_a_manager(self.swarm().await.local_node_state))
+    }
+
+    /// The managers' raft status by node id, for `ManagerStatus` of
+    /// `/nodes` (`node ls`'s MANAGER STATUS). None by default.
+    async fn managers(&self) -> BTreeMap<String, wire::ManagerStatus> {
+        BTreeMap::new()
+    }
 }
 
 /// The API's routes over `backend`, versioned paths (`/v1.49/info`) and
@@ -69,6 +90,41 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/swarm", get(routes::swarm::inspect))
+        .route("/nodes", get(routes::nodes::list))
+        .route(
+            "/nodes/{id}",
+            get(routes::nodes::inspect).delete(routes::nodes::remove),
+        )
+        .route("/nodes/{id}/update", post(routes::nodes::update))
+        .route("/services", get(routes::services::list))
+        .route("/services/create", post(routes::services::create))
+        .route(
+            "/services/{id}",
+            get(routes::services::inspect).delete(routes::services::remove),
+        )
+        .route("/services/{id}/update", post(routes::services::update))
+        .route("/tasks", get(routes::tasks::list))
+        .route("/tasks/{id}", get(routes::tasks::inspect))
+        .route("/networks", get(routes::networks::list))
+        .route("/networks/create", post(routes::networks::create))
+        .route(
+            "/networks/{id}",
+            get(routes::networks::inspect).delete(routes::networks::remove),
+        )
+        .route("/secrets", get(routes::files::list_secrets))
+        .route("/secrets/create", post(routes::files::create_secret))
+        .route(
+            "/secrets/{id}",
+            get(routes::files::inspect_secret).delete(routes::files::remove_secret),
+        )
+        .route("/configs", get(routes::files::list_configs))
+        .route("/configs/create", post(routes::files::create_config))
+        .route(
+            "/configs/{id}",
+            get(routes::files::inspect_config).delete(routes::files::remove_config),
+        )
+        .route("/distribution/{*image}", get(routes::distribution))
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backend);
     // Before routing: the version prefix comes off the path first.

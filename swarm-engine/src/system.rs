@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::Backend;
 use crate::error::ok;
 use crate::version::ApiVersion;
-use crate::wire::{Component, Platform, VersionInfo};
+use crate::wire::{Component, Product, VersionInfo};
 
 /// `GET|HEAD /_ping`: `OK`, with the `Swarm` header (which decides whether
 /// the CLI shows its swarm commands) and no caching.
@@ -54,7 +54,7 @@ pub async fn version(State(backend): State<Arc<dyn Backend>>) -> impl IntoRespon
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     ok(VersionInfo {
-        platform: Platform {
+        platform: Product {
             name: format!("swarm {version}"),
         },
         components: vec![Component {

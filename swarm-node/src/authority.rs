@@ -208,6 +208,14 @@ pub struct Roster<S> {
     pub(crate) store: S,
 }
 
+impl<S> Roster<S> {
+    /// The managers of `store`'s group.
+    #[must_use]
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+}
+
 #[async_trait]
 impl<S: ReplicatedStore> ManagerRoster for Roster<S> {
     async fn managers(&self) -> Result<Vec<ManagerInfo>, ControlError> {

@@ -5,6 +5,18 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod file;
+pub mod network;
+pub mod node;
+pub mod service;
+pub mod task;
+
+pub use file::{FileObject, FileSpec, IdResponse};
+pub use network::{NetworkCreateRequest, NetworkCreateResponse, NetworkResource};
+pub use node::{ManagerStatus, Node, NodeSpec};
+pub use service::{Service, ServiceSpec};
+pub use task::Task;
+
 /// The state of this daemon in a swarm, as `docker info` shows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -311,7 +323,7 @@ impl Host {
 #[serde(rename_all = "PascalCase", default)]
 pub struct VersionInfo {
     /// The product.
-    pub platform: Platform,
+    pub platform: Product,
     /// Its parts; one, `Engine`.
     pub components: Vec<Component>,
     /// The daemon's version.
@@ -336,7 +348,7 @@ pub struct VersionInfo {
 /// `/version`'s product name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct Platform {
+pub struct Product {
     /// Its name.
     pub name: String,
 }
@@ -353,12 +365,39 @@ pub struct Component {
     pub details: std::collections::BTreeMap<String, String>,
 }
 
+/// `docker swarm inspect`'s answer (`GET /swarm`): the cluster and
+/// its join tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Swarm {
+    /// The cluster (Go embeds it: its fields sit at the top).
+    #[serde(flatten)]
+    pub cluster: ClusterInfo,
+    /// The tokens that join a node.
+    pub join_tokens: JoinTokens,
+}
+
+/// The tokens that join a node as a worker or as a manager.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JoinTokens {
+    /// `SWMTKN-1-...` for workers.
+    pub worker: String,
+    /// `SWMTKN-1-...` for managers.
+    pub manager: String,
+}
+
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
-fn is_zero(n: &u64) -> bool {
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+pub(crate) fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
-fn is_zero_i64(n: &i64) -> bool {
+pub(crate) fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }

@@ -1,0 +1,66 @@
+//! The swarm's endpoints: `/swarm`, `/nodes`, `/services`, `/tasks`,
+//! `/networks`, `/secrets`, `/configs`, `/distribution`.
+
+pub mod files;
+pub mod networks;
+pub mod nodes;
+pub mod services;
+pub mod swarm;
+pub mod tasks;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use serde::de::DeserializeOwned;
+use swarm_core::control::Control;
+use swarm_core::store::Store;
+
+use crate::{ApiError, Backend};
+
+/// The shared state of every handler.
+pub type Shared = Arc<dyn Backend>;
+
+/// A query, as `name -> value` (the last one wins, as Go's `Get` reads
+/// the first: no client repeats them).
+pub type Query = axum::extract::Query<BTreeMap<String, String>>;
+
+/// The manager's control API, or Docker's 503 for this daemon's state.
+pub async fn control(backend: &Shared) -> Result<Control<Arc<dyn Store>>, ApiError> {
+    backend.control().await
+}
+
+/// A body read with Go's rules; a bad one is a 400.
+pub fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    crate::decode::from_slice(bytes).map_err(|e| ApiError::bad_request(e.0))
+}
+
+/// `?version=N`, which an update must carry.
+pub fn version(query: &BTreeMap<String, String>) -> Result<u64, ApiError> {
+    let raw = query.get("version").map(String::as_str).unwrap_or("");
+    raw.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid version {raw:?}: give the object's Version.Index from inspect (?version=N)"
+        ))
+    })
+}
+
+/// A state snapshot of the store.
+pub async fn state(
+    control: &Control<Arc<dyn Store>>,
+) -> Result<swarm_core::store::State, ApiError> {
+    control
+        .store()
+        .state()
+        .await
+        .map_err(|e| swarm_core::control::ControlError::from(e).into())
+}
+
+/// `GET /distribution/{image}/json`: this daemon asks no registry, so it
+/// records no digest; the CLI takes the 404 as a warning and goes on.
+pub async fn distribution(axum::extract::Path(image): axum::extract::Path<String>) -> ApiError {
+    let image = image.strip_suffix("/json").unwrap_or(&image);
+    ApiError::not_found(format!(
+        "no registry is asked for {image}: the image is used as named, without a digest"
+    ))
+}
