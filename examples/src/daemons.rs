@@ -147,6 +147,20 @@ impl Daemons {
         self.spawn(name, &["join", "--token", token, &via]);
     }
 
+    /// Starts `name` in no swarm, as dockerd starts: its Engine API
+    /// serves, for `docker swarm init|join`. Answers the address it is to
+    /// listen at as a manager (`docker swarm init --listen-addr`).
+    pub fn bare(&mut self, name: &str) -> String {
+        let addr = format!("127.0.0.1:{}", free_port());
+        self.addrs.insert(name.into(), addr.clone());
+        self.spawn(name, &[]);
+        let socket = self.data(name).join("swarmd.sock");
+        self.wait("the Engine API socket", Duration::from_secs(30), || {
+            socket.exists()
+        });
+        addr
+    }
+
     /// Starts `name` again from its data directory.
     pub fn restart(&mut self, name: &str) {
         self.spawn(name, &[]);

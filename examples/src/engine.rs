@@ -1,5 +1,7 @@
-//! The Engine API's [`Backend`] over a running node: what `swarmd` serves
-//! on its socket (`docker -H unix://<data-dir>/swarmd.sock info`).
+//! The Engine API's [`Backend`] of a daemon: what `swarmd` serves on its
+//! socket (`docker -H unix://<data-dir>/swarmd.sock info`). [`Daemon`]
+//! owns the node, which `docker swarm init|join|leave` make and remove;
+//! [`NodeBackend`] answers for the node while it runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,8 +11,11 @@ use swarm_core::Id;
 use swarm_core::control::Control;
 use swarm_core::model::NodeRole;
 use swarm_core::store::{ReplicatedStore, Store};
-use swarm_engine::wire::{Host, LocalNodeState, ManagerStatus, SwarmInfo};
+use swarm_engine::wire::{
+    Host, InitRequest, JoinRequest, LocalNodeState, ManagerStatus, SwarmInfo,
+};
 use swarm_engine::{ApiError, Backend};
+use swarm_node::NodeHandle;
 use tokio::sync::watch;
 
 /// A node's swarm state, from its manager's store while it has one.
@@ -33,6 +38,226 @@ impl<S> NodeBackend<S> {
             host: Host::this_machine(),
         }
     }
+}
+
+/// How a daemon makes, runs and forgets its node: what `docker swarm
+/// init|join|leave` ask of it. `swarmd` implements it with its flags.
+#[async_trait::async_trait]
+pub trait Lifecycle<S>: Send + Sync + 'static {
+    /// Makes this daemon's node the first manager of a new swarm, and
+    /// starts it.
+    async fn init(&self, request: InitRequest) -> Result<Member<S>, ApiError>;
+
+    /// Joins a swarm, and starts the node.
+    async fn join(&self, request: JoinRequest) -> Result<Member<S>, ApiError>;
+
+    /// Forgets the swarm once the node has stopped (with `force`, even as
+    /// the last manager).
+    async fn forget(&self, force: bool) -> Result<(), ApiError>;
+}
+
+/// A running node of the daemon: its handle, and the address other
+/// nodes reach it at.
+pub struct Member<S> {
+    /// The running node.
+    pub handle: NodeHandle<S>,
+    /// Its advertised IP.
+    pub addr: String,
+    /// It joined as a manager: `join` answers once its manager serves.
+    pub manager: bool,
+}
+
+/// The Engine API's backend of a daemon that may be in no swarm yet, as
+/// dockerd: `docker swarm init` or `join` makes it a member, `leave`
+/// takes it out, and the API serves throughout.
+pub struct Daemon<S> {
+    host: Host,
+    lifecycle: Box<dyn Lifecycle<S>>,
+    /// The running node, if any (held across a whole init or leave).
+    member: tokio::sync::Mutex<Option<NodeHandle<S>>>,
+    /// What the API reads of it, without waiting for an init or leave.
+    view: std::sync::RwLock<Option<Arc<NodeBackend<S>>>>,
+}
+
+impl<S: ReplicatedStore> Daemon<S> {
+    /// A daemon that makes its nodes with `lifecycle`, running `member`
+    /// already if it has one.
+    #[must_use]
+    pub fn new(lifecycle: Box<dyn Lifecycle<S>>, member: Option<Member<S>>) -> Self {
+        let daemon = Self {
+            host: Host::this_machine(),
+            lifecycle,
+            member: tokio::sync::Mutex::new(None),
+            view: std::sync::RwLock::new(None),
+        };
+        if let Some(m) = member {
+            daemon.adopt(m, &mut daemon.member.try_lock().expect("a new lock"));
+        }
+        daemon
+    }
+
+    fn adopt(&self, m: Member<S>, slot: &mut Option<NodeHandle<S>>) {
+        let view = NodeBackend::new(m.handle.id().clone(), m.addr, m.handle.stores());
+        *self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(view));
+        *slot = Some(m.handle);
+    }
+
+    fn current(&self) -> Option<Arc<NodeBackend<S>>> {
+        self.view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// If the node stopped by itself (an error, or its removal from the
+    /// swarm), takes it and says how it ended: the daemon is in no swarm
+    /// then. `None` while it runs, or when there is none.
+    pub async fn ended(&self) -> Option<Result<(), swarm_node::Error>> {
+        let mut slot = self.member.lock().await;
+        if !slot.as_ref().is_some_and(NodeHandle::is_finished) {
+            return None;
+        }
+        let handle = slot.take()?;
+        *self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        Some(handle.wait().await)
+    }
+
+    /// Stops the node, if one runs (its tasks go on, as when swarmd
+    /// stops).
+    pub async fn shutdown(&self) -> Result<(), swarm_node::Error> {
+        let handle = self.member.lock().await.take();
+        *self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        match handle {
+            Some(h) => h.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: ReplicatedStore> Backend for Daemon<S> {
+    async fn swarm(&self) -> SwarmInfo {
+        match self.current() {
+            Some(node) => node.swarm().await,
+            None => SwarmInfo::default(),
+        }
+    }
+
+    fn host(&self) -> Host {
+        self.host.clone()
+    }
+
+    async fn control(&self) -> Result<Control<Arc<dyn Store>>, ApiError> {
+        match self.current() {
+            Some(node) => node.control().await,
+            None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Inactive)),
+        }
+    }
+
+    async fn managers(&self) -> BTreeMap<String, ManagerStatus> {
+        match self.current() {
+            Some(node) => node.managers().await,
+            None => BTreeMap::new(),
+        }
+    }
+
+    async fn init(&self, request: InitRequest) -> Result<String, ApiError> {
+        let mut slot = self.member.lock().await;
+        if slot.is_some() {
+            return Err(swarm_engine::error::already_in_swarm());
+        }
+        let member = self.lifecycle.init(request).await?;
+        let id = member.handle.id().as_str().to_owned();
+        // As Docker's: init answers once the manager serves.
+        let ready = serving(&member.handle).await;
+        self.adopt(member, &mut slot);
+        ready.map(|()| id)
+    }
+
+    async fn join(&self, request: JoinRequest) -> Result<(), ApiError> {
+        let mut slot = self.member.lock().await;
+        if slot.is_some() {
+            return Err(swarm_engine::error::already_in_swarm());
+        }
+        let member = self.lifecycle.join(request).await?;
+        let ready = if member.manager {
+            serving(&member.handle).await
+        } else {
+            Ok(())
+        };
+        self.adopt(member, &mut slot);
+        ready
+    }
+
+    async fn leave(&self, force: bool) -> Result<(), ApiError> {
+        let mut slot = self.member.lock().await;
+        let Some(handle) = slot.as_ref() else {
+            return Err(ApiError::unavailable("This node is not part of a swarm"));
+        };
+        if !force && let Some(store) = handle.store() {
+            leaving_manager(&store, handle.id()).await?;
+        }
+        let handle = slot.take().expect("checked above");
+        *self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        if let Err(e) = handle.shutdown().await {
+            tracing::warn!(error = %e, "the node ended with an error as it left");
+        }
+        self.lifecycle.forget(force).await
+    }
+}
+
+/// Waits until the manager part of `handle` serves (up to 30 s).
+async fn serving<S: ReplicatedStore>(handle: &NodeHandle<S>) -> Result<(), ApiError> {
+    let mut stores = handle.stores();
+    let ready = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stores.wait_for(Option::is_some),
+    )
+    .await;
+    if matches!(ready, Ok(Ok(_))) {
+        Ok(())
+    } else {
+        Err(ApiError::internal(
+            "the new manager did not start serving within 30 s: see the daemon's log",
+        ))
+    }
+}
+
+/// Docker's refusal to let a manager leave without `--force`: the last
+/// one would erase the swarm, and others would lose the quorum.
+async fn leaving_manager<S: ReplicatedStore>(store: &S, me: &Id) -> Result<(), ApiError> {
+    const START: &str =
+        "You are attempting to leave the swarm on a node that is participating as a manager. ";
+    const END: &str = "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.";
+    let roster = swarm_node::Roster::new(store.clone());
+    let managers = roster.managers().await.unwrap_or_default();
+    let reachable = managers.iter().filter(|m| m.reachable).count();
+    let unreachable = managers.len() - reachable;
+    if managers.iter().all(|m| &m.node_id == me) {
+        return Err(ApiError::unavailable(format!(
+            "{START}Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. "
+        )));
+    }
+    if reachable <= unreachable + 2 {
+        return Err(ApiError::unavailable(format!(
+            "{START}Removing this node leaves {} managers out of {}. Without a Raft quorum your swarm will be inaccessible. {END}",
+            reachable.saturating_sub(1),
+            managers.len()
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]

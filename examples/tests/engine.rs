@@ -73,63 +73,111 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
         Path::new(SWARMCTL),
         &["--heartbeat-period", "250ms"],
     );
-    d.init("m1");
-    let (ok, out) = docker(&d, "m1", &["swarm", "join-token", "worker"]);
-    assert!(ok, "{out}");
-    let token = out
-        .split_whitespace()
-        .find(|w| w.starts_with("SWMTKN-1-"))
-        .unwrap_or_else(|| panic!("no token in {out}"))
-        .to_owned();
+    // Bare daemons, in no swarm until docker says.
+    let m1 = d.bare("m1");
+    let m2 = d.bare("m2");
+    d.bare("w1");
+    let (ok, out) = docker(&d, "m1", &["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    assert!(ok && out.trim() == "inactive", "{out}");
+    let (ok, out) = docker(&d, "m1", &["node", "ls"]);
     assert!(
-        out.contains(&format!(
-            "docker swarm join --token {token} {}",
-            d.addr("m1")
-        )),
+        !ok && out.contains(
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\""
+        ),
         "{out}"
     );
-    d.join("w1", &token, "m1");
-    d.wait("two ready nodes", Duration::from_secs(60), || {
-        let n = d.nodes("m1");
-        n.len() == 2 && n.values().all(|(s, _)| s == "ready")
-    });
-    // `docker info`: a manager and a worker told apart.
-    let format = "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Nodes}} {{.Swarm.Managers}}";
-    let node_id = |name: &str| {
-        let text = std::fs::read_to_string(d.data(name).join("node.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        v["node_id"].as_str().unwrap().to_owned()
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &[
+            "swarm",
+            "init",
+            "--advertise-addr",
+            "127.0.0.1",
+            "--listen-addr",
+            &m1,
+        ],
+    );
+    assert!(
+        ok && out.contains("Swarm initialized: current node (")
+            && out.contains("docker swarm join --token SWMTKN-1-"),
+        "{out}"
+    );
+    let (ok, out) = docker(&d, "m1", &["swarm", "init", "--listen-addr", &m1]);
+    assert!(
+        !ok && out.contains("This node is already part of a swarm."),
+        "{out}"
+    );
+    let token = |role: &str| {
+        let (ok, out) = docker(&d, "m1", &["swarm", "join-token", role]);
+        assert!(ok, "{out}");
+        let token = out
+            .split_whitespace()
+            .find(|w| w.starts_with("SWMTKN-1-"))
+            .unwrap_or_else(|| panic!("no token in {out}"))
+            .to_owned();
+        assert!(
+            out.contains(&format!("docker swarm join --token {token} {m1}")),
+            "{out}"
+        );
+        token
     };
-
-    let (ok, out) = docker(&d, "m1", &["info", "--format", format]);
-    assert!(ok, "{out}");
-    assert_eq!(out.trim(), "active true 2 1");
-    let (ok, out) = docker(&d, "m1", &["info"]);
-    assert!(ok && !out.contains("ERROR"), "{out}");
+    let (worker, manager) = (token("worker"), token("manager"));
+    let (ok, out) = docker(&d, "w1", &["swarm", "join", "--token", &worker, &m1]);
     assert!(
-        out.contains(" Swarm: active")
-            && out.contains(&format!("  NodeID: {}", node_id("m1")))
-            && out.contains("  Is Manager: true")
-            && out.contains("  Data Path Port: 4789"),
+        ok && out.contains("This node joined a swarm as a worker."),
         "{out}"
     );
-
-    let (ok, out) = docker(&d, "w1", &["info", "--format", format]);
-    assert!(ok, "{out}");
-    assert_eq!(out.trim(), "active false 0 0");
-    let (ok, out) = docker(&d, "w1", &["info", "--format", "{{.Swarm.NodeID}}"]);
-    assert!(ok, "{out}");
-    assert_eq!(out.trim(), node_id("w1"));
-
-    let (ok, out) = docker(&d, "m1", &["version", "--format", "{{.Server.APIVersion}}"]);
-    assert!(ok, "{out}");
-    assert_eq!(out.trim(), "1.49");
-
+    let (ok, out) = docker(
+        &d,
+        "m2",
+        &[
+            "swarm",
+            "join",
+            "--token",
+            &manager,
+            "--listen-addr",
+            &m2,
+            "--advertise-addr",
+            "127.0.0.1",
+            &m1,
+        ],
+    );
+    assert!(
+        ok && out.contains("This node joined a swarm as a manager."),
+        "{out}"
+    );
+    d.wait("three ready nodes", Duration::from_secs(60), || {
+        let (_, out) = docker(&d, "m1", &["node", "ls", "--format", "{{.Status}}"]);
+        out.lines().filter(|l| *l == "Ready").count() == 3
+    });
     let ok_out = |args: &[&str]| {
         let (ok, out) = docker(&d, "m1", args);
         assert!(ok, "docker {args:?}: {out}");
         out
     };
+
+    // `docker info`: managers and a worker told apart.
+    let format = "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Nodes}} {{.Swarm.Managers}}";
+    assert_eq!(
+        ok_out(&["info", "--format", format]).trim(),
+        "active true 3 2"
+    );
+    let (ok, out) = docker(&d, "w1", &["info", "--format", format]);
+    assert!(ok && out.trim() == "active false 0 0", "{out}");
+    let info = ok_out(&["info"]);
+    let self_id = ok_out(&["node", "inspect", "--format", "{{.ID}}", "self"]);
+    assert!(
+        info.contains(" Swarm: active")
+            && info.contains(&format!("  NodeID: {}", self_id.trim()))
+            && info.contains("  Is Manager: true")
+            && info.contains("  Data Path Port: 4789"),
+        "{info}"
+    );
+    assert_eq!(
+        ok_out(&["version", "--format", "{{.Server.APIVersion}}"]).trim(),
+        "1.49"
+    );
 
     // Nodes: the leader marked, and this daemon's node starred.
     let ls = ok_out(&["node", "ls"]);
@@ -155,6 +203,41 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
         ok_out(&["node", "inspect", "--format", "{{.Spec.Labels.zone}}", "w1"]).trim(),
         "a"
     );
+    let (ok, out) = docker(&d, "m2", &["node", "ls"]);
+    let m2_row = out.lines().find(|l| l.contains(" m2 ")).unwrap_or_default();
+    assert!(
+        ok && m2_row.contains(" * ") && m2_row.contains("Reachable"),
+        "{out}"
+    );
+    assert!(ok_out(&["node", "demote", "m2"]).contains("Manager m2 demoted in the swarm."));
+    d.wait("m2 a worker", Duration::from_secs(30), || {
+        docker(
+            &d,
+            "m2",
+            &["info", "--format", "{{.Swarm.ControlAvailable}}"],
+        )
+        .1
+        .trim()
+            == "false"
+    });
+    // The demoted node writes its node object as it takes up its role: a
+    // promotion read before that is out of sequence, as with Docker, and
+    // is run again.
+    d.wait("m2 promoted", Duration::from_secs(30), || {
+        let (ok, out) = docker(&d, "m1", &["node", "promote", "m2"]);
+        assert!(ok || out.contains("update out of sequence"), "{out}");
+        ok && out.contains("Node m2 promoted to a manager in the swarm.")
+    });
+    d.wait("m2 a manager again", Duration::from_secs(30), || {
+        docker(&d, "m2", &["node", "ls", "-q"]).0
+    });
+    ok_out(&["node", "update", "--availability", "drain", "w1"]);
+    assert!(
+        ok_out(&["node", "ls"])
+            .lines()
+            .any(|l| l.contains(" w1 ") && l.contains("Drain"))
+    );
+    ok_out(&["node", "update", "--availability", "active", "w1"]);
     let pretty = ok_out(&["node", "inspect", "--pretty", "m1"]);
     assert!(
         pretty.contains("Hostname:") && pretty.contains("Leader:\t\tYes"),
@@ -317,8 +400,6 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
     );
     let (ok, out) = docker(&d, "m1", &["node", "inspect", "nosuch"]);
     assert!(!ok && out.contains("node nosuch not found"), "{out}");
-    let (ok, out) = docker(&d, "m1", &["node", "demote", "m1"]);
-    assert!(!ok && out.contains("last manager"), "{out}");
     let (ok, out) = docker(&d, "m1", &["network", "rm", "overnet"]);
     assert!(!ok && out.contains("in use"), "{out}");
     let (ok, out) = docker(&d, "w1", &["service", "ls"]);
@@ -348,4 +429,48 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
     ok_out(&["config", "rm", "app-conf"]);
     assert_eq!(ok_out(&["service", "ls", "-q"]).trim(), "");
     assert!(!ok_out(&["network", "ls"]).contains("overnet"));
+
+    // Leaving: a manager is warned, a worker leaves, is removed, and its
+    // daemon can start a swarm of its own and leave it again.
+    let (ok, out) = docker(&d, "m1", &["swarm", "leave"]);
+    assert!(
+        !ok && out.contains(
+            "You are attempting to leave the swarm on a node that is participating as a manager."
+        ),
+        "{out}"
+    );
+    let (ok, out) = docker(&d, "w1", &["swarm", "leave"]);
+    assert!(ok && out.contains("Node left the swarm."), "{out}");
+    let (ok, out) = docker(&d, "w1", &["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    assert!(ok && out.trim() == "inactive", "{out}");
+    let (ok, out) = docker(&d, "w1", &["swarm", "leave"]);
+    assert!(
+        !ok && out.contains("This node is not part of a swarm"),
+        "{out}"
+    );
+    ok_out(&["node", "rm", "--force", "w1"]);
+    assert!(!ok_out(&["node", "ls"]).contains(" w1 "));
+    let w1 = format!("127.0.0.1:{}", swarm_examples::daemons::free_port());
+    for _ in 0..2 {
+        let (ok, out) = docker(
+            &d,
+            "w1",
+            &[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--listen-addr",
+                &w1,
+            ],
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = docker(&d, "w1", &["node", "ls", "-q"]);
+        assert!(ok && out.lines().count() == 1, "{out}");
+        let (_, me) = docker(&d, "w1", &["info", "--format", "{{.Swarm.NodeID}}"]);
+        let (ok, out) = docker(&d, "w1", &["node", "demote", me.trim()]);
+        assert!(!ok && out.contains("last manager"), "{out}");
+        let (ok, out) = docker(&d, "w1", &["swarm", "leave", "--force"]);
+        assert!(ok && out.contains("Node left the swarm."), "{out}");
+    }
 }

@@ -150,3 +150,11 @@ pub fn not_a_manager(state: crate::wire::LocalNodeState) -> ApiError {
         }
     })
 }
+
+/// Docker's answer to `swarm init` or `join` on a daemon in a swarm.
+#[must_use]
+pub fn already_in_swarm() -> ApiError {
+    ApiError::unavailable(
+        "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.",
+    )
+}

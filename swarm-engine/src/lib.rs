@@ -76,6 +76,27 @@ pub trait Backend: Send + Sync + 'static {
         Err(error::not_a_manager(self.swarm().await.local_node_state))
     }
 
+    /// `docker swarm init`: makes this daemon the first manager of a new
+    /// swarm; answers its node id. By default, Docker's answer for a
+    /// daemon already in one.
+    async fn init(&self, request: wire::InitRequest) -> Result<String, ApiError> {
+        let _ = request;
+        Err(error::already_in_swarm())
+    }
+
+    /// `docker swarm join`: joins a swarm through its managers.
+    async fn join(&self, request: wire::JoinRequest) -> Result<(), ApiError> {
+        let _ = request;
+        Err(error::already_in_swarm())
+    }
+
+    /// `docker swarm leave [--force]`: stops the node and forgets its
+    /// swarm. By default, Docker's answer for a daemon in none.
+    async fn leave(&self, force: bool) -> Result<(), ApiError> {
+        let _ = force;
+        Err(ApiError::unavailable("This node is not part of a swarm"))
+    }
+
     /// The managers' raft status by node id, for `ManagerStatus` of
     /// `/nodes` (`node ls`'s MANAGER STATUS). None by default.
     async fn managers(&self) -> BTreeMap<String, wire::ManagerStatus> {
@@ -91,6 +112,9 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/swarm", get(routes::swarm::inspect))
+        .route("/swarm/init", post(routes::swarm::init))
+        .route("/swarm/join", post(routes::swarm::join))
+        .route("/swarm/leave", post(routes::swarm::leave))
         .route("/nodes", get(routes::nodes::list))
         .route(
             "/nodes/{id}",

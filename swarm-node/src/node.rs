@@ -920,8 +920,22 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
     /// not); then the node forgets the cluster. The node must not be
     /// running.
     pub async fn leave(self) -> Result<(), Error> {
+        self.leave_with(false).await
+    }
+
+    /// [`Node::leave`]; with `force`, a manager that cannot leave the raft
+    /// group (the last one, or one without a quorum) forgets the cluster
+    /// anyway, as `docker swarm leave --force` does: the last manager's
+    /// cluster is gone then.
+    pub async fn leave_with(self, force: bool) -> Result<(), Error> {
         if self.state.role == NodeRole::Manager && self.state.raft_member {
-            self.leave_raft(false).await?;
+            match self.leave_raft(false).await {
+                Ok(()) => {}
+                Err(e) if force => {
+                    tracing::warn!(error = %e, "forced to leave without leaving the raft group");
+                }
+                Err(e) => return Err(e),
+            }
         }
         for dir in [
             self.config.raft_dir(),
@@ -958,6 +972,13 @@ impl<S: ReplicatedStore> NodeHandle<S> {
     #[must_use]
     pub fn store(&self) -> Option<S> {
         self.current.borrow().clone()
+    }
+
+    /// The manager's store as it comes and goes (`node promote`/`demote`):
+    /// `None` while the node is a worker.
+    #[must_use]
+    pub fn stores(&self) -> watch::Receiver<Option<S>> {
+        self.current.clone()
     }
 
     /// The manager's control API (what `swarmctl` reaches over gRPC),

@@ -1,14 +1,19 @@
 //! `swarmd`: the swarm node daemon. `init` creates a cluster, `join`
-//! joins one, no subcommand resumes the node in the data directory, and
-//! `leave` takes it out.
+//! joins one, no subcommand resumes the node in the data directory (or,
+//! in an empty one, serves the Engine API in no swarm, for `docker swarm
+//! init|join`), and `leave` takes it out.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use swarm_core::model::{ClusterSpec, NodeRole};
+use swarm_engine::ApiError;
+use swarm_engine::wire::{InitRequest, JoinRequest};
+use swarm_examples::engine::{Daemon, Lifecycle, Member};
 use swarm_node::{DEFAULT_PORT, Node, NodeBuilder, NodeConfig, NodeSettings};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
@@ -305,39 +310,26 @@ impl Setup {
     }
 }
 
-async fn run(node: Node, setup: Setup) -> anyhow::Result<()> {
+/// The manager's store of swarmd's nodes.
+type NodeStore = <swarm_node::RaftStores as swarm_node::StoreProvider>::Store;
+
+/// Keeps the settings `node` was made with, and starts it with its runtime.
+async fn start(node: Node, setup: &Setup) -> anyhow::Result<Member<NodeStore>> {
     setup.settings.save(&setup.config.data_dir)?;
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-        tracing::info!("stopping");
-        stop.cancel();
-    });
-    let api = CancellationToken::new();
-    if let Some((path, named)) = &setup.engine_socket {
-        match serve_engine(&node, path, api.clone()) {
-            Ok(()) => {}
-            Err(e) if !named => tracing::warn!(error = %e, "no Docker Engine API"),
-            Err(e) => return Err(e),
-        }
-    }
-    let _api = api.drop_guard();
-    let config = node.config();
-    match setup.runtime {
-        RuntimeKind::Process => {
-            let runtime = ProcessRuntime::new(
-                ProcessRuntimeConfig::default()
-                    .with_hostname(config.hostname())
-                    .with_state_dir(config.data_dir.join("tasks")),
-            )?;
-            node.run(runtime, shutdown).await?;
-        }
+    let config = node.config().clone();
+    let manager = node.role() == NodeRole::Manager;
+    let addr = config
+        .advertised()
+        .ok()
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let handle = match setup.runtime {
+        RuntimeKind::Process => node.start(ProcessRuntime::new(
+            ProcessRuntimeConfig::default()
+                .with_hostname(config.hostname())
+                .with_state_dir(config.data_dir.join("tasks")),
+        )?),
         RuntimeKind::Docker => {
             // Scoped to this node, so that nodes sharing an engine keep
             // to their own containers.
@@ -347,24 +339,160 @@ async fn run(node: Node, setup: Setup) -> anyhow::Result<()> {
                     .with_hostname(config.hostname()),
             )
             .await?;
-            node.run(runtime, shutdown).await?;
+            node.start(runtime)
         }
+    };
+    Ok(Member {
+        handle,
+        addr,
+        manager,
+    })
+}
+
+/// How swarmd's Engine API makes and forgets its node: with the flags the
+/// daemon was started with, under what the request asks.
+struct Swarmd {
+    args: NodeArgs,
+}
+
+fn refused(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("{e:#}"))
+}
+
+fn failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("{e:#}"))
+}
+
+impl Swarmd {
+    /// The daemon's flags with the request's addresses over them. An
+    /// advertised address without a port takes the listening one, as
+    /// Docker's does.
+    fn args_for(
+        &self,
+        listen: &str,
+        advertise: &str,
+        availability: &str,
+    ) -> Result<NodeArgs, ApiError> {
+        if !matches!(availability, "" | "active") {
+            return Err(ApiError::bad_request(format!(
+                "Availability: a node joins active here: leave out --availability {availability}, then `docker node update --availability {availability}`"
+            )));
+        }
+        let mut args = self.args.clone();
+        if !listen.is_empty() {
+            args.listen_addr = Some(listen.to_owned());
+        }
+        if !advertise.is_empty() {
+            let port = args
+                .listen_addr
+                .as_deref()
+                .map(with_port)
+                .and_then(|l| l.rsplit_once(':').map(|(_, p)| p.to_owned()))
+                .unwrap_or_else(|| DEFAULT_PORT.to_string());
+            args.advertise_addr = Some(if advertise.contains(':') {
+                advertise.to_owned()
+            } else {
+                format!("{advertise}:{port}")
+            });
+        }
+        Ok(args)
     }
-    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Lifecycle<NodeStore> for Swarmd {
+    async fn init(&self, r: InitRequest) -> Result<Member<NodeStore>, ApiError> {
+        if r.force_new_cluster {
+            return Err(ApiError::bad_request(
+                "ForceNewCluster: recovering a swarm from one manager's data is not supported yet",
+            ));
+        }
+        if !r.data_path_addr.is_empty() {
+            return Err(ApiError::bad_request(
+                "DataPathAddr: the overlay traffic uses the advertised address here: leave out --data-path-addr",
+            ));
+        }
+        let args = self.args_for(&r.listen_addr, &r.advertise_addr, &r.availability)?;
+        let mut setup = args.setup(false).map_err(refused)?;
+        let init = InitArgs {
+            default_addr_pool: r.default_addr_pool,
+            default_addr_pool_mask_length: match r.subnet_size {
+                0 => 24,
+                n => u8::try_from(n).map_err(|_| {
+                    ApiError::bad_request(format!("SubnetSize: {n} is not a prefix length"))
+                })?,
+            },
+            data_path_port: match r.data_path_port {
+                0 => 4789,
+                n => u16::try_from(n).map_err(|_| {
+                    ApiError::bad_request(format!("DataPathPort: {n} is not a port"))
+                })?,
+            },
+            autolock: r.auto_lock_managers || r.spec.encryption_config.auto_lock_managers,
+        };
+        setup.config.cluster = init.cluster().map_err(refused)?;
+        if let Some(limit) = r.spec.orchestration.task_history_retention_limit {
+            setup.config.cluster.task_history_limit = u32::try_from(limit).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "Spec.Orchestration.TaskHistoryRetentionLimit: {limit} is not a count"
+                ))
+            })?;
+        }
+        setup.check_runtime().await.map_err(refused)?;
+        let node = setup.builder().init().await.map_err(failed)?;
+        tracing::info!(node = %node.id(), "swarm initialized through the Engine API");
+        start(node, &setup).await.map_err(failed)
+    }
+
+    async fn join(&self, r: JoinRequest) -> Result<Member<NodeStore>, ApiError> {
+        if !r.data_path_addr.is_empty() {
+            return Err(ApiError::bad_request(
+                "DataPathAddr: the overlay traffic uses the advertised address here: leave out --data-path-addr",
+            ));
+        }
+        let args = self.args_for(&r.listen_addr, &r.advertise_addr, &r.availability)?;
+        let setup = args.setup(false).map_err(refused)?;
+        setup.check_runtime().await.map_err(refused)?;
+        let mut last = None;
+        for manager in &r.remote_addrs {
+            match setup
+                .builder()
+                .join(&with_port(manager), &r.join_token)
+                .await
+            {
+                Ok(node) => {
+                    tracing::info!(node = %node.id(), "joined a swarm through the Engine API");
+                    return start(node, &setup).await.map_err(failed);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or_else(|| refused("no manager address"), refused))
+    }
+
+    async fn forget(&self, force: bool) -> Result<(), ApiError> {
+        let setup = self.args.setup(true).map_err(failed)?;
+        let node = Node::resume(setup.config).map_err(failed)?;
+        node.leave_with(force).await.map_err(failed)
+    }
 }
 
 async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     let args = cli.node;
-    match cli.command {
+    let member = match cli.command {
         None => {
             let setup = args.setup(true)?;
-            let node = setup.builder().resume()?;
-            eprintln!(
-                "swarmd: node {} resumes as a {}",
-                node.id(),
-                role_name(node.role())
-            );
-            run(node, setup).await
+            if setup.config.data_dir.join("node.json").exists() {
+                let node = setup.builder().resume()?;
+                eprintln!(
+                    "swarmd: node {} resumes as a {}",
+                    node.id(),
+                    role_name(node.role())
+                );
+                Some(start(node, &setup).await?)
+            } else {
+                None
+            }
         }
         Some(Command::Init(init)) => {
             let mut setup = args.setup(false)?;
@@ -385,7 +513,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             if let Some(key) = node.unlock_key().await? {
                 say(&format!("{}\n", swarm_examples::unlock_key_text(&key)));
             }
-            run(node, setup).await
+            Some(start(node, &setup).await?)
         }
         Some(Command::Join { token, manager }) => {
             let setup = args.setup(false)?;
@@ -395,41 +523,77 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
                 "This node joined a swarm as a {}.",
                 role_name(node.role())
             ));
-            run(node, setup).await
+            Some(start(node, &setup).await?)
         }
         Some(Command::Leave) => {
             let node = Node::resume(args.setup(true)?.config)?;
             node.leave().await?;
             say("Node left the swarm.");
-            Ok(())
+            return Ok(());
+        }
+    };
+    let in_swarm = member.is_some();
+    let socket = args.setup(false)?.engine_socket;
+    let daemon = Arc::new(Daemon::new(Box::new(Swarmd { args }), member));
+    let api = CancellationToken::new();
+    let _api = api.clone().drop_guard();
+    match &socket {
+        Some((path, named)) => match serve_engine(daemon.clone(), path, api) {
+            Ok(()) => {}
+            Err(e) if !named && in_swarm => tracing::warn!(error = %e, "no Docker Engine API"),
+            Err(e) => return Err(e),
+        },
+        None if !in_swarm => anyhow::bail!(
+            "this data directory holds no node, and --engine-socket none serves no API to make one: \
+             run `swarmd init` or `swarmd join`, or serve the API"
+        ),
+        None => {}
+    }
+    if !in_swarm && let Some((path, _)) = &socket {
+        eprintln!(
+            "swarmd: in no swarm yet: docker -H unix://{} swarm init (or join)",
+            path.display()
+        );
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tick.tick() => match daemon.ended().await {
+                Some(Ok(())) => tracing::info!("the node stopped: this daemon is in no swarm now"),
+                Some(Err(e)) => return Err(e.into()),
+                None => {}
+            },
         }
     }
+    tracing::info!("stopping");
+    daemon.shutdown().await?;
+    Ok(())
 }
 
-/// Serves the Docker Engine API for `node` on the unix socket `path`
+/// Serves the Docker Engine API of `daemon` on the unix socket `path`
 /// (owner and group only, as docker.sock), until `stop`.
 fn serve_engine(
-    node: &Node,
+    daemon: Arc<Daemon<NodeStore>>,
     path: &std::path::Path,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
+    // A bare daemon's data directory may not be made yet.
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("--engine-socket {}: {e}", path.display()))?;
+    }
     // A socket left by an earlier run.
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)
         .map_err(|e| anyhow::anyhow!("--engine-socket {}: {e}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    let addr = node
-        .config()
-        .advertised()
-        .ok()
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let backend = swarm_examples::engine::NodeBackend::new(node.id().clone(), addr, node.stores());
     let shown = path.display().to_string();
     tokio::spawn(async move {
-        if let Err(e) = swarm_engine::serve(listener, std::sync::Arc::new(backend), stop).await {
+        if let Err(e) = swarm_engine::serve(listener, daemon, stop).await {
             tracing::error!(error = %e, socket = %shown, "the Engine API stopped");
         }
     });

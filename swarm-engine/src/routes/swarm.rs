@@ -1,13 +1,17 @@
-//! `GET /swarm`: the cluster and its join tokens (`docker swarm
-//! join-token`, `docker swarm inspect`).
+//! `/swarm`: the cluster and its join tokens (`docker swarm join-token`,
+//! `docker swarm inspect`), and the daemon's membership (`docker swarm
+//! init|join|leave`).
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use super::Shared;
+use super::{Query, Shared};
 use crate::ApiError;
 use crate::error::ok;
-use crate::wire::{JoinTokens, Swarm};
+use crate::filters::parse_bool;
+use crate::wire::{InitRequest, JoinRequest, JoinTokens, Swarm};
 
 /// `GET /swarm`.
 pub async fn inspect(State(backend): State<Shared>) -> Result<impl IntoResponse, ApiError> {
@@ -28,4 +32,38 @@ pub async fn inspect(State(backend): State<Shared>) -> Result<impl IntoResponse,
         cluster: crate::convert::cluster(cluster),
         join_tokens,
     }))
+}
+
+/// `POST /swarm/init`: 200 with the new node's id, as a JSON string.
+pub async fn init(
+    State(backend): State<Shared>,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: InitRequest = super::body(&bytes)?;
+    Ok(ok(backend.init(request).await?))
+}
+
+/// `POST /swarm/join`: 200 once joined.
+pub async fn join(
+    State(backend): State<Shared>,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: JoinRequest = super::body(&bytes)?;
+    if request.remote_addrs.is_empty() {
+        return Err(ApiError::bad_request(
+            "RemoteAddrs: give a manager's address: docker swarm join --token TOKEN HOST:2377",
+        ));
+    }
+    backend.join(request).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /swarm/leave?force=`: 200 once out.
+pub async fn leave(
+    State(backend): State<Shared>,
+    query: Query,
+) -> Result<impl IntoResponse, ApiError> {
+    let force = parse_bool("force", query.get("force").map(String::as_str), false)?;
+    backend.leave(force).await?;
+    Ok(StatusCode::OK)
 }

@@ -377,6 +377,51 @@ pub struct Swarm {
     pub join_tokens: JoinTokens,
 }
 
+/// `POST /swarm/init`'s body (`docker swarm init`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InitRequest {
+    /// Where the manager listens, `IP:PORT` (the CLI sends `0.0.0.0:2377`
+    /// by default).
+    pub listen_addr: String,
+    /// Where the other nodes reach it: `IP[:PORT]`, or empty.
+    pub advertise_addr: String,
+    /// Where the overlay traffic comes from (not served separately).
+    pub data_path_addr: String,
+    /// The overlay's UDP port (0: 4789).
+    pub data_path_port: u32,
+    /// Docker's disaster recovery from a single manager's data (not served).
+    pub force_new_cluster: bool,
+    /// The swarm's settings.
+    pub spec: SwarmSpec,
+    /// Autolock.
+    pub auto_lock_managers: bool,
+    /// This node's availability (`active`, `pause`, `drain`).
+    pub availability: String,
+    /// The pools networks' subnets are cut from, CIDR.
+    pub default_addr_pool: Vec<String>,
+    /// The prefix length of those subnets (0: 24).
+    pub subnet_size: u32,
+}
+
+/// `POST /swarm/join`'s body (`docker swarm join`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JoinRequest {
+    /// Where this node listens if it joins as a manager.
+    pub listen_addr: String,
+    /// Where the other nodes reach it.
+    pub advertise_addr: String,
+    /// Where the overlay traffic comes from (not served separately).
+    pub data_path_addr: String,
+    /// The managers to join through, `HOST:PORT`.
+    pub remote_addrs: Vec<String>,
+    /// `SWMTKN-1-...`.
+    pub join_token: String,
+    /// This node's availability.
+    pub availability: String,
+}
+
 /// The tokens that join a node as a worker or as a manager.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
