@@ -207,10 +207,11 @@ impl TaskSpec {
             if h.test.is_empty() {
                 errors.push("task.healthcheck.test", "the health check has no command: give the command to run, e.g. [\"curl\", \"-f\", \"localhost\"]");
             }
-            if h.interval < Duration::from_millis(1) || h.timeout < Duration::from_millis(1) {
+            let too_short = |d: Duration| !d.is_zero() && d < Duration::from_millis(1);
+            if too_short(h.interval) || too_short(h.timeout) {
                 errors.push(
                     "task.healthcheck",
-                    "health check interval and timeout must be at least 1ms",
+                    "health check interval and timeout must be at least 1ms (or 0, for the default)",
                 );
             }
         }

@@ -403,18 +403,11 @@ fn health_check(h: ws::HealthConfig) -> Result<HealthCheck, ApiError> {
     if h.start_interval != 0 {
         return Err(unsupported(&field("StartInterval")));
     }
-    let or = |n: i64, name: &str, default: Duration| {
-        if n == 0 {
-            Ok(default)
-        } else {
-            duration(&field(name), n)
-        }
-    };
-    let defaults = Duration::from_secs(30);
+    // Zero durations stay zero: Docker's "the image's, else the default".
     Ok(HealthCheck {
         test: h.test,
-        interval: or(h.interval, "Interval", defaults)?,
-        timeout: or(h.timeout, "Timeout", defaults)?,
+        interval: duration(&field("Interval"), h.interval)?,
+        timeout: duration(&field("Timeout"), h.timeout)?,
         retries: match h.retries {
             0 => 3,
             n => u32::try_from(n)

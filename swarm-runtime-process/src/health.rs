@@ -55,8 +55,8 @@ pub(crate) async fn monitor(
         let passed = tokio::select! {
             _ = exit.wait_for(|o| *o != Outcome::Pending) => return,
             passed = async {
-                tokio::time::sleep(check.interval).await;
-                run_once(&launch, &program, &args, check.timeout).await
+                tokio::time::sleep(check.interval_or_default()).await;
+                run_once(&launch, &program, &args, check.timeout_or_default()).await
             } => passed,
         };
         if passed {

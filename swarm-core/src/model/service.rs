@@ -398,10 +398,12 @@ impl TaskSpec {
 pub struct HealthCheck {
     /// The command; exit code 0 means healthy.
     pub test: Vec<String>,
-    /// Time between checks.
+    /// Time between checks; zero takes the image's, else 30 s, as
+    /// Docker does ([`HealthCheck::interval_or_default`]).
     #[serde(default = "default_interval")]
     pub interval: Duration,
-    /// Time a check may take before it counts as failed.
+    /// Time a check may take before it counts as failed; zero, as for
+    /// `interval`.
     #[serde(default = "default_interval")]
     pub timeout: Duration,
     /// Consecutive failures that make the task unhealthy.
@@ -413,6 +415,26 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
+    /// The interval, with zero read as Docker's default, 30 s.
+    #[must_use]
+    pub fn interval_or_default(&self) -> Duration {
+        if self.interval.is_zero() {
+            default_interval()
+        } else {
+            self.interval
+        }
+    }
+
+    /// The timeout, with zero read as Docker's default, 30 s.
+    #[must_use]
+    pub fn timeout_or_default(&self) -> Duration {
+        if self.timeout.is_zero() {
+            default_interval()
+        } else {
+            self.timeout
+        }
+    }
+
     /// Whether the check is `["NONE"]`: no check, not even the image's.
     #[must_use]
     pub fn is_disabled(&self) -> bool {
