@@ -474,3 +474,214 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
         assert!(ok && out.contains("Node left the swarm."), "{out}");
     }
 }
+
+/// `docker stack deploy` of a compose file (the CLI translates it): two
+/// services, a network, a secret and a config, all labelled with the
+/// stack; `stack rm` leaves nothing. `docker events` sees it as it
+/// happens, and `--since` replays it.
+#[test]
+fn docker_stack_deploy_and_docker_events() {
+    if !has_docker_cli() {
+        return;
+    }
+    let mut d = Daemons::new(
+        Path::new(SWARMD),
+        Path::new(SWARMCTL),
+        &["--heartbeat-period", "250ms"],
+    );
+    let m1 = d.bare("m1");
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &[
+            "swarm",
+            "init",
+            "--advertise-addr",
+            "127.0.0.1",
+            "--listen-addr",
+            &m1,
+        ],
+    );
+    assert!(ok, "{out}");
+    let ok_out = |args: &[&str]| {
+        let (ok, out) = docker(&d, "m1", args);
+        assert!(ok, "docker {args:?}: {out}");
+        out
+    };
+
+    // Events, live: a child CLI streams them while the stack is made.
+    let events = d.data("m1").join("events.txt");
+    let mut follow = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!(
+            "unix://{}",
+            d.data("m1").join("swarmd.sock").display()
+        ))
+        .args([
+            "events",
+            "--filter",
+            "type=service",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .env("DOCKER_CONFIG", d.data("m1").join("docker-config"))
+        .stdout(std::fs::File::create(&events).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let dir = d.data("m1");
+    std::fs::write(dir.join("pw.txt"), "hunter2").unwrap();
+    std::fs::write(dir.join("app.conf"), "level=debug\n").unwrap();
+    let compose = dir.join("compose.yml");
+    std::fs::write(
+        &compose,
+        "version: \"3.8\"\n\
+         services:\n\
+         \x20 web:\n\
+         \x20   image: sleep\n\
+         \x20   command: [\"1000\"]\n\
+         \x20   deploy:\n\
+         \x20     replicas: 2\n\
+         \x20   networks: [front]\n\
+         \x20   secrets: [pw]\n\
+         \x20   configs: [conf]\n\
+         \x20 db:\n\
+         \x20   image: sleep\n\
+         \x20   command: [\"2000\"]\n\
+         \x20   networks: [front]\n\
+         networks:\n\
+         \x20 front:\n\
+         \x20   driver: overlay\n\
+         secrets:\n\
+         \x20 pw:\n\
+         \x20   file: ./pw.txt\n\
+         configs:\n\
+         \x20 conf:\n\
+         \x20   file: ./app.conf\n",
+    )
+    .unwrap();
+    let out = ok_out(&["stack", "deploy", "-c", compose.to_str().unwrap(), "app"]);
+    for made in [
+        "Creating network app_front",
+        "Creating secret app_pw",
+        "Creating config app_conf",
+        "Creating service app_web",
+        "Creating service app_db",
+    ] {
+        assert!(out.contains(made), "{out}");
+    }
+    let ls = ok_out(&["stack", "ls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("app ") && l.trim_end().ends_with('2')),
+        "{ls}"
+    );
+    d.wait("the stack's tasks running", Duration::from_secs(60), || {
+        let (_, ps) = docker(
+            &d,
+            "m1",
+            &[
+                "stack",
+                "ps",
+                "app",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Name}} {{.CurrentState}}",
+            ],
+        );
+        ps.lines().filter(|l| l.contains(" Running ")).count() == 3
+    });
+    let services = ok_out(&["stack", "services", "app"]);
+    assert!(
+        services.contains("app_web")
+            && services.contains("2/2")
+            && services.contains("app_db")
+            && services.contains("1/1"),
+        "{services}"
+    );
+    let secret = ok_out(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}}:{{.File.Name}}{{end}}",
+        "app_web",
+    ]);
+    assert_eq!(secret.trim(), "app_pw:pw");
+    let aliases = ok_out(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{range .Spec.TaskTemplate.Networks}}{{.Aliases}}{{end}}",
+        "app_db",
+    ]);
+    assert_eq!(aliases.trim(), "[db]");
+
+    let out = ok_out(&["stack", "rm", "app"]);
+    assert!(
+        out.contains("Removing service app_web") && out.contains("Removing network app_front"),
+        "{out}"
+    );
+    d.wait("nothing left of the stack", Duration::from_secs(30), || {
+        docker(&d, "m1", &["service", "ls", "-q"])
+            .1
+            .trim()
+            .is_empty()
+            && docker(&d, "m1", &["secret", "ls", "-q"])
+                .1
+                .trim()
+                .is_empty()
+            && docker(&d, "m1", &["config", "ls", "-q"])
+                .1
+                .trim()
+                .is_empty()
+            && !docker(&d, "m1", &["network", "ls"]).1.contains("app_front")
+    });
+
+    // The live stream saw both services made and removed, in order.
+    d.wait("the events", Duration::from_secs(10), || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 4
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let seen = std::fs::read_to_string(&events).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    let at = |line: &str| {
+        lines
+            .iter()
+            .position(|l| *l == line)
+            .unwrap_or_else(|| panic!("no {line:?} in {seen}"))
+    };
+    assert!(
+        at("service create app_web") < at("service remove app_web"),
+        "{seen}"
+    );
+    assert!(
+        at("service create app_db") < at("service remove app_db"),
+        "{seen}"
+    );
+    assert!(lines.iter().all(|l| l.starts_with("service ")), "{seen}");
+
+    // --since replays them; --until ends the stream.
+    let replay = ok_out(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=service",
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.Actor.Attributes.name}}",
+    ]);
+    let mut names: Vec<&str> = replay.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["app_db", "app_web"], "{replay}");
+}

@@ -611,42 +611,69 @@ impl<S: Store> Control<S> {
         Ok(all)
     }
 
-    /// Removes a network that no service uses and no task holds an
-    /// address on.
+    /// Removes a network that no service uses, once no task holds an
+    /// address on it: tasks still stopping are waited for, up to their
+    /// stop grace period and 10 s more.
     pub async fn remove_network(&self, name_or_id: &str) -> Result<(), ControlError> {
-        let state = self.store.state().await?;
-        let net = find_network(&state, name_or_id)?;
-        let id = &net.meta.id;
-        let uses = |svc: &Service| {
-            crate::manager::required_networks(&state, &svc.spec.task.networks, &svc.spec.endpoint)
+        // Tasks of removed services still stopping hold the network a
+        // while: the removal waits for them (within their stop grace
+        // period, and 10 s more), rather than failing as Docker's does
+        // right after `docker stack rm` removed the services.
+        let mut deadline = None;
+        loop {
+            let state = self.store.state().await?;
+            let net = find_network(&state, name_or_id)?;
+            let id = &net.meta.id;
+            let uses = |svc: &Service| {
+                crate::manager::required_networks(
+                    &state,
+                    &svc.spec.task.networks,
+                    &svc.spec.endpoint,
+                )
                 .is_ok_and(|need| need.iter().any(|(n, _)| &n.meta.id == id))
-        };
-        if let Some(user) = state.services().find(|svc| uses(svc)) {
-            return Err(ControlError::Refused(format!(
-                "network {} is in use by service {}: remove the service, or take it off the network, first",
-                net.spec.name, user.spec.name
-            )));
+            };
+            if let Some(user) = state.services().find(|svc| uses(svc)) {
+                return Err(ControlError::Refused(format!(
+                    "network {} is in use by service {}: remove the service, or take it off the network, first",
+                    net.spec.name, user.spec.name
+                )));
+            }
+            let attached: Vec<&Arc<Task>> = state
+                .tasks()
+                .filter(|t| {
+                    !t.status.state.is_terminal()
+                        && t.networks.iter().any(|a| &a.network_id == id)
+                })
+                .collect();
+            if attached.is_empty() {
+                self.store
+                    .apply(vec![Change::Delete {
+                        kind: Kind::Network,
+                        id: id.clone(),
+                        version: None,
+                    }])
+                    .await?;
+                return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            let until = *deadline.get_or_insert_with(|| {
+                let grace = attached
+                    .iter()
+                    .map(|t| t.spec.stop_grace_period)
+                    .max()
+                    .unwrap_or_default();
+                now + grace.min(std::time::Duration::from_secs(120))
+                    + std::time::Duration::from_secs(10)
+            });
+            if now >= until {
+                return Err(ControlError::Refused(format!(
+                    "network {} still has {} task(s) attached: wait for them to stop, then try again",
+                    net.spec.name,
+                    attached.len()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let attached = state
-            .tasks()
-            .filter(|t| {
-                !t.status.state.is_terminal() && t.networks.iter().any(|a| &a.network_id == id)
-            })
-            .count();
-        if attached > 0 {
-            return Err(ControlError::Refused(format!(
-                "network {} still has {attached} task(s) attached: wait for them to stop, then try again",
-                net.spec.name
-            )));
-        }
-        self.store
-            .apply(vec![Change::Delete {
-                kind: Kind::Network,
-                id: id.clone(),
-                version: None,
-            }])
-            .await?;
-        Ok(())
     }
 
     /// Turns autolock on (making an unlock key, returned) or off. Every

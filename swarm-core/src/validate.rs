@@ -16,16 +16,20 @@ pub const MAX_DATA_BYTES: usize = 500 * 1024;
 
 /// Checks an object name: a DNS label of 1 to 63 characters.
 pub fn name(name: &str, field: &str, errors: &mut SpecError) {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
+    // As swarm's: a DNS label where `_` may stand as `-` does, for the
+    // `<stack>_<service>` names of stacks.
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    let ok = name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && edge(name.bytes().next())
+        && edge(name.bytes().last());
     if !ok {
         errors.push(
             field,
             format!(
-                "invalid name {name:?}: use 1 to 63 letters, digits and '-', starting and ending with a letter or digit"
+                "invalid name {name:?}: use 1 to 63 letters, digits, '-' and '_', starting and ending with a letter or digit"
             ),
         );
     }

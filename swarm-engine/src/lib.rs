@@ -13,8 +13,9 @@
 //!   stop.
 //!
 //! Served so far: `/_ping` (GET and HEAD), `/version`, `/info`, `/swarm`,
-//! `/nodes`, `/services`, `/tasks`, `/networks`, `/secrets`, `/configs`
-//! and `/distribution` (a 404: no registry is asked).
+//! `/nodes`, `/services`, `/tasks`, `/networks`, `/secrets`, `/configs`,
+//! `/events` (streamed) and `/distribution` (a 404: no registry is
+//! asked).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -149,6 +150,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
             get(routes::files::inspect_config).delete(routes::files::remove_config),
         )
         .route("/distribution/{*image}", get(routes::distribution))
+        .route("/events", get(routes::events::events))
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backend);
     // Before routing: the version prefix comes off the path first.

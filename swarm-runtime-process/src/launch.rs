@@ -388,8 +388,21 @@ fn lookup<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// Finds `program`: a name with a `/` is a path (relative to `workdir`); a
-/// bare name is looked up in `search`, a `PATH`.
+/// bare name is looked up in `search`, a `PATH`. A bare name that reads
+/// as an image reference with a tag (`sleep:latest`, which the `docker`
+/// CLI makes of `sleep`) is the program before the tag.
 fn find_program(program: &str, search: &str, workdir: Option<&Path>) -> Result<PathBuf, String> {
+    if !program.contains('/')
+        && let Some((name, tag)) = program.split_once(':')
+        && !name.is_empty()
+        && !tag.is_empty()
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && let Ok(found) = find_program(name, search, workdir)
+    {
+        return Ok(found);
+    }
     if program.contains('/') {
         let path = match workdir {
             Some(w) if !program.starts_with('/') => w.join(program),
@@ -534,6 +547,11 @@ mod tests {
         assert_eq!(
             find_program("./sh", "", Some(Path::new("/bin"))).unwrap(),
             Path::new("/bin/sh")
+        );
+        assert_eq!(
+            find_program("sh:latest", "/nonexistent:/bin", None).unwrap(),
+            Path::new("/bin/sh"),
+            "an image reference's tag names no program"
         );
         let err = find_program("nope-not-here", "/bin", None).unwrap_err();
         assert!(

@@ -1,6 +1,7 @@
 //! The swarm's endpoints: `/swarm`, `/nodes`, `/services`, `/tasks`,
 //! `/networks`, `/secrets`, `/configs`, `/distribution`.
 
+pub mod events;
 pub mod files;
 pub mod networks;
 pub mod nodes;
