@@ -45,6 +45,17 @@ fn docker_stdin(d: &Daemons, name: &str, args: &[&str], input: &[u8]) -> (bool, 
     )
 }
 
+/// Daemons of this test, if the machine has a docker CLI to drive them.
+fn daemons() -> Option<Daemons> {
+    has_docker_cli().then(|| {
+        Daemons::new(
+            Path::new(SWARMD),
+            Path::new(SWARMCTL),
+            &["--heartbeat-period", "250ms"],
+        )
+    })
+}
+
 fn has_docker_cli() -> bool {
     let found = std::process::Command::new("docker")
         .arg("--version")
@@ -65,14 +76,9 @@ fn has_docker_cli() -> bool {
 /// converged), networks, secrets, configs, and docker's errors.
 #[test]
 fn the_docker_cli_drives_a_swarm_of_swarmd() {
-    if !has_docker_cli() {
+    let Some(mut d) = daemons() else {
         return;
-    }
-    let mut d = Daemons::new(
-        Path::new(SWARMD),
-        Path::new(SWARMCTL),
-        &["--heartbeat-period", "250ms"],
-    );
+    };
     // Bare daemons, in no swarm until docker says.
     let m1 = d.bare("m1");
     let m2 = d.bare("m2");
@@ -481,14 +487,9 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
 /// happens, and `--since` replays it.
 #[test]
 fn docker_stack_deploy_and_docker_events() {
-    if !has_docker_cli() {
+    let Some(mut d) = daemons() else {
         return;
-    }
-    let mut d = Daemons::new(
-        Path::new(SWARMD),
-        Path::new(SWARMCTL),
-        &["--heartbeat-period", "250ms"],
-    );
+    };
     let m1 = d.bare("m1");
     let (ok, out) = docker(
         &d,

@@ -641,8 +641,7 @@ impl<S: Store> Control<S> {
             let attached: Vec<&Arc<Task>> = state
                 .tasks()
                 .filter(|t| {
-                    !t.status.state.is_terminal()
-                        && t.networks.iter().any(|a| &a.network_id == id)
+                    !t.status.state.is_terminal() && t.networks.iter().any(|a| &a.network_id == id)
                 })
                 .collect();
             if attached.is_empty() {

@@ -411,11 +411,26 @@ mod tests {
 
     #[test]
     fn rejects_invalid_names() {
-        for bad in ["", "my_service", "-web", "web-", "a b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "_web",
+            "web_",
+            "-web",
+            "web-",
+            "a b",
+            "a.b",
+            &"x".repeat(64),
+        ] {
             let mut s = spec();
             s.name = bad.into();
             let m = message(s.validate());
             assert!(m.contains("invalid name"), "{bad:?}: {m}");
+        }
+        // A stack's services are `<stack>_<service>`, as swarm allows.
+        for good in ["app_web", "a-b_c", "x"] {
+            let mut s = spec();
+            s.name = good.into();
+            assert!(s.validate().is_ok(), "{good:?}");
         }
     }
 

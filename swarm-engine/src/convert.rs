@@ -42,21 +42,6 @@ fn duration(field: &str, n: i64) -> Result<Duration, ApiError> {
     })
 }
 
-/// Whether `v` says nothing: Go's zero values, and objects of them (the
-/// `docker` CLI sends `"Privileges":{"CredentialSpec":null,
-/// "NoNewPrivileges":false,...}`).
-fn is_empty(v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_empty),
-    }
-}
-
 fn unsupported(field: &str) -> ApiError {
     ApiError::bad_request(format!(
         "{field} is not supported by this swarm yet: leave it out of the spec"
@@ -268,7 +253,9 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
         ("Groups", !c.groups.is_empty()),
         (
             "Privileges",
-            c.privileges.as_ref().is_some_and(|p| !is_empty(p)),
+            c.privileges
+                .as_ref()
+                .is_some_and(|p| !crate::decode::is_zero(p)),
         ),
         ("Init", c.init == Some(true)),
         ("StopSignal", !c.stop_signal.is_empty()),

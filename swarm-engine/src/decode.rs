@@ -44,6 +44,21 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, DecodeError> {
     T::deserialize(Go(value)).map_err(|e| DecodeError(format!("invalid JSON: {e}")))
 }
 
+/// Whether `v` is a zero value of Go's (`null`, `false`, `0`, `""`, `[]`),
+/// or an object of them: what `omitempty` leaves out, and what says
+/// nothing in a request.
+#[must_use]
+pub fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_zero),
+    }
+}
+
 /// A JSON value deserialized with Go's rules.
 struct Go(Value);
 

@@ -49,23 +49,11 @@ async fn call(app: &axum::Router, method: &str, uri: &str, body: Value) -> (Stat
     (status, value)
 }
 
-/// Whether `v` is a value Go's `omitempty` may leave out.
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_empty),
-    }
-}
-
 /// Where `got` differs from what was `sent`: every field sent comes
 /// back equal, and an empty one may come back absent.
 fn differences(path: &str, sent: &Value, got: Option<&Value>, out: &mut Vec<String>) {
     match (sent, got) {
-        (s, None) if is_empty(s) => {}
+        (s, None) if swarm_engine::decode::is_zero(s) => {}
         (_, None) => out.push(format!("{path}: sent {sent}, got nothing")),
         (Value::Object(s), Some(Value::Object(g))) => {
             for (k, v) in s {
@@ -79,7 +67,7 @@ fn differences(path: &str, sent: &Value, got: Option<&Value>, out: &mut Vec<Stri
         }
         (Value::Number(a), Some(Value::Number(b))) if a.as_f64() == b.as_f64() => {}
         (s, Some(g)) if s == g => {}
-        (s, Some(g)) if is_empty(s) && is_empty(g) => {}
+        (s, Some(g)) if swarm_engine::decode::is_zero(s) && swarm_engine::decode::is_zero(g) => {}
         (s, Some(g)) => out.push(format!("{path}: sent {s}, got {g}")),
     }
 }
