@@ -11,6 +11,7 @@ use swarm_core::Id;
 use swarm_core::control::Control;
 use swarm_core::model::NodeRole;
 use swarm_core::store::{ReplicatedStore, Store};
+use swarm_engine::logs::{LogEvent, LogsRequest};
 use swarm_engine::wire::{
     Host, InitRequest, JoinRequest, LocalNodeState, ManagerStatus, SwarmInfo,
 };
@@ -24,6 +25,17 @@ pub struct NodeBackend<S> {
     addr: String,
     stores: watch::Receiver<Option<S>>,
     host: Host,
+    logs: Option<LogsFrom>,
+}
+
+/// Where a manager reads its service's logs: its client certificate's
+/// directory, and its own address (`IP:PORT`).
+#[derive(Debug, Clone)]
+pub struct LogsFrom {
+    /// `<data-dir>/client`, which a manager writes.
+    pub client_dir: std::path::PathBuf,
+    /// The manager's address.
+    pub manager: String,
 }
 
 impl<S> NodeBackend<S> {
@@ -36,7 +48,15 @@ impl<S> NodeBackend<S> {
             addr,
             stores,
             host: Host::this_machine(),
+            logs: None,
         }
+    }
+
+    /// Serves `docker service logs` with the manager's client certificate.
+    #[must_use]
+    pub fn with_logs(mut self, logs: LogsFrom) -> Self {
+        self.logs = Some(logs);
+        self
     }
 }
 
@@ -65,6 +85,8 @@ pub struct Member<S> {
     pub addr: String,
     /// It joined as a manager: `join` answers once its manager serves.
     pub manager: bool,
+    /// Where its logs are read while it is a manager.
+    pub logs: LogsFrom,
 }
 
 /// The Engine API's backend of a daemon that may be in no swarm yet, as
@@ -97,7 +119,8 @@ impl<S: ReplicatedStore> Daemon<S> {
     }
 
     fn adopt(&self, m: Member<S>, slot: &mut Option<NodeHandle<S>>) {
-        let view = NodeBackend::new(m.handle.id().clone(), m.addr, m.handle.stores());
+        let view =
+            NodeBackend::new(m.handle.id().clone(), m.addr, m.handle.stores()).with_logs(m.logs);
         *self
             .view
             .write()
@@ -167,6 +190,16 @@ impl<S: ReplicatedStore> Backend for Daemon<S> {
         match self.current() {
             Some(node) => node.managers().await,
             None => BTreeMap::new(),
+        }
+    }
+
+    async fn logs(
+        &self,
+        request: LogsRequest,
+    ) -> Result<futures::stream::BoxStream<'static, LogEvent>, ApiError> {
+        match self.current() {
+            Some(node) => node.logs(request).await,
+            None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Inactive)),
         }
     }
 
@@ -307,6 +340,51 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
             }
             None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Active)),
         }
+    }
+
+    async fn logs(
+        &self,
+        request: LogsRequest,
+    ) -> Result<futures::stream::BoxStream<'static, LogEvent>, ApiError> {
+        use futures::StreamExt as _;
+        use swarm_api::logs::{LogItem, ServiceLogsRequest};
+        self.control().await?;
+        let from = self.logs.as_ref().ok_or_else(|| {
+            ApiError::internal(
+                "this daemon serves no logs: it was made without a client certificate",
+            )
+        })?;
+        let creds = swarm_api::tls::Credentials::load(&from.client_dir).map_err(|e| {
+            ApiError::internal(format!(
+                "the manager's client certificate ({}) cannot be read: {e}",
+                from.client_dir.display()
+            ))
+        })?;
+        let ask = ServiceLogsRequest {
+            service: request.service,
+            follow: request.follow,
+            tail: request.tail,
+        };
+        let items = crate::logs::service_logs(&creds, &from.manager, ask)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+        Ok(items
+            .map(|item| match item {
+                LogItem::Line {
+                    line,
+                    task_id,
+                    service_id,
+                    node_id,
+                    ..
+                } => LogEvent::Line {
+                    task_id: task_id.as_str().to_owned(),
+                    service_id: service_id.as_str().to_owned(),
+                    node_id: node_id.as_str().to_owned(),
+                    line,
+                },
+                LogItem::Warning(w) => LogEvent::Warning(w),
+            })
+            .boxed())
     }
 
     async fn managers(&self) -> BTreeMap<String, ManagerStatus> {

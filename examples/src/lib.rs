@@ -3,6 +3,7 @@
 pub mod daemons;
 pub mod engine;
 pub mod inspect;
+pub mod logs;
 pub mod netns;
 pub mod service_flags;
 pub mod table;

@@ -386,6 +386,36 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
     assert_eq!(vips[0]["NetworkID"], net_id.as_str(), "{vips}");
     assert!(vips[0]["Addr"].as_str().unwrap().ends_with("/24"), "{vips}");
 
+    // Logs, from the node that runs the task, with docker's prefixes.
+    ok_out(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "talk",
+        "sh",
+        "-c",
+        "echo hello from talk; echo oops >&2; exec sleep 1000",
+    ]);
+    d.wait("the task's logs", Duration::from_secs(30), || {
+        let (ok, out) = docker(&d, "m1", &["service", "logs", "talk"]);
+        ok && out
+            .lines()
+            .any(|l| l.starts_with("talk.1.") && l.ends_with("| hello from talk"))
+            && out
+                .lines()
+                .any(|l| l.starts_with("talk.1.") && l.ends_with("| oops"))
+    });
+    let task = ok_out(&["service", "ps", "-q", "talk"]);
+    let stamped = ok_out(&["service", "logs", "--timestamps", task.trim()]);
+    assert!(
+        stamped
+            .lines()
+            .all(|l| l.starts_with("20") && l.contains("Z talk.1.")),
+        "{stamped}"
+    );
+    ok_out(&["service", "rm", "talk"]);
+
     // Docker's errors: shape and exit code.
     let (ok, out) = docker(
         &d,

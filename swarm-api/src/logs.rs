@@ -76,6 +76,12 @@ pub enum LogItem {
         node: String,
         /// The line.
         line: LogLine,
+        /// The task's id.
+        task_id: Id,
+        /// Its service's id.
+        service_id: Id,
+        /// Its node's id.
+        node_id: Id,
     },
     /// Some logs cannot be had (a node is not connected, say).
     Warning(String),
@@ -338,6 +344,8 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
                 .node(&node)
                 .map_or_else(|| node.to_string(), |n| n.display_name().to_owned());
             let name = t.name();
+            let (task_id, service_id, node_id) =
+                (t.meta.id.clone(), t.service_id.clone(), node.clone());
             match self
                 .broker
                 .request(&node, t.meta.id.clone(), ask.follow, ask.tail)
@@ -354,6 +362,9 @@ impl<S: Store> logs_server::Logs for LogsService<S> {
                                     task: name.clone(),
                                     node: host.clone(),
                                     line,
+                                    task_id: task_id.clone(),
+                                    service_id: service_id.clone(),
+                                    node_id: node_id.clone(),
                                 })
                                 .collect();
                             if let Some(e) = chunk.error {

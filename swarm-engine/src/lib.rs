@@ -43,6 +43,7 @@ pub mod convert;
 pub mod decode;
 pub mod error;
 pub mod filters;
+pub mod logs;
 mod routes;
 mod system;
 mod time;
@@ -98,6 +99,16 @@ pub trait Backend: Send + Sync + 'static {
         Err(ApiError::unavailable("This node is not part of a swarm"))
     }
 
+    /// The logs of a service's tasks (or of one of them), from the nodes
+    /// that run them. By default, Docker's 503 for the daemon's state.
+    async fn logs(
+        &self,
+        request: logs::LogsRequest,
+    ) -> Result<futures::stream::BoxStream<'static, logs::LogEvent>, ApiError> {
+        let _ = request;
+        Err(error::not_a_manager(self.swarm().await.local_node_state))
+    }
+
     /// The managers' raft status by node id, for `ManagerStatus` of
     /// `/nodes` (`node ls`'s MANAGER STATUS). None by default.
     async fn managers(&self) -> BTreeMap<String, wire::ManagerStatus> {
@@ -131,6 +142,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/services/{id}/update", post(routes::services::update))
         .route("/tasks", get(routes::tasks::list))
         .route("/tasks/{id}", get(routes::tasks::inspect))
+        .route("/services/{id}/logs", get(routes::services::logs))
+        .route("/tasks/{id}/logs", get(routes::tasks::logs))
         .route("/networks", get(routes::networks::list))
         .route("/networks/create", post(routes::networks::create))
         .route(

@@ -1036,38 +1036,18 @@ async fn logs(
     timestamps: bool,
 ) -> anyhow::Result<()> {
     use futures::StreamExt as _;
-    use swarm_api::logs::{LEADER_HEADER, LogItem, RemoteLogs, ServiceLogsRequest};
+    use swarm_api::logs::{LogItem, ServiceLogsRequest};
     let request = ServiceLogsRequest {
         service,
         follow,
         tail,
     };
-    let mut host = ctl.host.clone();
-    let mut stream = None;
-    for _ in 0..2 {
-        let channel = ctl.creds.endpoint(&host).map_err(|e| anyhow!(e))?;
-        match RemoteLogs::with_channel(channel.connect_lazy())
-            .service_logs(request.clone())
-            .await
-        {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(status) => match status
-                .metadata()
-                .get(LEADER_HEADER)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(leader) if leader != host => host = leader.to_owned(),
-                _ => bail!("{}", status.message()),
-            },
-        }
-    }
-    let mut stream = stream.ok_or_else(|| anyhow!("no manager leads: try again"))?;
+    let mut stream = swarm_examples::logs::service_logs(&ctl.creds, &ctl.host, request).await?;
     while let Some(item) = stream.next().await {
         match item {
-            LogItem::Line { task, node, line } => {
+            LogItem::Line {
+                task, node, line, ..
+            } => {
                 let stamp = if timestamps {
                     format!("{} ", swarm_examples::table::rfc3339(line.timestamp))
                 } else {

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use swarm_core::model::{ClusterSpec, NodeRole};
 use swarm_engine::ApiError;
 use swarm_engine::wire::{InitRequest, JoinRequest};
-use swarm_examples::engine::{Daemon, Lifecycle, Member};
+use swarm_examples::engine::{Daemon, Lifecycle, LogsFrom, Member};
 use swarm_node::{DEFAULT_PORT, Node, NodeBuilder, NodeConfig, NodeSettings};
 use swarm_runtime_docker::{DockerRuntime, DockerRuntimeConfig};
 use swarm_runtime_process::{ProcessRuntime, ProcessRuntimeConfig};
@@ -318,6 +318,10 @@ async fn start(node: Node, setup: &Setup) -> anyhow::Result<Member<NodeStore>> {
     setup.settings.save(&setup.config.data_dir)?;
     let config = node.config().clone();
     let manager = node.role() == NodeRole::Manager;
+    let logs = LogsFrom {
+        client_dir: config.client_certs_dir(),
+        manager: config.advertised().unwrap_or_default(),
+    };
     let addr = config
         .advertised()
         .ok()
@@ -346,6 +350,7 @@ async fn start(node: Node, setup: &Setup) -> anyhow::Result<Member<NodeStore>> {
         handle,
         addr,
         manager,
+        logs,
     })
 }
 

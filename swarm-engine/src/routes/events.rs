@@ -176,7 +176,7 @@ pub fn matches(filters: &Filters, m: &Message) -> bool {
 
 /// `since`/`until` as the CLI sends them: Unix seconds, with an optional
 /// fraction (`1700000000.123456789`).
-fn timestamp(name: &str, value: Option<&String>) -> Result<Option<SystemTime>, ApiError> {
+pub fn timestamp(name: &str, value: Option<&String>) -> Result<Option<SystemTime>, ApiError> {
     let Some(v) = value.map(|v| v.trim()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };

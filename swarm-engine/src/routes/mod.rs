@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod files;
+pub mod logs;
 pub mod networks;
 pub mod nodes;
 pub mod services;

@@ -133,3 +133,16 @@ pub async fn remove(
     control.remove_service(&id).await?;
     Ok(StatusCode::OK)
 }
+
+/// `GET /services/{id}/logs`.
+pub async fn logs(
+    State(backend): State<Shared>,
+    Path(id): Path<String>,
+    axum::Extension(version): axum::Extension<crate::ApiVersion>,
+    query: Query,
+) -> Result<axum::response::Response, ApiError> {
+    let control = super::control(&backend).await?;
+    let service = control.service(&id).await?;
+    let id = service.meta.id.as_str().to_owned();
+    super::logs::stream(&backend, &query, version, id, None).await
+}

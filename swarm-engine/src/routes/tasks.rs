@@ -98,3 +98,17 @@ pub async fn inspect(
     let state = super::state(&control).await?;
     Ok(ok(convert::task(&task, &state)))
 }
+
+/// `GET /tasks/{id}/logs`.
+pub async fn logs(
+    State(backend): State<Shared>,
+    Path(id): Path<String>,
+    axum::Extension(version): axum::Extension<crate::ApiVersion>,
+    query: Query,
+) -> Result<axum::response::Response, ApiError> {
+    let control = super::control(&backend).await?;
+    let task = control.task(&id).await?;
+    let service = task.service_id.as_str().to_owned();
+    let task = task.meta.id.as_str().to_owned();
+    super::logs::stream(&backend, &query, version, service, Some(task)).await
+}
