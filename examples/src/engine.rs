@@ -13,7 +13,7 @@ use swarm_core::model::NodeRole;
 use swarm_core::store::{ReplicatedStore, Store};
 use swarm_engine::logs::{LogEvent, LogsRequest};
 use swarm_engine::wire::{
-    Host, InitRequest, JoinRequest, LocalNodeState, ManagerStatus, SwarmInfo,
+    Host, InitRequest, JoinRequest, LocalNodeState, ManagerStatus, SwarmInfo, SwarmUpdate,
 };
 use swarm_engine::{ApiError, Backend};
 use swarm_node::NodeHandle;
@@ -193,6 +193,13 @@ impl<S: ReplicatedStore> Backend for Daemon<S> {
         }
     }
 
+    async fn update_swarm(&self, update: SwarmUpdate) -> Result<(), ApiError> {
+        match self.current() {
+            Some(node) => node.update_swarm(update).await,
+            None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Inactive)),
+        }
+    }
+
     async fn logs(
         &self,
         request: LogsRequest,
@@ -340,6 +347,67 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
             }
             None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Active)),
         }
+    }
+
+    async fn update_swarm(&self, u: SwarmUpdate) -> Result<(), ApiError> {
+        let control = self.control().await?;
+        let state = control
+            .store()
+            .state()
+            .await
+            .map_err(|e| ApiError::from(swarm_core::control::ControlError::from(e)))?;
+        let cluster = state.cluster().ok_or_else(|| {
+            ApiError::unavailable("the swarm's cluster object is not written yet")
+        })?;
+        if u.version != cluster.meta.version {
+            return Err(ApiError::internal(
+                "update out of sequence: the swarm changed since it was read: read it again and retry",
+            ));
+        }
+        let current = swarm_engine::convert::cluster(cluster).spec;
+        let asked = &u.spec;
+        for (field, same) in [
+            ("Name", asked.name.is_empty() || asked.name == current.name),
+            ("Labels", asked.labels == current.labels),
+            ("Raft", asked.raft == current.raft),
+            ("Dispatcher", asked.dispatcher == current.dispatcher),
+            ("CAConfig", asked.ca_config == current.ca_config),
+            ("TaskDefaults", asked.task_defaults == current.task_defaults),
+        ] {
+            if !same {
+                return Err(ApiError::bad_request(format!(
+                    "Spec.{field} cannot be changed on this swarm yet: only the task history limit and autolock can"
+                )));
+            }
+        }
+        if let Some(limit) = asked.orchestration.task_history_retention_limit
+            && Some(limit) != current.orchestration.task_history_retention_limit
+        {
+            let limit = u32::try_from(limit).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "Spec.Orchestration.TaskHistoryRetentionLimit: {limit} is not a count"
+                ))
+            })?;
+            control.set_task_history_limit(limit).await?;
+        }
+        let autolock = asked.encryption_config.auto_lock_managers;
+        if autolock != current.encryption_config.auto_lock_managers {
+            control.set_autolock(autolock).await?;
+        }
+        if u.rotate_unlock_key && autolock {
+            control.unlock_key(true).await?;
+        }
+        for (rotate, role) in [
+            (u.rotate_worker_token, NodeRole::Worker),
+            (u.rotate_manager_token, NodeRole::Manager),
+        ] {
+            if rotate {
+                swarm_api::bootstrap::rotate_token(control.store(), role)
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     async fn logs(

@@ -540,6 +540,53 @@ fn docker_stack_deploy_and_docker_events() {
         out
     };
 
+    // docker swarm update, unlock-key and join-token --rotate.
+    let (ok, out) = docker(&d, "m1", &["swarm", "unlock-key"]);
+    assert!(!ok && out.contains("no unlock key is set"), "{out}");
+    let out = ok_out(&["swarm", "update", "--autolock=true"]);
+    assert!(
+        out.contains("Swarm updated.") && out.contains("SWMKEY-1-"),
+        "{out}"
+    );
+    let key = ok_out(&["swarm", "unlock-key", "-q"]);
+    assert!(
+        key.trim().starts_with("SWMKEY-1-") && out.contains(key.trim()),
+        "{out}"
+    );
+    let out = ok_out(&["swarm", "unlock-key", "--rotate", "-q"]);
+    assert!(
+        out.trim().starts_with("SWMKEY-1-") && out.trim() != key.trim(),
+        "{out}"
+    );
+    let token = ok_out(&["swarm", "join-token", "-q", "worker"]);
+    let rotated = ok_out(&["swarm", "join-token", "--rotate", "-q", "worker"]);
+    assert!(
+        rotated.trim().starts_with("SWMTKN-1-") && rotated != token,
+        "{rotated}"
+    );
+    ok_out(&[
+        "swarm",
+        "update",
+        "--task-history-limit",
+        "3",
+        "--autolock=false",
+    ]);
+    let spec = ok_out(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}} {{.Swarm.Cluster.Spec.EncryptionConfig.AutoLockManagers}}",
+    ]);
+    assert_eq!(spec.trim(), "3 false");
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &["swarm", "update", "--dispatcher-heartbeat", "10s"],
+    );
+    assert!(
+        !ok && out.contains("Spec.Dispatcher cannot be changed"),
+        "{out}"
+    );
+
     // Events, live: a child CLI streams them while the stack is made.
     let events = d.data("m1").join("events.txt");
     let mut follow = std::process::Command::new("docker")

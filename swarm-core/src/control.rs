@@ -708,6 +708,16 @@ impl<S: Store> Control<S> {
         .await
     }
 
+    /// Sets how many tasks each slot keeps, the running one included
+    /// (`docker swarm update --task-history-limit`).
+    pub async fn set_task_history_limit(&self, limit: u32) -> Result<(), ControlError> {
+        self.rewrite_cluster(|c| {
+            c.spec.task_history_limit = limit;
+            Ok(())
+        })
+        .await
+    }
+
     /// Changes the cluster object with `f`, retrying on a conflict.
     async fn rewrite_cluster<T>(
         &self,

@@ -99,6 +99,14 @@ pub trait Backend: Send + Sync + 'static {
         Err(ApiError::unavailable("This node is not part of a swarm"))
     }
 
+    /// `docker swarm update` and `join-token --rotate`,
+    /// `unlock-key --rotate`: what Docker's JSON cannot say of this swarm
+    /// is kept. By default, Docker's 503 for the daemon's state.
+    async fn update_swarm(&self, update: wire::SwarmUpdate) -> Result<(), ApiError> {
+        let _ = update;
+        Err(error::not_a_manager(self.swarm().await.local_node_state))
+    }
+
     /// The logs of a service's tasks (or of one of them), from the nodes
     /// that run them. By default, Docker's 503 for the daemon's state.
     async fn logs(
@@ -127,6 +135,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/swarm/init", post(routes::swarm::init))
         .route("/swarm/join", post(routes::swarm::join))
         .route("/swarm/leave", post(routes::swarm::leave))
+        .route("/swarm/update", post(routes::swarm::update))
+        .route("/swarm/unlockkey", get(routes::swarm::unlock_key))
         .route("/nodes", get(routes::nodes::list))
         .route(
             "/nodes/{id}",

@@ -11,7 +11,9 @@ use super::{Query, Shared};
 use crate::ApiError;
 use crate::error::ok;
 use crate::filters::parse_bool;
-use crate::wire::{InitRequest, JoinRequest, JoinTokens, Swarm};
+use crate::wire::{
+    InitRequest, JoinRequest, JoinTokens, Swarm, SwarmSpec, SwarmUpdate, UnlockKeyResponse,
+};
 
 /// `GET /swarm`.
 pub async fn inspect(State(backend): State<Shared>) -> Result<impl IntoResponse, ApiError> {
@@ -66,4 +68,37 @@ pub async fn leave(
     let force = parse_bool("force", query.get("force").map(String::as_str), false)?;
     backend.leave(force).await?;
     Ok(StatusCode::OK)
+}
+
+/// `POST /swarm/update?version=&rotateWorkerToken=&rotateManagerToken=&
+/// rotateManagerUnlockKey=`: 200 once written.
+pub async fn update(
+    State(backend): State<Shared>,
+    query: Query,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let flag = |name: &str| parse_bool(name, query.get(name).map(String::as_str), false);
+    let update = SwarmUpdate {
+        version: super::version(&query)?,
+        rotate_worker_token: flag("rotateWorkerToken")?,
+        rotate_manager_token: flag("rotateManagerToken")?,
+        rotate_unlock_key: flag("rotateManagerUnlockKey")?,
+        spec: super::body::<SwarmSpec>(&bytes)?,
+    };
+    backend.update_swarm(update).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `GET /swarm/unlockkey`: the key that unlocks a restarted manager
+/// (empty when autolock is off, which the CLI reports).
+pub async fn unlock_key(State(backend): State<Shared>) -> Result<impl IntoResponse, ApiError> {
+    let control = super::control(&backend).await?;
+    let state = super::state(&control).await?;
+    let key = state
+        .cluster()
+        .filter(|c| c.spec.autolock)
+        .and_then(|c| c.unlock_key.as_ref())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    Ok(ok(UnlockKeyResponse { unlock_key: key }))
 }

@@ -422,6 +422,30 @@ pub struct JoinRequest {
     pub availability: String,
 }
 
+/// `POST /swarm/update`: the whole spec, as read at `version`, and what
+/// to rotate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SwarmUpdate {
+    /// The new spec.
+    pub spec: SwarmSpec,
+    /// The cluster's version it was read at.
+    pub version: u64,
+    /// A new worker join token.
+    pub rotate_worker_token: bool,
+    /// A new manager join token.
+    pub rotate_manager_token: bool,
+    /// A new unlock key.
+    pub rotate_unlock_key: bool,
+}
+
+/// `GET /swarm/unlockkey`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UnlockKeyResponse {
+    /// `SWMKEY-1-...`, or empty when autolock is off.
+    pub unlock_key: String,
+}
+
 /// The tokens that join a node as a worker or as a manager.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
