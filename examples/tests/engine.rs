@@ -454,7 +454,43 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
             "1",
         ],
     );
-    assert!(!ok && out.contains("ReadOnly"), "{out}");
+    // The spec keeps what the process runtime cannot honour, and the
+    // task says why.
+    assert!(ok, "{out}");
+    assert_eq!(
+        ok_out(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.ReadOnly}}",
+            "ro"
+        ])
+        .trim(),
+        "true"
+    );
+    d.wait(
+        "the read-only task rejected",
+        Duration::from_secs(30),
+        || {
+            let (_, out) = docker(
+                &d,
+                "m1",
+                &[
+                    "service",
+                    "ps",
+                    "--no-trunc",
+                    "--format",
+                    "{{.CurrentState}} {{.Error}}",
+                    "ro",
+                ],
+            );
+            out.lines().any(|l| {
+                l.starts_with("Rejected")
+                    && l.contains("the process runtime cannot honour --read-only")
+            })
+        },
+    );
+    ok_out(&["service", "rm", "ro"]);
 
     // Removal leaves nothing.
     ok_out(&["service", "rm", "api", "web"]);

@@ -207,6 +207,48 @@ impl TaskSpec {
                 format!("invalid working directory {w:?}: it must be an absolute path"),
             );
         }
+        for line in &self.hosts {
+            let mut words = line.split_whitespace();
+            let ip_ok = words
+                .next()
+                .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+            if !ip_ok || words.next().is_none() {
+                errors.push(
+                    "task.hosts",
+                    format!("invalid hosts entry {line:?}: expected \"IP NAME [ALIAS...]\", e.g. \"10.0.0.5 db\""),
+                );
+            }
+        }
+        if self
+            .stop_signal
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            errors.push(
+                "task.stop_signal",
+                "the stop signal is empty: name one such as SIGINT, or leave it out",
+            );
+        }
+        if self
+            .log_driver
+            .as_ref()
+            .is_some_and(|l| l.name.trim().is_empty())
+        {
+            errors.push(
+                "task.log_driver",
+                "the log driver has no name: name one such as json-file or local",
+            );
+        }
+        if let Some(k) = self
+            .sysctls
+            .keys()
+            .find(|k| k.trim().is_empty() || k.contains(char::is_whitespace))
+        {
+            errors.push(
+                "task.sysctls",
+                format!("invalid sysctl name {k:?}: use a name such as net.core.somaxconn"),
+            );
+        }
         if let Some(h) = &self.healthcheck {
             if h.test.is_empty() {
                 errors.push("task.healthcheck.test", "the health check has no command: give the command to run, e.g. [\"curl\", \"-f\", \"localhost\"]");

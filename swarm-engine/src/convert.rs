@@ -241,38 +241,19 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
             t.runtime
         )));
     }
-    if t.log_driver.is_some() {
-        return Err(unsupported("TaskTemplate.LogDriver"));
-    }
     let Some(c) = t.container_spec else {
         return Err(ApiError::bad_request(
             "TaskTemplate.ContainerSpec is missing: give at least its Image",
         ));
     };
     for (field, set) in [
-        ("Groups", !c.groups.is_empty()),
         (
             "Privileges",
             c.privileges
                 .as_ref()
                 .is_some_and(|p| !crate::decode::is_zero(p)),
         ),
-        ("Init", c.init == Some(true)),
-        ("StopSignal", !c.stop_signal.is_empty()),
-        ("TTY", c.tty),
-        ("OpenStdin", c.open_stdin),
-        ("ReadOnly", c.read_only),
-        ("Hosts", !c.hosts.is_empty()),
-        (
-            "DNSConfig",
-            c.dns_config
-                .as_ref()
-                .is_some_and(|d| *d != ws::DnsConfig::default()),
-        ),
         ("Isolation", !matches!(c.isolation.as_str(), "" | "default")),
-        ("Sysctls", !c.sysctls.is_empty()),
-        ("CapabilityAdd", !c.capability_add.is_empty()),
-        ("CapabilityDrop", !c.capability_drop.is_empty()),
         ("Ulimits", !c.ulimits.is_empty()),
         ("OomScoreAdj", c.oom_score_adj != 0),
     ] {
@@ -400,6 +381,28 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
         configs,
         mounts,
         force_update: t.force_update,
+        groups: c.groups,
+        init: c.init,
+        stop_signal: nonempty(c.stop_signal),
+        tty: c.tty,
+        open_stdin: c.open_stdin,
+        read_only: c.read_only,
+        hosts: c.hosts,
+        dns: c.dns_config.map(|d| model::DnsConfig {
+            nameservers: d.nameservers,
+            search: d.search,
+            options: d.options,
+        }),
+        sysctls: c.sysctls,
+        cap_add: c.capability_add,
+        cap_drop: c.capability_drop,
+        log_driver: t
+            .log_driver
+            .filter(|l| !l.name.is_empty() || !l.options.is_empty())
+            .map(|l| model::LogDriver {
+                name: l.name,
+                options: l.options,
+            }),
     })
 }
 
@@ -593,7 +596,16 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
             env: t.env.clone(),
             dir: some(&t.workdir),
             user: some(&t.user),
-            init: Some(false),
+            groups: t.groups.clone(),
+            init: t.init,
+            stop_signal: some(&t.stop_signal),
+            tty: t.tty,
+            open_stdin: t.open_stdin,
+            read_only: t.read_only,
+            hosts: t.hosts.clone(),
+            sysctls: t.sysctls.clone(),
+            capability_add: t.cap_add.clone(),
+            capability_drop: t.cap_drop.clone(),
             mounts: t
                 .mounts
                 .iter()
@@ -614,7 +626,11 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
                 start_interval: 0,
                 retries: i64::from(h.retries),
             }),
-            dns_config: Some(ws::DnsConfig::default()),
+            dns_config: t.dns.as_ref().map(|d| ws::DnsConfig {
+                nameservers: d.nameservers.clone(),
+                search: d.search.clone(),
+                options: d.options.clone(),
+            }),
             secrets: t
                 .secrets
                 .iter()
@@ -695,6 +711,10 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
             })
             .collect(),
         force_update: t.force_update,
+        log_driver: t.log_driver.as_ref().map(|l| ws::Driver {
+            name: l.name.clone(),
+            options: l.options.clone(),
+        }),
         runtime: "container".into(),
         ..ws::TaskSpec::default()
     }

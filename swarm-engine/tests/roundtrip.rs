@@ -161,11 +161,92 @@ fn container_spec() -> impl Strategy<Value = Value> {
         )
 }
 
+/// The container settings beyond the common ones, each present or not.
+fn container_extras() -> impl Strategy<Value = Map<String, Value>> {
+    (
+        proptest::option::of(proptest::collection::vec("[a-z]{1,6}", 1..3)),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(prop_oneof![
+            Just("SIGINT"),
+            Just("SIGQUIT"),
+            Just("SIGUSR1")
+        ]),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+        proptest::option::of(proptest::collection::vec(
+            ("10\\.0\\.[1-9][0-9]?\\.[1-9][0-9]?", "[a-z]{1,6}")
+                .prop_map(|(ip, n)| format!("{ip} {n}")),
+            1..3,
+        )),
+        proptest::option::of((
+            proptest::collection::vec("10\\.0\\.0\\.[1-9][0-9]?", 0..2),
+            proptest::collection::vec("[a-z]{1,6}\\.example", 0..2),
+            proptest::collection::vec(prop_oneof![Just("ndots:2"), Just("timeout:3")], 0..2),
+        )),
+        proptest::collection::btree_map(
+            prop_oneof![Just("net.core.somaxconn"), Just("kernel.msgmax")],
+            "[0-9]{1,5}",
+            0..2,
+        ),
+        proptest::collection::vec(prop_oneof![Just("NET_ADMIN"), Just("SYS_PTRACE")], 0..2),
+        proptest::collection::vec(prop_oneof![Just("MKNOD"), Just("CHOWN")], 0..2),
+        proptest::option::of(prop_oneof![Just("json-file"), Just("local")]),
+    )
+        .prop_map(
+            |(groups, init, signal, (tty, stdin, ro), hosts, dns, sysctls, add, drop, log)| {
+                let mut m = Map::new();
+                let mut put = |k: &str, v: Value| {
+                    m.insert(k.to_owned(), v);
+                };
+                if let Some(g) = groups {
+                    put("Groups", json!(g));
+                }
+                if let Some(i) = init {
+                    put("Init", json!(i));
+                }
+                if let Some(s) = signal {
+                    put("StopSignal", json!(s));
+                }
+                put("TTY", json!(tty));
+                put("OpenStdin", json!(stdin));
+                put("ReadOnly", json!(ro));
+                if let Some(h) = hosts {
+                    put("Hosts", json!(h));
+                }
+                if let Some((ns, search, options)) = dns {
+                    put(
+                        "DNSConfig",
+                        json!({"Nameservers": ns, "Search": search, "Options": options}),
+                    );
+                }
+                put("Sysctls", json!(sysctls));
+                put("CapabilityAdd", json!(add));
+                put("CapabilityDrop", json!(drop));
+                if let Some(l) = log {
+                    // Not a container field: lifted into the template below.
+                    put(
+                        "LogDriver",
+                        json!({"Name": l, "Options": {"max-size": "10m"}}),
+                    );
+                }
+                m
+            },
+        )
+}
+
 fn service_spec() -> impl Strategy<Value = Value> {
     (
         "[a-z][a-z0-9-]{0,10}[a-z0-9]",
         labels(),
-        container_spec(),
+        (container_spec(), container_extras()).prop_map(|(mut c, extras)| {
+            let log = {
+                let m = c.as_object_mut().unwrap();
+                for (k, v) in extras {
+                    m.insert(k, v);
+                }
+                m.remove("LogDriver")
+            };
+            (c, log)
+        }),
         prop_oneof![
             (0_u64..20).prop_map(|r| json!({"Replicated": {"Replicas": r}})),
             Just(json!({"Global": {}})),
@@ -197,7 +278,7 @@ fn service_spec() -> impl Strategy<Value = Value> {
         ),
     )
         .prop_map(
-            |(name, labels, container, mode, (cpus, memory), restart, placement, updates, endpoint)| {
+            |(name, labels, (container, log), mode, (cpus, memory), restart, placement, updates, endpoint)| {
                 let (condition, delay, attempts, window) = restart;
                 let (constraints, preferences, max_replicas) = placement;
                 let (mode_name, targets, protocol) = endpoint;
@@ -219,6 +300,7 @@ fn service_spec() -> impl Strategy<Value = Value> {
                         "RestartPolicy": {"Condition": condition, "Delay": delay, "MaxAttempts": attempts, "Window": window},
                         "Placement": {"Constraints": constraints, "Preferences": preferences, "MaxReplicas": max_replicas},
                         "ForceUpdate": 0,
+                        "LogDriver": log,
                     },
                     "Mode": mode,
                     "UpdateConfig": updates.0,

@@ -454,6 +454,18 @@ impl DockerRuntime {
         }
         let mut body = spec::create_body(task, self.inner.config.node_id.as_ref())?;
         if let Some(sandbox) = sandbox {
+            // The embedded DNS answers a task on the overlays, from the
+            // resolv.conf the node's driver writes.
+            if task
+                .spec
+                .dns
+                .as_ref()
+                .is_some_and(|d| *d != swarm_core::model::DnsConfig::default())
+            {
+                return Err(RuntimeError::InvalidSpec(
+                    "--dns, --dns-search and --dns-option cannot apply to a task on an overlay network yet: its resolver is the swarm's embedded DNS, which answers service names and forwards the rest to the node's resolvers; leave them out".into(),
+                ));
+            }
             // The node's driver publishes its ports; the userspace
             // ingress leaves it alone.
             let holder = spec::sandbox_name(task);

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, Mount as DockerMount, MountType, PortBinding,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount,
+    MountType, PortBinding,
 };
 use swarm_core::Id;
 use swarm_core::model::{HealthCheck, Mount, MountKind, PortConfig, Protocol, PublishMode, Task};
@@ -64,6 +65,8 @@ pub(crate) fn sandbox_body(task: &Task, node: Option<&Id>, image: &str) -> Conta
         labels: Some(labels),
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
+            // The task's container shares the holder's /etc/hosts.
+            extra_hosts: extra_hosts(&task.spec.hosts).ok().flatten(),
             ..HostConfig::default()
         }),
         ..ContainerCreateBody::default()
@@ -82,6 +85,13 @@ pub(crate) fn join_sandbox(
 ) {
     body.hostname = None;
     body.exposed_ports = None;
+    if let Some(host) = &mut body.host_config {
+        // The holder's: a joined container may set none of them.
+        host.extra_hosts = None;
+        host.dns = None;
+        host.dns_search = None;
+        host.dns_options = None;
+    }
     if let Some(labels) = &mut body.labels {
         labels.remove(LABEL_INGRESS);
     }
@@ -228,6 +238,29 @@ fn env(task: &Task) -> Vec<String> {
     env
 }
 
+/// Docker's API's `/etc/hosts` lines (`IP NAME [ALIAS...]`) as the
+/// engine's `NAME:IP` entries.
+fn extra_hosts(hosts: &[String]) -> Result<Option<Vec<String>>, RuntimeError> {
+    let mut out = Vec::new();
+    for line in hosts {
+        let mut words = line.split_whitespace();
+        let (Some(ip), Some(first)) = (words.next(), words.next()) else {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "invalid hosts entry {line:?}: expected \"IP NAME [ALIAS...]\", e.g. \"10.0.0.5 db\""
+            )));
+        };
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "invalid hosts entry {line:?}: {ip:?} is not an IP address"
+            )));
+        }
+        for name in std::iter::once(first).chain(words) {
+            out.push(format!("{name}:{ip}"));
+        }
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
 /// The container for `task`, made by the runtime of `node`.
 pub(crate) fn create_body(
     task: &Task,
@@ -265,12 +298,38 @@ pub(crate) fn create_body(
     let limits = spec.resources.limits;
     let reservations = spec.resources.reservations;
     let positive = |v: u64| (v > 0).then(|| i64::try_from(v).unwrap_or(i64::MAX));
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let dns = spec.dns.clone().unwrap_or_default();
     let host_config = HostConfig {
         nano_cpus: positive(limits.nano_cpus),
         memory: positive(limits.memory_bytes),
         memory_reservation: positive(reservations.memory_bytes),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         mounts: (!spec.mounts.is_empty()).then(|| spec.mounts.iter().map(mount).collect()),
+        init: spec.init,
+        readonly_rootfs: spec.read_only.then_some(true),
+        group_add: some(&spec.groups),
+        cap_add: some(&spec.cap_add),
+        cap_drop: some(&spec.cap_drop),
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        extra_hosts: extra_hosts(&spec.hosts)?,
+        dns: some(&dns.nameservers),
+        dns_search: some(&dns.search),
+        dns_options: some(&dns.options),
+        log_config: spec.log_driver.as_ref().map(|l| HostConfigLogConfig {
+            typ: Some(l.name.clone()),
+            config: (!l.options.is_empty()).then(|| {
+                l.options
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+        }),
         ..HostConfig::default()
     };
     Ok(ContainerCreateBody {
@@ -286,6 +345,9 @@ pub(crate) fn create_body(
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         // So that a `docker stop` by hand honours the grace period too.
         stop_timeout: Some(i64::try_from(spec.stop_grace_period.as_secs()).unwrap_or(i64::MAX)),
+        stop_signal: spec.stop_signal.clone(),
+        tty: spec.tty.then_some(true),
+        open_stdin: spec.open_stdin.then_some(true),
         host_config: Some(host_config),
         ..ContainerCreateBody::default()
     })
@@ -572,6 +634,69 @@ mod tests {
         let mounts = body.host_config.unwrap().mounts.unwrap();
         assert_eq!(mounts.len(), 1);
         assert_eq!(mounts[0].source.as_deref(), Some("/etc/mine"));
+    }
+
+    #[test]
+    fn docker_s_container_settings_reach_the_engine() {
+        let spec = TaskSpec {
+            image: "nginx".into(),
+            groups: vec!["audio".into()],
+            init: Some(true),
+            stop_signal: Some("SIGQUIT".into()),
+            tty: true,
+            read_only: true,
+            hosts: vec!["10.0.0.5 db db.local".into()],
+            dns: Some(swarm_core::model::DnsConfig {
+                nameservers: vec!["10.0.0.53".into()],
+                search: vec!["example".into()],
+                options: vec!["ndots:2".into()],
+            }),
+            sysctls: [("net.core.somaxconn".to_owned(), "1024".to_owned())].into(),
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["MKNOD".into()],
+            log_driver: Some(swarm_core::model::LogDriver {
+                name: "local".into(),
+                options: [("max-size".to_owned(), "10m".to_owned())].into(),
+            }),
+            ..TaskSpec::default()
+        };
+        let t = task(spec, &[]);
+        let body = create_body(&t, None).unwrap();
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(body.tty, Some(true));
+        let host = body.host_config.clone().unwrap();
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.group_add, Some(vec!["audio".into()]));
+        assert_eq!(
+            host.extra_hosts,
+            Some(vec!["db:10.0.0.5".into(), "db.local:10.0.0.5".into()])
+        );
+        assert_eq!(host.dns, Some(vec!["10.0.0.53".into()]));
+        assert_eq!(host.dns_search, Some(vec!["example".into()]));
+        assert_eq!(host.dns_options, Some(vec!["ndots:2".into()]));
+        assert_eq!(
+            host.sysctls
+                .unwrap()
+                .get("net.core.somaxconn")
+                .map(String::as_str),
+            Some("1024")
+        );
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".into()]));
+        assert_eq!(host.cap_drop, Some(vec!["MKNOD".into()]));
+        let log = host.log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("local"));
+        // Joined to a sandbox, the holder keeps the hosts and the
+        // resolver, which a joined container may not set.
+        let mut joined = body;
+        join_sandbox(&mut joined, "holder", None);
+        let host = joined.host_config.unwrap();
+        assert!(host.extra_hosts.is_none() && host.dns.is_none() && host.dns_search.is_none());
+        let holder = sandbox_body(&t, None, "pause");
+        assert_eq!(
+            holder.host_config.unwrap().extra_hosts,
+            Some(vec!["db:10.0.0.5".into(), "db.local:10.0.0.5".into()])
+        );
     }
 
     #[test]

@@ -45,6 +45,30 @@ pub(crate) struct Launch {
     pub(crate) files: PathBuf,
     /// The task's network namespace and `resolv.conf`, when it has one.
     pub(crate) netns: Option<Arc<NetnsEntry>>,
+    /// The signal that asks it to stop (`SIGTERM` unless the spec names
+    /// another).
+    pub(crate) stop_signal: nix::sys::signal::Signal,
+}
+
+/// A stop signal as Docker takes it: `SIGINT`, `INT` or `2`.
+pub(crate) fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, String> {
+    use nix::sys::signal::Signal;
+    let s = s.trim();
+    let found = match s.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let upper = s.to_ascii_uppercase();
+            let name = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            name.parse::<Signal>().ok()
+        }
+    };
+    found.ok_or_else(|| {
+        format!("unknown stop signal {s:?}: name one such as SIGINT, SIGQUIT or SIGTERM")
+    })
 }
 
 /// What a child needs to enter its task's network namespace, converted
@@ -202,9 +226,20 @@ impl Launch {
         let search = lookup(&env, "PATH").unwrap_or(DEFAULT_PATH);
         let program = find_program(&spec.image, search, workdir.as_deref()).map_err(invalid)?;
 
+        // `sleep:latest` runs as `sleep`.
+        let arg0 = match spec.image.split_once(':') {
+            Some((name, _)) if !spec.image.contains('/') && program.ends_with(name) => {
+                name.to_owned()
+            }
+            _ => spec.image.clone(),
+        };
+        let stop_signal = match &spec.stop_signal {
+            Some(s) => parse_signal(s).map_err(invalid)?,
+            None => nix::sys::signal::Signal::SIGTERM,
+        };
         let launch = Self {
             program,
-            arg0: spec.image.clone(),
+            arg0,
             args: spec.command.iter().chain(&spec.args).cloned().collect(),
             env,
             workdir,
@@ -212,6 +247,7 @@ impl Launch {
             dir,
             files: files_dir,
             netns,
+            stop_signal,
         };
         launch.write_files(&files_root, files)?;
         Ok(launch)
@@ -353,6 +389,14 @@ impl Launch {
 /// published port other than the one it listens on (in a namespace of
 /// its own, the node's load balancer translates).
 fn unsupported(task: &Task, sandboxed: bool) -> Result<(), RuntimeError> {
+    let asked = task.spec.container_only();
+    if !asked.is_empty() {
+        return Err(invalid(format!(
+            "the process runtime cannot honour {}: it runs plain processes of this node; run the service on nodes with the docker runtime, or leave {} out",
+            asked.join(", "),
+            if asked.len() == 1 { "it" } else { "them" }
+        )));
+    }
     if let Some(m) = task.spec.mounts.first() {
         return Err(invalid(format!(
             "the process runtime cannot mount filesystems ({} mount at {}): run the service on nodes with the docker runtime, or drop the mount",
@@ -533,6 +577,23 @@ fn user_switch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_signals_are_read_as_docker_reads_them() {
+        use nix::sys::signal::Signal;
+        for (text, signal) in [
+            ("SIGINT", Signal::SIGINT),
+            ("quit", Signal::SIGQUIT),
+            ("15", Signal::SIGTERM),
+        ] {
+            assert_eq!(parse_signal(text).unwrap(), signal, "{text}");
+        }
+        assert!(
+            parse_signal("SIGNOPE")
+                .unwrap_err()
+                .contains("unknown stop signal")
+        );
+    }
 
     #[test]
     fn programs_are_found_by_path_or_in_path() {

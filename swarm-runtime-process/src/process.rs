@@ -257,7 +257,8 @@ impl TaskProcess {
         }
     }
 
-    /// SIGTERM to the group, SIGKILL after `grace`; returns once exited.
+    /// The stop signal (SIGTERM unless the spec names another) to the
+    /// group, SIGKILL after `grace`; returns once exited.
     pub(crate) async fn stop(&self, grace: Duration) -> Result<(), RuntimeError> {
         let pid = match *lock(&self.phase) {
             Phase::Created => return Ok(()),
@@ -267,7 +268,7 @@ impl TaskProcess {
         if self.outcome() != Outcome::Pending {
             return Ok(());
         }
-        signal_group(pid, Signal::SIGTERM);
+        signal_group(pid, self.launch.stop_signal);
         if tokio::time::timeout(grace, self.ended()).await.is_err() {
             tracing::debug!(task = %self.id, ?grace, "killing a task that outlived its grace period");
             signal_group(pid, Signal::SIGKILL);

@@ -283,6 +283,15 @@ async fn specs_that_cannot_run_are_rejected_at_prepare() {
         "{msg}"
     );
 
+    let mut spec = Shell.shell("true");
+    spec.read_only = true;
+    spec.cap_add = vec!["NET_ADMIN".into()];
+    let msg = rejected(spec).await;
+    assert!(
+        msg.starts_with("the process runtime cannot honour --read-only, --cap-add:"),
+        "{msg}"
+    );
+
     let mut translated = task(Shell.shell("true"));
     translated.endpoint = Arc::new(EndpointSpec {
         ports: vec!["8080:80".parse().unwrap()],
@@ -372,4 +381,26 @@ async fn failures_within_the_start_period_do_not_count() {
         rt.inspect(&task.meta.id).await.unwrap().state,
         RuntimeState::Running
     );
+}
+
+#[tokio::test]
+async fn a_task_is_stopped_with_its_stop_signal() {
+    let fixture = Fixture::new("stop-signal");
+    let rt = &fixture.runtime;
+    // SIGINT runs the trap; SIGTERM would kill the shell (status 143).
+    let mut spec = Shell
+        .shell("trap 'echo interrupted; exit 3' INT; echo ready; while :; do sleep 0.05; done");
+    spec.stop_signal = Some("SIGINT".into());
+    let task = run(rt, spec, &[]).await;
+    assert_eq!(first_line(rt, &task.meta.id).await, "ready");
+    timeout(LIMIT, rt.stop(&task.meta.id, Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = timeout(LIMIT, rt.wait(&task.meta.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code, 3, "the trap ran: {status:?}");
+    assert_eq!(output(rt, &task.meta.id).await, ["ready", "interrupted"]);
 }

@@ -26,11 +26,11 @@ pub use node::{
 };
 pub use resources::{ResourceRequirements, Resources};
 pub use service::{
-    DYNAMIC_PORTS, Endpoint, EndpointMode, EndpointSpec, FailureAction, FileReference, HealthCheck,
-    MAX_REPLICAS, Mount, MountKind, NetworkAttachment, Placement, PlacementPreference, PortConfig,
-    Protocol, PublishMode, RESERVED_LABEL_PREFIX, RestartCondition, RestartPolicy, SPEC_HISTORY,
-    Service, ServiceMode, ServiceSpec, SpecRevision, TaskSpec, UpdateConfig, UpdateOrder,
-    UpdateState, UpdateStatus, VirtualIp,
+    DYNAMIC_PORTS, DnsConfig, Endpoint, EndpointMode, EndpointSpec, FailureAction, FileReference,
+    HealthCheck, LogDriver, MAX_REPLICAS, Mount, MountKind, NetworkAttachment, Placement,
+    PlacementPreference, PortConfig, Protocol, PublishMode, RESERVED_LABEL_PREFIX,
+    RestartCondition, RestartPolicy, SPEC_HISTORY, Service, ServiceMode, ServiceSpec, SpecRevision,
+    TaskSpec, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, VirtualIp,
 };
 pub use subnet::{Subnet, SubnetError};
 pub use task::{Task, TaskNetwork, TaskState, TaskStatus};

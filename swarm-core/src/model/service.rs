@@ -373,6 +373,104 @@ pub struct TaskSpec {
     /// makes every task out of date, so the rollout replaces them all.
     #[serde(default)]
     pub force_update: u64,
+    /// Extra groups of the user (containers: `--group`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// An init process as PID 1, which reaps zombies and forwards
+    /// signals (containers: `--init`); `None` is the runtime's default.
+    #[serde(default)]
+    pub init: Option<bool>,
+    /// The signal that asks the task to stop (`--stop-signal`, e.g.
+    /// `SIGINT`); `None` is `SIGTERM`, or the image's.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// A pseudo-terminal (containers: `--tty`).
+    #[serde(default)]
+    pub tty: bool,
+    /// Stdin kept open (containers).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// A read-only root filesystem (containers: `--read-only`).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Extra `/etc/hosts` lines, `IP NAME [ALIAS...]` each, as Docker's
+    /// API gives them (`--host NAME:IP`).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The resolver's settings (`--dns`, `--dns-search`, `--dns-option`);
+    /// `None` keeps the runtime's.
+    #[serde(default)]
+    pub dns: Option<DnsConfig>,
+    /// Kernel parameters of the task's namespaces (`--sysctl`).
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    /// Capabilities added (`--cap-add`).
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Capabilities dropped (`--cap-drop`).
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// Where the container's output goes (`--log-driver`, `--log-opt`);
+    /// `None` is the engine's default. The runtime's own log reading
+    /// (`service logs`) needs a driver that keeps the logs readable.
+    #[serde(default)]
+    pub log_driver: Option<LogDriver>,
+}
+
+/// A task's resolver settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    /// Name servers, by IP.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// Search domains.
+    #[serde(default)]
+    pub search: Vec<String>,
+    /// `resolv.conf` options (`ndots:2`).
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// A container log driver and its options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDriver {
+    /// Its name (`json-file`, `local`, `syslog`...).
+    pub name: String,
+    /// Its options.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl TaskSpec {
+    /// The container-only settings this spec asks for, by their flag:
+    /// what a runtime of plain processes cannot honour.
+    #[must_use]
+    pub fn container_only(&self) -> Vec<&'static str> {
+        let mut asked = Vec::new();
+        for (flag, set) in [
+            ("--group", !self.groups.is_empty()),
+            ("--init", self.init == Some(true)),
+            ("--tty", self.tty),
+            ("open stdin", self.open_stdin),
+            ("--read-only", self.read_only),
+            ("--host", !self.hosts.is_empty()),
+            (
+                "--dns/--dns-search/--dns-option",
+                self.dns
+                    .as_ref()
+                    .is_some_and(|d| *d != DnsConfig::default()),
+            ),
+            ("--sysctl", !self.sysctls.is_empty()),
+            ("--cap-add", !self.cap_add.is_empty()),
+            ("--cap-drop", !self.cap_drop.is_empty()),
+            ("--log-driver", self.log_driver.is_some()),
+        ] {
+            if set {
+                asked.push(flag);
+            }
+        }
+        asked
+    }
 }
 
 fn default_grace() -> Duration {
