@@ -137,9 +137,13 @@ impl<S: ReplicatedStore> Daemon<S> {
 
     /// If the node stopped by itself (an error, or its removal from the
     /// swarm), takes it and says how it ended: the daemon is in no swarm
-    /// then. `None` while it runs, or when there is none.
+    /// then. `None` while it runs, while an init or leave is under way,
+    /// or when there is none.
     pub async fn ended(&self) -> Option<Result<(), swarm_node::Error>> {
-        let mut slot = self.member.lock().await;
+        // An init or leave under way holds the node: not ended, then.
+        let Ok(mut slot) = self.member.try_lock() else {
+            return None;
+        };
         if !slot.as_ref().is_some_and(NodeHandle::is_finished) {
             return None;
         }

@@ -617,11 +617,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let e = control.create_service(bad).await.unwrap_err().to_string();
     assert!(e.contains("expected == or !="), "{e}");
     let e = control
-        .create_service(sleeper("no_underscores", 1))
+        .create_service(sleeper("_underscore_first", 1))
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("invalid name \"no_underscores\""), "{e}");
+    assert!(e.starts_with("invalid name \"_underscore_first\""), "{e}");
     let e = control
         .create_service(sleeper("web", 1))
         .await
