@@ -177,7 +177,9 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
         info.contains(" Swarm: active")
             && info.contains(&format!("  NodeID: {}", self_id.trim()))
             && info.contains("  Is Manager: true")
-            && info.contains("  Data Path Port: 4789"),
+            && info.contains("  Data Path Port: 4789")
+            && (info.contains(&format!("  Manager Addresses:\n   {m1}\n   {m2}\n"))
+                || info.contains(&format!("  Manager Addresses:\n   {m2}\n   {m1}\n"))),
         "{info}"
     );
     assert_eq!(

@@ -2,20 +2,26 @@
 //! `docker` CLI (and every tool on Docker's client) drives a swarm of this
 //! SDK: `DOCKER_HOST=unix:///run/swarmd.sock docker info`.
 //!
-//! - [`Backend`] is the seam: what the API needs from the daemon (its swarm
-//!   state, the machine's facts). `swarmd` implements it over its node; a
-//!   test implements it with fixed answers.
+//! - [`Backend`] is the seam: what the API needs from the daemon. Its
+//!   swarm state and the machine's facts; on a manager, swarm-core's
+//!   [`Control`] (every read and write of the store goes through it), the
+//!   raft roster, the tasks' logs; and the daemon's membership (`init`,
+//!   `join`, `leave`, `update_swarm`). Everything but `swarm` and `host`
+//!   has a default: Docker's answer for a daemon that cannot serve it.
+//!   `swarmd` implements it over its node; a test, over a memory store.
 //! - [`router`] serves it: versions negotiated as Docker's daemon does
 //!   ([`version`]), errors as `{"message": ...}` with Docker's status codes
-//!   ([`error`]), request bodies read as Go reads them ([`decode`]), answers
-//!   in Docker's JSON shapes ([`wire`]).
+//!   ([`error`]), request bodies read as Go reads them ([`decode`]),
+//!   [`filters`] in both of Docker's forms, answers in Docker's JSON shapes
+//!   ([`wire`]), converted from and to the model by [`convert`].
 //! - [`serve`] runs it on a listener (a unix socket, or TCP) until told to
 //!   stop.
 //!
-//! Served so far: `/_ping` (GET and HEAD), `/version`, `/info`, `/swarm`,
-//! `/nodes`, `/services`, `/tasks`, `/networks`, `/secrets`, `/configs`,
-//! `/events` (streamed) and `/distribution` (a 404: no registry is
-//! asked).
+//! Served: `/_ping` (GET and HEAD), `/version`, `/info`; `/swarm` and its
+//! `init`, `join`, `leave`, `update`, `unlockkey`; `/nodes`, `/services`
+//! (with `logs`), `/tasks` (with `logs`), `/networks`, `/secrets`,
+//! `/configs`; `/events` (streamed); and `/distribution` (a 404: no
+//! registry is asked, which the CLI takes as a warning).
 //!
 //! ```
 //! use std::sync::Arc;
