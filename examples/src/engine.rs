@@ -13,7 +13,7 @@ use swarm_core::model::NodeRole;
 use swarm_core::store::{ReplicatedStore, Store};
 use swarm_engine::logs::{LogEvent, LogsRequest};
 use swarm_engine::wire::{
-    Host, InitRequest, JoinRequest, LocalNodeState, ManagerStatus, Peer, SwarmInfo, SwarmUpdate,
+    Host, InitRequest, JoinRequest, LocalNodeState, ManagerStatus, SwarmInfo, SwarmUpdate,
 };
 use swarm_engine::{ApiError, Backend};
 use swarm_node::NodeHandle;
@@ -332,18 +332,6 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
             .filter(|n| n.spec.role == NodeRole::Manager)
             .count() as u64;
         info.cluster = state.cluster().map(|c| swarm_engine::convert::cluster(c));
-        let managers = self.managers().await;
-        if !managers.is_empty() {
-            info.remote_managers = Some(
-                managers
-                    .into_iter()
-                    .map(|(node_id, m)| Peer {
-                        node_id,
-                        addr: m.addr,
-                    })
-                    .collect(),
-            );
-        }
         info
     }
 

@@ -79,7 +79,23 @@ pub async fn version(State(backend): State<Arc<dyn Backend>>) -> impl IntoRespon
 /// field into Go types).
 pub async fn info(State(backend): State<Arc<dyn Backend>>) -> impl IntoResponse {
     let host = backend.host();
-    let swarm = backend.swarm().await;
+    let mut swarm = backend.swarm().await;
+    // `docker info`'s Manager Addresses; read here, not in `swarm()`,
+    // which every `/_ping` calls.
+    if swarm.remote_managers.is_none() {
+        let managers = backend.managers().await;
+        if !managers.is_empty() {
+            swarm.remote_managers = Some(
+                managers
+                    .into_iter()
+                    .map(|(node_id, m)| crate::wire::Peer {
+                        node_id,
+                        addr: m.addr,
+                    })
+                    .collect(),
+            );
+        }
+    }
     let now = crate::time::rfc3339(std::time::SystemTime::now());
     ok(json!({
         "ID": swarm.node_id,
