@@ -199,7 +199,21 @@ async fn membership_changes_and_status() {
     let mut cluster = Cluster::start(3, None).await;
     let leader = cluster.leader().await;
     let store = cluster.store(leader);
-    let status = store.status().await.unwrap();
+    // A member counts as reachable once the leader has heard from it, which
+    // on a loaded machine may come a few heartbeats after the election.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let status = loop {
+        let status = store.status().await.unwrap();
+        let up = status
+            .members
+            .iter()
+            .filter(|m| m.voter && m.reachable)
+            .count();
+        if up == 3 || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(status.leader, leader);
     assert_eq!(
         status
