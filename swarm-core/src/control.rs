@@ -1,12 +1,13 @@
 //! The control API: the one place where user requests enter the store.
 //! Every request is validated first; a bad one changes nothing.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::model::{
     Config, ConfigSpec, DYNAMIC_PORTS, Kind, Meta, Network, NetworkSpec, Node, NodeRole, NodeSpec,
-    NodeState, Protocol, PublishMode, Secret, SecretSpec, Service, ServiceMode, ServiceSpec,
-    Subnet, Task, UnlockKey, UpdateState, UpdateStatus,
+    NodeState, Object, Protocol, PublishMode, Secret, SecretSpec, Service, ServiceMode,
+    ServiceSpec, Subnet, Task, UnlockKey, UpdateState, UpdateStatus,
 };
 use crate::store::{Change, ErrorKind, State, Store, StoreError};
 use crate::{Id, SpecError};
@@ -180,14 +181,12 @@ impl<S: Store> Control<S> {
         version: Option<u64>,
     ) -> Result<Arc<Service>, ControlError> {
         self.rewrite_service(name_or_id, |state, current| {
-            if let Some(v) = version
-                && v != current.meta.version
-            {
-                return Err(ControlError::Refused(format!(
-                    "update out of sequence: service {} was changed since version {v} was read (it is at {}): read it again and retry",
-                    current.spec.name, current.meta.version
-                )));
-            }
+            check_version(
+                Kind::Service,
+                &current.spec.name,
+                current.meta.version,
+                version,
+            )?;
             if spec == current.spec {
                 return Ok(None);
             }
@@ -746,6 +745,71 @@ impl<S: Store> Control<S> {
         ))
     }
 
+    /// Replaces a secret's labels, the one part of a secret that can
+    /// change: its data is already in the tasks that use it, so new data is
+    /// a new secret (Docker's rule too). With `version`, the secret must
+    /// not have been written since that version ("update out of sequence").
+    pub async fn update_secret_labels(
+        &self,
+        name_or_id: &str,
+        version: Option<u64>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Arc<Secret>, ControlError> {
+        let id = self
+            .update_file_labels(Kind::Secret, name_or_id, version, labels)
+            .await?;
+        self.secret(id.as_str()).await
+    }
+
+    /// Replaces a config's labels, as [`Control::update_secret_labels`]
+    /// does a secret's.
+    pub async fn update_config_labels(
+        &self,
+        name_or_id: &str,
+        version: Option<u64>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Arc<Config>, ControlError> {
+        let id = self
+            .update_file_labels(Kind::Config, name_or_id, version, labels)
+            .await?;
+        self.config(id.as_str()).await
+    }
+
+    /// Writes a secret's or config's new labels; answers its id.
+    async fn update_file_labels(
+        &self,
+        kind: Kind,
+        name_or_id: &str,
+        version: Option<u64>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<Id, ControlError> {
+        for _ in 0..RETRIES {
+            let (meta, object) = if kind == Kind::Secret {
+                let current = self.secret(name_or_id).await?;
+                check_version(kind, &current.spec.name, current.meta.version, version)?;
+                let mut secret = (*current).clone();
+                secret.spec.labels = labels.clone();
+                secret.spec.validate()?;
+                (current.meta.clone(), Object::from(secret))
+            } else {
+                let current = self.config(name_or_id).await?;
+                check_version(kind, &current.spec.name, current.meta.version, version)?;
+                let mut config = (*current).clone();
+                config.spec.labels = labels.clone();
+                config.spec.validate()?;
+                (current.meta.clone(), Object::from(config))
+            };
+            match self.store.apply(vec![Change::Update(object)]).await {
+                Ok(_) => return Ok(meta.id),
+                Err(e) if e.kind() == ErrorKind::Conflict && version.is_none() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ControlError::Refused(format!(
+            "{kind} {name_or_id} keeps changing; try again"
+        )))
+    }
+
     /// Removes a secret no service uses.
     pub async fn remove_secret(&self, name: &str) -> Result<(), ControlError> {
         self.remove_file_data(Kind::Secret, name).await
@@ -902,6 +966,22 @@ fn publish_ports(
         p.published_port = port;
     }
     Ok(())
+}
+
+/// Refuses a write based on `read` (a `?version=` the caller read) when the
+/// object has been written since: Docker's "update out of sequence".
+fn check_version(
+    kind: Kind,
+    name: &str,
+    stored: u64,
+    read: Option<u64>,
+) -> Result<(), ControlError> {
+    match read {
+        Some(v) if v != stored => Err(ControlError::Refused(format!(
+            "update out of sequence: {kind} {name} was changed since version {v} was read (it is at {stored}): read it again and retry"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Finds an object by exact id, exact name, or unique id prefix.

@@ -20,7 +20,7 @@
 //! Served: `/_ping` (GET and HEAD), `/version`, `/info`; `/swarm` and its
 //! `init`, `join`, `leave`, `update`, `unlockkey`; `/nodes`, `/services`
 //! (with `logs`), `/tasks` (with `logs`), `/networks`, `/secrets`,
-//! `/configs`; `/events` (streamed); and `/distribution` (a 404: no
+//! `/configs` (with `update`: labels); `/events` (streamed); and `/distribution` (a 404: no
 //! registry is asked, which the CLI takes as a warning).
 //!
 //! ```
@@ -168,12 +168,14 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         )
         .route("/secrets", get(routes::files::list_secrets))
         .route("/secrets/create", post(routes::files::create_secret))
+        .route("/secrets/{id}/update", post(routes::files::update_secret))
         .route(
             "/secrets/{id}",
             get(routes::files::inspect_secret).delete(routes::files::remove_secret),
         )
         .route("/configs", get(routes::files::list_configs))
         .route("/configs/create", post(routes::files::create_config))
+        .route("/configs/{id}/update", post(routes::files::update_config))
         .route(
             "/configs/{id}",
             get(routes::files::inspect_config).delete(routes::files::remove_config),

@@ -393,3 +393,74 @@ async fn a_stale_version_is_out_of_sequence_and_changes_nothing() {
     let (status, e) = call(&app, "POST", "/services/web/update", json!({})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
 }
+
+#[tokio::test]
+async fn secrets_and_configs_change_their_labels_and_nothing_else() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let app = swarm_engine::router(Arc::new(Manager(Control::new(store))));
+    // "s3cret" and "conf" in base64.
+    for (kind, data) in [("secrets", "czNjcmV0"), ("configs", "Y29uZg==")] {
+        let (status, e) = call(
+            &app,
+            "POST",
+            &format!("/{kind}/create"),
+            json!({"Name": "db", "Labels": {"a": "1"}, "Data": data}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{e}");
+        let (_, before) = call(&app, "GET", &format!("/{kind}/db"), Value::Null).await;
+        let version = before["Version"]["Index"].as_u64().unwrap();
+        let update = format!("/{kind}/db/update?version={version}");
+
+        // New data, or a new name, is refused, and nothing changes.
+        for body in [
+            json!({"Name": "db", "Labels": {"a": "2"}, "Data": "b3RoZXI="}),
+            json!({"Name": "other", "Labels": {"a": "2"}}),
+        ] {
+            let (status, e) = call(&app, "POST", &update, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{kind}: {e}");
+            let message = e["message"].as_str().unwrap();
+            assert!(message.starts_with("only updates to Labels"), "{message}");
+        }
+        let (_, same) = call(&app, "GET", &format!("/{kind}/db"), Value::Null).await;
+        assert_eq!(same, before, "{kind}");
+
+        // The labels change; the data stays.
+        let (status, e) = call(
+            &app,
+            "POST",
+            &update,
+            json!({"Name": "db", "Labels": {"a": "2", "b": "3"}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {e}");
+        let (_, after) = call(&app, "GET", &format!("/{kind}/db"), Value::Null).await;
+        assert_eq!(after["Spec"]["Labels"], json!({"a": "2", "b": "3"}));
+        assert_eq!(after["Spec"]["Data"], before["Spec"]["Data"]);
+        assert!(after["Version"]["Index"].as_u64().unwrap() > version);
+
+        // The version read before that update is stale now.
+        let (status, e) = call(&app, "POST", &update, json!({"Name": "db"})).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("update out of sequence"),
+            "{e}"
+        );
+    }
+    // A config's data may be sent back as it is.
+    let (_, c) = call(&app, "GET", "/configs/db", Value::Null).await;
+    let version = c["Version"]["Index"].as_u64().unwrap();
+    let (status, e) = call(
+        &app,
+        "POST",
+        &format!("/configs/db/update?version={version}"),
+        json!({"Name": "db", "Labels": {}, "Data": "Y29uZg=="}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    let (_, c) = call(&app, "GET", "/configs/db", Value::Null).await;
+    assert_eq!(c["Spec"]["Labels"], json!({}), "{c}");
+}

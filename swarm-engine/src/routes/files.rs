@@ -167,6 +167,68 @@ pub async fn create_config(
     ))
 }
 
+/// Refuses an update that would change more than the labels: the name,
+/// or data other than the current (none at all keeps it).
+fn only_labels(
+    kind: Kind,
+    current: &str,
+    data: Option<&[u8]>,
+    spec: &SecretSpec,
+) -> Result<(), ApiError> {
+    let data_changes = !spec.data.is_empty() && data.is_none_or(|d| d != spec.data.as_slice());
+    if spec.name != current || data_changes {
+        return Err(ApiError::bad_request(format!(
+            "only updates to Labels are allowed: the name and data of {kind} {current} stay as they are; \
+             for new data, create a new {kind} and update the services that use this one"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /secrets/{id}/update?version=N`: new labels (nothing else may
+/// change). A secret's data never leaves the managers, so an update that
+/// sends any is refused: send the labels and the name.
+pub async fn update_secret(
+    State(backend): State<Shared>,
+    Path(id): Path<String>,
+    query: Query,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let version = super::version(&query)?;
+    let spec = read_spec(Kind::Secret, &bytes)?;
+    let control = super::control(&backend).await?;
+    let current = control.secret(&id).await?;
+    only_labels(Kind::Secret, &current.spec.name, None, &spec)?;
+    control
+        .update_secret_labels(current.meta.id.as_str(), Some(version), spec.labels)
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /configs/{id}/update?version=N`: new labels; the data may be
+/// left out or sent as it is.
+pub async fn update_config(
+    State(backend): State<Shared>,
+    Path(id): Path<String>,
+    query: Query,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let version = super::version(&query)?;
+    let spec = read_spec(Kind::Config, &bytes)?;
+    let control = super::control(&backend).await?;
+    let current = control.config(&id).await?;
+    only_labels(
+        Kind::Config,
+        &current.spec.name,
+        Some(&current.spec.data),
+        &spec,
+    )?;
+    control
+        .update_config_labels(current.meta.id.as_str(), Some(version), spec.labels)
+        .await?;
+    Ok(StatusCode::OK)
+}
+
 /// `GET /secrets/{id}`: by id, name or id prefix.
 pub async fn inspect_secret(
     State(backend): State<Shared>,
