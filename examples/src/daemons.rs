@@ -151,9 +151,14 @@ impl Daemons {
     /// serves, for `docker swarm init|join`. Answers the address it is to
     /// listen at as a manager (`docker swarm init --listen-addr`).
     pub fn bare(&mut self, name: &str) -> String {
+        self.bare_with(name, &[])
+    }
+
+    /// [`Daemons::bare`] with more of swarmd's flags (`--engine-addr`).
+    pub fn bare_with(&mut self, name: &str, args: &[&str]) -> String {
         let addr = format!("127.0.0.1:{}", free_port());
         self.addrs.insert(name.into(), addr.clone());
-        self.spawn(name, &[]);
+        self.spawn(name, args);
         let socket = self.data(name).join("swarmd.sock");
         self.wait("the Engine API socket", Duration::from_secs(30), || {
             socket.exists()

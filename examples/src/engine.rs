@@ -128,6 +128,15 @@ impl<S: ReplicatedStore> Daemon<S> {
         *slot = Some(m.handle);
     }
 
+    /// The node's id, its advertised IP and its manager's store, while
+    /// the daemon's node is a manager.
+    #[must_use]
+    pub fn manager_store(&self) -> Option<(Id, String, S)> {
+        let view = self.current()?;
+        let store = view.stores.borrow().clone()?;
+        Some((view.id.clone(), view.addr.clone(), store))
+    }
+
     fn current(&self) -> Option<Arc<NodeBackend<S>>> {
         self.view
             .read()

@@ -2,6 +2,7 @@
 
 pub mod daemons;
 pub mod engine;
+pub mod engine_tls;
 pub mod inspect;
 pub mod logs;
 pub mod netns;

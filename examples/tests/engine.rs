@@ -45,6 +45,22 @@ fn docker_stdin(d: &Daemons, name: &str, args: &[&str], input: &[u8]) -> (bool, 
     )
 }
 
+/// `docker swarm init --advertise-addr 127.0.0.1 --listen-addr LISTEN` on
+/// `name`'s daemon, which must succeed: its output.
+fn swarm_init(d: &Daemons, name: &str, listen: &str) -> String {
+    let args = [
+        "swarm",
+        "init",
+        "--advertise-addr",
+        "127.0.0.1",
+        "--listen-addr",
+        listen,
+    ];
+    let (ok, out) = docker(d, name, &args);
+    assert!(ok, "docker {args:?}: {out}");
+    out
+}
+
 /// Daemons of this test, if the machine has a docker CLI to drive them.
 fn daemons() -> Option<Daemons> {
     has_docker_cli().then(|| {
@@ -92,20 +108,9 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
         ),
         "{out}"
     );
-    let (ok, out) = docker(
-        &d,
-        "m1",
-        &[
-            "swarm",
-            "init",
-            "--advertise-addr",
-            "127.0.0.1",
-            "--listen-addr",
-            &m1,
-        ],
-    );
+    let out = swarm_init(&d, "m1", &m1);
     assert!(
-        ok && out.contains("Swarm initialized: current node (")
+        out.contains("Swarm initialized: current node (")
             && out.contains("docker swarm join --token SWMTKN-1-"),
         "{out}"
     );
@@ -559,19 +564,7 @@ fn docker_stack_deploy_and_docker_events() {
         return;
     };
     let m1 = d.bare("m1");
-    let (ok, out) = docker(
-        &d,
-        "m1",
-        &[
-            "swarm",
-            "init",
-            "--advertise-addr",
-            "127.0.0.1",
-            "--listen-addr",
-            &m1,
-        ],
-    );
-    assert!(ok, "{out}");
+    swarm_init(&d, "m1", &m1);
     let ok_out = |args: &[&str]| {
         let (ok, out) = docker(&d, "m1", args);
         assert!(ok, "docker {args:?}: {out}");
@@ -800,4 +793,138 @@ fn docker_stack_deploy_and_docker_events() {
     let mut names: Vec<&str> = replay.lines().collect();
     names.sort_unstable();
     assert_eq!(names, ["app_db", "app_web"], "{replay}");
+}
+
+/// An IPv4 address of this machine off loopback, if it has one.
+fn global_ipv4() -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .map(str::to_owned)
+}
+
+/// `docker ARGS` against `DOCKER_HOST=tcp://host`, with TLS from `certs`
+/// (`DOCKER_TLS_VERIFY=1`, `DOCKER_CERT_PATH`) when given.
+fn docker_tcp(d: &Daemons, host: &str, certs: Option<&Path>, args: &[&str]) -> (bool, String) {
+    let mut cmd = std::process::Command::new("docker");
+    cmd.args(args)
+        .env("DOCKER_HOST", format!("tcp://{host}"))
+        .env("DOCKER_CONFIG", d.data("tcp").join("docker-config"))
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH");
+    if let Some(dir) = certs {
+        cmd.env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", dir);
+    }
+    let out = cmd.output().expect("the docker CLI runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `swarmd --engine-addr` off loopback: the stock CLI with
+/// `DOCKER_TLS_VERIFY=1` and a manager's client certificate drives the
+/// swarm over TCP; without TLS, or with a worker's certificate, it is
+/// turned away with a reason; after `swarm leave` nothing is served.
+#[test]
+fn docker_over_tcp_with_mutual_tls_from_the_cluster_ca() {
+    let Some(mut d) = daemons() else {
+        return;
+    };
+    let Some(ip) = global_ipv4() else {
+        eprintln!("SKIPPED: this machine has no address off loopback");
+        return;
+    };
+    let host = format!("{ip}:{}", swarm_examples::daemons::free_port());
+    let m1 = d.bare_with("m1", &["--engine-addr", &format!("tcp://{host}")]);
+    d.bare("w1");
+    // In no swarm, there is no certificate yet: the connection is closed.
+    let client = d.data("m1").join("client");
+    let (ok, out) = docker_tcp(&d, &host, None, &["info"]);
+    assert!(!ok && out.contains("error during connect"), "{out}");
+    swarm_init(&d, "m1", &m1);
+    let (ok, token) = docker(&d, "m1", &["swarm", "join-token", "-q", "worker"]);
+    assert!(ok, "{token}");
+    let (ok, out) = docker(&d, "w1", &["swarm", "join", "--token", token.trim(), &m1]);
+    assert!(ok, "{out}");
+
+    // The certificate is made within a second of the init.
+    let start = std::time::Instant::now();
+    let out = loop {
+        let (ok, out) = docker_tcp(&d, &host, Some(&client), &["node", "ls"]);
+        if ok || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        out.contains("Leader") && out.contains("m1") && out.contains("w1"),
+        "{out}"
+    );
+    let (ok, out) = docker_tcp(
+        &d,
+        &host,
+        Some(&client),
+        &[
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        ],
+    );
+    assert!(ok && out.trim() == "active true", "{out}");
+
+    // Plain HTTP to the TLS port: docker's own hint.
+    let (ok, out) = docker_tcp(&d, &host, None, &["node", "ls"]);
+    assert!(
+        !ok && out.contains("Are you trying to connect to a TLS-enabled daemon without TLS?"),
+        "{out}"
+    );
+    // A worker's node certificate is of the cluster CA, but may not drive
+    // the swarm.
+    let worker_certs = d.data("w1").join("certificates");
+    let (ok, out) = docker_tcp(&d, &host, Some(&worker_certs), &["node", "ls"]);
+    assert!(
+        !ok && out.contains("may not drive the swarm: use a manager's client certificate"),
+        "{out}"
+    );
+    // Kept for after the leave, which removes the client directory.
+    let kept = tempfile::tempdir().unwrap();
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::copy(client.join(f), kept.path().join(f)).unwrap();
+    }
+    let (ok, out) = docker_tcp(
+        &d,
+        &host,
+        Some(&client),
+        &["version", "--format", "{{.Server.Os}}"],
+    );
+    assert!(ok && out.trim() == "linux", "{out}");
+
+    // Out of the swarm, the daemon holds no certificate any more.
+    let (ok, out) = docker(&d, "w1", &["swarm", "leave"]);
+    assert!(ok, "{out}");
+    let (ok, out) = docker(&d, "m1", &["swarm", "leave", "--force"]);
+    assert!(ok, "{out}");
+    let start = std::time::Instant::now();
+    let out = loop {
+        let (ok, out) = docker_tcp(&d, &host, Some(kept.path()), &["info"]);
+        if !ok || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Closed at once: EOF or a reset, as the timing goes.
+    assert!(out.contains("error during connect"), "{out}");
 }

@@ -169,6 +169,26 @@ impl RootCa {
         self.sign(csr_pem, node.as_str(), ou, names, valid_for)
     }
 
+    /// Signs the certificate request of a manager's Engine API server
+    /// (`swarmd --engine-addr`): CN `node`, OU manager, server and client
+    /// authentication, and `names` as its subject names: host names, and
+    /// IP addresses as IP names, which the docker client checks against
+    /// `DOCKER_HOST`.
+    pub fn issue_engine(
+        &self,
+        csr_pem: &str,
+        node: &Id,
+        names: Vec<String>,
+        valid_for: Duration,
+    ) -> Result<String, CaError> {
+        if names.is_empty() {
+            return Err(CaError::Certificate(
+                "an Engine API certificate needs at least one host name or address".into(),
+            ));
+        }
+        self.sign(csr_pem, node.as_str(), MANAGER_OU, names, valid_for)
+    }
+
     /// Signs a client's certificate request (the CLI's): CN `name`, OU
     /// [`CLIENT_OU`], client authentication only.
     pub fn issue_client(
@@ -477,6 +497,39 @@ mod tests {
         // Garbage says what is wrong.
         let e = ca.check_token("SWMTKN-2-abc", &token).unwrap_err();
         assert!(e.to_string().contains("SWMTKN-1-"), "{e}");
+    }
+
+    #[test]
+    fn an_engine_certificate_names_its_hosts_and_addresses() {
+        let ca = RootCa::generate().unwrap();
+        let key = NodeKey::generate().unwrap();
+        let id: Id = "n0de1d".into();
+        let names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        let pem = ca
+            .issue_engine(&key.csr_pem().unwrap(), &id, names, NODE_CERT_VALIDITY)
+            .unwrap();
+        let der = cert_der(&pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap().value;
+        let shown: Vec<String> = san.general_names.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "DNSName(localhost)",
+                "IPAddress(7f:00:00:01)",
+                "IPAddress(00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01)"
+            ],
+            "{shown:?}"
+        );
+        assert_eq!(identity_of(&der).unwrap().role, PeerRole::Manager);
+        let e = ca
+            .issue_engine(&key.csr_pem().unwrap(), &id, Vec::new(), NODE_CERT_VALIDITY)
+            .unwrap_err();
+        assert!(e.to_string().contains("at least one host name"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   [`filters`] in both of Docker's forms, answers in Docker's JSON shapes
 //!   ([`wire`]), converted from and to the model by [`convert`].
 //! - [`serve`] runs it on a listener (a unix socket, or TCP) until told to
-//!   stop.
+//!   stop; [`tls::serve`] over TCP with mutual TLS, as dockerd's
+//!   `--tlsverify`.
 //!
 //! Served: `/_ping` (GET and HEAD), `/version`, `/info`; `/swarm` and its
 //! `init`, `join`, `leave`, `update`, `unlockkey`; `/nodes`, `/services`
@@ -53,6 +54,7 @@ pub mod logs;
 mod routes;
 mod system;
 mod time;
+pub mod tls;
 pub mod version;
 pub mod wire;
 

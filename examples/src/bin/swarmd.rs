@@ -154,6 +154,13 @@ struct NodeArgs {
     /// data directory. `none` serves none.
     #[arg(long, global = true)]
     engine_socket: Option<PathBuf>,
+    /// Also serve the Docker Engine API on TCP, [tcp://]HOST[:PORT]. On a
+    /// loopback address it is plain HTTP (default port 2375); on any other
+    /// it is mutual TLS from the cluster CA (default port 2376), served
+    /// while this daemon is a manager: `DOCKER_HOST=tcp://HOST:2376
+    /// DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=<data-dir>/client docker info`.
+    #[arg(long, global = true)]
+    engine_addr: Option<String>,
 }
 
 /// The task runtimes `swarmd` can drive.
@@ -539,16 +546,17 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     };
     let in_swarm = member.is_some();
     let socket = args.setup(false)?.engine_socket;
+    let engine_addr = args.engine_addr.clone();
     let daemon = Arc::new(Daemon::new(Box::new(Swarmd { args }), member));
     let api = CancellationToken::new();
     let _api = api.clone().drop_guard();
     match &socket {
-        Some((path, named)) => match serve_engine(daemon.clone(), path, api) {
+        Some((path, named)) => match serve_engine(daemon.clone(), path, api.clone()) {
             Ok(()) => {}
             Err(e) if !named && in_swarm => tracing::warn!(error = %e, "no Docker Engine API"),
             Err(e) => return Err(e),
         },
-        None if !in_swarm => anyhow::bail!(
+        None if !in_swarm && engine_addr.is_none() => anyhow::bail!(
             "this data directory holds no node, and --engine-socket none serves no API to make one: \
              run `swarmd init` or `swarmd join`, or serve the API"
         ),
@@ -559,6 +567,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             "swarmd: in no swarm yet: docker -H unix://{} swarm init (or join)",
             path.display()
         );
+    }
+    if let Some(addr) = &engine_addr {
+        serve_engine_tcp(daemon.clone(), addr, api.clone()).await?;
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -603,6 +614,81 @@ fn serve_engine(
         }
     });
     tracing::info!(socket = %path.display(), "serving the Docker Engine API");
+    Ok(())
+}
+
+/// `--engine-addr`: `[tcp://]HOST[:PORT]`, with Docker's default port for
+/// plain HTTP (loopback) or TLS.
+fn engine_tcp_addr(flag: &str) -> anyhow::Result<SocketAddr> {
+    let raw = flag.strip_prefix("tcp://").unwrap_or(flag);
+    if let Ok(a) = raw.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: std::net::IpAddr = raw.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--engine-addr {flag:?} is not [tcp://]IP[:PORT]: give an address of this machine, e.g. 0.0.0.0:2376 or 127.0.0.1:2375"
+        )
+    })?;
+    Ok(SocketAddr::new(
+        ip,
+        if ip.is_loopback() { 2375 } else { 2376 },
+    ))
+}
+
+/// Serves the Docker Engine API of `daemon` on TCP too (`--engine-addr`):
+/// plain on loopback, else mutual TLS from the cluster CA while the node
+/// is a manager, until `stop`.
+async fn serve_engine_tcp(
+    daemon: Arc<Daemon<NodeStore>>,
+    flag: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    use swarm_examples::engine_tls::{EngineTls, listener_names, managers_and_clients};
+    let addr = engine_tcp_addr(flag)?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("--engine-addr {flag}: {e}"))?;
+    let bound = tcp.local_addr()?;
+    if addr.ip().is_loopback() {
+        tokio::spawn(async move {
+            if let Err(e) = swarm_engine::serve(tcp, daemon, stop).await {
+                tracing::error!(error = %e, %bound, "the Engine API stopped");
+            }
+        });
+        tracing::info!(%bound, "serving the Docker Engine API on TCP (loopback: no TLS)");
+        return Ok(());
+    }
+    let (tls, configs) = EngineTls::new(listener_names(addr.ip(), &[]));
+    let listener = swarm_engine::tls::TlsListener::new(tcp, configs, managers_and_clients())?;
+    let backend: Arc<dyn swarm_engine::Backend> = daemon.clone();
+    let serving = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = swarm_engine::tls::serve(listener, backend, serving).await {
+            tracing::error!(error = %e, %bound, "the Engine API stopped");
+        }
+    });
+    // The certificate follows the node's role: made when it is a manager,
+    // dropped when it is not.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut last_error = String::new();
+        while !stop.is_cancelled() {
+            tick.tick().await;
+            match tls.refresh(&daemon).await {
+                Ok(()) => last_error.clear(),
+                Err(e) if e != last_error => {
+                    tracing::warn!(error = %e, "the Engine API's TLS certificate cannot be made yet");
+                    last_error = e;
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    tracing::info!(
+        %bound,
+        "serving the Docker Engine API on TCP with mutual TLS while this daemon is a manager \
+         (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH=<data-dir>/client)"
+    );
     Ok(())
 }
 
