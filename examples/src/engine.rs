@@ -26,6 +26,7 @@ pub struct NodeBackend<S> {
     stores: watch::Receiver<Option<S>>,
     host: Host,
     logs: Option<LogsFrom>,
+    unlocker: Option<swarm_node::Unlocker>,
 }
 
 /// Where a manager reads its service's logs: its client certificate's
@@ -49,7 +50,22 @@ impl<S> NodeBackend<S> {
             stores,
             host: Host::this_machine(),
             logs: None,
+            unlocker: None,
         }
+    }
+
+    /// Serves `docker swarm unlock`, and shows the manager locked while
+    /// it waits for its key.
+    #[must_use]
+    pub fn with_unlocker(mut self, unlocker: swarm_node::Unlocker) -> Self {
+        self.unlocker = Some(unlocker);
+        self
+    }
+
+    fn is_locked(&self) -> bool {
+        self.unlocker
+            .as_ref()
+            .is_some_and(swarm_node::Unlocker::is_locked)
     }
 
     /// Serves `docker service logs` with the manager's client certificate.
@@ -119,8 +135,9 @@ impl<S: ReplicatedStore> Daemon<S> {
     }
 
     fn adopt(&self, m: Member<S>, slot: &mut Option<NodeHandle<S>>) {
-        let view =
-            NodeBackend::new(m.handle.id().clone(), m.addr, m.handle.stores()).with_logs(m.logs);
+        let view = NodeBackend::new(m.handle.id().clone(), m.addr, m.handle.stores())
+            .with_logs(m.logs)
+            .with_unlocker(m.handle.unlocker().clone());
         *self
             .view
             .write()
@@ -206,6 +223,13 @@ impl<S: ReplicatedStore> Backend for Daemon<S> {
         }
     }
 
+    async fn unlock(&self, key: String) -> Result<(), ApiError> {
+        match self.current() {
+            Some(node) => node.unlock(key).await,
+            None => Err(ApiError::unavailable("This node is not part of a swarm")),
+        }
+    }
+
     async fn update_swarm(&self, update: SwarmUpdate) -> Result<(), ApiError> {
         match self.current() {
             Some(node) => node.update_swarm(update).await,
@@ -231,7 +255,7 @@ impl<S: ReplicatedStore> Backend for Daemon<S> {
         let member = self.lifecycle.init(request).await?;
         let id = member.handle.id().as_str().to_owned();
         // As Docker's: init answers once the manager serves.
-        let ready = serving(&member.handle).await;
+        let ready = serving(member.handle.stores()).await;
         self.adopt(member, &mut slot);
         ready.map(|()| id)
     }
@@ -243,7 +267,7 @@ impl<S: ReplicatedStore> Backend for Daemon<S> {
         }
         let member = self.lifecycle.join(request).await?;
         let ready = if member.manager {
-            serving(&member.handle).await
+            serving(member.handle.stores()).await
         } else {
             Ok(())
         };
@@ -271,9 +295,11 @@ impl<S: ReplicatedStore> Backend for Daemon<S> {
     }
 }
 
-/// Waits until the manager part of `handle` serves (up to 30 s).
-async fn serving<S: ReplicatedStore>(handle: &NodeHandle<S>) -> Result<(), ApiError> {
-    let mut stores = handle.stores();
+/// Waits until the manager part of a node serves (its store comes, up to
+/// 30 s).
+async fn serving<S: ReplicatedStore>(
+    mut stores: watch::Receiver<Option<S>>,
+) -> Result<(), ApiError> {
     let ready = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         stores.wait_for(Option::is_some),
@@ -283,7 +309,7 @@ async fn serving<S: ReplicatedStore>(handle: &NodeHandle<S>) -> Result<(), ApiEr
         Ok(())
     } else {
         Err(ApiError::internal(
-            "the new manager did not start serving within 30 s: see the daemon's log",
+            "the manager did not start serving within 30 s: see the daemon's log",
         ))
     }
 }
@@ -322,6 +348,10 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
             local_node_state: LocalNodeState::Active,
             ..SwarmInfo::default()
         };
+        if self.is_locked() {
+            info.local_node_state = LocalNodeState::Locked;
+            return info;
+        }
         let store = self.stores.borrow().clone();
         let Some(store) = store else {
             return info; // a worker
@@ -349,6 +379,9 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
     }
 
     async fn control(&self) -> Result<Control<Arc<dyn Store>>, ApiError> {
+        if self.is_locked() {
+            return Err(swarm_engine::error::not_a_manager(LocalNodeState::Locked));
+        }
         let store = self.stores.borrow().clone();
         match store {
             Some(store) => {
@@ -359,6 +392,27 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
                     .with_roster(roster))
             }
             None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Active)),
+        }
+    }
+
+    async fn unlock(&self, key: String) -> Result<(), ApiError> {
+        let Some(unlocker) = self.unlocker.as_ref().filter(|u| u.is_locked()) else {
+            return Err(swarm_engine::error::not_locked());
+        };
+        if key.trim().parse::<swarm_core::model::UnlockKey>().is_err() {
+            return Err(ApiError::bad_request(
+                "invalid unlock key: expected SWMKEY-1- and 43 characters, as `docker swarm unlock-key` prints it",
+            ));
+        }
+        match unlocker.unlock(&key).await {
+            // As `init`: answered once the manager serves.
+            Ok(()) => serving(self.stores.clone()).await,
+            Err(swarm_node::Error::Locked(why)) => {
+                tracing::info!(reason = %why, "docker swarm unlock: the key does not open this manager");
+                Err(swarm_engine::error::invalid_unlock_key())
+            }
+            Err(swarm_node::Error::Config(_)) => Err(swarm_engine::error::not_locked()),
+            Err(e) => Err(ApiError::internal(e.to_string())),
         }
     }
 

@@ -837,7 +837,8 @@ fn docker_tcp(d: &Daemons, host: &str, certs: Option<&Path>, args: &[&str]) -> (
 /// `swarmd --engine-addr` off loopback: the stock CLI with
 /// `DOCKER_TLS_VERIFY=1` and a manager's client certificate drives the
 /// swarm over TCP; without TLS, or with a worker's certificate, it is
-/// turned away with a reason; after `swarm leave` nothing is served.
+/// turned away with a reason. An autolocked manager restarts locked until
+/// `docker swarm unlock`. After `swarm leave`, no TLS is served.
 #[test]
 fn docker_over_tcp_with_mutual_tls_from_the_cluster_ca() {
     let Some(mut d) = daemons() else {
@@ -911,6 +912,45 @@ fn docker_over_tcp_with_mutual_tls_from_the_cluster_ca() {
         &["version", "--format", "{{.Server.Os}}"],
     );
     assert!(ok && out.trim() == "linux", "{out}");
+
+    // An autolocked manager restarts locked: docker info says so, and
+    // `docker swarm unlock` takes the key from stdin.
+    let (ok, out) = docker(&d, "m1", &["swarm", "update", "--autolock=true"]);
+    assert!(ok, "{out}");
+    let (ok, key) = docker(&d, "m1", &["swarm", "unlock-key", "-q"]);
+    assert!(ok && key.trim().starts_with("SWMKEY-1-"), "{key}");
+    let (ok, out) = docker(&d, "m1", &["swarm", "unlock"]);
+    assert!(!ok && out.contains("swarm is not locked"), "{out}");
+    d.stop("m1");
+    d.resume_with("m1", &["--engine-addr", &format!("tcp://{host}")]);
+    let start = std::time::Instant::now();
+    let state = loop {
+        let (_, out) = docker(&d, "m1", &["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        if out.trim() == "locked" || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state.trim(), "locked");
+    let (ok, out) = docker(&d, "m1", &["node", "ls"]);
+    assert!(
+        !ok && out.contains("Swarm is encrypted and needs to be unlocked before it can be used."),
+        "{out}"
+    );
+    let wrong = format!("SWMKEY-1-{}\n", "A".repeat(43));
+    let (ok, out) = docker_stdin(&d, "m1", &["swarm", "unlock"], wrong.as_bytes());
+    assert!(
+        !ok && out.contains("swarm could not be unlocked: invalid key provided"),
+        "{out}"
+    );
+    let (ok, out) = docker_stdin(&d, "m1", &["swarm", "unlock"], b"SWMKEY-1-short\n");
+    assert!(!ok && out.contains("invalid unlock key"), "{out}");
+    let (ok, out) = docker_stdin(&d, "m1", &["swarm", "unlock"], key.as_bytes());
+    assert!(ok, "{out}");
+    let (ok, out) = docker(&d, "m1", &["node", "ls"]);
+    assert!(ok && out.contains("Leader"), "{out}");
+    let (ok, out) = docker(&d, "m1", &["swarm", "update", "--autolock=false"]);
+    assert!(ok, "{out}");
 
     // Out of the swarm, the daemon holds no certificate any more.
     let (ok, out) = docker(&d, "w1", &["swarm", "leave"]);

@@ -334,20 +334,19 @@ impl<S: Store> control_server::Control for ControlService<S> {
 /// an unlock key goes to the node (through `keys`), which answers whether
 /// it opens the manager's data key.
 pub struct LockedControl {
-    keys: tokio::sync::mpsc::Sender<(
-        swarm_core::model::UnlockKey,
-        tokio::sync::oneshot::Sender<Result<(), String>>,
-    )>,
+    keys: tokio::sync::mpsc::Sender<UnlockAttempt>,
 }
+
+/// An unlock key given to a locked manager, and where to answer whether
+/// it opened the manager's data key (or why not).
+pub type UnlockAttempt = (
+    swarm_core::model::UnlockKey,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
 
 impl LockedControl {
     /// The tonic service; unlock attempts arrive on `keys`.
-    pub fn server(
-        keys: tokio::sync::mpsc::Sender<(
-            swarm_core::model::UnlockKey,
-            tokio::sync::oneshot::Sender<Result<(), String>>,
-        )>,
-    ) -> ControlServer<Self> {
+    pub fn server(keys: tokio::sync::mpsc::Sender<UnlockAttempt>) -> ControlServer<Self> {
         ControlServer::new(Self { keys })
     }
 

@@ -54,6 +54,6 @@ pub mod wire;
 
 pub use control::{
     ControlReply, ControlRequest, ControlService, LockedControl, ManagerInfo, ManagerRoster,
-    RemoteControl,
+    RemoteControl, UnlockAttempt,
 };
 pub use dispatcher::{DispatcherService, RemoteDispatcher};

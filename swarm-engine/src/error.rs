@@ -133,6 +133,23 @@ impl From<swarm_core::control::ControlError> for ApiError {
     }
 }
 
+/// Docker's answer to `docker swarm unlock` on a daemon that is not
+/// locked (409).
+#[must_use]
+pub fn not_locked() -> ApiError {
+    ApiError::conflict("swarm is not locked")
+}
+
+/// Docker's answer to an unlock key that does not open the manager's data
+/// (401).
+#[must_use]
+pub fn invalid_unlock_key() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "swarm could not be unlocked: invalid key provided",
+    )
+}
+
 /// What Docker answers for the swarm's endpoints on a daemon that cannot
 /// serve them, by its state (`inactive`, `locked`, or a worker).
 #[must_use]

@@ -19,7 +19,7 @@
 //!   `--tlsverify`.
 //!
 //! Served: `/_ping` (GET and HEAD), `/version`, `/info`; `/swarm` and its
-//! `init`, `join`, `leave`, `update`, `unlockkey`; `/nodes`, `/services`
+//! `init`, `join`, `leave`, `update`, `unlockkey`, `unlock`; `/nodes`, `/services`
 //! (with `logs`), `/tasks` (with `logs`), `/networks`, `/secrets`,
 //! `/configs` (with `update`: labels); `/events` (streamed); and `/distribution` (a 404: no
 //! registry is asked, which the CLI takes as a warning).
@@ -107,6 +107,13 @@ pub trait Backend: Send + Sync + 'static {
         Err(ApiError::unavailable("This node is not part of a swarm"))
     }
 
+    /// `docker swarm unlock`: gives a locked manager the unlock key.
+    /// By default, Docker's answer for a daemon that is not locked (409).
+    async fn unlock(&self, key: String) -> Result<(), ApiError> {
+        let _ = key;
+        Err(error::not_locked())
+    }
+
     /// `docker swarm update` and `join-token --rotate`,
     /// `unlock-key --rotate`: what Docker's JSON cannot say of this swarm
     /// is kept. By default, Docker's 503 for the daemon's state.
@@ -145,6 +152,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/swarm/leave", post(routes::swarm::leave))
         .route("/swarm/update", post(routes::swarm::update))
         .route("/swarm/unlockkey", get(routes::swarm::unlock_key))
+        .route("/swarm/unlock", post(routes::swarm::unlock))
         .route("/nodes", get(routes::nodes::list))
         .route(
             "/nodes/{id}",

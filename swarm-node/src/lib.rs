@@ -53,7 +53,7 @@ mod serve;
 pub use authority::{Authority, Roster};
 pub use config::{DEFAULT_PORT, DataPlane, NodeConfig, NodeSettings, NodeState, raft_id};
 pub use dispatch::{FailoverDispatcher, LeaderDispatcher};
-pub use node::{Node, NodeBuilder, NodeHandle};
+pub use node::{Node, NodeBuilder, NodeHandle, Unlocker};
 pub use provider::{Channels, RaftStores, SoloStores, StoreMember, StoreProvider};
 
 use swarm_api::ca::CaError;

@@ -15,12 +15,12 @@ use swarm_core::control::Control;
 use swarm_core::dispatcher::{DispatcherConfig, DispatcherError, LocalDispatcher};
 use swarm_core::manager::control_loop::LoopFactory;
 use swarm_core::manager::{Manager, run_while_leading};
-use swarm_core::model::NodeRole;
+use swarm_core::model::{Kind, NodeRole};
 use swarm_core::runtime::Runtime;
 use swarm_core::sched::Scheduler;
 use swarm_core::store::ReplicatedStore;
 use swarm_sched::SwarmScheduler;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
@@ -79,6 +79,14 @@ pub struct Node<P: StoreProvider = RaftStores, Sch = SwarmScheduler> {
     /// The unlock key `swarm unlock` gave this autolocked manager, kept in
     /// memory only (a role change reopens the store with it).
     unlock_key: Option<swarm_core::model::UnlockKey>,
+    /// Whether the manager waits for its unlock key, for the handle.
+    locked: watch::Sender<bool>,
+    /// Unlock keys for a locked manager, from `swarm unlock` over the
+    /// control API or from the handle ([`Unlocker`]).
+    unlocks: (
+        mpsc::Sender<swarm_api::UnlockAttempt>,
+        mpsc::Receiver<swarm_api::UnlockAttempt>,
+    ),
     _lock: File,
 }
 
@@ -177,6 +185,8 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> NodeBuilder<P, Sch> {
             loops: self.loops,
             current: watch::Sender::new(None),
             unlock_key: None,
+            locked: watch::Sender::new(false),
+            unlocks: mpsc::channel(4),
             _lock: lock,
         }
     }
@@ -464,6 +474,15 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         self.current.subscribe()
     }
 
+    /// What unlocks this node's manager while it is locked.
+    #[must_use]
+    pub fn unlocker(&self) -> Unlocker {
+        Unlocker {
+            locked: self.locked.subscribe(),
+            keys: self.unlocks.0.clone(),
+        }
+    }
+
     /// Runs the node in the background with `runtime`, and returns the
     /// app's handle on it: its manager's [`Control`] and store (while it
     /// is a manager), and a clean shutdown.
@@ -471,10 +490,12 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         let shutdown = CancellationToken::new();
         let current = self.current.subscribe();
         let id = self.state.node_id.clone();
+        let unlocker = self.unlocker();
         let task = tokio::spawn(self.run(runtime, shutdown.clone()));
         NodeHandle {
             id,
             current,
+            unlocker,
             shutdown,
             task,
         }
@@ -774,11 +795,26 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
             Err(e) => return Err(e),
         };
         tracing::warn!("{why}");
+        self.locked.send_replace(true);
+        let opened = self.wait_for_unlock(&mut m, why, stop).await;
+        self.locked.send_replace(false);
+        opened
+    }
+
+    /// Serves only `swarm unlock` on the manager's port, and tries each
+    /// key given there or through the [`Unlocker`] until one opens the
+    /// store.
+    async fn wait_for_unlock(
+        &mut self,
+        m: &mut StoreMember,
+        why: String,
+        stop: &CancellationToken,
+    ) -> Result<P::Store, Error> {
         let creds = server_creds(&self.creds)?;
         let listener = tokio::net::TcpListener::bind(self.config.listen_addr)
             .await
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", self.config.listen_addr)))?;
-        let (keys, mut tries) = tokio::sync::mpsc::channel(4);
+        let keys = self.unlocks.0.clone();
         let served = CancellationToken::new();
         let server = tonic::transport::Server::builder()
             .tls_config(creds.server_tls())
@@ -801,13 +837,13 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         let opened = loop {
             let (key, answer) = tokio::select! {
                 () = stop.cancelled() => break Err(Error::Locked(why.clone())),
-                t = tries.recv() => match t {
+                t = self.unlocks.1.recv() => match t {
                     Some(t) => t,
                     None => break Err(Error::Locked(why.clone())),
                 },
             };
             m.unlock_key = Some(key.clone());
-            match self.provider.open(&m).await {
+            match self.provider.open(m).await {
                 Ok(s) => {
                     let _ = answer.send(Ok(()));
                     self.unlock_key = Some(key);
@@ -957,6 +993,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
 pub struct NodeHandle<S> {
     id: Id,
     current: watch::Receiver<Option<S>>,
+    unlocker: Unlocker,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), Error>>,
 }
@@ -1000,6 +1037,13 @@ impl<S: ReplicatedStore> NodeHandle<S> {
                 .clone()
                 .expect("waited for a store");
         Ok(Control::new(store).with_routes(swarm_net::host_routes()))
+    }
+
+    /// Whether the manager waits for the cluster's unlock key (autolock,
+    /// after a restart), and a way to give it.
+    #[must_use]
+    pub fn unlocker(&self) -> &Unlocker {
+        &self.unlocker
     }
 
     /// Whether the node stopped (with an error, or when told to).
@@ -1065,7 +1109,11 @@ async fn follow_unlock_key<P: StoreProvider>(
 ) {
     use swarm_core::store::Store as _;
     let mut applied: Option<Option<swarm_core::model::UnlockKey>> = None;
+    let mut commits = None;
     loop {
+        if commits.is_none() {
+            commits = store.watch(None).await.ok();
+        }
         if let Ok(state) = store.state().await
             && let Some(cluster) = state.cluster()
         {
@@ -1088,9 +1136,72 @@ async fn follow_unlock_key<P: StoreProvider>(
                 }
             }
         }
+        // Sealed as soon as the cluster object changes, so that a manager
+        // restarted right after `swarm update --autolock=true` is locked;
+        // a slow look every few seconds covers a watch that ended.
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = cluster_changed(&mut commits) => {}
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
+    }
+}
+
+/// Waits for a commit that writes the cluster object; forgets a watch
+/// that ended (it is made again at the next call).
+async fn cluster_changed(commits: &mut Option<swarm_core::store::WatchStream>) {
+    use futures::StreamExt as _;
+    let Some(stream) = commits.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match stream.next().await {
+            Some(Ok(c)) if c.events.iter().any(|e| e.object().kind() == Kind::Cluster) => return,
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                *commits = None;
+                return;
+            }
+        }
+    }
+}
+
+/// Unlocks a node's autolocked manager, as `swarm unlock` does over the
+/// control API: for an app, or the Engine API's `docker swarm unlock`.
+#[derive(Debug, Clone)]
+pub struct Unlocker {
+    locked: watch::Receiver<bool>,
+    keys: mpsc::Sender<swarm_api::UnlockAttempt>,
+}
+
+impl Unlocker {
+    /// Whether the manager waits for the cluster's unlock key.
+    #[must_use]
+    pub fn is_locked(&self) -> bool {
+        *self.locked.borrow()
+    }
+
+    /// Gives the locked manager `key` (`SWMKEY-1-...`); answers once its
+    /// store opened with it, or why not (a wrong key leaves it locked).
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if the key is malformed or does not open the
+    /// manager's data, [`Error::Config`] if the manager is not locked.
+    pub async fn unlock(&self, key: &str) -> Result<(), Error> {
+        if !self.is_locked() {
+            return Err(Error::Config(
+                "this node is not locked: only a restarted manager of an autolocked swarm waits for its unlock key"
+                    .into(),
+            ));
+        }
+        let key: swarm_core::model::UnlockKey = key.trim().parse().map_err(|e| {
+            Error::Locked(format!(
+                "{e}: give the key `swarm unlock-key` printed (SWMKEY-1-...)"
+            ))
+        })?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let gone = || Error::Agent("the node stopped".into());
+        self.keys.send((key, tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(Error::Locked)
     }
 }

@@ -13,6 +13,7 @@ use crate::error::ok;
 use crate::filters::parse_bool;
 use crate::wire::{
     InitRequest, JoinRequest, JoinTokens, Swarm, SwarmSpec, SwarmUpdate, UnlockKeyResponse,
+    UnlockRequest,
 };
 
 /// `GET /swarm`.
@@ -86,6 +87,22 @@ pub async fn update(
         spec: super::body::<SwarmSpec>(&bytes)?,
     };
     backend.update_swarm(update).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /swarm/unlock`: 200 once the manager opened its store with the
+/// key.
+pub async fn unlock(
+    State(backend): State<Shared>,
+    bytes: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: UnlockRequest = super::body(&bytes)?;
+    if request.unlock_key.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "UnlockKey: give the key `docker swarm unlock-key` printed (SWMKEY-1-...)",
+        ));
+    }
+    backend.unlock(request.unlock_key).await?;
     Ok(StatusCode::OK)
 }
 

@@ -438,6 +438,14 @@ pub struct SwarmUpdate {
     pub rotate_unlock_key: bool,
 }
 
+/// `POST /swarm/unlock`'s body: `docker swarm unlock`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UnlockRequest {
+    /// `SWMKEY-1-...`.
+    pub unlock_key: String,
+}
+
 /// `GET /swarm/unlockkey`'s answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
