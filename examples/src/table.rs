@@ -90,25 +90,43 @@ pub fn services(state: &State) -> String {
     render(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE"], &rows)
 }
 
+const TASK_HEADER: [&str; 7] = [
+    "ID",
+    "NAME",
+    "IMAGE",
+    "NODE",
+    "DESIRED STATE",
+    "CURRENT STATE",
+    "ERROR",
+];
+
 /// `service ps`: ID, NAME, IMAGE, NODE, DESIRED STATE, CURRENT STATE, ERROR.
 #[must_use]
 pub fn tasks(state: &State, service: &str) -> String {
-    const HEADER: [&str; 7] = [
-        "ID",
-        "NAME",
-        "IMAGE",
-        "NODE",
-        "DESIRED STATE",
-        "CURRENT STATE",
-        "ERROR",
-    ];
     let mut rows = Vec::new();
-    let Some(s) = state
+    if let Some(s) = state
         .service_by_name(service)
         .or_else(|| state.service(service))
-    else {
-        return render(&HEADER, &rows);
-    };
+    {
+        task_rows(state, s, &mut rows);
+    }
+    render(&TASK_HEADER, &rows)
+}
+
+/// `stack ps`: the tasks of every service in `state` (a stack's), in
+/// `service ps`'s columns, by service name.
+#[must_use]
+pub fn all_tasks(state: &State) -> String {
+    let mut rows = Vec::new();
+    let mut list: Vec<_> = state.services().collect();
+    list.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    for s in list {
+        task_rows(state, s, &mut rows);
+    }
+    render(&TASK_HEADER, &rows)
+}
+
+fn task_rows(state: &State, s: &Service, rows: &mut Vec<Vec<String>>) {
     let mut list: Vec<_> = state.tasks_of_service(&s.meta.id).collect();
     list.sort_by(|a, b| {
         (a.slot, std::cmp::Reverse(a.meta.created_at))
@@ -146,7 +164,6 @@ pub fn tasks(state: &State, service: &str) -> String {
             t.status.err.clone().unwrap_or_default(),
         ]);
     }
-    render(&HEADER, &rows)
 }
 
 fn capitalise(s: &str) -> String {

@@ -968,3 +968,173 @@ fn docker_over_tcp_with_mutual_tls_from_the_cluster_ca() {
     // Closed at once: EOF or a reset, as the timing goes.
     assert!(out.contains("error during connect"), "{out}");
 }
+
+/// The spec of a service as the API shows it, with the ids that differ by
+/// nature (networks', secrets', configs') left out, and stack `a`'s name
+/// written as `b`'s.
+fn spec_of(d: &Daemons, service: &str) -> serde_json::Value {
+    let (ok, out) = docker(
+        d,
+        "m1",
+        &["service", "inspect", service, "--format", "{{json .Spec}}"],
+    );
+    assert!(ok, "{out}");
+    let text = out.trim().replace("\"a_", "\"b_").replace("\"a\"", "\"b\"");
+    let mut spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for n in spec["TaskTemplate"]["Networks"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        n.as_object_mut().unwrap().remove("Target");
+    }
+    for kind in ["Secrets", "Configs"] {
+        for r in spec["TaskTemplate"]["ContainerSpec"][kind]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            r.as_object_mut()
+                .unwrap()
+                .remove(&format!("{}ID", &kind[..kind.len() - 1]));
+        }
+    }
+    spec
+}
+
+/// `swarmctl stack deploy` reads the compose file itself and makes what
+/// `docker stack deploy` (which reads it in the CLI) makes; a second
+/// deploy changes nothing, a changed file updates only what changed,
+/// `--prune` removes what the file lost, and each tool's `stack` commands
+/// see the other's stacks.
+#[test]
+fn swarmctl_stack_deploy_makes_what_docker_stack_deploy_makes() {
+    let Some(mut d) = daemons() else {
+        return;
+    };
+    d.init("m1");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw.txt"), "s3cret").unwrap();
+    std::fs::write(dir.path().join("conf.txt"), "level=info").unwrap();
+    let compose = |replicas: u32, with_db: bool| {
+        let marker = d.marker();
+        let db = if with_db {
+            format!("  db:\n    image: sleep\n    command: \"{marker}\"\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "version: \"3.8\"
+services:
+  web:
+    image: sleep
+    command: [\"{marker}\"]
+    environment: {{MODE: prod}}
+    labels: [tier=front]
+    networks: [front]
+    secrets: [pw]
+    configs:
+      - source: conf
+        target: /etc/app.conf
+    stop_grace_period: 5s
+    deploy:
+      replicas: {replicas}
+      labels: {{team: a}}
+      update_config: {{parallelism: 2, delay: 1s}}
+      restart_policy: {{condition: on-failure}}
+{db}networks:
+  front:
+secrets:
+  pw: {{file: ./pw.txt}}
+configs:
+  conf: {{file: ./conf.txt}}
+"
+        )
+    };
+    let file = dir.path().join("compose.yml");
+    std::fs::write(&file, compose(2, true)).unwrap();
+    let path = file.to_str().unwrap();
+    let out = d.ctl_ok("m1", &["stack", "deploy", "-c", path, "a"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "Creating config a_conf",
+            "Creating network a_default",
+            "Creating network a_front",
+            "Creating secret a_pw",
+            "Creating service a_db",
+            "Creating service a_web"
+        ],
+        "{out}"
+    );
+    let (ok, out) = docker(&d, "m1", &["stack", "deploy", "-c", path, "b"]);
+    assert!(ok, "{out}");
+    for service in ["web", "db"] {
+        let ours = spec_of(&d, &format!("a_{service}"));
+        let docker_s = spec_of(&d, &format!("b_{service}"));
+        assert_eq!(ours, docker_s, "{service}: swarmctl's spec, then docker's");
+    }
+
+    // Again: nothing changes. Then only web's replicas, and db is pruned.
+    let out = d.ctl_ok("m1", &["stack", "deploy", "-c", path, "a"]);
+    assert_eq!(out, "", "a second deploy of the same file changes nothing");
+    std::fs::write(&file, compose(3, false)).unwrap();
+    let out = d.ctl_ok("m1", &["stack", "deploy", "-c", path, "a"]);
+    assert!(out.starts_with("Updating service a_web (id: "), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let out = d.ctl_ok("m1", &["stack", "deploy", "--prune", "-c", path, "a"]);
+    assert_eq!(out, "Removing service a_db\n");
+    d.wait("a_web's 3 tasks", Duration::from_secs(30), || {
+        d.running("m1", "a_web").len() == 3
+    });
+
+    // Each tool sees the other's stacks.
+    let out = d.ctl_ok("m1", &["stack", "ls"]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [["NAME", "SERVICES"], ["a", "1"], ["b", "2"]],
+        "{out}"
+    );
+    let (ok, out) = docker(&d, "m1", &["stack", "services", "a"]);
+    assert!(ok && out.contains("a_web") && out.contains("3/3"), "{out}");
+    let out = d.ctl_ok("m1", &["stack", "ps", "b"]);
+    assert!(out.contains("b_web.1") && out.contains("b_db.1"), "{out}");
+
+    // Errors name what is wrong.
+    std::fs::write(
+        &file,
+        "services:\n  web:\n    image: sleep\n    replicas: 2\n",
+    )
+    .unwrap();
+    let out = d.ctl_at("m1", &["stack", "deploy", "-c", path, "a"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("services.web.replicas: unknown option"),
+        "{text}"
+    );
+
+    // Removed by either tool, nothing is left.
+    let out = d.ctl_ok("m1", &["stack", "rm", "a"]);
+    assert!(
+        out.contains("Removing service a_web")
+            && out.contains("Removing secret a_pw")
+            && out.contains("Removing network a_front"),
+        "{out}"
+    );
+    let (ok, out) = docker(&d, "m1", &["stack", "rm", "b"]);
+    assert!(ok, "{out}");
+    d.wait("the stacks' networks gone", Duration::from_secs(60), || {
+        let (_, out) = docker(&d, "m1", &["network", "ls", "--format", "{{.Name}}"]);
+        !out.contains("a_") && !out.contains("b_")
+    });
+    let (_, out) = docker(&d, "m1", &["service", "ls", "-q"]);
+    assert_eq!(out.trim(), "");
+    let (_, out) = docker(&d, "m1", &["secret", "ls", "-q"]);
+    assert_eq!(out.trim(), "");
+}

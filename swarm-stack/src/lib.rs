@@ -143,8 +143,9 @@ pub struct Current {
     pub networks: BTreeSet<String>,
     /// Every secret's name.
     pub secrets: BTreeSet<String>,
-    /// Every config's name and data.
-    pub configs: BTreeMap<String, Vec<u8>>,
+    /// Every config's name, and its data where the caller can read it
+    /// (`None`: the config is kept as it is, unchecked).
+    pub configs: BTreeMap<String, Option<Vec<u8>>>,
 }
 
 /// One step of a deployment.
@@ -262,8 +263,9 @@ impl Stack {
         for c in &self.configs {
             match current.configs.get(&c.name) {
                 None => actions.push(Action::CreateConfig(c.clone())),
-                Some(data) if *data == c.data => {}
-                Some(_) => {
+                Some(None) => {}
+                Some(Some(data)) if *data == c.data => {}
+                Some(Some(_)) => {
                     return Err(StackError::Invalid(format!(
                         "config {} exists with other data, and a config cannot change: give the new data a new name (name: in the file), or remove the stack first",
                         c.name
@@ -618,7 +620,7 @@ impl Reader<'_> {
                 ));
             }
         };
-        let mut spec = ServiceSpec::replicated(self.prefixed(short), 0, vec![image.clone()]);
+        let mut spec = ServiceSpec::replicated(self.prefixed(short), 0, vec![tagged(&image)]);
         spec.mode = mode;
         spec.labels = labels_of(deploy.labels.as_ref());
         spec.labels.extend(self.namespace());
@@ -911,6 +913,17 @@ impl Reader<'_> {
             target,
             read_only,
         })
+    }
+}
+
+/// An image reference with Docker's default tag: `nginx` is
+/// `nginx:latest`, as the docker CLI sends it; a tag or digest stays.
+fn tagged(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') {
+        image.to_owned()
+    } else {
+        format!("{image}:latest")
     }
 }
 

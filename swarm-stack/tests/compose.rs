@@ -99,6 +99,10 @@ fn every_form_of_the_file_becomes_the_spec_docker_would_make() {
     assert_eq!(names, ["app_db", "app_web"]);
     let db = &stack.services[0];
     assert_eq!(db.mode, ServiceMode::Global);
+    // Docker's default tag, as the docker CLI sends it; the label keeps
+    // the image as written.
+    assert_eq!(db.task.image, "postgres:latest");
+    assert_eq!(db.labels["com.docker.stack.image"], "postgres");
     // db names no network: it gets the stack's default one.
     assert_eq!(db.task.networks[0].target, "app_default");
     assert_eq!(db.task.networks[0].aliases, ["db"]);
@@ -244,7 +248,9 @@ fn a_plan_creates_what_is_missing_updates_what_changed_and_prunes() {
     );
     let mut current = Current::default();
     current.networks.insert("outside".into());
-    current.configs.insert("shared-conf".into(), b"x".to_vec());
+    current
+        .configs
+        .insert("shared-conf".into(), Some(b"x".to_vec()));
     let plan = stack.plan(&current, false).unwrap();
     let kinds: Vec<String> = plan
         .iter()

@@ -66,6 +66,44 @@ enum Command {
     /// Manage overlay networks.
     #[command(subcommand)]
     Network(NetworkCmd),
+    /// Manage stacks: services, networks, secrets and configs from a
+    /// compose file.
+    #[command(subcommand)]
+    Stack(StackCmd),
+}
+
+#[derive(Subcommand)]
+enum StackCmd {
+    /// Deploy a new stack or update an existing one from a compose file
+    /// (format 3.x), as `docker stack deploy` does.
+    Deploy {
+        /// The compose file; `-` reads it from stdin.
+        #[arg(short = 'c', long = "compose-file")]
+        compose_file: PathBuf,
+        /// Remove the stack's services that the file no longer has.
+        #[arg(long)]
+        prune: bool,
+        /// The stack's name.
+        name: String,
+    },
+    /// List stacks.
+    Ls,
+    /// List a stack's services.
+    Services {
+        /// The stack's name.
+        name: String,
+    },
+    /// List a stack's tasks.
+    Ps {
+        /// The stack's name.
+        name: String,
+    },
+    /// Remove stacks: their services, then their secrets, configs and
+    /// networks.
+    Rm {
+        /// The stacks' names.
+        names: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -389,9 +427,16 @@ impl Ctl {
     }
 
     async fn state(&self) -> anyhow::Result<State> {
+        self.state_of(|_| true).await
+    }
+
+    /// [`Ctl::state`] with only the services `keep` keeps (and their
+    /// tasks).
+    async fn state_of(&self, keep: impl Fn(&Service) -> bool) -> anyhow::Result<State> {
         let mut objects: Vec<Object> = Vec::new();
         objects.extend(self.nodes().await?.into_iter().map(Object::Node));
-        let services = self.remote.services().await?;
+        let mut services = self.remote.services().await?;
+        services.retain(|s| keep(s));
         for s in &services {
             for t in self.remote.service_tasks(&s.meta.id).await? {
                 objects.push(Object::Task(t));
@@ -1306,6 +1351,171 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Secret(cmd) => data_cmd(&ctl, cmd, true).await?,
         Command::Config(cmd) => data_cmd(&ctl, cmd, false).await?,
         Command::Network(cmd) => network_cmd(&ctl, cmd).await?,
+        Command::Stack(cmd) => stack_cmd(&ctl, cmd).await?,
+    }
+    Ok(())
+}
+
+fn in_stack(labels: &BTreeMap<String, String>, stack: &str) -> bool {
+    labels.get(swarm_stack::NAMESPACE_LABEL).map(String::as_str) == Some(stack)
+}
+
+/// What the cluster has, for a stack's plan.
+async fn current(ctl: &Ctl) -> anyhow::Result<swarm_stack::Current> {
+    let mut current = swarm_stack::Current::default();
+    for s in ctl.remote.services().await? {
+        current.services.insert(s.spec.name.clone(), s.spec.clone());
+    }
+    let ControlReply::Networks(networks) = ctl.call(ControlRequest::ListNetworks).await? else {
+        bail!("the manager answered out of turn")
+    };
+    current.networks = networks.iter().map(|n| n.spec.name.clone()).collect();
+    let ControlReply::Secrets(secrets) = ctl.call(ControlRequest::ListSecrets).await? else {
+        bail!("the manager answered out of turn")
+    };
+    current.secrets = secrets.iter().map(|s| s.spec.name.clone()).collect();
+    let ControlReply::Configs(configs) = ctl.call(ControlRequest::ListConfigs).await? else {
+        bail!("the manager answered out of turn")
+    };
+    // The control API lists configs without their data: kept unchecked.
+    current.configs = configs
+        .iter()
+        .map(|c| (c.spec.name.clone(), None))
+        .collect();
+    Ok(current)
+}
+
+async fn stack_cmd(ctl: &Ctl, cmd: StackCmd) -> anyhow::Result<()> {
+    use swarm_stack::{Action, Stack};
+    match cmd {
+        StackCmd::Deploy {
+            compose_file,
+            prune,
+            name,
+        } => {
+            let (text, dir) = if compose_file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                (text, std::env::current_dir()?)
+            } else {
+                let text = std::fs::read_to_string(&compose_file)
+                    .with_context(|| format!("--compose-file {}", compose_file.display()))?;
+                let dir = compose_file
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map_or_else(std::env::current_dir, |d| Ok(d.to_path_buf()))?;
+                (text, dir)
+            };
+            let stack = Stack::from_compose(&name, &text, &dir, &|v| std::env::var(v).ok())?;
+            for w in &stack.warnings {
+                eprintln!("{w}");
+            }
+            let plan = stack.plan(&current(ctl).await?, prune)?;
+            for action in plan {
+                match action {
+                    Action::CreateNetwork(spec) => {
+                        println!("Creating network {}", spec.name);
+                        ctl.call(ControlRequest::CreateNetwork(spec)).await?;
+                    }
+                    Action::CreateSecret(spec) => {
+                        println!("Creating secret {}", spec.name);
+                        ctl.remote.create_secret(spec).await?;
+                    }
+                    Action::CreateConfig(spec) => {
+                        println!("Creating config {}", spec.name);
+                        ctl.call(ControlRequest::CreateConfig(spec)).await?;
+                    }
+                    Action::CreateService(spec) => {
+                        println!("Creating service {}", spec.name);
+                        ctl.remote.create_service(spec).await?;
+                    }
+                    Action::UpdateService(spec) => {
+                        let now = ctl.remote.service(&spec.name).await?;
+                        println!("Updating service {} (id: {})", spec.name, now.meta.id);
+                        ctl.remote
+                            .update_service(&spec.name, spec.clone(), Some(now.meta.version))
+                            .await?;
+                    }
+                    Action::RemoveService(service) => {
+                        println!("Removing service {service}");
+                        ctl.remote.remove_service(&service).await?;
+                    }
+                }
+            }
+        }
+        StackCmd::Ls => {
+            let mut stacks: BTreeMap<String, usize> = BTreeMap::new();
+            for s in ctl.remote.services().await? {
+                if let Some(n) = s.spec.labels.get(swarm_stack::NAMESPACE_LABEL) {
+                    *stacks.entry(n.clone()).or_default() += 1;
+                }
+            }
+            let rows: Vec<Vec<String>> = stacks
+                .into_iter()
+                .map(|(name, n)| vec![name, n.to_string()])
+                .collect();
+            print!("{}", table::render(&["NAME", "SERVICES"], &rows));
+        }
+        StackCmd::Services { name } => {
+            let state = ctl.state_of(|s| in_stack(&s.spec.labels, &name)).await?;
+            if state.services().next().is_none() {
+                bail!("Nothing found in stack: {name}");
+            }
+            print!("{}", table::services(&state));
+        }
+        StackCmd::Ps { name } => {
+            let state = ctl.state_of(|s| in_stack(&s.spec.labels, &name)).await?;
+            if state.services().next().is_none() {
+                bail!("Nothing found in stack: {name}");
+            }
+            print!("{}", table::all_tasks(&state));
+        }
+        StackCmd::Rm { names } => {
+            for name in names {
+                stack_rm(ctl, &name).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes a stack's services, then its secrets, configs and networks
+/// (whose removal waits for the services' tasks to stop).
+async fn stack_rm(ctl: &Ctl, name: &str) -> anyhow::Result<()> {
+    let mut found = false;
+    for s in ctl.remote.services().await? {
+        if in_stack(&s.spec.labels, name) {
+            found = true;
+            println!("Removing service {}", s.spec.name);
+            ctl.remote.remove_service(&s.spec.name).await?;
+        }
+    }
+    if let ControlReply::Secrets(list) = ctl.call(ControlRequest::ListSecrets).await? {
+        for s in list.iter().filter(|s| in_stack(&s.spec.labels, name)) {
+            found = true;
+            println!("Removing secret {}", s.spec.name);
+            ctl.call(ControlRequest::RemoveSecret(s.spec.name.clone()))
+                .await?;
+        }
+    }
+    if let ControlReply::Configs(list) = ctl.call(ControlRequest::ListConfigs).await? {
+        for c in list.iter().filter(|c| in_stack(&c.spec.labels, name)) {
+            found = true;
+            println!("Removing config {}", c.spec.name);
+            ctl.call(ControlRequest::RemoveConfig(c.spec.name.clone()))
+                .await?;
+        }
+    }
+    if let ControlReply::Networks(list) = ctl.call(ControlRequest::ListNetworks).await? {
+        for n in list.iter().filter(|n| in_stack(&n.spec.labels, name)) {
+            found = true;
+            println!("Removing network {}", n.spec.name);
+            ctl.call(ControlRequest::RemoveNetwork(n.spec.name.clone()))
+                .await?;
+        }
+    }
+    if !found {
+        println!("Nothing found in stack: {name}");
     }
     Ok(())
 }
