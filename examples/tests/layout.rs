@@ -53,6 +53,7 @@ fn the_crates_sit_at_the_top_level() {
         "swarm-node",
         "swarm-net",
         "swarm-engine",
+        "swarm-stack",
         "examples",
     ] {
         assert!(
@@ -96,6 +97,11 @@ fn dependencies_point_one_way() {
         deps["swarm-engine"],
         ["swarm-core"],
         "the Engine API sees the model alone; the daemon is behind its Backend"
+    );
+    assert_eq!(
+        deps["swarm-stack"],
+        ["swarm-core"],
+        "compose reading makes specs of the model alone; the caller writes them"
     );
     for (name, list) in &deps {
         if name != "swarm-examples" {
