@@ -242,3 +242,173 @@ fn swarmd_says_so_when_docker_does_not_answer_and_makes_no_node() {
     );
     assert!(!data.join("node.json").exists(), "no node is made");
 }
+
+/// The stock docker CLI against swarmd's Engine API socket (DOCKER_HOST
+/// pointing at swarmd, not at the engine): (success, stdout and stderr).
+fn swarm_docker(d: &Daemons, args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(format!(
+            "unix://{}",
+            d.data("m1").join("swarmd.sock").display()
+        ))
+        .args(args)
+        .env("DOCKER_CONFIG", d.data("m1").join("docker-config"))
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .expect("the docker CLI runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The docker CLI drives services of containers on `--runtime docker`:
+/// create (docker's progress, until converged) with a published port
+/// that answers from each container, an update that replaces them,
+/// rollback, scale, ps, logs and rm, which leaves no container behind.
+#[test]
+fn the_docker_cli_drives_container_services() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(docker) = rt.block_on(engine("the_docker_cli_drives_container_services")) else {
+        return;
+    };
+    let image = rt.block_on(test_image(&docker));
+    let mut d = Daemons::new(
+        Path::new(env!("CARGO_BIN_EXE_swarmd")),
+        Path::new(env!("CARGO_BIN_EXE_swarmctl")),
+        &["--runtime", "docker", "--heartbeat-period", "250ms"],
+    );
+    d.init("m1");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.data("m1").join("node.json")).unwrap()).unwrap();
+    let node = state["node_id"].as_str().unwrap().to_owned();
+    let _cleanup = NodeContainers(node.clone());
+    let containers = Containers(node);
+    let ok = |args: &[&str]| {
+        let (ok, out) = swarm_docker(&d, args);
+        assert!(ok, "docker {args:?}: {out}");
+        out
+    };
+
+    let port = free_port();
+    let published = format!("{port}:80");
+    let out = ok(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "--stop-grace-period",
+        "1s",
+        "-p",
+        &published,
+        image,
+        "swarm-testd",
+        "http",
+        "80",
+    ]);
+    assert!(
+        out.contains("verify: Service ") && out.contains(" converged"),
+        "{out}"
+    );
+    let first = containers.ids(false, "label=swarm.service.name=web");
+    assert_eq!(first.len(), 2, "{first:?}");
+    d.wait(
+        "both containers to answer on the published port",
+        LIMIT,
+        || answering(port, 8) == first,
+    );
+    let out = ok(&[
+        "service",
+        "ps",
+        "web",
+        "--format",
+        "{{.Name}} {{.Node}} {{.CurrentState}}",
+    ]);
+    assert_eq!(
+        out.lines().filter(|l| l.contains("m1 Running")).count(),
+        2,
+        "{out}"
+    );
+
+    // An update replaces both containers; rollback replaces them again.
+    let out = ok(&[
+        "service",
+        "update",
+        "--env-add",
+        "V=2",
+        "--update-parallelism",
+        "2",
+        "web",
+    ]);
+    assert!(
+        out.contains("verify: Service ") && out.contains(" converged"),
+        "{out}"
+    );
+    // The old containers go once stopped (their grace period is 1 s).
+    let mut second = BTreeSet::new();
+    d.wait("the old containers to go", LIMIT, || {
+        second = containers.ids(false, "label=swarm.service.name=web");
+        second.len() == 2
+    });
+    assert!(first.is_disjoint(&second), "{first:?} {second:?}");
+    let out = ok(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+    ]);
+    assert_eq!(out.trim(), r#"["V=2"]"#);
+    let out = ok(&["service", "rollback", "web"]);
+    assert!(
+        out.contains("rollback: manually requested rollback"),
+        "{out}"
+    );
+    d.wait("the rolled-back containers to answer", LIMIT, || {
+        let now = containers.ids(false, "label=swarm.service.name=web");
+        now.len() == 2 && now.is_disjoint(&second) && answering(port, 8) == now
+    });
+    let out = ok(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+    ]);
+    assert_eq!(out.trim(), "null");
+
+    ok(&["service", "scale", "web=3"]);
+    d.wait("a third container", LIMIT, || {
+        containers.ids(false, "label=swarm.service.name=web").len() == 3
+    });
+
+    // The engine's logs, through docker service logs.
+    ok(&[
+        "service",
+        "create",
+        "--name",
+        "talk",
+        "--detach",
+        image,
+        "sh",
+        "-c",
+        "echo hello-from-a-container; exec sleep 1000",
+    ]);
+    d.wait("the container's line in docker service logs", LIMIT, || {
+        swarm_docker(&d, &["service", "logs", "talk"])
+            .1
+            .contains("| hello-from-a-container")
+    });
+
+    ok(&["service", "rm", "web", "talk"]);
+    d.wait("every container removed", LIMIT, || {
+        containers.ids(true, "").is_empty()
+    });
+}
