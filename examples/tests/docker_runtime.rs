@@ -62,25 +62,51 @@ fn answering(port: u16, rounds: usize) -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn docker_runtime_end_to_end() {
+/// A manager of `swarmd --runtime docker`, started for `test`, with the
+/// test image, the node's containers, and their removal when the test
+/// ends; `None` (the test skips) without an engine.
+struct Setup {
+    d: Daemons,
+    image: &'static str,
+    containers: Containers,
+    _cleanup: NodeContainers,
+}
+
+fn setup(test: &str, args: &[&str]) -> Option<Setup> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(docker) = rt.block_on(engine("docker_runtime_end_to_end")) else {
-        return;
-    };
+    let docker = rt.block_on(engine(test))?;
     let image = rt.block_on(test_image(&docker));
+    let mut flags = vec!["--runtime", "docker"];
+    flags.extend_from_slice(args);
     let mut d = Daemons::new(
         Path::new(env!("CARGO_BIN_EXE_swarmd")),
         Path::new(env!("CARGO_BIN_EXE_swarmctl")),
-        &["--runtime", "docker"],
+        &flags,
     );
     d.init("m1");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.data("m1").join("node.json")).unwrap()).unwrap();
     let node = state["node_id"].as_str().unwrap().to_owned();
-    // Whatever a failed run left goes when the test ends.
-    let _cleanup = NodeContainers(node.clone());
-    let containers = Containers(node);
+    Some(Setup {
+        d,
+        image,
+        containers: Containers(node.clone()),
+        // Whatever a failed run left goes when the test ends.
+        _cleanup: NodeContainers(node),
+    })
+}
+
+#[test]
+fn docker_runtime_end_to_end() {
+    let Some(Setup {
+        mut d,
+        image,
+        containers,
+        _cleanup,
+    }) = setup("docker_runtime_end_to_end", &[])
+    else {
+        return;
+    };
     d.wait("the node to be ready", LIMIT, || {
         d.nodes("m1").get("m1").is_some_and(|(s, _)| s == "ready")
     });
@@ -273,22 +299,18 @@ fn swarm_docker(d: &Daemons, args: &[&str]) -> (bool, String) {
 /// rollback, scale, ps, logs and rm, which leaves no container behind.
 #[test]
 fn the_docker_cli_drives_container_services() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(docker) = rt.block_on(engine("the_docker_cli_drives_container_services")) else {
+    let Some(Setup {
+        d,
+        image,
+        containers,
+        _cleanup,
+    }) = setup(
+        "the_docker_cli_drives_container_services",
+        &["--heartbeat-period", "250ms"],
+    )
+    else {
         return;
     };
-    let image = rt.block_on(test_image(&docker));
-    let mut d = Daemons::new(
-        Path::new(env!("CARGO_BIN_EXE_swarmd")),
-        Path::new(env!("CARGO_BIN_EXE_swarmctl")),
-        &["--runtime", "docker", "--heartbeat-period", "250ms"],
-    );
-    d.init("m1");
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.data("m1").join("node.json")).unwrap()).unwrap();
-    let node = state["node_id"].as_str().unwrap().to_owned();
-    let _cleanup = NodeContainers(node.clone());
-    let containers = Containers(node);
     let ok = |args: &[&str]| {
         let (ok, out) = swarm_docker(&d, args);
         assert!(ok, "docker {args:?}: {out}");
