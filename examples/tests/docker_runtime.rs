@@ -418,6 +418,12 @@ fn the_docker_cli_drives_container_services() {
         "--name",
         "talk",
         "--detach",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--limit-pids",
+        "64",
+        "--oom-score-adj",
+        "300",
         image,
         "sh",
         "-c",
@@ -428,6 +434,21 @@ fn the_docker_cli_drives_container_services() {
             .1
             .contains("| hello-from-a-container")
     });
+    // The limits reach the engine's container.
+    let talk = containers.ids(false, "label=swarm.service.name=talk");
+    let inspect = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{json .HostConfig.Ulimits}} {{.HostConfig.PidsLimit}} {{.HostConfig.OomScoreAdj}}",
+        ])
+        .arg(talk.iter().next().expect("talk's container"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        r#"[{"Name":"nofile","Hard":2048,"Soft":1024}] 64 300"#
+    );
 
     ok(&["service", "rm", "web", "talk"]);
     d.wait("every container removed", LIMIT, || {

@@ -239,6 +239,35 @@ impl TaskSpec {
                 "the log driver has no name: name one such as json-file or local",
             );
         }
+        for u in &self.ulimits {
+            if u.name.trim().is_empty() || u.name.contains(char::is_whitespace) {
+                errors.push(
+                    "task.ulimits",
+                    format!(
+                        "invalid ulimit name {:?}: use a resource such as nofile or nproc",
+                        u.name
+                    ),
+                );
+            } else if u.soft < -1 || u.hard < -1 || (u.hard >= 0 && (u.soft < 0 || u.soft > u.hard))
+            {
+                errors.push(
+                    "task.ulimits",
+                    format!(
+                        "invalid ulimit {}={}:{}: the soft limit must not exceed the hard one (-1 is unlimited)",
+                        u.name, u.soft, u.hard
+                    ),
+                );
+            }
+        }
+        if !(-1000..=1000).contains(&self.oom_score_adj) {
+            errors.push(
+                "task.oom_score_adj",
+                format!(
+                    "invalid OOM score adjustment {}: give -1000 to 1000",
+                    self.oom_score_adj
+                ),
+            );
+        }
         if let Some(k) = self
             .sysctls
             .keys()

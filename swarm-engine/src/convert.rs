@@ -254,21 +254,26 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
                 .is_some_and(|p| !crate::decode::is_zero(p)),
         ),
         ("Isolation", !matches!(c.isolation.as_str(), "" | "default")),
-        ("Ulimits", !c.ulimits.is_empty()),
-        ("OomScoreAdj", c.oom_score_adj != 0),
     ] {
         if set {
             return Err(unsupported(&format!("TaskTemplate.ContainerSpec.{field}")));
         }
     }
+    let pids = t
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .map_or(0, |l| l.pids);
+    let pids_limit = u64::try_from(pids).map_err(|_| {
+        ApiError::bad_request(format!(
+            "TaskTemplate.Resources.Limits.Pids: {pids} is negative: give 0 (no limit) or more"
+        ))
+    })?;
     let resources = match t.resources {
         None => ResourceRequirements::default(),
         Some(r) => {
             let limits = r.limits.unwrap_or_default();
             let reservations = r.reservations.unwrap_or_default();
-            if limits.pids != 0 {
-                return Err(unsupported("TaskTemplate.Resources.Limits.Pids"));
-            }
             if !reservations.generic_resources.is_empty() {
                 return Err(unsupported(
                     "TaskTemplate.Resources.Reservations.GenericResources",
@@ -396,6 +401,17 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
         sysctls: c.sysctls,
         cap_add: c.capability_add,
         cap_drop: c.capability_drop,
+        ulimits: c
+            .ulimits
+            .into_iter()
+            .map(|u| model::Ulimit {
+                name: u.name,
+                hard: u.hard,
+                soft: u.soft,
+            })
+            .collect(),
+        oom_score_adj: c.oom_score_adj,
+        pids_limit,
         log_driver: t
             .log_driver
             .filter(|l| !l.name.is_empty() || !l.options.is_empty())
@@ -606,6 +622,16 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
             sysctls: t.sysctls.clone(),
             capability_add: t.cap_add.clone(),
             capability_drop: t.cap_drop.clone(),
+            ulimits: t
+                .ulimits
+                .iter()
+                .map(|u| ws::Ulimit {
+                    name: u.name.clone(),
+                    hard: u.hard,
+                    soft: u.soft,
+                })
+                .collect(),
+            oom_score_adj: t.oom_score_adj,
             mounts: t
                 .mounts
                 .iter()
@@ -662,7 +688,7 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
             limits: Some(ws::Limit {
                 nano_cpus: clamp(t.resources.limits.nano_cpus),
                 memory_bytes: clamp(t.resources.limits.memory_bytes),
-                pids: 0,
+                pids: clamp(t.pids_limit),
             }),
             reservations: Some(ws::Reservation {
                 nano_cpus: clamp(t.resources.reservations.nano_cpus),

@@ -190,9 +190,32 @@ fn container_extras() -> impl Strategy<Value = Map<String, Value>> {
         proptest::collection::vec(prop_oneof![Just("NET_ADMIN"), Just("SYS_PTRACE")], 0..2),
         proptest::collection::vec(prop_oneof![Just("MKNOD"), Just("CHOWN")], 0..2),
         proptest::option::of(prop_oneof![Just("json-file"), Just("local")]),
+        proptest::collection::vec(
+            (
+                prop_oneof![Just("nofile"), Just("nproc")],
+                0..4096i64,
+                0..4096i64,
+            )
+                .prop_map(|(name, a, b)| json!({"Name": name, "Soft": a.min(b), "Hard": a.max(b)})),
+            0..2,
+        ),
+        (-1000..=1000i64, 0..500i64),
     )
         .prop_map(
-            |(groups, init, signal, (tty, stdin, ro), hosts, dns, sysctls, add, drop, log)| {
+            |(
+                groups,
+                init,
+                signal,
+                (tty, stdin, ro),
+                hosts,
+                dns,
+                sysctls,
+                add,
+                drop,
+                log,
+                ulimits,
+                (oom, pids),
+            )| {
                 let mut m = Map::new();
                 let mut put = |k: &str, v: Value| {
                     m.insert(k.to_owned(), v);
@@ -221,6 +244,10 @@ fn container_extras() -> impl Strategy<Value = Map<String, Value>> {
                 put("Sysctls", json!(sysctls));
                 put("CapabilityAdd", json!(add));
                 put("CapabilityDrop", json!(drop));
+                put("Ulimits", json!(ulimits));
+                put("OomScoreAdj", json!(oom));
+                // Not a container field: lifted into the resources below.
+                put("Pids", json!(pids));
                 if let Some(l) = log {
                     // Not a container field: lifted into the template below.
                     put(
@@ -238,14 +265,14 @@ fn service_spec() -> impl Strategy<Value = Value> {
         "[a-z][a-z0-9-]{0,10}[a-z0-9]",
         labels(),
         (container_spec(), container_extras()).prop_map(|(mut c, extras)| {
-            let log = {
+            let (log, pids) = {
                 let m = c.as_object_mut().unwrap();
                 for (k, v) in extras {
                     m.insert(k, v);
                 }
-                m.remove("LogDriver")
+                (m.remove("LogDriver"), m.remove("Pids"))
             };
-            (c, log)
+            (c, log, pids)
         }),
         prop_oneof![
             (0_u64..20).prop_map(|r| json!({"Replicated": {"Replicas": r}})),
@@ -278,7 +305,7 @@ fn service_spec() -> impl Strategy<Value = Value> {
         ),
     )
         .prop_map(
-            |(name, labels, (container, log), mode, (cpus, memory), restart, placement, updates, endpoint)| {
+            |(name, labels, (container, log, pids), mode, (cpus, memory), restart, placement, updates, endpoint)| {
                 let (condition, delay, attempts, window) = restart;
                 let (constraints, preferences, max_replicas) = placement;
                 let (mode_name, targets, protocol) = endpoint;
@@ -294,7 +321,7 @@ fn service_spec() -> impl Strategy<Value = Value> {
                     "TaskTemplate": {
                         "ContainerSpec": container,
                         "Resources": {
-                            "Limits": {"NanoCPUs": cpus * 2, "MemoryBytes": memory * 2},
+                            "Limits": {"NanoCPUs": cpus * 2, "MemoryBytes": memory * 2, "Pids": pids},
                             "Reservations": {"NanoCPUs": cpus, "MemoryBytes": memory},
                         },
                         "RestartPolicy": {"Condition": condition, "Delay": delay, "MaxAttempts": attempts, "Window": window},

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount,
-    MountType, PortBinding,
+    MountType, PortBinding, ResourcesUlimits,
 };
 use swarm_core::Id;
 use swarm_core::model::{HealthCheck, Mount, MountKind, PortConfig, Protocol, PublishMode, Task};
@@ -318,6 +318,18 @@ pub(crate) fn create_body(
                 .collect()
         }),
         extra_hosts: extra_hosts(&spec.hosts)?,
+        ulimits: (!spec.ulimits.is_empty()).then(|| {
+            spec.ulimits
+                .iter()
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name.clone()),
+                    soft: Some(u.soft),
+                    hard: Some(u.hard),
+                })
+                .collect()
+        }),
+        oom_score_adj: (spec.oom_score_adj != 0).then_some(spec.oom_score_adj),
+        pids_limit: positive(spec.pids_limit),
         dns: some(&dns.nameservers),
         dns_search: some(&dns.search),
         dns_options: some(&dns.options),
@@ -658,6 +670,13 @@ mod tests {
                 name: "local".into(),
                 options: [("max-size".to_owned(), "10m".to_owned())].into(),
             }),
+            ulimits: vec![swarm_core::model::Ulimit {
+                name: "nofile".into(),
+                hard: 2048,
+                soft: 1024,
+            }],
+            oom_score_adj: -500,
+            pids_limit: 100,
             ..TaskSpec::default()
         };
         let t = task(spec, &[]);
@@ -684,6 +703,15 @@ mod tests {
         );
         assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".into()]));
         assert_eq!(host.cap_drop, Some(vec!["MKNOD".into()]));
+        let ulimit = &host.ulimits.as_ref().unwrap()[0];
+        assert_eq!(
+            (ulimit.name.as_deref(), ulimit.soft, ulimit.hard),
+            (Some("nofile"), Some(1024), Some(2048))
+        );
+        assert_eq!(
+            (host.oom_score_adj, host.pids_limit),
+            (Some(-500), Some(100))
+        );
         let log = host.log_config.unwrap();
         assert_eq!(log.typ.as_deref(), Some("local"));
         // Joined to a sandbox, the holder keeps the hosts and the

@@ -134,6 +134,8 @@ pub struct ServiceDef {
     pub dns_opt: Option<Vec<String>>,
     pub group_add: Option<Vec<Scalar>>,
     pub logging: Option<LoggingDef>,
+    pub ulimits: Option<BTreeMap<String, UlimitDef>>,
+    pub oom_score_adj: Option<i64>,
     /// Every other key: the options `docker stack deploy` ignores (with a
     /// warning), `x-` extensions, and mistakes (refused).
     #[serde(flatten)]
@@ -190,6 +192,22 @@ pub struct ResourcesDef {
 pub struct ResourceDef {
     pub cpus: Option<Scalar>,
     pub memory: Option<Scalar>,
+    pub pids: Option<u64>,
+}
+
+/// `ulimits.NAME`: one number for both limits, or `{soft, hard}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum UlimitDef {
+    /// The soft and hard limit alike.
+    Single(i64),
+    /// Each.
+    Pair {
+        /// The limit in force.
+        soft: i64,
+        /// The limit a process may raise itself to.
+        hard: i64,
+    },
 }
 
 /// `deploy.restart_policy`.

@@ -47,7 +47,8 @@ use compose::{
 use swarm_core::model::{
     ConfigSpec, DnsConfig, EndpointMode, FailureAction, FileReference, HealthCheck, LogDriver,
     Mount, MountKind, NetworkAttachment, NetworkSpec, PlacementPreference, PortConfig, Protocol,
-    PublishMode, RestartCondition, SecretSpec, ServiceMode, ServiceSpec, UpdateConfig, UpdateOrder,
+    PublishMode, RestartCondition, SecretSpec, ServiceMode, ServiceSpec, Ulimit, UpdateConfig,
+    UpdateOrder,
 };
 
 /// The label that names a stack's objects' stack.
@@ -74,7 +75,6 @@ const IGNORED: &[&str] = &[
     "restart",
     "security_opt",
     "shm_size",
-    "ulimits",
     "userns_mode",
 ];
 
@@ -721,7 +721,33 @@ impl Reader<'_> {
                         .map_err(|e| invalid(&format!("{at}.memory"), e))?;
                 }
             }
+            if let Some(p) = r.limits.as_ref().and_then(|l| l.pids) {
+                task.pids_limit = p;
+            }
+            if r.reservations.as_ref().is_some_and(|l| l.pids.is_some()) {
+                return Err(invalid(
+                    &format!("{at}.reservations.pids"),
+                    "processes can be limited, not reserved: move pids under limits",
+                ));
+            }
         }
+        task.ulimits = def
+            .ulimits
+            .iter()
+            .flatten()
+            .map(|(name, u)| {
+                let (soft, hard) = match u {
+                    compose::UlimitDef::Single(n) => (*n, *n),
+                    compose::UlimitDef::Pair { soft, hard } => (*soft, *hard),
+                };
+                Ulimit {
+                    name: name.clone(),
+                    hard,
+                    soft,
+                }
+            })
+            .collect();
+        task.oom_score_adj = def.oom_score_adj.unwrap_or(0);
         if let Some(r) = &deploy.restart_policy {
             let at = format!("{at}.deploy.restart_policy");
             if let Some(c) = &r.condition {

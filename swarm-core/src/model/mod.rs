@@ -30,7 +30,7 @@ pub use service::{
     HealthCheck, LogDriver, MAX_REPLICAS, Mount, MountKind, NetworkAttachment, Placement,
     PlacementPreference, PortConfig, Protocol, PublishMode, RESERVED_LABEL_PREFIX,
     RestartCondition, RestartPolicy, SPEC_HISTORY, Service, ServiceMode, ServiceSpec, SpecRevision,
-    TaskSpec, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, VirtualIp,
+    TaskSpec, Ulimit, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, VirtualIp,
 };
 pub use subnet::{Subnet, SubnetError};
 pub use task::{Task, TaskNetwork, TaskState, TaskStatus};

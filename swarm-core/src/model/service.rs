@@ -415,6 +415,28 @@ pub struct TaskSpec {
     /// (`service logs`) needs a driver that keeps the logs readable.
     #[serde(default)]
     pub log_driver: Option<LogDriver>,
+    /// Resource limits of the task's processes (`--ulimit nofile=1024:2048`).
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// The OOM killer's preference for the task, -1000 to 1000
+    /// (`--oom-score-adj`).
+    #[serde(default)]
+    pub oom_score_adj: i64,
+    /// At most this many processes in the task; 0 is no limit
+    /// (`--limit-pids`).
+    #[serde(default)]
+    pub pids_limit: u64,
+}
+
+/// A resource limit of a task's processes, as `setrlimit` takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// The resource: `nofile`, `nproc`, `core`, `memlock`, ...
+    pub name: String,
+    /// The limit a process may raise itself to.
+    pub hard: i64,
+    /// The limit in force.
+    pub soft: i64,
 }
 
 /// A task's resolver settings.
@@ -464,6 +486,9 @@ impl TaskSpec {
             ("--cap-add", !self.cap_add.is_empty()),
             ("--cap-drop", !self.cap_drop.is_empty()),
             ("--log-driver", self.log_driver.is_some()),
+            ("--ulimit", !self.ulimits.is_empty()),
+            ("--oom-score-adj", self.oom_score_adj != 0),
+            ("--limit-pids", self.pids_limit != 0),
         ] {
             if set {
                 asked.push(flag);
