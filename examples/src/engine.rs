@@ -27,6 +27,7 @@ pub struct NodeBackend<S> {
     host: Host,
     logs: Option<LogsFrom>,
     unlocker: Option<swarm_node::Unlocker>,
+    images: Option<swarm_runtime_docker::DockerRuntime>,
 }
 
 /// Where a manager reads its service's logs: its client certificate's
@@ -51,7 +52,16 @@ impl<S> NodeBackend<S> {
             host: Host::this_machine(),
             logs: None,
             unlocker: None,
+            images: None,
         }
+    }
+
+    /// Answers `/distribution` from the Docker runtime's engine: the
+    /// registry digest of an image it pulled.
+    #[must_use]
+    pub fn with_images(mut self, runtime: swarm_runtime_docker::DockerRuntime) -> Self {
+        self.images = Some(runtime);
+        self
     }
 
     /// Serves `docker swarm unlock`, and shows the manager locked while
@@ -103,6 +113,9 @@ pub struct Member<S> {
     pub manager: bool,
     /// Where its logs are read while it is a manager.
     pub logs: LogsFrom,
+    /// Its Docker runtime, if it runs containers: the images' registry
+    /// digests come from its engine.
+    pub images: Option<swarm_runtime_docker::DockerRuntime>,
 }
 
 /// The Engine API's backend of a daemon that may be in no swarm yet, as
@@ -135,9 +148,12 @@ impl<S: ReplicatedStore> Daemon<S> {
     }
 
     fn adopt(&self, m: Member<S>, slot: &mut Option<NodeHandle<S>>) {
-        let view = NodeBackend::new(m.handle.id().clone(), m.addr, m.handle.stores())
+        let mut view = NodeBackend::new(m.handle.id().clone(), m.addr, m.handle.stores())
             .with_logs(m.logs)
             .with_unlocker(m.handle.unlocker().clone());
+        if let Some(runtime) = m.images {
+            view = view.with_images(runtime);
+        }
         *self
             .view
             .write()
@@ -220,6 +236,16 @@ impl<S: ReplicatedStore> Backend for Daemon<S> {
         match self.current() {
             Some(node) => node.managers().await,
             None => BTreeMap::new(),
+        }
+    }
+
+    async fn distribution(
+        &self,
+        image: &str,
+    ) -> Result<swarm_engine::wire::DistributionInspect, ApiError> {
+        match self.current() {
+            Some(node) => node.distribution(image).await,
+            None => Err(swarm_engine::error::no_digest(image)),
         }
     }
 
@@ -392,6 +418,34 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
                     .with_roster(roster))
             }
             None => Err(swarm_engine::error::not_a_manager(LocalNodeState::Active)),
+        }
+    }
+
+    async fn distribution(
+        &self,
+        image: &str,
+    ) -> Result<swarm_engine::wire::DistributionInspect, ApiError> {
+        use swarm_engine::wire::{Descriptor, DistributionInspect, OciPlatform};
+        let Some(runtime) = &self.images else {
+            return Err(swarm_engine::error::no_digest(image));
+        };
+        match runtime.registry_digest(image).await {
+            Ok(Some(d)) => Ok(DistributionInspect {
+                descriptor: Descriptor {
+                    media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+                    digest: d.digest,
+                    size: 0,
+                },
+                platforms: vec![OciPlatform {
+                    architecture: d.architecture,
+                    os: d.os,
+                    variant: d.variant,
+                }],
+            }),
+            Ok(None) => Err(swarm_engine::error::no_digest(image)),
+            Err(e) => Err(ApiError::internal(format!(
+                "the Docker engine cannot say what {image} is: {e}"
+            ))),
         }
     }
 

@@ -133,6 +133,15 @@ impl From<swarm_core::control::ControlError> for ApiError {
     }
 }
 
+/// The 404 of `/distribution` for an image whose registry digest is not
+/// known here; the CLI warns and uses the image as named.
+#[must_use]
+pub fn no_digest(image: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no registry digest is known for {image} here: the image is used as named, without a digest"
+    ))
+}
+
 /// Docker's answer to `docker swarm unlock` on a daemon that is not
 /// locked (409).
 #[must_use]

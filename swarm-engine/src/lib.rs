@@ -21,8 +21,9 @@
 //! Served: `/_ping` (GET and HEAD), `/version`, `/info`; `/swarm` and its
 //! `init`, `join`, `leave`, `update`, `unlockkey`, `unlock`; `/nodes`, `/services`
 //! (with `logs`), `/tasks` (with `logs`), `/networks`, `/secrets`,
-//! `/configs` (with `update`: labels); `/events` (streamed); and `/distribution` (a 404: no
-//! registry is asked, which the CLI takes as a warning).
+//! `/configs` (with `update`: labels); `/events` (streamed); and
+//! `/distribution` (the backend's registry digest, or a 404, which the
+//! CLI takes as a warning).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -105,6 +106,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn leave(&self, force: bool) -> Result<(), ApiError> {
         let _ = force;
         Err(ApiError::unavailable("This node is not part of a swarm"))
+    }
+
+    /// `GET /distribution/{image}/json`: the image's registry digest,
+    /// for `docker service create` to pin. By default, and for an image
+    /// no registry knows here, a 404, which the CLI takes as a warning.
+    async fn distribution(&self, image: &str) -> Result<wire::DistributionInspect, ApiError> {
+        Err(error::no_digest(image))
     }
 
     /// `docker swarm unlock`: gives a locked manager the unlock key.

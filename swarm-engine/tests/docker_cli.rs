@@ -222,3 +222,126 @@ async fn versions_out_of_range_and_unknown_paths_get_docker_s_errors() {
     );
     stop.cancel();
 }
+
+/// A manager whose images have registry digests (as a Docker runtime's
+/// engine knows them for pulled images).
+struct Pinning(swarm_core::control::Control<Arc<dyn swarm_core::store::Store>>);
+
+const DIGEST: &str = "sha256:4f0e2bd2bb6b9a2e1e4b2f3c5a7d9e1f3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e";
+
+#[async_trait::async_trait]
+impl swarm_engine::Backend for Pinning {
+    async fn swarm(&self) -> SwarmInfo {
+        SwarmInfo {
+            local_node_state: LocalNodeState::Active,
+            control_available: true,
+            ..SwarmInfo::default()
+        }
+    }
+    fn host(&self) -> Host {
+        Host::default()
+    }
+    async fn control(
+        &self,
+    ) -> Result<
+        swarm_core::control::Control<Arc<dyn swarm_core::store::Store>>,
+        swarm_engine::ApiError,
+    > {
+        Ok(self.0.clone())
+    }
+    async fn distribution(
+        &self,
+        image: &str,
+    ) -> Result<swarm_engine::wire::DistributionInspect, swarm_engine::ApiError> {
+        use swarm_engine::wire::{Descriptor, DistributionInspect, OciPlatform};
+        if !image.starts_with("nginx") {
+            return Err(swarm_engine::error::no_digest(image));
+        }
+        Ok(DistributionInspect {
+            descriptor: Descriptor {
+                media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+                digest: DIGEST.into(),
+                size: 1234,
+            },
+            platforms: vec![OciPlatform {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                variant: String::new(),
+            }],
+        })
+    }
+}
+
+#[tokio::test]
+async fn service_create_pins_the_image_to_the_digest_distribution_answers() {
+    let Some(cli) = docker_cli() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let sock = dir.path().join("engine.sock");
+    let store: Arc<dyn swarm_core::store::Store> = Arc::new(swarm_core::store::MemoryStore::new());
+    tokio::spawn(swarm_engine::serve(
+        tokio::net::UnixListener::bind(&sock).unwrap(),
+        Arc::new(Pinning(swarm_core::control::Control::new(store))),
+        stop.clone(),
+    ));
+    let config = dir.path().join("config");
+    let (ok, out, err) = docker(
+        &cli,
+        &sock,
+        &config,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "web",
+            "nginx:1.27",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        !err.contains("could not be accessed on a registry"),
+        "{err}"
+    );
+    let (ok, out, err) = docker(
+        &cli,
+        &sock,
+        &config,
+        &[
+            "service",
+            "inspect",
+            "web",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{json .Spec.TaskTemplate.Placement.Platforms}}",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!(r#"nginx:1.27@{DIGEST} [{{"Architecture":"amd64","OS":"linux"}}]"#)
+    );
+    // An image without a digest: the CLI warns and keeps the name.
+    let (ok, _, err) = docker(
+        &cli,
+        &sock,
+        &config,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "local",
+            "swarm-test/tools:1",
+        ],
+    )
+    .await;
+    assert!(
+        ok && err.contains("could not be accessed on a registry to record"),
+        "{err}"
+    );
+}

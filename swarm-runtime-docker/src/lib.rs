@@ -136,6 +136,32 @@ impl DockerRuntime {
         &self.inner.docker
     }
 
+    /// The registry digest of `image` on this engine, if the engine pulled
+    /// it from a registry (its `RepoDigests` name the image's repository),
+    /// with the image's platform: what `docker service create` pins the
+    /// image to. `None` for an image the engine lacks, or one that was
+    /// built or imported here, which no registry knows.
+    ///
+    /// # Errors
+    /// If the engine fails.
+    pub async fn registry_digest(
+        &self,
+        image: &str,
+    ) -> Result<Option<RegistryDigest>, RuntimeError> {
+        let found = match self.inner.docker.inspect_image(image).await {
+            Ok(i) => i,
+            Err(e) if matches!(status(&e), Some(404 | 400)) => return Ok(None),
+            Err(e) => return Err(engine_error("inspect an image", &e)),
+        };
+        let digests = found.repo_digests.unwrap_or_default();
+        Ok(repo_digest(image, &digests).map(|digest| RegistryDigest {
+            digest,
+            os: found.os.unwrap_or_default(),
+            architecture: found.architecture.unwrap_or_default(),
+            variant: found.variant.unwrap_or_default(),
+        }))
+    }
+
     /// The ingress ports this node serves now, each with the addresses of
     /// the containers behind it.
     #[must_use]
@@ -1080,5 +1106,71 @@ mod tests {
         assert_eq!(d.engine_labels["ssd"], "");
         assert!(r.enforcement.cpu_limit && r.enforcement.memory_limit);
         assert_eq!(describe(info, Some("mine")).description.hostname, "mine");
+    }
+}
+
+/// An image's digest in its registry, and its platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryDigest {
+    /// `sha256:...`.
+    pub digest: String,
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`...
+    pub architecture: String,
+    /// `v8`, or empty.
+    pub variant: String,
+}
+
+/// The digest of the entry of `repo_digests` (`REPO@sha256:...`) whose
+/// repository is `image`'s (its name without tag or digest).
+fn repo_digest(image: &str, repo_digests: &[String]) -> Option<String> {
+    let name = image.split('@').next().unwrap_or(image);
+    // A tag follows the last path component's ':' (a registry's port
+    // comes before a '/').
+    let repo = match name.rsplit_once('/') {
+        Some((head, last)) => format!("{head}/{}", last.split(':').next().unwrap_or(last)),
+        None => name.split(':').next().unwrap_or(name).to_owned(),
+    };
+    let short = |r: &str| {
+        r.trim_start_matches("docker.io/")
+            .trim_start_matches("library/")
+            .to_owned()
+    };
+    repo_digests.iter().find_map(|rd| {
+        let (r, digest) = rd.split_once('@')?;
+        (short(r) == short(&repo)).then(|| digest.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::repo_digest;
+
+    #[test]
+    fn the_digest_of_the_image_s_own_repository_is_found() {
+        let digests = [
+            "other@sha256:0000".to_owned(),
+            "nginx@sha256:abcd".to_owned(),
+            "registry.local:5000/team/app@sha256:beef".to_owned(),
+        ];
+        assert_eq!(
+            repo_digest("nginx:1.27", &digests).as_deref(),
+            Some("sha256:abcd")
+        );
+        assert_eq!(
+            repo_digest("docker.io/library/nginx", &digests).as_deref(),
+            Some("sha256:abcd")
+        );
+        assert_eq!(
+            repo_digest("registry.local:5000/team/app:v2", &digests).as_deref(),
+            Some("sha256:beef")
+        );
+        assert_eq!(
+            repo_digest("registry.local:5000/team/app", &digests).as_deref(),
+            Some("sha256:beef")
+        );
+        assert_eq!(repo_digest("swarm-test/tools:1", &digests), None);
+        assert_eq!(repo_digest("nginx", &[]), None);
     }
 }

@@ -335,6 +335,7 @@ async fn start(node: Node, setup: &Setup) -> anyhow::Result<Member<NodeStore>> {
         .and_then(|a| a.parse::<SocketAddr>().ok())
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
+    let mut images = None;
     let handle = match setup.runtime {
         RuntimeKind::Process => node.start(ProcessRuntime::new(
             ProcessRuntimeConfig::default()
@@ -350,6 +351,7 @@ async fn start(node: Node, setup: &Setup) -> anyhow::Result<Member<NodeStore>> {
                     .with_hostname(config.hostname()),
             )
             .await?;
+            images = Some(runtime.clone());
             node.start(runtime)
         }
     };
@@ -358,6 +360,7 @@ async fn start(node: Node, setup: &Setup) -> anyhow::Result<Member<NodeStore>> {
         addr,
         manager,
         logs,
+        images,
     })
 }
 

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode::from_slice::<wire::InitRequest>(data);
     let _ = decode::from_slice::<wire::JoinRequest>(data);
     let _ = decode::from_slice::<wire::SwarmSpec>(data);
+    let _ = decode::from_slice::<wire::UnlockRequest>(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = filters::Filters::parse(Some(text), &["id", "name", "label", "node", "service"]);
         let _ = filters::parse_bool("force", Some(text), false);

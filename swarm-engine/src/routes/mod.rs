@@ -58,11 +58,13 @@ pub async fn state(
         .map_err(|e| swarm_core::control::ControlError::from(e).into())
 }
 
-/// `GET /distribution/{image}/json`: this daemon asks no registry, so it
-/// records no digest; the CLI takes the 404 as a warning and goes on.
-pub async fn distribution(axum::extract::Path(image): axum::extract::Path<String>) -> ApiError {
+/// `GET /distribution/{image}/json`: the image's registry digest, as the
+/// backend knows it (a Docker runtime's engine); else a 404, which the
+/// CLI takes as a warning, using the image as named.
+pub async fn distribution(
+    axum::extract::State(backend): axum::extract::State<Shared>,
+    axum::extract::Path(image): axum::extract::Path<String>,
+) -> Result<crate::error::GoJson<crate::wire::DistributionInspect>, ApiError> {
     let image = image.strip_suffix("/json").unwrap_or(&image);
-    ApiError::not_found(format!(
-        "no registry is asked for {image}: the image is used as named, without a digest"
-    ))
+    Ok(crate::error::ok(backend.distribution(image).await?))
 }

@@ -438,6 +438,43 @@ pub struct SwarmUpdate {
     pub rotate_unlock_key: bool,
 }
 
+/// `GET /distribution/{image}/json`'s answer: the image's digest in its
+/// registry and its platforms, which `docker service create` pins the
+/// service to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DistributionInspect {
+    /// The manifest's descriptor.
+    pub descriptor: Descriptor,
+    /// The platforms the image runs on.
+    pub platforms: Vec<OciPlatform>,
+}
+
+/// An OCI content descriptor (its keys are the OCI's, in camel case).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Descriptor {
+    /// The manifest's media type.
+    pub media_type: String,
+    /// `sha256:...`.
+    pub digest: String,
+    /// Its size in bytes (0 when unknown).
+    pub size: i64,
+}
+
+/// An OCI platform.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OciPlatform {
+    /// `amd64`, `arm64`...
+    pub architecture: String,
+    /// `linux`.
+    pub os: String,
+    /// `v8`, or empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}
+
 /// `POST /swarm/unlock`'s body: `docker swarm unlock`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
