@@ -181,12 +181,7 @@ impl<S: Store> Control<S> {
         version: Option<u64>,
     ) -> Result<Arc<Service>, ControlError> {
         self.rewrite_service(name_or_id, |state, current| {
-            check_version(
-                Kind::Service,
-                &current.spec.name,
-                current.meta.version,
-                version,
-            )?;
+            check_version(Kind::Service, &current.spec.name, &current.meta, version)?;
             if spec == current.spec {
                 return Ok(None);
             }
@@ -441,9 +436,32 @@ impl<S: Store> Control<S> {
         name_or_id: &str,
         f: impl Fn(&mut NodeSpec),
     ) -> Result<Arc<Node>, ControlError> {
+        self.update_node_read_at(name_or_id, None, f).await
+    }
+
+    /// Replaces a node's spec with `spec`, made from the spec read at
+    /// `version` (docker's `?version=`): refused as out of sequence if the
+    /// spec has changed since, not for the node's status writes.
+    pub async fn replace_node_spec(
+        &self,
+        name_or_id: &str,
+        spec: NodeSpec,
+        version: Option<u64>,
+    ) -> Result<Arc<Node>, ControlError> {
+        self.update_node_read_at(name_or_id, version, |s| *s = spec.clone())
+            .await
+    }
+
+    async fn update_node_read_at(
+        &self,
+        name_or_id: &str,
+        version: Option<u64>,
+        f: impl Fn(&mut NodeSpec),
+    ) -> Result<Arc<Node>, ControlError> {
         for _ in 0..RETRIES {
             let state = self.store.state().await?;
             let mut node = (**find_node(&state, name_or_id)?).clone();
+            check_version(Kind::Node, node.display_name(), &node.meta, version)?;
             let before = node.spec.role;
             f(&mut node.spec);
             if before == NodeRole::Manager && node.spec.role == NodeRole::Worker {
@@ -786,14 +804,14 @@ impl<S: Store> Control<S> {
         for _ in 0..RETRIES {
             let (meta, object) = if kind == Kind::Secret {
                 let current = self.secret(name_or_id).await?;
-                check_version(kind, &current.spec.name, current.meta.version, version)?;
+                check_version(kind, &current.spec.name, &current.meta, version)?;
                 let mut secret = (*current).clone();
                 secret.spec.labels = labels.clone();
                 secret.spec.validate()?;
                 (current.meta.clone(), Object::from(secret))
             } else {
                 let current = self.config(name_or_id).await?;
-                check_version(kind, &current.spec.name, current.meta.version, version)?;
+                check_version(kind, &current.spec.name, &current.meta, version)?;
                 let mut config = (*current).clone();
                 config.spec.labels = labels.clone();
                 config.spec.validate()?;
@@ -801,7 +819,8 @@ impl<S: Store> Control<S> {
             };
             match self.store.apply(vec![Change::Update(object)]).await {
                 Ok(_) => return Ok(meta.id),
-                Err(e) if e.kind() == ErrorKind::Conflict && version.is_none() => continue,
+                // The spec check runs again on the object as it is now.
+                Err(e) if e.kind() == ErrorKind::Conflict => continue,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -968,17 +987,21 @@ fn publish_ports(
     Ok(())
 }
 
-/// Refuses a write based on `read` (a `?version=` the caller read) when the
-/// object has been written since: Docker's "update out of sequence".
+/// Refuses a write made from a spec read at `read` (a `?version=`) when
+/// the object's spec has changed since: Docker's "update out of
+/// sequence". Unlike Docker's, a write of the object's status meanwhile
+/// (a node taking up its role, a rollout's progress) does not make the
+/// read stale: only another spec does.
 fn check_version(
     kind: Kind,
     name: &str,
-    stored: u64,
+    stored: &Meta,
     read: Option<u64>,
 ) -> Result<(), ControlError> {
     match read {
-        Some(v) if v != stored => Err(ControlError::Refused(format!(
-            "update out of sequence: {kind} {name} was changed since version {v} was read (it is at {stored}): read it again and retry"
+        Some(v) if !stored.spec_unchanged_since(v) => Err(ControlError::Refused(format!(
+            "update out of sequence: the spec of {kind} {name} was changed since version {v} was read (it is at {}): read it again and retry",
+            stored.version
         ))),
         _ => Ok(()),
     }
@@ -1289,6 +1312,50 @@ mod tests {
             e,
             "service agent is global: scale applies to replicated services only"
         );
+    }
+
+    #[tokio::test]
+    async fn a_spec_read_before_a_status_write_is_in_sequence_one_read_before_a_spec_write_is_not()
+    {
+        let store = Arc::new(MemoryStore::new());
+        let control = Control::new(store.clone());
+        let web = control
+            .create_service(ServiceSpec::replicated("web", 2, vec!["v1".into()]))
+            .await
+            .unwrap();
+        let read = web.meta.version;
+        assert_eq!(web.meta.spec_version, read);
+        // A status write (the endpoint's error) moves the version, not
+        // the spec's.
+        let mut status = (*web).clone();
+        status.endpoint.error = Some("no address left".into());
+        store
+            .apply(vec![Change::Update(status.into())])
+            .await
+            .unwrap();
+        let now = control.service("web").await.unwrap();
+        assert!(now.meta.version > read);
+        assert_eq!(now.meta.spec_version, read);
+        let mut spec = web.spec.clone();
+        spec.task.image = "v2".into();
+        let updated = control
+            .replace_service_spec("web", spec.clone(), Some(read))
+            .await
+            .unwrap();
+        assert_eq!(updated.spec.task.image, "v2");
+        assert_eq!(updated.meta.spec_version, updated.meta.version);
+        // Now the spec read at `read` is stale: another spec came since.
+        spec.task.image = "v3".into();
+        let e = control
+            .replace_service_spec("web", spec, Some(read))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("update out of sequence: the spec of service web was changed"),
+            "{e}"
+        );
+        assert_eq!(control.service("web").await.unwrap().spec.task.image, "v2");
     }
 
     #[tokio::test]

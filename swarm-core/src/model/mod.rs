@@ -52,6 +52,12 @@ pub struct Meta {
     pub created_at: SystemTime,
     /// When the object was last written.
     pub updated_at: SystemTime,
+    /// The index of the commit that last changed the object's spec (its
+    /// creation, or a write with another spec); `version` moves on with
+    /// every status write as well. An update made from a spec read at
+    /// version `v` is in sequence while `spec_version <= v`.
+    #[serde(default)]
+    pub spec_version: Version,
 }
 
 impl Meta {
@@ -64,7 +70,15 @@ impl Meta {
             version: 0,
             created_at: now,
             updated_at: now,
+            spec_version: 0,
         }
+    }
+
+    /// Whether the spec read at version `read` is still the object's:
+    /// no write since has changed it (status writes may have come).
+    #[must_use]
+    pub fn spec_unchanged_since(&self, read: Version) -> bool {
+        self.spec_version <= read && read <= self.version
     }
 }
 
@@ -142,6 +156,22 @@ impl Object {
             Self::Secret(o) => &o.meta,
             Self::Config(o) => &o.meta,
             Self::Cluster(o) => &o.meta,
+        }
+    }
+
+    /// Whether `self` and `other` have the same spec (objects of two
+    /// kinds have not).
+    #[must_use]
+    pub fn same_spec(&self, other: &Object) -> bool {
+        match (self, other) {
+            (Self::Node(a), Self::Node(b)) => a.spec == b.spec,
+            (Self::Service(a), Self::Service(b)) => a.spec == b.spec,
+            (Self::Task(a), Self::Task(b)) => a.spec == b.spec,
+            (Self::Network(a), Self::Network(b)) => a.spec == b.spec,
+            (Self::Secret(a), Self::Secret(b)) => a.spec == b.spec,
+            (Self::Config(a), Self::Config(b)) => a.spec == b.spec,
+            (Self::Cluster(a), Self::Cluster(b)) => a.spec == b.spec,
+            _ => false,
         }
     }
 

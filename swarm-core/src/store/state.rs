@@ -308,6 +308,7 @@ impl State {
                     version: index,
                     created_at: now,
                     updated_at: now,
+                    spec_version: index,
                 };
                 let obj = obj.with_meta(meta);
                 self.insert(&obj);
@@ -338,6 +339,11 @@ impl State {
                     version: index,
                     created_at: old.meta().created_at,
                     updated_at: now,
+                    spec_version: if obj.same_spec(&old) {
+                        old.meta().spec_version
+                    } else {
+                        index
+                    },
                 };
                 let obj = obj.with_meta(meta);
                 self.replace(&old, &obj);
@@ -483,10 +489,16 @@ impl State {
                 actual: slot.meta.version,
             });
         }
+        let spec_version = if task.spec == slot.spec {
+            slot.meta.spec_version
+        } else {
+            index
+        };
         let meta = &mut Arc::make_mut(&mut task).meta;
         meta.version = index;
         meta.updated_at = now;
         meta.created_at = slot.meta.created_at;
+        meta.spec_version = spec_version;
         let old = std::mem::replace(slot, task.clone());
         self.reindex_task(&old, &task);
         Ok(Event::Updated {

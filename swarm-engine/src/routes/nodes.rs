@@ -60,21 +60,11 @@ pub async fn update(
     let spec: crate::wire::NodeSpec = super::body(&bytes)?;
     let control = super::control(&backend).await?;
     let node = control.node(&id).await?;
-    if node.meta.version != version {
-        return Err(stale());
-    }
     let new = convert::node_spec(spec, &node.spec)?;
     control
-        .update_node(node.meta.id.as_str(), |s| *s = new.clone())
+        .replace_node_spec(node.meta.id.as_str(), new, Some(version))
         .await?;
     Ok(StatusCode::OK)
-}
-
-/// Docker's answer to an update whose `version` is not the object's.
-pub fn stale() -> ApiError {
-    ApiError::internal(
-        "update out of sequence: the object changed since it was read: read it again and retry",
-    )
 }
 
 /// `DELETE /nodes/{id}?force=`.

@@ -110,8 +110,11 @@ pub async fn update(
                 .await?;
         }
         "previous" => {
-            if current.meta.version != version {
-                return Err(super::nodes::stale());
+            if !current.meta.spec_unchanged_since(version) {
+                return Err(ApiError::internal(format!(
+                    "update out of sequence: the spec of service {} was changed since version {version} was read: read it again and retry",
+                    current.spec.name
+                )));
             }
             control.rollback_service(id, None).await?;
         }
