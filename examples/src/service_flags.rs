@@ -7,66 +7,24 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use swarm_core::model::{
-    FailureAction, FileReference, HealthCheck, NetworkAttachment, Service, ServiceMode,
-    ServiceSpec, Task, TaskState, UpdateConfig, UpdateOrder, UpdateState,
+    DnsConfig, FailureAction, FileReference, HealthCheck, LogDriver, NetworkAttachment, Service,
+    ServiceMode, ServiceSpec, Task, TaskSpec, TaskState, Ulimit, UpdateConfig, UpdateOrder,
+    UpdateState,
 };
 
 /// Reads a duration as Go's `time.ParseDuration` does: `300ms`, `10s`,
-/// `1m30s`, `1.5h`, `0`.
+/// `1m30s`, `1.5h`, `0` (as compose files write them).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}: write e.g. 500ms, 10s, 1m30s or 2h");
-    let t = s.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    swarm_stack::text::duration(s)
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }
 
-/// `64M`, `1G`, `512k`, or bytes.
+/// `64M`, `1G`, `512k`, or bytes (units of 1024, as compose's).
 pub fn bytes(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let (n, mult) = match t.chars().last().map(|c| c.to_ascii_lowercase()) {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (t, 1),
-    };
-    let n: f64 = n
-        .parse()
-        .map_err(|_| anyhow!("{s:?} is not a size: write e.g. 64M or 1G"))?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok((n * mult as f64) as u64)
+    swarm_stack::text::bytes(s).map_err(|e| anyhow!(e))
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -444,6 +402,125 @@ pub struct UpdateFlags {
     pub force: bool,
 }
 
+/// `service create`'s container settings, as docker spells them.
+#[derive(clap::Args, Debug, Default)]
+pub struct ContainerFlags {
+    /// The tasks' hostname.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Extra host names, HOST:IP (repeatable).
+    #[arg(long = "host")]
+    pub host: Vec<String>,
+    /// Name servers (repeatable).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domains (repeatable).
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Resolver options, e.g. ndots:2 (repeatable).
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// More groups for the user (repeatable).
+    #[arg(long)]
+    pub group: Vec<String>,
+    /// Kernel capabilities to add (repeatable).
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Kernel capabilities to drop (repeatable).
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Kernel parameters, KEY=VALUE (repeatable).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Resource limits, NAME=SOFT[:HARD], e.g. nofile=1024:2048.
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Run an init process in the container that reaps zombies.
+    #[arg(long)]
+    pub init: bool,
+    /// Give the task a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// The signal that stops the task (default: SIGTERM).
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// The container's log driver.
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options, KEY=VALUE (repeatable).
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
+    /// At most this many processes in a task (0: no limit).
+    #[arg(long = "limit-pids")]
+    pub limit_pids: Option<u64>,
+    /// The OOM killer's preference, -1000 to 1000.
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+}
+
+impl ContainerFlags {
+    /// Sets the fields these flags name on `task`; the spec's validation
+    /// checks their values.
+    pub fn apply(&self, task: &mut TaskSpec) -> anyhow::Result<()> {
+        task.hostname.clone_from(&self.hostname);
+        for h in &self.host {
+            let (name, ip) = h
+                .rsplit_once(':')
+                .filter(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
+                .ok_or_else(|| anyhow!("--host {h:?}: expected HOST:IP, e.g. db:10.0.0.5"))?;
+            task.hosts.push(format!("{ip} {name}"));
+        }
+        if !(self.dns.is_empty() && self.dns_search.is_empty() && self.dns_option.is_empty()) {
+            task.dns = Some(DnsConfig {
+                nameservers: self.dns.clone(),
+                search: self.dns_search.clone(),
+                options: self.dns_option.clone(),
+            });
+        }
+        task.groups.clone_from(&self.group);
+        task.cap_add.clone_from(&self.cap_add);
+        task.cap_drop.clone_from(&self.cap_drop);
+        set_map(&mut task.sysctls, &self.sysctl, &[], "--sysctl")?;
+        for u in &self.ulimit {
+            let (name, limits) = key_value(u, "--ulimit")?;
+            let number = |n: &str| {
+                n.parse::<i64>().map_err(|_| {
+                    anyhow!("--ulimit {u:?}: {n:?} is not a number; expected NAME=SOFT[:HARD]")
+                })
+            };
+            let (soft, hard) = match limits.split_once(':') {
+                Some((s, h)) => (number(s)?, number(h)?),
+                None => (number(&limits)?, number(&limits)?),
+            };
+            task.ulimits.push(Ulimit { name, hard, soft });
+        }
+        task.init = self.init.then_some(true);
+        task.tty = self.tty;
+        task.read_only = self.read_only;
+        task.stop_signal.clone_from(&self.stop_signal);
+        if let Some(name) = &self.log_driver {
+            let mut options = BTreeMap::new();
+            set_map(&mut options, &self.log_opt, &[], "--log-opt")?;
+            task.log_driver = Some(LogDriver {
+                name: name.clone(),
+                options,
+            });
+        } else if !self.log_opt.is_empty() {
+            bail!("--log-opt needs --log-driver: name the driver the options are for");
+        }
+        if let Some(n) = self.limit_pids {
+            task.pids_limit = n;
+        }
+        if let Some(n) = self.oom_score_adj {
+            task.oom_score_adj = n;
+        }
+        Ok(())
+    }
+}
+
 fn key_value(s: &str, what: &str) -> anyhow::Result<(String, String)> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -474,49 +551,9 @@ fn set_map(
 }
 
 /// Splits a string into words as a shell would, for `--args`: quotes
-/// group, backslashes escape.
+/// group, backslashes escape (as a compose file's `command:` is split).
 pub fn shell_words(s: &str) -> anyhow::Result<Vec<String>> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('\''), c) => word.push(c),
-            (Some(_), '\\') | (None, '\\') => {
-                word.push(
-                    chars
-                        .next()
-                        .ok_or_else(|| anyhow!("--args {s:?} ends with a backslash"))?,
-                );
-                in_word = true;
-            }
-            (Some(_), c) => word.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        bail!("--args {s:?} has an unclosed quote");
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
+    swarm_stack::text::shell_words(s).map_err(|e| anyhow!("{e}"))
 }
 
 impl UpdateFlags {
@@ -536,7 +573,7 @@ impl UpdateFlags {
             t.image.clone_from(i);
         }
         if let Some(a) = &self.args {
-            t.args = shell_words(a)?;
+            t.args = shell_words(a).map_err(|e| anyhow!("--args: {e}"))?;
         }
         let env_rm: Vec<&str> = self.env_rm.iter().map(|k| key_of(k)).collect();
         let add_keys: Vec<&str> = self.env_add.iter().map(|kv| key_of(kv)).collect();
@@ -787,6 +824,80 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
         for bad in ["", "10", "soon", "5 s", "1x"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn container_flags_set_docker_s_fields_and_refuse_bad_values() {
+        let flags = ContainerFlags {
+            hostname: Some("web-1".into()),
+            host: vec!["db:10.0.0.5".into()],
+            dns: vec!["10.0.0.53".into()],
+            cap_add: vec!["NET_ADMIN".into()],
+            sysctl: vec!["net.core.somaxconn=1024".into()],
+            ulimit: vec!["nofile=1024:2048".into(), "nproc=512".into()],
+            read_only: true,
+            stop_signal: Some("SIGINT".into()),
+            log_driver: Some("local".into()),
+            log_opt: vec!["max-size=10m".into()],
+            limit_pids: Some(64),
+            oom_score_adj: Some(-100),
+            ..ContainerFlags::default()
+        };
+        let mut t = TaskSpec::command(vec!["web".into()]);
+        flags.apply(&mut t).unwrap();
+        assert_eq!(t.hostname.as_deref(), Some("web-1"));
+        assert_eq!(t.hosts, ["10.0.0.5 db"]);
+        assert_eq!(t.dns.as_ref().unwrap().nameservers, ["10.0.0.53"]);
+        assert_eq!(t.sysctls["net.core.somaxconn"], "1024");
+        let limits: Vec<(&str, i64, i64)> = t
+            .ulimits
+            .iter()
+            .map(|u| (u.name.as_str(), u.soft, u.hard))
+            .collect();
+        assert_eq!(limits, [("nofile", 1024, 2048), ("nproc", 512, 512)]);
+        assert!(t.read_only && t.init.is_none());
+        assert_eq!(t.log_driver.as_ref().unwrap().options["max-size"], "10m");
+        assert_eq!((t.pids_limit, t.oom_score_adj), (64, -100));
+        assert_eq!(
+            t.container_only(),
+            [
+                "--read-only",
+                "--host",
+                "--dns/--dns-search/--dns-option",
+                "--sysctl",
+                "--cap-add",
+                "--log-driver",
+                "--ulimit",
+                "--oom-score-adj",
+                "--limit-pids"
+            ]
+        );
+        for (bad, says) in [
+            (
+                ContainerFlags {
+                    host: vec!["db".into()],
+                    ..ContainerFlags::default()
+                },
+                "expected HOST:IP",
+            ),
+            (
+                ContainerFlags {
+                    ulimit: vec!["nofile=lots".into()],
+                    ..ContainerFlags::default()
+                },
+                "is not a number",
+            ),
+            (
+                ContainerFlags {
+                    log_opt: vec!["a=b".into()],
+                    ..ContainerFlags::default()
+                },
+                "--log-opt needs --log-driver",
+            ),
+        ] {
+            let e = bad.apply(&mut TaskSpec::default()).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
         }
     }
 

@@ -134,7 +134,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         total += value * seconds;
         rest = &rest[n + unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// A size in bytes as compose writes it: `512M`, `1g`, `100kb`, `2048`
@@ -263,6 +263,7 @@ mod tests {
         assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert!(duration("10").unwrap_err().contains("write e.g. 10s"));
+        assert!(duration("99999999999999999999999h").is_err());
         assert_eq!(bytes("512M").unwrap(), 512 << 20);
         assert_eq!(bytes("1gb").unwrap(), 1 << 30);
         assert_eq!(bytes("2048").unwrap(), 2048);

@@ -345,6 +345,8 @@ struct CreateArgs {
     config: Vec<String>,
     #[command(flatten)]
     spec: SpecFlags,
+    #[command(flatten)]
+    container: service_flags::ContainerFlags,
     /// Networks to attach to: NAME, or name=NAME,alias=ALIAS (repeatable).
     #[arg(long)]
     network: Vec<String>,
@@ -503,6 +505,7 @@ fn spec_of(a: CreateArgs) -> anyhow::Result<(ServiceSpec, bool)> {
         spec.task.mounts.push(m.parse()?);
     }
     a.spec.apply(&mut spec)?;
+    a.container.apply(&mut spec.task)?;
     for kv in a.label {
         let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
         spec.labels.insert(k.to_owned(), v.to_owned());
