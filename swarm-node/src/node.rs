@@ -1202,6 +1202,13 @@ impl Unlocker {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let gone = || Error::Agent("the node stopped".into());
         self.keys.send((key, tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?.map_err(Error::Locked)
+        // A key sent just as the manager opened by another unlock waits
+        // for a lock that does not come: the caller is told.
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(answer) => answer.map_err(|_| gone())?.map_err(Error::Locked),
+            Err(_) => Err(Error::Config(
+                "the manager did not take the key within 30 s: it is not locked any more".into(),
+            )),
+        }
     }
 }

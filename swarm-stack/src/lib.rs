@@ -378,7 +378,25 @@ impl Reader<'_> {
         if wants_default {
             declared.entry("default".to_owned()).or_default();
         }
+        // As Docker's: a declared network no service uses is not made
+        // (nor, if external, looked for).
+        let mut used: BTreeSet<&str> = BTreeSet::new();
+        for s in self.file.services.values() {
+            match &s.networks {
+                None => {
+                    used.insert("default");
+                }
+                Some(ServiceNetworks::List(l)) => used.extend(l.iter().map(String::as_str)),
+                Some(ServiceNetworks::Map(m)) => used.extend(m.keys().map(String::as_str)),
+            }
+        }
         for (key, def) in declared {
+            if !used.contains(key.as_str()) {
+                stack.warnings.push(format!(
+                    "network {key} is declared but no service uses it: it is not created"
+                ));
+                continue;
+            }
             let at = format!("networks.{key}");
             let (is_external, external_name) = external(def.external.as_ref());
             if is_external {

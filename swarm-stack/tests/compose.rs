@@ -33,6 +33,7 @@ services:
       front:
         aliases: [www]
       back:
+      outside:
     secrets:
       - pw
       - source: pw
@@ -71,6 +72,7 @@ networks:
       config: [{subnet: 10.20.0.0/24}]
   outside:
     external: true
+  unused:
 volumes:
   data:
 secrets:
@@ -141,7 +143,8 @@ fn every_form_of_the_file_becomes_the_spec_docker_would_make() {
         nets,
         [
             ("app_back", vec!["web".to_owned()]),
-            ("app_front", vec!["web".to_owned(), "www".to_owned()])
+            ("app_front", vec!["web".to_owned(), "www".to_owned()]),
+            ("outside", vec!["web".to_owned()])
         ]
     );
     assert_eq!(web.task.secrets[0].name, "app_pw");
@@ -195,7 +198,10 @@ fn every_form_of_the_file_becomes_the_spec_docker_would_make() {
     assert_eq!(stack.secrets[0].data, b"s3cret");
     assert_eq!(
         stack.warnings,
-        ["Ignoring unsupported options: build, depends_on"]
+        [
+            "network unused is declared but no service uses it: it is not created",
+            "Ignoring unsupported options: build, depends_on"
+        ]
     );
 }
 
