@@ -56,8 +56,8 @@ impl<S> NodeBackend<S> {
         }
     }
 
-    /// Answers `/distribution` from the Docker runtime's engine: the
-    /// registry digest of an image it pulled.
+    /// Answers `/distribution` through the Docker runtime's engine, which
+    /// asks the image's registry.
     #[must_use]
     pub fn with_images(mut self, runtime: swarm_runtime_docker::DockerRuntime) -> Self {
         self.images = Some(runtime);
@@ -114,7 +114,7 @@ pub struct Member<S> {
     /// Where its logs are read while it is a manager.
     pub logs: LogsFrom,
     /// Its Docker runtime, if it runs containers: the images' registry
-    /// digests come from its engine.
+    /// digests are asked through its engine.
     pub images: Option<swarm_runtime_docker::DockerRuntime>,
 }
 
@@ -159,6 +159,12 @@ impl<S: ReplicatedStore> Daemon<S> {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(view));
         *slot = Some(m.handle);
+    }
+
+    /// Whether the daemon's node is a manager waiting for its unlock key.
+    #[must_use]
+    pub fn is_locked(&self) -> bool {
+        self.current().is_some_and(|v| v.is_locked())
     }
 
     /// The node's id, its advertised IP and its manager's store, while
@@ -430,22 +436,27 @@ impl<S: ReplicatedStore> Backend for NodeBackend<S> {
             return Err(swarm_engine::error::no_digest(image));
         };
         match runtime.registry_digest(image).await {
-            Ok(Some(d)) => Ok(DistributionInspect {
+            Ok(d) if !d.digest.is_empty() => Ok(DistributionInspect {
                 descriptor: Descriptor {
-                    media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+                    media_type: d.media_type,
                     digest: d.digest,
-                    size: 0,
+                    size: d.size,
                 },
-                platforms: vec![OciPlatform {
-                    architecture: d.architecture,
-                    os: d.os,
-                    variant: d.variant,
-                }],
+                platforms: d
+                    .platforms
+                    .into_iter()
+                    .map(|p| OciPlatform {
+                        architecture: p.architecture,
+                        os: p.os,
+                        variant: p.variant,
+                    })
+                    .collect(),
             }),
-            Ok(None) => Err(swarm_engine::error::no_digest(image)),
-            Err(e) => Err(ApiError::internal(format!(
-                "the Docker engine cannot say what {image} is: {e}"
-            ))),
+            Ok(_) => Err(swarm_engine::error::no_digest(image)),
+            Err(e) => {
+                tracing::debug!(%image, error = %e, "no registry digest");
+                Err(swarm_engine::error::no_digest(image))
+            }
         }
     }
 

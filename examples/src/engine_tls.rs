@@ -61,6 +61,11 @@ impl EngineTls {
     /// If the CA cannot be read from the store or cannot sign.
     pub async fn refresh<S: ReplicatedStore>(&self, daemon: &Daemon<S>) -> Result<(), String> {
         let Some((node, addr, store)) = daemon.manager_store() else {
+            // A locked manager keeps its certificate: `docker swarm
+            // unlock` may come over this listener.
+            if daemon.is_locked() {
+                return Ok(());
+            }
             let had = self.lock().take().is_some();
             if had {
                 self.configs.send_replace(None);
@@ -81,10 +86,15 @@ impl EngineTls {
         let key = NodeKey::generate().map_err(|e| e.to_string())?;
         let csr = key.csr_pem().map_err(|e| e.to_string())?;
         let mut names = self.names.clone();
-        let ip = addr.rsplit_once(':').map_or(addr.as_str(), |(ip, _)| ip);
-        let ip = ip.trim_start_matches('[').trim_end_matches(']');
-        if !ip.is_empty() && !names.iter().any(|n| n == ip) {
-            names.push(ip.to_owned());
+        // The advertised address is an IP, or IP:PORT.
+        let ip = addr
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()));
+        if let Some(ip) = ip.map(|ip| ip.to_string())
+            && !names.contains(&ip)
+        {
+            names.push(ip);
         }
         let cert = cluster
             .ca

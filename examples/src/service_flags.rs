@@ -408,9 +408,10 @@ pub struct ContainerFlags {
     /// The tasks' hostname.
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Extra host names, HOST:IP (repeatable).
-    #[arg(long = "host")]
-    pub host: Vec<String>,
+    /// Extra host names, HOST:IP (repeatable). Docker's `service create`
+    /// spells it `--host`, which is swarmctl's `-H/--host` (the manager).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Name servers (repeatable).
     #[arg(long)]
     pub dns: Vec<String>,
@@ -466,11 +467,11 @@ impl ContainerFlags {
     /// checks their values.
     pub fn apply(&self, task: &mut TaskSpec) -> anyhow::Result<()> {
         task.hostname.clone_from(&self.hostname);
-        for h in &self.host {
+        for h in &self.add_host {
             let (name, ip) = h
                 .rsplit_once(':')
                 .filter(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
-                .ok_or_else(|| anyhow!("--host {h:?}: expected HOST:IP, e.g. db:10.0.0.5"))?;
+                .ok_or_else(|| anyhow!("--add-host {h:?}: expected HOST:IP, e.g. db:10.0.0.5"))?;
             task.hosts.push(format!("{ip} {name}"));
         }
         if !(self.dns.is_empty() && self.dns_search.is_empty() && self.dns_option.is_empty()) {
@@ -831,7 +832,7 @@ mod tests {
     fn container_flags_set_docker_s_fields_and_refuse_bad_values() {
         let flags = ContainerFlags {
             hostname: Some("web-1".into()),
-            host: vec!["db:10.0.0.5".into()],
+            add_host: vec!["db:10.0.0.5".into()],
             dns: vec!["10.0.0.53".into()],
             cap_add: vec!["NET_ADMIN".into()],
             sysctl: vec!["net.core.somaxconn=1024".into()],
@@ -876,7 +877,7 @@ mod tests {
         for (bad, says) in [
             (
                 ContainerFlags {
-                    host: vec!["db".into()],
+                    add_host: vec!["db".into()],
                     ..ContainerFlags::default()
                 },
                 "expected HOST:IP",

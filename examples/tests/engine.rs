@@ -1071,6 +1071,9 @@ configs:
     );
     let (ok, out) = docker(&d, "m1", &["stack", "deploy", "-c", path, "b"]);
     assert!(ok, "{out}");
+    // Again: docker sends every secret and config back, data included.
+    let (ok, out) = docker(&d, "m1", &["stack", "deploy", "-c", path, "b"]);
+    assert!(ok && out.contains("Updating service b_web"), "{out}");
     for service in ["web", "db"] {
         let ours = spec_of(&d, &format!("a_{service}"));
         let docker_s = spec_of(&d, &format!("b_{service}"));

@@ -49,6 +49,9 @@ pub use tokio_rustls::rustls;
 /// How long a client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Handshakes under way at most; more connections wait to be accepted.
+const HANDSHAKES: usize = 128;
+
 /// Whether a client certificate (the leaf, DER) may use the API; the
 /// refusal's text is what the client reads.
 pub type Authorize = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
@@ -110,7 +113,11 @@ async fn accept(
     authorize: Authorize,
     tx: mpsc::Sender<(TlsStream<TcpStream>, TlsPeer)>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, addr) = match tcp.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -126,6 +133,7 @@ async fn accept(
         };
         let (tx, authorize) = (tx.clone(), authorize.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,

@@ -477,17 +477,20 @@ async fn secrets_and_configs_change_their_labels_and_nothing_else() {
             "{e}"
         );
     }
-    // A config's data may be sent back as it is.
-    let (_, c) = call(&app, "GET", "/configs/db", Value::Null).await;
-    let version = c["Version"]["Index"].as_u64().unwrap();
-    let (status, e) = call(
-        &app,
-        "POST",
-        &format!("/configs/db/update?version={version}"),
-        json!({"Name": "db", "Labels": {}, "Data": "Y29uZg=="}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{e}");
-    let (_, c) = call(&app, "GET", "/configs/db", Value::Null).await;
-    assert_eq!(c["Spec"]["Labels"], json!({}), "{c}");
+    // The data may be sent back as it is (docker stack deploy does, on
+    // every deploy).
+    for (kind, data) in [("secrets", "czNjcmV0"), ("configs", "Y29uZg==")] {
+        let (_, c) = call(&app, "GET", &format!("/{kind}/db"), Value::Null).await;
+        let version = c["Version"]["Index"].as_u64().unwrap();
+        let (status, e) = call(
+            &app,
+            "POST",
+            &format!("/{kind}/db/update?version={version}"),
+            json!({"Name": "db", "Labels": {}, "Data": data}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {e}");
+        let (_, c) = call(&app, "GET", &format!("/{kind}/db"), Value::Null).await;
+        assert_eq!(c["Spec"]["Labels"], json!({}), "{c}");
+    }
 }

@@ -814,6 +814,13 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> Node<P, Sch> {
         let listener = tokio::net::TcpListener::bind(self.config.listen_addr)
             .await
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", self.config.listen_addr)))?;
+        // Keys left from an earlier lock (sent as another unlocked it) are
+        // answered, not tried against this one.
+        while let Ok((_, answer)) = self.unlocks.1.try_recv() {
+            let _ = answer.send(Err(
+                "the manager was not locked when the key came: try again".into(),
+            ));
+        }
         let keys = self.unlocks.0.clone();
         let served = CancellationToken::new();
         let server = tonic::transport::Server::builder()
@@ -1201,11 +1208,14 @@ impl Unlocker {
         })?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let gone = || Error::Agent("the node stopped".into());
-        self.keys.send((key, tx)).await.map_err(|_| gone())?;
         // A key sent just as the manager opened by another unlock waits
         // for a lock that does not come: the caller is told.
-        match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(answer) => answer.map_err(|_| gone())?.map_err(Error::Locked),
+        let asked = async {
+            self.keys.send((key, tx)).await.map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())
+        };
+        match tokio::time::timeout(Duration::from_secs(30), asked).await {
+            Ok(answer) => answer?.map_err(Error::Locked),
             Err(_) => Err(Error::Config(
                 "the manager did not take the key within 30 s: it is not locked any more".into(),
             )),

@@ -136,30 +136,36 @@ impl DockerRuntime {
         &self.inner.docker
     }
 
-    /// The registry digest of `image` on this engine, if the engine pulled
-    /// it from a registry (its `RepoDigests` name the image's repository),
-    /// with the image's platform: what `docker service create` pins the
-    /// image to. `None` for an image the engine lacks, or one that was
-    /// built or imported here, which no registry knows.
+    /// What `image`'s registry says of it, asked through this node's
+    /// engine (its `/distribution`, with the engine's own registry access):
+    /// the manifest's digest and every platform it serves, which `docker
+    /// service create` pins the service to.
     ///
     /// # Errors
-    /// If the engine fails.
-    pub async fn registry_digest(
-        &self,
-        image: &str,
-    ) -> Result<Option<RegistryDigest>, RuntimeError> {
-        let found = match self.inner.docker.inspect_image(image).await {
-            Ok(i) => i,
-            Err(e) if matches!(status(&e), Some(404 | 400)) => return Ok(None),
-            Err(e) => return Err(engine_error("inspect an image", &e)),
-        };
-        let digests = found.repo_digests.unwrap_or_default();
-        Ok(repo_digest(image, &digests).map(|digest| RegistryDigest {
-            digest,
-            os: found.os.unwrap_or_default(),
-            architecture: found.architecture.unwrap_or_default(),
-            variant: found.variant.unwrap_or_default(),
-        }))
+    /// Why the engine could not say (no registry reachable, an image
+    /// built or imported here, an unknown name).
+    pub async fn registry_digest(&self, image: &str) -> Result<RegistryDigest, RuntimeError> {
+        let found = self
+            .inner
+            .docker
+            .inspect_registry_image(image, None)
+            .await
+            .map_err(|e| engine_error("ask the registry about an image", &e))?;
+        let d = found.descriptor;
+        Ok(RegistryDigest {
+            digest: d.digest.unwrap_or_default(),
+            media_type: d.media_type.unwrap_or_default(),
+            size: d.size.unwrap_or_default(),
+            platforms: found
+                .platforms
+                .into_iter()
+                .map(|p| ImagePlatform {
+                    os: p.os.unwrap_or_default(),
+                    architecture: p.architecture.unwrap_or_default(),
+                    variant: p.variant.unwrap_or_default(),
+                })
+                .collect(),
+        })
     }
 
     /// The ingress ports this node serves now, each with the addresses of
@@ -1109,68 +1115,26 @@ mod tests {
     }
 }
 
-/// An image's digest in its registry, and its platform.
+/// An image's manifest in its registry, and the platforms it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryDigest {
     /// `sha256:...`.
     pub digest: String,
+    /// The manifest's media type.
+    pub media_type: String,
+    /// The manifest's size in bytes.
+    pub size: i64,
+    /// The platforms the image serves.
+    pub platforms: Vec<ImagePlatform>,
+}
+
+/// One platform of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePlatform {
     /// `linux`.
     pub os: String,
     /// `amd64`, `arm64`...
     pub architecture: String,
     /// `v8`, or empty.
     pub variant: String,
-}
-
-/// The digest of the entry of `repo_digests` (`REPO@sha256:...`) whose
-/// repository is `image`'s (its name without tag or digest).
-fn repo_digest(image: &str, repo_digests: &[String]) -> Option<String> {
-    let name = image.split('@').next().unwrap_or(image);
-    // A tag follows the last path component's ':' (a registry's port
-    // comes before a '/').
-    let repo = match name.rsplit_once('/') {
-        Some((head, last)) => format!("{head}/{}", last.split(':').next().unwrap_or(last)),
-        None => name.split(':').next().unwrap_or(name).to_owned(),
-    };
-    let short = |r: &str| {
-        r.trim_start_matches("docker.io/")
-            .trim_start_matches("library/")
-            .to_owned()
-    };
-    repo_digests.iter().find_map(|rd| {
-        let (r, digest) = rd.split_once('@')?;
-        (short(r) == short(&repo)).then(|| digest.to_owned())
-    })
-}
-
-#[cfg(test)]
-mod digest_tests {
-    use super::repo_digest;
-
-    #[test]
-    fn the_digest_of_the_image_s_own_repository_is_found() {
-        let digests = [
-            "other@sha256:0000".to_owned(),
-            "nginx@sha256:abcd".to_owned(),
-            "registry.local:5000/team/app@sha256:beef".to_owned(),
-        ];
-        assert_eq!(
-            repo_digest("nginx:1.27", &digests).as_deref(),
-            Some("sha256:abcd")
-        );
-        assert_eq!(
-            repo_digest("docker.io/library/nginx", &digests).as_deref(),
-            Some("sha256:abcd")
-        );
-        assert_eq!(
-            repo_digest("registry.local:5000/team/app:v2", &digests).as_deref(),
-            Some("sha256:beef")
-        );
-        assert_eq!(
-            repo_digest("registry.local:5000/team/app", &digests).as_deref(),
-            Some("sha256:beef")
-        );
-        assert_eq!(repo_digest("swarm-test/tools:1", &digests), None);
-        assert_eq!(repo_digest("nginx", &[]), None);
-    }
 }

@@ -186,8 +186,12 @@ impl Stack {
         };
         let text =
             text::interpolate(text, env, &mut stack.warnings).map_err(StackError::Invalid)?;
-        let file: ComposeFile =
-            serde_saphyr::from_str(&text).map_err(|e| StackError::Syntax(e.to_string()))?;
+        // Compose files are YAML 1.1 where it matters: `mode: 0440` is
+        // octal, as Docker's parser reads it.
+        let mut options = serde_saphyr::Options::default();
+        options.legacy_octal_numbers = true;
+        let file: ComposeFile = serde_saphyr::from_str_with_options(&text, options)
+            .map_err(|e| StackError::Syntax(e.to_string()))?;
         if let Some(v) = &file.version {
             let v = v.to_string();
             if !v.starts_with('3') {

@@ -40,6 +40,9 @@ services:
         target: pw2
         uid: "100"
         mode: "0400"
+      - source: pw
+        target: pw3
+        mode: 0440
     configs: [conf]
     volumes: ["data:/var/data:ro", "./static:/srv"]
     healthcheck:
@@ -157,6 +160,8 @@ fn every_form_of_the_file_becomes_the_spec_docker_would_make() {
         ),
         ("pw2", 100, 0o400)
     );
+    // Unquoted, YAML 1.1's octal, as Docker reads it.
+    assert_eq!(web.task.secrets[2].mode, 0o440);
     assert_eq!(web.task.configs[0].name, "shared-conf");
     assert_eq!(web.task.mounts[0].kind, MountKind::Volume);
     assert_eq!(web.task.mounts[0].source.as_deref(), Some("app_data"));

@@ -1403,10 +1403,11 @@ async fn stack_cmd(ctl: &Ctl, cmd: StackCmd) -> anyhow::Result<()> {
             } else {
                 let text = std::fs::read_to_string(&compose_file)
                     .with_context(|| format!("--compose-file {}", compose_file.display()))?;
+                // Absolute, so that relative bind mounts are too.
                 let dir = compose_file
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
-                    .map_or_else(std::env::current_dir, |d| Ok(d.to_path_buf()))?;
+                    .map_or_else(std::env::current_dir, std::path::absolute)?;
                 (text, dir)
             };
             let stack = Stack::from_compose(&name, &text, &dir, &|v| std::env::var(v).ok())?;

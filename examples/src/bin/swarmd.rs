@@ -559,7 +559,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             Err(e) if !named && in_swarm => tracing::warn!(error = %e, "no Docker Engine API"),
             Err(e) => return Err(e),
         },
-        None if !in_swarm && engine_addr.is_none() => anyhow::bail!(
+        None if !in_swarm && !engine_addr.as_deref().is_some_and(loopback_addr) => anyhow::bail!(
             "this data directory holds no node, and --engine-socket none serves no API to make one: \
              run `swarmd init` or `swarmd join`, or serve the API"
         ),
@@ -618,6 +618,12 @@ fn serve_engine(
     });
     tracing::info!(socket = %path.display(), "serving the Docker Engine API");
     Ok(())
+}
+
+/// Whether `--engine-addr` names a loopback address (served without TLS,
+/// so before any swarm).
+fn loopback_addr(flag: &str) -> bool {
+    engine_tcp_addr(flag).is_ok_and(|a| a.ip().is_loopback())
 }
 
 /// `--engine-addr`: `[tcp://]HOST[:PORT]`, with Docker's default port for

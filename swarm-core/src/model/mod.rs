@@ -78,6 +78,10 @@ impl Meta {
     /// no write since has changed it (status writes may have come).
     #[must_use]
     pub fn spec_unchanged_since(&self, read: Version) -> bool {
+        if self.spec_version == 0 {
+            // Written before spec versions were kept: the version alone.
+            return read == self.version;
+        }
         self.spec_version <= read && read <= self.version
     }
 }

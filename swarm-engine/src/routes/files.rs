@@ -169,13 +169,8 @@ pub async fn create_config(
 
 /// Refuses an update that would change more than the labels: the name,
 /// or data other than the current (none at all keeps it).
-fn only_labels(
-    kind: Kind,
-    current: &str,
-    data: Option<&[u8]>,
-    spec: &SecretSpec,
-) -> Result<(), ApiError> {
-    let data_changes = !spec.data.is_empty() && data.is_none_or(|d| d != spec.data.as_slice());
+fn only_labels(kind: Kind, current: &str, data: &[u8], spec: &SecretSpec) -> Result<(), ApiError> {
+    let data_changes = !spec.data.is_empty() && data != spec.data.as_slice();
     if spec.name != current || data_changes {
         return Err(ApiError::bad_request(format!(
             "only updates to Labels are allowed: the name and data of {kind} {current} stay as they are; \
@@ -186,8 +181,8 @@ fn only_labels(
 }
 
 /// `POST /secrets/{id}/update?version=N`: new labels (nothing else may
-/// change). A secret's data never leaves the managers, so an update that
-/// sends any is refused: send the labels and the name.
+/// change). The data may be left out, or sent as it is (`docker stack
+/// deploy` sends it again on every deploy).
 pub async fn update_secret(
     State(backend): State<Shared>,
     Path(id): Path<String>,
@@ -198,7 +193,7 @@ pub async fn update_secret(
     let spec = read_spec(Kind::Secret, &bytes)?;
     let control = super::control(&backend).await?;
     let current = control.secret(&id).await?;
-    only_labels(Kind::Secret, &current.spec.name, None, &spec)?;
+    only_labels(Kind::Secret, &current.spec.name, &current.spec.data, &spec)?;
     control
         .update_secret_labels(current.meta.id.as_str(), Some(version), spec.labels)
         .await?;
@@ -217,12 +212,7 @@ pub async fn update_config(
     let spec = read_spec(Kind::Config, &bytes)?;
     let control = super::control(&backend).await?;
     let current = control.config(&id).await?;
-    only_labels(
-        Kind::Config,
-        &current.spec.name,
-        Some(&current.spec.data),
-        &spec,
-    )?;
+    only_labels(Kind::Config, &current.spec.name, &current.spec.data, &spec)?;
     control
         .update_config_labels(current.meta.id.as_str(), Some(version), spec.labels)
         .await?;
