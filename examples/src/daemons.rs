@@ -27,6 +27,16 @@ pub struct Daemons {
     swarmd: PathBuf,
     swarmctl: PathBuf,
     args: Vec<String>,
+    marker: String,
+}
+
+/// A marker no other `Daemons` of this or a concurrent test process
+/// holds: the process id and a count of the process's `Daemons`.
+fn next_marker() -> String {
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100;
+    // Always eight digits: no marker is a part of another.
+    (10_000_000 + (std::process::id() % 100_000) * 100 + n).to_string()
 }
 
 impl Drop for Daemons {
@@ -59,14 +69,16 @@ impl Daemons {
             swarmd: swarmd.into(),
             swarmctl: swarmctl.into(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
+            marker: next_marker(),
         }
     }
 
-    /// The argument of every task's `sleep`: long, and unique to this
-    /// test process, so that its tasks can be found and stopped.
+    /// The argument of every task's `sleep`: long, and unique to these
+    /// daemons (the tests of one binary run side by side), so that their
+    /// tasks, and no other test's, can be found and stopped.
     #[must_use]
     pub fn marker(&self) -> String {
-        (900_000 + std::process::id() % 100_000).to_string()
+        self.marker.clone()
     }
 
     /// The data directory of `name`.
