@@ -138,10 +138,9 @@ pub fn managers_and_clients() -> Authorize {
 
 /// The names a listener on `host` is reached by: `localhost` and the
 /// loopback addresses, the machine's hostname, `host` unless it is a
-/// wildcard, and `extra`. [`EngineTls`] adds the node's advertised
-/// address.
+/// wildcard. [`EngineTls`] adds the node's advertised address.
 #[must_use]
-pub fn listener_names(host: std::net::IpAddr, extra: &[String]) -> Vec<String> {
+pub fn listener_names(host: std::net::IpAddr) -> Vec<String> {
     let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -153,7 +152,6 @@ pub fn listener_names(host: std::net::IpAddr, extra: &[String]) -> Vec<String> {
     if !host.is_unspecified() {
         names.push(host.to_string());
     }
-    names.extend(extra.iter().cloned());
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| !n.is_empty() && seen.insert(n.clone()));
     names

@@ -326,12 +326,20 @@ fn labels_of(list: Option<&ListOrMap>) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn external(e: Option<&External>) -> (bool, Option<String>) {
-    match e {
-        Some(External::Flag(on)) => (*on, None),
-        Some(External::Named { name }) => (true, Some(name.clone())),
-        None => (false, None),
-    }
+/// The cluster name of a declared network, secret or config that is
+/// `external` (`external.name`, else `name`, else its key); `None` if the
+/// stack makes it.
+fn external_name(e: Option<&External>, name: Option<&String>, key: &str) -> Option<String> {
+    let named = match e {
+        Some(External::Flag(true)) => None,
+        Some(External::Named { name }) => Some(name.clone()),
+        Some(External::Flag(false)) | None => return None,
+    };
+    Some(
+        named
+            .or_else(|| name.cloned())
+            .unwrap_or_else(|| key.to_owned()),
+    )
 }
 
 fn words(s: &StringOrList, at: &str) -> Result<Vec<String>, StackError> {
@@ -402,11 +410,7 @@ impl Reader<'_> {
                 continue;
             }
             let at = format!("networks.{key}");
-            let (is_external, external_name) = external(def.external.as_ref());
-            if is_external {
-                let name = external_name
-                    .or(def.name.clone())
-                    .unwrap_or_else(|| key.clone());
+            if let Some(name) = external_name(def.external.as_ref(), def.name.as_ref(), &key) {
                 stack.external.networks.insert(name.clone());
                 names.insert(key, name);
                 continue;
@@ -469,16 +473,15 @@ impl Reader<'_> {
         ] {
             for (key, def) in defs {
                 let at = format!("{kind}.{key}");
-                let Some((name, data, labels)) = self.file_object(&at, key, def)? else {
-                    let (_, named) = external(def.external.as_ref());
-                    let name = named.or(def.name.clone()).unwrap_or_else(|| key.clone());
+                if let Some(name) = external_name(def.external.as_ref(), def.name.as_ref(), key) {
                     if kind == "secrets" {
                         stack.external.secrets.insert(name);
                     } else {
                         stack.external.configs.insert(name);
                     }
                     continue;
-                };
+                }
+                let (name, data, labels) = self.file_object(&at, key, def)?;
                 if kind == "secrets" {
                     stack.secrets.push(SecretSpec { name, data, labels });
                 } else {
@@ -489,18 +492,15 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// A declared secret or config's name, data and labels; `None` if it
-    /// is external.
+    /// A declared secret or config's name, data and labels (one the stack
+    /// makes: not external).
     #[allow(clippy::type_complexity)]
     fn file_object(
         &self,
         at: &str,
         key: &str,
         def: &FileDef,
-    ) -> Result<Option<(String, Vec<u8>, BTreeMap<String, String>)>, StackError> {
-        if external(def.external.as_ref()).0 {
-            return Ok(None);
-        }
+    ) -> Result<(String, Vec<u8>, BTreeMap<String, String>), StackError> {
         if def.driver.is_some() || def.template_driver.is_some() {
             return Err(invalid(
                 at,
@@ -516,7 +516,7 @@ impl Reader<'_> {
         let mut labels = labels_of(def.labels.as_ref());
         labels.extend(self.namespace());
         let name = def.name.clone().unwrap_or_else(|| self.prefixed(key));
-        Ok(Some((name, data, labels)))
+        Ok((name, data, labels))
     }
 
     /// A secret's or config's name in the cluster, from its key.
@@ -532,12 +532,8 @@ impl Reader<'_> {
                 format!("{key:?} is not declared under the top-level {kind}: declare it there"),
             )
         })?;
-        let (is_external, named) = external(def.external.as_ref());
-        Ok(if is_external {
-            named.or(def.name.clone()).unwrap_or_else(|| key.to_owned())
-        } else {
-            def.name.clone().unwrap_or_else(|| self.prefixed(key))
-        })
+        Ok(external_name(def.external.as_ref(), def.name.as_ref(), key)
+            .unwrap_or_else(|| def.name.clone().unwrap_or_else(|| self.prefixed(key))))
     }
 
     fn file_refs(

@@ -667,7 +667,7 @@ async fn serve_engine_tcp(
         tracing::info!(%bound, "serving the Docker Engine API on TCP (loopback: no TLS)");
         return Ok(());
     }
-    let (tls, configs) = EngineTls::new(listener_names(addr.ip(), &[]));
+    let (tls, configs) = EngineTls::new(listener_names(addr.ip()));
     let listener = swarm_engine::tls::TlsListener::new(tcp, configs, managers_and_clients())?;
     let backend: Arc<dyn swarm_engine::Backend> = daemon.clone();
     let serving = stop.clone();

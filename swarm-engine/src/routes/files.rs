@@ -188,34 +188,45 @@ pub async fn update_secret(
     Path(id): Path<String>,
     query: Query,
     bytes: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let version = super::version(&query)?;
-    let spec = read_spec(Kind::Secret, &bytes)?;
-    let control = super::control(&backend).await?;
-    let current = control.secret(&id).await?;
-    only_labels(Kind::Secret, &current.spec.name, &current.spec.data, &spec)?;
-    control
-        .update_secret_labels(current.meta.id.as_str(), Some(version), spec.labels)
-        .await?;
-    Ok(StatusCode::OK)
+) -> Result<StatusCode, ApiError> {
+    update_labels(Kind::Secret, &backend, &id, &query, &bytes).await
 }
 
-/// `POST /configs/{id}/update?version=N`: new labels; the data may be
-/// left out or sent as it is.
+/// `POST /configs/{id}/update?version=N`: as a secret's.
 pub async fn update_config(
     State(backend): State<Shared>,
     Path(id): Path<String>,
     query: Query,
     bytes: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
-    let version = super::version(&query)?;
-    let spec = read_spec(Kind::Config, &bytes)?;
-    let control = super::control(&backend).await?;
-    let current = control.config(&id).await?;
-    only_labels(Kind::Config, &current.spec.name, &current.spec.data, &spec)?;
-    control
-        .update_config_labels(current.meta.id.as_str(), Some(version), spec.labels)
-        .await?;
+) -> Result<StatusCode, ApiError> {
+    update_labels(Kind::Config, &backend, &id, &query, &bytes).await
+}
+
+/// A secret's or config's update: its labels, once the rest is checked
+/// unchanged.
+async fn update_labels(
+    kind: Kind,
+    backend: &Shared,
+    id: &str,
+    query: &Query,
+    bytes: &Bytes,
+) -> Result<StatusCode, ApiError> {
+    let version = super::version(query)?;
+    let spec = read_spec(kind, bytes)?;
+    let control = super::control(backend).await?;
+    if kind == Kind::Secret {
+        let current = control.secret(id).await?;
+        only_labels(kind, &current.spec.name, &current.spec.data, &spec)?;
+        control
+            .update_secret_labels(current.meta.id.as_str(), Some(version), spec.labels)
+            .await?;
+    } else {
+        let current = control.config(id).await?;
+        only_labels(kind, &current.spec.name, &current.spec.data, &spec)?;
+        control
+            .update_config_labels(current.meta.id.as_str(), Some(version), spec.labels)
+            .await?;
+    }
     Ok(StatusCode::OK)
 }
 
