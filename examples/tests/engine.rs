@@ -1093,6 +1093,23 @@ configs:
         d.running("m1", "a_web").len() == 3
     });
 
+    // A secret's new data is refused, by both tools, and nothing changes.
+    std::fs::write(dir.path().join("pw.txt"), "changed").unwrap();
+    let out = d.ctl_at("m1", &["stack", "deploy", "-c", path, "a"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && text.contains("failed to update secret a_pw: only updates to Labels are allowed"),
+        "{text}"
+    );
+    let (ok, out) = docker(&d, "m1", &["stack", "deploy", "-c", path, "b"]);
+    assert!(
+        !ok && out.contains("only updates to Labels are allowed"),
+        "{out}"
+    );
+    std::fs::write(dir.path().join("pw.txt"), "s3cret").unwrap();
+    assert_eq!(d.running("m1", "a_web").len(), 3);
+
     // Each tool sees the other's stacks.
     let out = d.ctl_ok("m1", &["stack", "ls"]);
     let rows: Vec<Vec<&str>> = out

@@ -79,12 +79,27 @@ pub enum ControlRequest {
     },
     /// Create a secret.
     CreateSecret(SecretSpec),
+    /// Update a secret: only its labels may change; the data may be
+    /// sent as it is, or left empty.
+    UpdateSecret {
+        /// Its name or id.
+        secret: String,
+        /// The new spec.
+        spec: SecretSpec,
+    },
     /// Remove a secret by name.
     RemoveSecret(String),
     /// Every secret, without its data.
     ListSecrets,
     /// Create a config.
     CreateConfig(ConfigSpec),
+    /// Update a config: only its labels may change, as a secret's.
+    UpdateConfig {
+        /// Its name or id.
+        config: String,
+        /// The new spec.
+        spec: ConfigSpec,
+    },
     /// Remove a config by name.
     RemoveConfig(String),
     /// Every config, without its data.
@@ -227,6 +242,9 @@ impl<S: Store> ControlService<S> {
             ControlRequest::CreateSecret(spec) => {
                 R::Secret(without_data(&c.create_secret(spec).await?))
             }
+            ControlRequest::UpdateSecret { secret, spec } => {
+                R::Secret(without_data(&c.update_secret(&secret, None, spec).await?))
+            }
             ControlRequest::RemoveSecret(name) => {
                 c.remove_secret(&name).await?;
                 R::Done
@@ -237,6 +255,9 @@ impl<S: Store> ControlService<S> {
             ControlRequest::CreateConfig(spec) => {
                 R::Config(config_without_data(&c.create_config(spec).await?))
             }
+            ControlRequest::UpdateConfig { config, spec } => R::Config(config_without_data(
+                &c.update_config(&config, None, spec).await?,
+            )),
             ControlRequest::RemoveConfig(name) => {
                 c.remove_config(&name).await?;
                 R::Done

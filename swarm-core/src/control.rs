@@ -763,57 +763,93 @@ impl<S: Store> Control<S> {
         ))
     }
 
-    /// Replaces a secret's labels, the one part of a secret that can
-    /// change: its data is already in the tasks that use it, so new data is
-    /// a new secret (Docker's rule too). With `version`, the secret must
-    /// not have been written since that version ("update out of sequence").
-    pub async fn update_secret_labels(
+    /// Updates a secret to `spec`, where only its labels may change: its
+    /// data is already in the tasks that use it, so new data is a new
+    /// secret (Docker's rule too). `spec` may carry the data as it is
+    /// (`docker stack deploy` sends it on every deploy) or none. With
+    /// `version`, the secret's spec must not have changed since that
+    /// version ("update out of sequence"). Unchanged labels write nothing.
+    ///
+    /// # Errors
+    /// Another name or other data ([`ControlError::Refused`], with how to
+    /// proceed), an unknown secret, a stale `version`.
+    pub async fn update_secret(
         &self,
         name_or_id: &str,
         version: Option<u64>,
-        labels: BTreeMap<String, String>,
+        spec: SecretSpec,
     ) -> Result<Arc<Secret>, ControlError> {
         let id = self
-            .update_file_labels(Kind::Secret, name_or_id, version, labels)
+            .update_file(
+                Kind::Secret,
+                name_or_id,
+                version,
+                FileUpdate {
+                    name: &spec.name,
+                    data: &spec.data,
+                    labels: spec.labels.clone(),
+                },
+            )
             .await?;
         self.secret(id.as_str()).await
     }
 
-    /// Replaces a config's labels, as [`Control::update_secret_labels`]
-    /// does a secret's.
-    pub async fn update_config_labels(
+    /// Updates a config to `spec`, where only its labels may change, as
+    /// [`Control::update_secret`] does a secret.
+    ///
+    /// # Errors
+    /// As [`Control::update_secret`].
+    pub async fn update_config(
         &self,
         name_or_id: &str,
         version: Option<u64>,
-        labels: BTreeMap<String, String>,
+        spec: ConfigSpec,
     ) -> Result<Arc<Config>, ControlError> {
         let id = self
-            .update_file_labels(Kind::Config, name_or_id, version, labels)
+            .update_file(
+                Kind::Config,
+                name_or_id,
+                version,
+                FileUpdate {
+                    name: &spec.name,
+                    data: &spec.data,
+                    labels: spec.labels.clone(),
+                },
+            )
             .await?;
         self.config(id.as_str()).await
     }
 
-    /// Writes a secret's or config's new labels; answers its id.
-    async fn update_file_labels(
+    /// Writes a secret's or config's new labels once its name and data are
+    /// checked unchanged; answers its id.
+    async fn update_file(
         &self,
         kind: Kind,
         name_or_id: &str,
         version: Option<u64>,
-        labels: BTreeMap<String, String>,
+        update: FileUpdate<'_>,
     ) -> Result<Id, ControlError> {
         for _ in 0..RETRIES {
             let (meta, object) = if kind == Kind::Secret {
                 let current = self.secret(name_or_id).await?;
                 check_version(kind, &current.spec.name, &current.meta, version)?;
+                update.check(kind, &current.spec.name, &current.spec.data)?;
+                if current.spec.labels == update.labels {
+                    return Ok(current.meta.id.clone());
+                }
                 let mut secret = (*current).clone();
-                secret.spec.labels = labels.clone();
+                secret.spec.labels = update.labels.clone();
                 secret.spec.validate()?;
                 (current.meta.clone(), Object::from(secret))
             } else {
                 let current = self.config(name_or_id).await?;
                 check_version(kind, &current.spec.name, &current.meta, version)?;
+                update.check(kind, &current.spec.name, &current.spec.data)?;
+                if current.spec.labels == update.labels {
+                    return Ok(current.meta.id.clone());
+                }
                 let mut config = (*current).clone();
-                config.spec.labels = labels.clone();
+                config.spec.labels = update.labels.clone();
                 config.spec.validate()?;
                 (current.meta.clone(), Object::from(config))
             };
@@ -985,6 +1021,27 @@ fn publish_ports(
         p.published_port = port;
     }
     Ok(())
+}
+
+/// A secret's or config's update as asked: only the labels may differ.
+struct FileUpdate<'a> {
+    name: &'a str,
+    /// Empty: keep the data.
+    data: &'a [u8],
+    labels: BTreeMap<String, String>,
+}
+
+impl FileUpdate<'_> {
+    /// Refuses another name, or data other than the current.
+    fn check(&self, kind: Kind, name: &str, data: &[u8]) -> Result<(), ControlError> {
+        if self.name != name || (!self.data.is_empty() && self.data != data) {
+            return Err(ControlError::Refused(format!(
+                "only updates to Labels are allowed: the name and data of {kind} {name} stay as they are; \
+                 for new data, create a new {kind} and update the services that use this one"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Refuses a write made from a spec read at `read` (a `?version=`) when
@@ -1258,6 +1315,54 @@ mod tests {
             e.to_string()
                 .contains("port 7070/tcp is already published by service first"),
             "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_a_secrets_labels_change_and_unchanged_ones_write_nothing() {
+        let control = Control::new(Arc::new(MemoryStore::new()));
+        let spec = SecretSpec {
+            name: "db-pass".into(),
+            data: b"x".to_vec(),
+            ..Default::default()
+        };
+        let made = control.create_secret(spec.clone()).await.unwrap();
+        // The same spec, data included (as stack deploy sends it): no write.
+        let same = control
+            .update_secret("db-pass", None, spec.clone())
+            .await
+            .unwrap();
+        assert_eq!(same.meta.version, made.meta.version);
+        let mut labelled = spec.clone();
+        labelled.labels.insert("team".into(), "a".into());
+        labelled.data.clear();
+        let after = control
+            .update_secret("db-pass", Some(made.meta.version), labelled)
+            .await
+            .unwrap();
+        assert_eq!(after.spec.labels["team"], "a");
+        assert_eq!(after.spec.data, b"x", "no data keeps the data");
+        for changed in [
+            SecretSpec {
+                data: b"y".to_vec(),
+                ..spec.clone()
+            },
+            SecretSpec {
+                name: "other".into(),
+                ..spec.clone()
+            },
+        ] {
+            let e = control
+                .update_secret("db-pass", None, changed)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("only updates to Labels are allowed"), "{e}");
+        }
+        let now = control.secret("db-pass").await.unwrap();
+        assert_eq!(
+            (now.spec.data.as_slice(), now.meta.version),
+            (&b"x"[..], after.meta.version)
         );
     }
 

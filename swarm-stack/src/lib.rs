@@ -143,9 +143,8 @@ pub struct Current {
     pub networks: BTreeSet<String>,
     /// Every secret's name.
     pub secrets: BTreeSet<String>,
-    /// Every config's name, and its data where the caller can read it
-    /// (`None`: the config is kept as it is, unchecked).
-    pub configs: BTreeMap<String, Option<Vec<u8>>>,
+    /// Every config's name.
+    pub configs: BTreeSet<String>,
 }
 
 /// One step of a deployment.
@@ -157,6 +156,12 @@ pub enum Action {
     CreateSecret(SecretSpec),
     /// Create this config.
     CreateConfig(ConfigSpec),
+    /// Update the secret of this name to this spec, as `docker stack
+    /// deploy` does: its labels may change, and the manager refuses new
+    /// data (a secret cannot change: the file's new data needs a new name).
+    UpdateSecret(SecretSpec),
+    /// Update the config of this name, as [`Action::UpdateSecret`].
+    UpdateConfig(ConfigSpec),
     /// Create this service.
     CreateService(ServiceSpec),
     /// Replace the spec of the service of this name.
@@ -184,14 +189,36 @@ impl Stack {
             name: name.to_owned(),
             ..Self::default()
         };
-        let text =
-            text::interpolate(text, env, &mut stack.warnings).map_err(StackError::Invalid)?;
         // Compose files are YAML 1.1 where it matters: `mode: 0440` is
         // octal, as Docker's parser reads it.
         let mut options = serde_saphyr::Options::default();
         options.legacy_octal_numbers = true;
-        let file: ComposeFile = serde_saphyr::from_str_with_options(&text, options)
-            .map_err(|e| StackError::Syntax(e.to_string()))?;
+        let syntax = |e: serde_saphyr::Error| StackError::Syntax(e.to_string());
+        // Variables are replaced inside the values, once the YAML is read,
+        // as compose does: a comment is not interpolated, and a value
+        // cannot bring structure (a newline, a `: `) into the file. A first
+        // reading finds the variables the values use.
+        let values: Values =
+            serde_saphyr::from_str_with_options(text, options.clone()).map_err(syntax)?;
+        let mut properties = std::collections::HashMap::new();
+        for r in values.0.iter().flat_map(|v| text::references(v)) {
+            match env(&r.name) {
+                Some(value) => {
+                    properties.insert(r.name, value);
+                }
+                None if r.bare => {
+                    let w = text::unset_warning(&r.name);
+                    if !stack.warnings.contains(&w) {
+                        stack.warnings.push(w);
+                    }
+                }
+                None => {}
+            }
+        }
+        options.property_syntax = serde_saphyr::PropertySyntax::DockerCompose;
+        let file: ComposeFile =
+            serde_saphyr::from_str_with_options(text, options.with_properties(properties))
+                .map_err(syntax)?;
         if let Some(v) = &file.version {
             let v = v.to_string();
             if !v.starts_with('3') {
@@ -231,8 +258,7 @@ impl Stack {
     /// stack's services that the file no longer has are removed.
     ///
     /// # Errors
-    /// An external object the cluster lacks, or a config whose data
-    /// changed (configs and secrets cannot change: give it a new name).
+    /// An external object the cluster lacks.
     pub fn plan(&self, current: &Current, prune: bool) -> Result<Vec<Action>, StackError> {
         let missing = |kind, name: &String| StackError::MissingExternal {
             kind,
@@ -249,7 +275,7 @@ impl Stack {
             }
         }
         for c in &self.external.configs {
-            if !current.configs.contains_key(c) {
+            if !current.configs.contains(c) {
                 return Err(missing("config", c));
             }
         }
@@ -260,22 +286,18 @@ impl Stack {
             }
         }
         for s in &self.secrets {
-            if !current.secrets.contains(&s.name) {
-                actions.push(Action::CreateSecret(s.clone()));
-            }
+            actions.push(if current.secrets.contains(&s.name) {
+                Action::UpdateSecret(s.clone())
+            } else {
+                Action::CreateSecret(s.clone())
+            });
         }
         for c in &self.configs {
-            match current.configs.get(&c.name) {
-                None => actions.push(Action::CreateConfig(c.clone())),
-                Some(None) => {}
-                Some(Some(data)) if *data == c.data => {}
-                Some(Some(_)) => {
-                    return Err(StackError::Invalid(format!(
-                        "config {} exists with other data, and a config cannot change: give the new data a new name (name: in the file), or remove the stack first",
-                        c.name
-                    )));
-                }
-            }
+            actions.push(if current.configs.contains(&c.name) {
+                Action::UpdateConfig(c.clone())
+            } else {
+                Action::CreateConfig(c.clone())
+            });
         }
         for s in &self.services {
             match current.services.get(&s.name) {
@@ -294,6 +316,75 @@ impl Stack {
             }
         }
         Ok(actions)
+    }
+}
+
+/// Every string value of a YAML document, keys left out: where compose
+/// looks for `${VAR}`.
+struct Values(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Values {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Collect<'a>(&'a mut Vec<String>);
+        impl<'de> serde::de::DeserializeSeed<'de> for Collect<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        impl<'de> serde::de::Visitor<'de> for Collect<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a YAML value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<(), E> {
+                self.0.push(v.to_owned());
+                Ok(())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_i128<E>(self, _: i128) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_u128<E>(self, _: u128) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_bytes<E>(self, _: &[u8]) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_unit<E>(self) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_none<E>(self) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+                while a.next_element_seed(Collect(&mut *self.0))?.is_some() {}
+                Ok(())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+                while a.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    a.next_value_seed(Collect(&mut *self.0))?;
+                }
+                Ok(())
+            }
+        }
+        let mut all = Vec::new();
+        d.deserialize_any(Collect(&mut all))?;
+        Ok(Self(all))
     }
 }
 

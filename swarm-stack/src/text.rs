@@ -1,102 +1,57 @@
-//! The small languages inside a compose file: `${VAR}` interpolation, Go
+//! The small languages inside a compose file: `${VAR}` references, Go
 //! durations, byte sizes, and command lines.
 
 use std::time::Duration;
 
-/// Replaces `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}`,
-/// `${NAME:?message}` and `${NAME?message}` with values from `env`, and
-/// `$$` with `$`, as compose does. An unset variable without a default
-/// becomes empty, with a warning in `warnings`.
-///
-/// # Errors
-/// An unclosed `${`, or a `?` variable that is unset (or empty, with `:?`).
-pub fn interpolate(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    warnings: &mut Vec<String>,
-) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+/// A `$NAME` or `${NAME...}` reference in a compose file's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The variable's name.
+    pub name: String,
+    /// Whether it stands alone (`$NAME`, `${NAME}`): without a default or
+    /// a required message, an unset variable becomes empty with a warning.
+    pub bare: bool,
+}
+
+/// The variables that `value` refers to, as compose reads references:
+/// `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}`,
+/// `${NAME:?message}`, `${NAME?message}`, `${NAME:+alt}`, `${NAME+alt}`,
+/// and those nested in a default; `$$` is a dollar sign.
+#[must_use]
+pub fn references(value: &str) -> Vec<Reference> {
+    let mut found = Vec::new();
+    let mut rest = value;
     while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
         if let Some(r) = after.strip_prefix('$') {
-            out.push('$');
             rest = r;
-        } else if let Some(r) = after.strip_prefix('{') {
-            let end = r.find('}').ok_or_else(|| {
-                let line = text[..text.len() - rest.len() + at].lines().count().max(1);
-                format!("line {line}: `${{` is not closed by `}}`: write ${{NAME}}, or $$ for a dollar sign")
-            })?;
-            out.push_str(&substitute(&r[..end], env, warnings)?);
-            rest = &r[end + 1..];
+            continue;
+        }
+        let braced = after.starts_with('{');
+        let body = if braced { &after[1..] } else { after };
+        let len = if body.starts_with(|c: char| c.is_ascii_digit()) {
+            0
         } else {
-            let len = if after.starts_with(|c: char| c.is_ascii_digit()) {
-                0
-            } else {
-                after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len())
-            };
-            if len == 0 {
-                out.push('$');
-            } else {
-                out.push_str(&lookup(&after[..len], env, warnings));
-            }
-            rest = &after[len..];
+            body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(body.len())
+        };
+        if len > 0 {
+            found.push(Reference {
+                name: body[..len].to_owned(),
+                bare: !braced || body[len..].starts_with('}'),
+            });
         }
+        // What follows a name (a default, a message) may hold more
+        // references: scan on from the end of the name.
+        rest = &body[len..];
     }
-    out.push_str(rest);
-    Ok(out)
+    found
 }
 
-fn lookup(name: &str, env: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> String {
-    env(name).unwrap_or_else(|| {
-        let w = format!("The {name} variable is not set. Defaulting to a blank string.");
-        if !warnings.contains(&w) {
-            warnings.push(w);
-        }
-        String::new()
-    })
-}
-
-fn substitute(
-    expr: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    warnings: &mut Vec<String>,
-) -> Result<String, String> {
-    let split = expr
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(expr.len());
-    let (name, op) = expr.split_at(split);
-    if name.is_empty() {
-        return Err(format!(
-            "${{{expr}}} names no variable: write ${{NAME}}, ${{NAME:-default}} or ${{NAME:?message}}"
-        ));
-    }
-    let value = env(name);
-    let empty_counts = op.starts_with(':');
-    let unset = match &value {
-        None => true,
-        Some(v) => empty_counts && v.is_empty(),
-    };
-    let op = op.strip_prefix(':').unwrap_or(op);
-    match op.chars().next() {
-        None => Ok(lookup(name, env, warnings)),
-        Some('-') if unset => Ok(op[1..].to_owned()),
-        Some('?') if unset => Err(format!(
-            "{name} must be set{}",
-            if op.len() > 1 {
-                format!(": {}", &op[1..])
-            } else {
-                String::new()
-            }
-        )),
-        Some('-' | '?') => Ok(value.unwrap_or_default()),
-        Some(_) => Err(format!(
-            "${{{expr}}}: unknown operator after {name}: use :- (default) or :? (required)"
-        )),
-    }
+/// The warning compose gives for an unset variable without a default.
+#[must_use]
+pub fn unset_warning(name: &str) -> String {
+    format!("The {name} variable is not set. Defaulting to a blank string.")
 }
 
 /// A Go duration: `10s`, `1m30s`, `500ms`, `1.5h`; a bare `0` is zero.
@@ -229,32 +184,19 @@ pub fn shell_words(s: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
-        match name {
-            "TAG" => Some("1.2".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
-    }
-
     #[test]
-    fn variables_are_replaced_as_compose_does() {
-        let mut w = Vec::new();
-        let got = interpolate(
-            "a:$TAG b:${TAG} c:${NOPE:-x} d:${EMPTY:-y} e:${EMPTY-z} f:$$TAG g:$NOPE h:$1",
-            &env,
-            &mut w,
-        )
-        .unwrap();
-        assert_eq!(got, "a:1.2 b:1.2 c:x d:y e: f:$TAG g: h:$1");
+    fn references_are_found_as_compose_reads_them() {
+        let names = |v: &str| {
+            references(v)
+                .into_iter()
+                .map(|r| format!("{}{}", r.name, if r.bare { "" } else { "?" }))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            w,
-            ["The NOPE variable is not set. Defaulting to a blank string."]
+            names("a:$TAG b:${TAG} c:${NOPE:-x} f:$$TAG h:$1 i:${A:-${B}} j:${C?m $D}"),
+            ["TAG", "TAG", "NOPE?", "A?", "B", "C?", "D"]
         );
-        let e = interpolate("x: ${NOPE:?give a tag}", &env, &mut w).unwrap_err();
-        assert_eq!(e, "NOPE must be set: give a tag");
-        let e = interpolate("a\nb: ${TAG", &env, &mut w).unwrap_err();
-        assert!(e.starts_with("line 2:"), "{e}");
+        assert!(names("no dollars, or one: $").is_empty());
     }
 
     #[test]

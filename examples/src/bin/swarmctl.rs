@@ -1380,11 +1380,7 @@ async fn current(ctl: &Ctl) -> anyhow::Result<swarm_stack::Current> {
     let ControlReply::Configs(configs) = ctl.call(ControlRequest::ListConfigs).await? else {
         bail!("the manager answered out of turn")
     };
-    // The control API lists configs without their data: kept unchecked.
-    current.configs = configs
-        .iter()
-        .map(|c| (c.spec.name.clone(), None))
-        .collect();
+    current.configs = configs.iter().map(|c| c.spec.name.clone()).collect();
     Ok(current)
 }
 
@@ -1428,6 +1424,25 @@ async fn stack_cmd(ctl: &Ctl, cmd: StackCmd) -> anyhow::Result<()> {
                     Action::CreateConfig(spec) => {
                         println!("Creating config {}", spec.name);
                         ctl.call(ControlRequest::CreateConfig(spec)).await?;
+                    }
+                    // Silent, as docker's: the manager refuses new data.
+                    Action::UpdateSecret(spec) => {
+                        let name = spec.name.clone();
+                        ctl.call(ControlRequest::UpdateSecret {
+                            secret: name.clone(),
+                            spec,
+                        })
+                        .await
+                        .with_context(|| format!("failed to update secret {name}"))?;
+                    }
+                    Action::UpdateConfig(spec) => {
+                        let name = spec.name.clone();
+                        ctl.call(ControlRequest::UpdateConfig {
+                            config: name.clone(),
+                            spec,
+                        })
+                        .await
+                        .with_context(|| format!("failed to update config {name}"))?;
                     }
                     Action::CreateService(spec) => {
                         println!("Creating service {}", spec.name);

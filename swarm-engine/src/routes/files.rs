@@ -167,19 +167,6 @@ pub async fn create_config(
     ))
 }
 
-/// Refuses an update that would change more than the labels: the name,
-/// or data other than the current (none at all keeps it).
-fn only_labels(kind: Kind, current: &str, data: &[u8], spec: &SecretSpec) -> Result<(), ApiError> {
-    let data_changes = !spec.data.is_empty() && data != spec.data.as_slice();
-    if spec.name != current || data_changes {
-        return Err(ApiError::bad_request(format!(
-            "only updates to Labels are allowed: the name and data of {kind} {current} stay as they are; \
-             for new data, create a new {kind} and update the services that use this one"
-        )));
-    }
-    Ok(())
-}
-
 /// `POST /secrets/{id}/update?version=N`: new labels (nothing else may
 /// change). The data may be left out, or sent as it is (`docker stack
 /// deploy` sends it again on every deploy).
@@ -215,17 +202,14 @@ async fn update_labels(
     let spec = read_spec(kind, bytes)?;
     let control = super::control(backend).await?;
     if kind == Kind::Secret {
-        let current = control.secret(id).await?;
-        only_labels(kind, &current.spec.name, &current.spec.data, &spec)?;
-        control
-            .update_secret_labels(current.meta.id.as_str(), Some(version), spec.labels)
-            .await?;
+        control.update_secret(id, Some(version), spec).await?;
     } else {
-        let current = control.config(id).await?;
-        only_labels(kind, &current.spec.name, &current.spec.data, &spec)?;
-        control
-            .update_config_labels(current.meta.id.as_str(), Some(version), spec.labels)
-            .await?;
+        let spec = ConfigSpec {
+            name: spec.name,
+            data: spec.data,
+            labels: spec.labels,
+        };
+        control.update_config(id, Some(version), spec).await?;
     }
     Ok(StatusCode::OK)
 }
