@@ -12,6 +12,7 @@
 //! `key.pem`) or a manager's own; a worker's is refused with a 403 that
 //! says so.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,10 @@ const REISSUE_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// node's role.
 pub struct EngineTls {
     names: Vec<String>,
+    /// Where the certificate is kept for a restart that finds the manager
+    /// locked (its CA is in the locked store until `docker swarm unlock`,
+    /// which may come over this listener).
+    saved: PathBuf,
     configs: watch::Sender<Option<Arc<ServerConfig>>>,
     /// The node the current certificate was made for, and when.
     issued: Mutex<Option<(Id, Instant)>>,
@@ -38,14 +43,19 @@ pub struct EngineTls {
 
 impl EngineTls {
     /// Settings for a listener that clients reach by `names` (host names
-    /// and IP addresses); the receiver is what
-    /// [`swarm_engine::tls::TlsListener::new`] takes.
+    /// and IP addresses), keeping its certificate in the directory `saved`
+    /// (`ca.pem`, `cert.pem`, `key.pem` of mode 0600); the receiver is
+    /// what [`swarm_engine::tls::TlsListener::new`] takes.
     #[must_use]
-    pub fn new(names: Vec<String>) -> (Self, watch::Receiver<Option<Arc<ServerConfig>>>) {
+    pub fn new(
+        names: Vec<String>,
+        saved: PathBuf,
+    ) -> (Self, watch::Receiver<Option<Arc<ServerConfig>>>) {
         let (configs, rx) = watch::channel(None);
         (
             Self {
                 names,
+                saved,
                 configs,
                 issued: Mutex::new(None),
             },
@@ -61,15 +71,22 @@ impl EngineTls {
     /// If the CA cannot be read from the store or cannot sign.
     pub async fn refresh<S: ReplicatedStore>(&self, daemon: &Daemon<S>) -> Result<(), String> {
         let Some((node, addr, store)) = daemon.manager_store() else {
-            // A locked manager keeps its certificate: `docker swarm
-            // unlock` may come over this listener.
+            // A locked manager keeps its certificate, or takes the one it
+            // saved: `docker swarm unlock` may come over this listener.
             if daemon.is_locked() {
+                if self.configs.borrow().is_none() {
+                    self.serve_saved()?;
+                }
                 return Ok(());
             }
             let had = self.lock().take().is_some();
-            if had {
+            if had || self.configs.borrow().is_some() {
                 self.configs.send_replace(None);
                 tracing::info!("the Engine API's TLS stops: this daemon is no manager now");
+            }
+            if self.saved.exists() {
+                std::fs::remove_dir_all(&self.saved)
+                    .map_err(|e| format!("{}: {e}", self.saved.display()))?;
             }
             return Ok(());
         };
@@ -103,10 +120,38 @@ impl EngineTls {
         let config =
             swarm_engine::tls::server_config(cluster.ca.cert_pem(), &cert, &key.key_pem())?;
         self.configs.send_replace(Some(config));
+        let kept = swarm_api::tls::Credentials::new(cluster.ca.cert_pem(), cert, key.key_pem())
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.save(&self.saved).map_err(|e| e.to_string()));
+        if let Err(e) = kept {
+            tracing::warn!(
+                error = %e,
+                dir = %self.saved.display(),
+                "the Engine API's certificate is not kept: after a restart that finds this manager \
+                 locked, unlock it over the unix socket"
+            );
+        }
         *self.lock() = Some((node, Instant::now()));
         tracing::info!(
             ?names,
             "the Engine API serves TLS with a certificate from the cluster CA"
+        );
+        Ok(())
+    }
+
+    /// Serves the certificate kept by an earlier run, if there is one.
+    fn serve_saved(&self) -> Result<(), String> {
+        if !self.saved.exists() {
+            return Ok(());
+        }
+        let kept = swarm_api::tls::Credentials::load(&self.saved)
+            .map_err(|e| format!("the kept Engine API certificate: {e}"))?;
+        let config =
+            swarm_engine::tls::server_config(kept.ca_pem(), kept.cert_pem(), kept.key_pem())?;
+        self.configs.send_replace(Some(config));
+        tracing::info!(
+            "the Engine API serves TLS with the certificate kept from the last run, until this \
+             locked manager is unlocked"
         );
         Ok(())
     }

@@ -812,18 +812,35 @@ fn global_ipv4() -> Option<String> {
 /// `docker ARGS` against `DOCKER_HOST=tcp://host`, with TLS from `certs`
 /// (`DOCKER_TLS_VERIFY=1`, `DOCKER_CERT_PATH`) when given.
 fn docker_tcp(d: &Daemons, host: &str, certs: Option<&Path>, args: &[&str]) -> (bool, String) {
+    docker_tcp_stdin(d, host, certs, args, b"")
+}
+
+/// [`docker_tcp`] with `input` on stdin.
+fn docker_tcp_stdin(
+    d: &Daemons,
+    host: &str,
+    certs: Option<&Path>,
+    args: &[&str],
+    input: &[u8],
+) -> (bool, String) {
+    use std::io::Write as _;
     let mut cmd = std::process::Command::new("docker");
     cmd.args(args)
         .env("DOCKER_HOST", format!("tcp://{host}"))
         .env("DOCKER_CONFIG", d.data("tcp").join("docker-config"))
         .env_remove("DOCKER_API_VERSION")
         .env_remove("DOCKER_TLS_VERIFY")
-        .env_remove("DOCKER_CERT_PATH");
+        .env_remove("DOCKER_CERT_PATH")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     if let Some(dir) = certs {
         cmd.env("DOCKER_TLS_VERIFY", "1")
             .env("DOCKER_CERT_PATH", dir);
     }
-    let out = cmd.output().expect("the docker CLI runs");
+    let mut child = cmd.spawn().expect("the docker CLI runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
         format!(
@@ -945,7 +962,22 @@ fn docker_over_tcp_with_mutual_tls_from_the_cluster_ca() {
     );
     let (ok, out) = docker_stdin(&d, "m1", &["swarm", "unlock"], b"SWMKEY-1-short\n");
     assert!(!ok && out.contains("invalid unlock key"), "{out}");
-    let (ok, out) = docker_stdin(&d, "m1", &["swarm", "unlock"], key.as_bytes());
+    // The restarted manager serves TLS with the certificate it kept, so
+    // the unlock may come over TCP too.
+    let (ok, out) = docker_tcp(
+        &d,
+        &host,
+        Some(&client),
+        &["info", "--format", "{{.Swarm.LocalNodeState}}"],
+    );
+    assert!(ok && out.trim() == "locked", "{out}");
+    let (ok, out) = docker_tcp_stdin(
+        &d,
+        &host,
+        Some(&client),
+        &["swarm", "unlock"],
+        key.as_bytes(),
+    );
     assert!(ok, "{out}");
     let (ok, out) = docker(&d, "m1", &["node", "ls"]);
     assert!(ok && out.contains("Leader"), "{out}");
@@ -967,6 +999,10 @@ fn docker_over_tcp_with_mutual_tls_from_the_cluster_ca() {
     };
     // Closed at once: EOF or a reset, as the timing goes.
     assert!(out.contains("error during connect"), "{out}");
+    assert!(
+        !d.data("m1").join("engine-tls").exists(),
+        "the kept certificate goes with the swarm"
+    );
 }
 
 /// The spec of a service as the API shows it, with the ids that differ by

@@ -548,7 +548,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let in_swarm = member.is_some();
-    let socket = args.setup(false)?.engine_socket;
+    let setup = args.setup(false)?;
+    let socket = setup.engine_socket;
+    let engine_certs = setup.config.data_dir.join("engine-tls");
     let engine_addr = args.engine_addr.clone();
     let daemon = Arc::new(Daemon::new(Box::new(Swarmd { args }), member));
     let api = CancellationToken::new();
@@ -572,7 +574,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         );
     }
     if let Some(addr) = &engine_addr {
-        serve_engine_tcp(daemon.clone(), addr, api.clone()).await?;
+        serve_engine_tcp(daemon.clone(), addr, engine_certs, api.clone()).await?;
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -650,6 +652,7 @@ fn engine_tcp_addr(flag: &str) -> anyhow::Result<SocketAddr> {
 async fn serve_engine_tcp(
     daemon: Arc<Daemon<NodeStore>>,
     flag: &str,
+    certs: std::path::PathBuf,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     use swarm_examples::engine_tls::{EngineTls, listener_names, managers_and_clients};
@@ -667,7 +670,7 @@ async fn serve_engine_tcp(
         tracing::info!(%bound, "serving the Docker Engine API on TCP (loopback: no TLS)");
         return Ok(());
     }
-    let (tls, configs) = EngineTls::new(listener_names(addr.ip()));
+    let (tls, configs) = EngineTls::new(listener_names(addr.ip()), certs);
     let listener = swarm_engine::tls::TlsListener::new(tcp, configs, managers_and_clients())?;
     let backend: Arc<dyn swarm_engine::Backend> = daemon.clone();
     let serving = stop.clone();
