@@ -66,6 +66,20 @@ fn docker_check(test: Vec<String>) -> HealthCheck {
     }
 }
 
+/// `gpu=1`: a kind and how many of it a task reserves.
+fn generic_reservation(s: &str) -> Result<(String, u64), String> {
+    let (kind, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid generic resource {s:?}: write KIND=N, e.g. gpu=1"))?;
+    swarm_core::model::check_generic_kind(kind)?;
+    let n = n.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+        format!(
+            "invalid generic resource {s:?}: reserve a whole number of at least 1, e.g. {kind}=1"
+        )
+    })?;
+    Ok((kind.to_owned(), n))
+}
+
 /// The flags `service create` and `service update` share: each one given
 /// sets its field, and the others leave the spec as it is.
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -109,6 +123,11 @@ pub struct SpecFlags {
     /// Memory reserved, e.g. 64M.
     #[arg(long = "reserve-memory")]
     pub reserve_memory: Option<String>,
+    /// A generic resource each task reserves, KIND=N (`gpu=1`); repeat for
+    /// each kind. Tasks go to nodes that advertise that many unassigned,
+    /// and are told which they got in DOCKER_RESOURCE_<KIND>.
+    #[arg(long = "generic-resource", value_parser = generic_reservation)]
+    pub generic_resource: Vec<(String, u64)>,
     /// CPU limit.
     #[arg(long = "limit-cpu")]
     pub limit_cpu: Option<f64>,
@@ -242,6 +261,9 @@ impl SpecFlags {
         }
         if let Some(m) = &self.reserve_memory {
             r.reservations.memory_bytes = bytes(m)?;
+        }
+        if !self.generic_resource.is_empty() {
+            r.generic = self.generic_resource.iter().cloned().collect();
         }
         if let Some(c) = self.limit_cpu {
             r.limits.nano_cpus = nano_cpus(c);

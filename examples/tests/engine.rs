@@ -1194,3 +1194,138 @@ configs:
     let (_, out) = docker(&d, "m1", &["secret", "ls", "-q"]);
     assert_eq!(out.trim(), "");
 }
+
+/// `swarmd --node-generic-resource` advertises GPUs as dockerd's flag
+/// does; `docker service create --generic-resource gpu=1` places each
+/// task where one is free, tells it which in `DOCKER_RESOURCE_GPU`, and
+/// leaves a task that finds none pending with the reason.
+#[test]
+fn generic_resources_go_to_the_tasks_that_reserve_them() {
+    let Some(mut d) = daemons() else {
+        return;
+    };
+    let m1 = d.bare_with(
+        "m1",
+        &[
+            "--node-generic-resource",
+            "gpu=GPU-a",
+            "--node-generic-resource",
+            "gpu=GPU-b",
+            "--node-generic-resource",
+            "ssd=3",
+        ],
+    );
+    swarm_init(&d, "m1", &m1);
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &[
+            "node",
+            "inspect",
+            "self",
+            "--format",
+            "{{json .Description.Resources.GenericResources}}",
+        ],
+    );
+    let offered: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert!(ok, "{out}");
+    assert_eq!(
+        offered,
+        serde_json::json!([
+            {"NamedResourceSpec": {"Kind": "gpu", "Value": "GPU-a"}},
+            {"NamedResourceSpec": {"Kind": "gpu", "Value": "GPU-b"}},
+            {"DiscreteResourceSpec": {"Kind": "ssd", "Value": 3}}
+        ])
+    );
+
+    let script = format!(
+        "echo gpu=$DOCKER_RESOURCE_GPU ssd=$DOCKER_RESOURCE_SSD; exec sleep {}",
+        d.marker()
+    );
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "train",
+            "--replicas",
+            "3",
+            "--generic-resource",
+            "gpu=1",
+            "--generic-resource",
+            "ssd=1",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(ok, "{out}");
+    let (_, out) = docker(
+        &d,
+        "m1",
+        &[
+            "service",
+            "inspect",
+            "train",
+            "--format",
+            "{{json .Spec.TaskTemplate.Resources.Reservations.GenericResources}}",
+        ],
+    );
+    let reserved: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(
+        reserved,
+        serde_json::json!([
+            {"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}},
+            {"DiscreteResourceSpec": {"Kind": "ssd", "Value": 1}}
+        ])
+    );
+    // Two GPUs: two tasks run, each with its own, and the third waits.
+    d.wait("two tasks with a GPU each", Duration::from_secs(30), || {
+        let (_, out) = docker(&d, "m1", &["service", "logs", "train"]);
+        out.contains("gpu=GPU-a ssd=1") && out.contains("gpu=GPU-b ssd=1")
+    });
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &[
+            "service",
+            "ps",
+            "train",
+            "--no-trunc",
+            "--format",
+            "{{.CurrentState}}|{{.Error}}",
+        ],
+    );
+    assert!(ok, "{out}");
+    let pending: Vec<&str> = out.lines().filter(|l| l.starts_with("Pending")).collect();
+    assert_eq!(pending.len(), 1, "{out}");
+    assert!(
+        pending[0].contains("no suitable node (insufficient resources on 1 node)"),
+        "{out}"
+    );
+
+    // The wire refuses what a service cannot reserve, naming the field.
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &["service", "create", "--generic-resource", "gpu=0", "sh"],
+    );
+    assert!(!ok, "{out}");
+    let (ok, out) = docker(
+        &d,
+        "m1",
+        &["service", "update", "--detach", "--replicas", "2", "train"],
+    );
+    assert!(ok, "{out}");
+    d.wait(
+        "the service settled on its two GPUs",
+        Duration::from_secs(30),
+        || {
+            let (_, out) = docker(&d, "m1", &["service", "ls", "--format", "{{.Replicas}}"]);
+            out.trim() == "2/2"
+        },
+    );
+}

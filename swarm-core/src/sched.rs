@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::Id;
-use crate::model::{Node, Protocol, Resources, Task};
+use crate::model::{GenericResource, Node, Protocol, Resources, Task, generic_units};
 
 /// What the scheduler knows of a node: the node and the load on it.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct NodeInfo {
     pub host_ports: HashSet<(Protocol, u32)>,
     /// Recent failures of tasks on this node, per service.
     pub recent_failures: HashMap<Id, u32>,
+    /// The generic resources given to its active tasks.
+    pub generic_in_use: Vec<GenericResource>,
 }
 
 impl NodeInfo {
@@ -34,7 +36,16 @@ impl NodeInfo {
             reserved: Resources::default(),
             host_ports: HashSet::new(),
             recent_failures: HashMap::new(),
+            generic_in_use: Vec::new(),
         }
+    }
+
+    /// Units of generic resource `kind` the node advertises and no active
+    /// task was given.
+    #[must_use]
+    pub fn generic_free(&self, kind: &str) -> u64 {
+        generic_units(&self.node.description.generic_resources, kind)
+            .saturating_sub(generic_units(&self.generic_in_use, kind))
     }
 
     /// CPU and memory not yet reserved.

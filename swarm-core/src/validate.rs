@@ -259,6 +259,16 @@ impl TaskSpec {
                 );
             }
         }
+        for (kind, n) in &self.resources.generic {
+            if let Err(e) = crate::model::check_generic_kind(kind) {
+                errors.push("task.resources.generic", e);
+            } else if *n == 0 {
+                errors.push(
+                    "task.resources.generic",
+                    format!("{kind}=0 reserves nothing: reserve at least 1, or leave {kind} out"),
+                );
+            }
+        }
         if !(-1000..=1000).contains(&self.oom_score_adj) {
             errors.push(
                 "task.oom_score_adj",

@@ -274,11 +274,7 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
         Some(r) => {
             let limits = r.limits.unwrap_or_default();
             let reservations = r.reservations.unwrap_or_default();
-            if !reservations.generic_resources.is_empty() {
-                return Err(unsupported(
-                    "TaskTemplate.Resources.Reservations.GenericResources",
-                ));
-            }
+            let generic = reserved_generic(&reservations.generic_resources)?;
             let amount = |field: &str, n: i64| {
                 u64::try_from(n).map_err(|_| {
                     ApiError::bad_request(format!(
@@ -295,6 +291,7 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
                     nano_cpus: amount("Reservations.NanoCPUs", reservations.nano_cpus)?,
                     memory_bytes: amount("Reservations.MemoryBytes", reservations.memory_bytes)?,
                 },
+                generic,
             }
         }
     };
@@ -693,7 +690,17 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
             reservations: Some(ws::Reservation {
                 nano_cpus: clamp(t.resources.reservations.nano_cpus),
                 memory_bytes: clamp(t.resources.reservations.memory_bytes),
-                generic_resources: Vec::new(),
+                generic_resources: t
+                    .resources
+                    .generic
+                    .iter()
+                    .map(|(kind, &n)| {
+                        wire_generic(&model::GenericResource::Discrete {
+                            kind: kind.clone(),
+                            value: n,
+                        })
+                    })
+                    .collect(),
             }),
         }),
         restart_policy: Some(ws::RestartPolicy {
@@ -859,10 +866,68 @@ pub fn task(t: &model::Task, state: &State) -> wire::Task {
                 addresses: vec![format!("{}/{}", n.addr, n.prefix)],
             })
             .collect(),
+        assigned_generic_resources: t
+            .assigned_generic_resources
+            .iter()
+            .map(wire_generic)
+            .collect(),
     }
 }
 
 // ---- nodes ------------------------------------------------------------
+
+/// A generic resource as the Engine API writes it.
+fn wire_generic(r: &model::GenericResource) -> node::GenericResource {
+    match r {
+        model::GenericResource::Named { kind, value } => node::GenericResource {
+            named_resource_spec: Some(node::NamedResourceSpec {
+                kind: kind.clone(),
+                value: value.clone(),
+            }),
+            discrete_resource_spec: None,
+        },
+        model::GenericResource::Discrete { kind, value } => node::GenericResource {
+            named_resource_spec: None,
+            discrete_resource_spec: Some(node::DiscreteResourceSpec {
+                kind: kind.clone(),
+                value: clamp(*value),
+            }),
+        },
+    }
+}
+
+/// A service's generic reservations (`--generic-resource gpu=1`): amounts
+/// by kind, each kind once.
+fn reserved_generic(list: &[node::GenericResource]) -> Result<BTreeMap<String, u64>, ApiError> {
+    const AT: &str = "TaskTemplate.Resources.Reservations.GenericResources";
+    let mut out = BTreeMap::new();
+    for r in list {
+        let (Some(d), None) = (&r.discrete_resource_spec, &r.named_resource_spec) else {
+            return Err(ApiError::bad_request(format!(
+                "{AT}: a service reserves amounts of a kind (DiscreteResourceSpec), not one named \
+                 resource: write --generic-resource gpu=1, and the node's named GPUs are given out"
+            )));
+        };
+        model::check_generic_kind(&d.kind)
+            .map_err(|e| ApiError::bad_request(format!("{AT}: {e}")))?;
+        let n = u64::try_from(d.value)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{AT}: {} of {}: reserve at least 1",
+                    d.value, d.kind
+                ))
+            })?;
+        if out.insert(d.kind.clone(), n).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "{AT}: {} is reserved twice: give each kind once, with its total",
+                d.kind
+            )));
+        }
+    }
+    Ok(out)
+}
 
 /// A node as Docker's JSON writes it, with its manager status if
 /// `managers` (by node id) has one.
@@ -889,6 +954,12 @@ pub fn node(n: &model::Node, managers: &BTreeMap<String, node::ManagerStatus>) -
             resources: node::Resources {
                 nano_cpus: clamp(n.description.resources.nano_cpus),
                 memory_bytes: clamp(n.description.resources.memory_bytes),
+                generic_resources: n
+                    .description
+                    .generic_resources
+                    .iter()
+                    .map(wire_generic)
+                    .collect(),
             },
             engine: node::EngineDescription {
                 engine_version: env!("CARGO_PKG_VERSION").into(),

@@ -278,7 +278,19 @@ fn service_spec() -> impl Strategy<Value = Value> {
             (0_u64..20).prop_map(|r| json!({"Replicated": {"Replicas": r}})),
             Just(json!({"Global": {}})),
         ],
-        (0_i64..4, 0_i64..(1 << 30)).prop_map(|(c, m)| (c * 250_000_000, m)),
+        (
+            0_i64..4,
+            0_i64..(1 << 30),
+            proptest::collection::btree_map("[a-z][a-z0-9_.-]{0,6}", 1_i64..8, 0..3),
+        )
+            .prop_map(|(c, m, generic)| {
+                // Amounts by kind, in the order inspect gives them.
+                let generic: Vec<Value> = generic
+                    .into_iter()
+                    .map(|(kind, n)| json!({"DiscreteResourceSpec": {"Kind": kind, "Value": n}}))
+                    .collect();
+                (c * 250_000_000, m, generic)
+            }),
         (
             prop_oneof![Just("any"), Just("on-failure"), Just("none")],
             nanos(),
@@ -305,7 +317,7 @@ fn service_spec() -> impl Strategy<Value = Value> {
         ),
     )
         .prop_map(
-            |(name, labels, (container, log, pids), mode, (cpus, memory), restart, placement, updates, endpoint)| {
+            |(name, labels, (container, log, pids), mode, (cpus, memory, generic), restart, placement, updates, endpoint)| {
                 let (condition, delay, attempts, window) = restart;
                 let (constraints, preferences, max_replicas) = placement;
                 let (mode_name, targets, protocol) = endpoint;
@@ -322,7 +334,7 @@ fn service_spec() -> impl Strategy<Value = Value> {
                         "ContainerSpec": container,
                         "Resources": {
                             "Limits": {"NanoCPUs": cpus * 2, "MemoryBytes": memory * 2, "Pids": pids},
-                            "Reservations": {"NanoCPUs": cpus, "MemoryBytes": memory},
+                            "Reservations": {"NanoCPUs": cpus, "MemoryBytes": memory, "GenericResources": generic},
                         },
                         "RestartPolicy": {"Condition": condition, "Delay": delay, "MaxAttempts": attempts, "Window": window},
                         "Placement": {"Constraints": constraints, "Preferences": preferences, "MaxReplicas": max_replicas},

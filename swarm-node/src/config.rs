@@ -276,6 +276,10 @@ pub struct NodeSettings {
     /// [`NodeConfig::snapshot_interval`].
     #[serde(default)]
     pub snapshot_interval: Option<u64>,
+    /// The generic resources the node advertises
+    /// ([`swarm_core::agent::AgentConfig::generic_resources`]).
+    #[serde(default)]
+    pub generic_resources: Option<Vec<swarm_core::model::GenericResource>>,
 }
 
 const SETTINGS_FILE: &str = "settings.json";
@@ -314,6 +318,7 @@ impl NodeSettings {
             scheduler_strategy: given.scheduler_strategy.clone().or(self.scheduler_strategy),
             data_plane: given.data_plane.clone().or(self.data_plane),
             snapshot_interval: given.snapshot_interval.or(self.snapshot_interval),
+            generic_resources: given.generic_resources.clone().or(self.generic_resources),
         }
     }
 
@@ -336,6 +341,9 @@ impl NodeSettings {
         }
         if let Some(n) = self.snapshot_interval {
             config.snapshot_interval = n;
+        }
+        if let Some(g) = &self.generic_resources {
+            config.agent.generic_resources.clone_from(g);
         }
     }
 }

@@ -26,7 +26,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use swarm_core::Id;
-use swarm_core::model::{NodeDescription, Platform, Resources, Task};
+use swarm_core::model::{GenericResource, NodeDescription, Platform, Resources, Task};
 use swarm_core::network::Sandbox;
 use swarm_core::runtime::{
     Enforcement, ExitStatus, Health, LogOptions, LogStream, Runtime, RuntimeError, RuntimeInfo,
@@ -880,6 +880,26 @@ fn describe(info: SystemInfo, hostname: Option<&str>) -> RuntimeInfo {
                 .map(|l| match l.split_once('=') {
                     Some((k, v)) => (k.to_owned(), v.to_owned()),
                     None => (l, String::new()),
+                })
+                .collect(),
+            // dockerd's own `--node-generic-resource`s.
+            generic_resources: info
+                .generic_resources
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| {
+                    if let Some(n) = r.named_resource_spec {
+                        Some(GenericResource::Named {
+                            kind: n.kind?,
+                            value: n.value?,
+                        })
+                    } else {
+                        let d = r.discrete_resource_spec?;
+                        Some(GenericResource::Discrete {
+                            kind: d.kind?,
+                            value: u64::try_from(d.value?).ok()?,
+                        })
+                    }
                 })
                 .collect(),
         },

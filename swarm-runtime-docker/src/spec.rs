@@ -235,6 +235,9 @@ fn env(task: &Task) -> Vec<String> {
     if let Some(node) = &task.node_id {
         env.push(format!("SWARM_NODE_ID={node}"));
     }
+    env.extend(swarm_core::model::generic_env(
+        &task.assigned_generic_resources,
+    ));
     env
 }
 
@@ -523,7 +526,11 @@ mod tests {
             retries: 2,
             start_period: Duration::ZERO,
         });
-        let t = task(spec, &["8080:80", "mode=host,published=9090,target=90"]);
+        let mut t = task(spec, &["8080:80", "mode=host,published=9090,target=90"]);
+        t.assigned_generic_resources = vec![swarm_core::model::GenericResource::Named {
+            kind: "gpu".into(),
+            value: "GPU-a".into(),
+        }];
         let body = create_body(&t, None).unwrap();
         assert_eq!(container_name(&t), format!("web.3.{}", t.meta.id));
         assert_eq!(body.entrypoint.unwrap(), ["httpd"]);
@@ -532,6 +539,7 @@ mod tests {
         assert_eq!(env[0], "A=1");
         assert!(env.contains(&"SWARM_SECRETS_DIR=/run/secrets".to_owned()));
         assert!(env.contains(&"SWARM_NODE_ID=node1".to_owned()));
+        assert!(env.contains(&"DOCKER_RESOURCE_GPU=GPU-a".to_owned()));
         assert_eq!(
             (
                 body.user.as_deref(),

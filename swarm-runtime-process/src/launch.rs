@@ -212,6 +212,11 @@ impl Launch {
         if let Some(node) = &task.node_id {
             set(&mut env, "SWARM_NODE_ID", node.to_string());
         }
+        for entry in swarm_core::model::generic_env(&task.assigned_generic_resources) {
+            if let Some((k, v)) = entry.split_once('=') {
+                set(&mut env, k, v.to_owned());
+            }
+        }
         set(
             &mut env,
             "SWARM_SECRETS_DIR",

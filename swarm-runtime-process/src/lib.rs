@@ -225,6 +225,7 @@ impl Runtime for ProcessRuntime {
                 platform: Platform::current(),
                 resources,
                 engine_labels: config.engine_labels.clone(),
+                generic_resources: Vec::new(),
             },
             // No cgroups: limits are not enforced and nothing is set aside.
             enforcement: Enforcement {

@@ -28,7 +28,8 @@ fn placed_alike(a: &Task, b: &Task) -> bool {
     (std::ptr::eq(sa, sb) || sa == sb)
         && (Arc::ptr_eq(&a.spec, &b.spec)
             || (a.spec.placement == b.spec.placement
-                && a.spec.resources.reservations == b.spec.resources.reservations))
+                && a.spec.resources.reservations == b.spec.resources.reservations
+                && a.spec.resources.generic == b.spec.resources.generic))
         && (Arc::ptr_eq(&a.endpoint, &b.endpoint) || a.endpoint.ports == b.endpoint.ports)
 }
 

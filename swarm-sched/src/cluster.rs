@@ -1,7 +1,7 @@
 //! The state of one scheduling call: what it knows of each node and what
 //! it has placed so far.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use swarm_core::model::{Protocol, Resources};
 use swarm_core::sched::NodeInfo;
@@ -60,6 +60,9 @@ pub(crate) struct Cluster<'a> {
     pub layout: Layout,
     /// Host-mode ports taken by this call: (position, protocol, port).
     ports: HashSet<(u32, Protocol, u32)>,
+    /// Generic resources reserved by this call's placements, by position
+    /// and kind (only tasks that reserve some touch it).
+    generic: HashMap<u32, BTreeMap<String, u64>>,
     /// The positions whose `service_placed` is not zero.
     touched: Vec<u32>,
     /// The positions whose `total` changed since the last
@@ -112,6 +115,7 @@ impl<'a> Cluster<'a> {
             unready,
             layout: Layout::new(nodes.len()),
             ports: HashSet::new(),
+            generic: HashMap::new(),
             touched: Vec::new(),
             moved: Vec::new(),
         }
@@ -251,9 +255,17 @@ impl<'a> Cluster<'a> {
         }
         load.service_placed += 1;
         load.available = load.available.saturating_sub(&req.reservations);
-        let fits = load.available.fits(&req.reservations);
+        let mut fits = load.available.fits(&req.reservations);
         for &(proto, port) in &req.host_ports {
             self.ports.insert((p as u32, proto, port));
+        }
+        if !req.generic.is_empty() {
+            let placed = self.generic.entry(p as u32).or_default();
+            for (kind, n) in req.generic {
+                let sum = placed.entry(kind.clone()).or_default();
+                *sum = sum.saturating_add(*n);
+            }
+            fits &= self.generic_fits(p, req);
         }
         req.host_ports.is_empty()
             && fits
@@ -290,6 +302,20 @@ impl<'a> Cluster<'a> {
     /// this call.
     pub fn available(&self, p: usize) -> Resources {
         self.loads[p].available
+    }
+
+    /// Whether the node at `p` has the generic resources `req` reserves
+    /// free, this call's placements counted.
+    pub fn generic_fits(&self, p: usize, req: &Requirements<'_>) -> bool {
+        if req.generic.is_empty() {
+            return true;
+        }
+        let placed = self.generic.get(&(p as u32));
+        let node = self.node(p);
+        req.generic.iter().all(|(kind, &n)| {
+            let used = placed.and_then(|m| m.get(kind)).copied().unwrap_or(0);
+            node.generic_free(kind).saturating_sub(used) >= n
+        })
     }
 
     /// Whether this call placed a task publishing `port` on the node at `p`.

@@ -22,6 +22,8 @@ pub(crate) struct Requirements<'a> {
     pub platforms: &'a [Platform],
     /// CPU and memory reserved by each task.
     pub reservations: Resources,
+    /// Generic resources reserved by each task, by kind.
+    pub generic: &'a std::collections::BTreeMap<String, u64>,
     /// Host-mode published ports of each task, without duplicates.
     pub host_ports: Vec<(Protocol, u32)>,
     /// At most this many tasks of the service per node; 0 is unlimited.
@@ -63,6 +65,7 @@ impl<'a> Requirements<'a> {
             spread,
             platforms: &placement.platforms,
             reservations: task.spec.resources.reservations,
+            generic: &task.spec.resources.generic,
             host_ports,
             max_per_node: placement.max_replicas_per_node,
         })
@@ -78,7 +81,7 @@ pub(crate) enum Rejection {
     Drained,
     /// The node is paused.
     Paused,
-    /// Not enough unreserved CPU or memory.
+    /// Not enough unreserved CPU, memory or generic resources.
     Resources,
     /// The constraint at this index of the requirements does not hold.
     Constraint(usize),
@@ -124,7 +127,7 @@ impl Cluster<'_> {
         match b {
             Builtin::Ready => self.readiness(p),
             Builtin::Resources => {
-                if self.available(p).fits(&req.reservations) {
+                if self.available(p).fits(&req.reservations) && self.generic_fits(p, req) {
                     Ok(())
                 } else {
                     Err(Rejection::Resources)

@@ -123,7 +123,8 @@ pub trait Rank: Send + Sync + fmt::Debug + 'static {
 pub enum Builtin {
     /// The node is ready and active (not paused, not drained).
     Ready,
-    /// Its unreserved CPU and memory cover the task's reservations.
+    /// Its unreserved CPU and memory, and its unassigned generic resources
+    /// (GPUs...), cover the task's reservations.
     Resources,
     /// It satisfies every placement constraint.
     Constraints,

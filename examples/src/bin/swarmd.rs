@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use swarm_core::model::{ClusterSpec, NodeRole};
+use swarm_core::model::{ClusterSpec, GenericResource, NodeRole};
 use swarm_engine::ApiError;
 use swarm_engine::wire::{InitRequest, JoinRequest};
 use swarm_examples::engine::{Daemon, Lifecycle, LogsFrom, Member};
@@ -161,6 +161,13 @@ struct NodeArgs {
     /// DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=<data-dir>/client docker info`.
     #[arg(long, global = true)]
     engine_addr: Option<String>,
+    /// A resource beyond CPU and memory that this node offers tasks, as
+    /// dockerd's flag: KIND=NAME for one named resource
+    /// (`gpu=GPU-9f2c`), KIND=N for an amount (`ssd=3`). Repeat it for
+    /// each; services reserve them with `--generic-resource gpu=1`, and
+    /// each task is told its own in DOCKER_RESOURCE_GPU.
+    #[arg(long = "node-generic-resource", value_parser = GenericResource::parse, global = true)]
+    node_generic_resources: Vec<GenericResource>,
 }
 
 /// The task runtimes `swarmd` can drive.
@@ -250,6 +257,8 @@ impl NodeArgs {
             scheduler_strategy: self.scheduler_strategy.map(|s| s.to_string()),
             data_plane: self.data_plane.map(|d| d.to_string()),
             snapshot_interval: self.snapshot_interval,
+            generic_resources: (!self.node_generic_resources.is_empty())
+                .then(|| self.node_generic_resources.clone()),
         })
     }
 

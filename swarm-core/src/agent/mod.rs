@@ -40,6 +40,10 @@ pub struct AgentConfig {
     /// the load balancers, before it is told to stop: connections in
     /// flight finish, and no new one reaches it meanwhile.
     pub drain: Duration,
+    /// Generic resources the node advertises besides the runtime's own
+    /// (`swarmd --node-generic-resource gpu=GPU-9f2c`): tasks that reserve
+    /// them are placed here and told which they got.
+    pub generic_resources: Vec<crate::model::GenericResource>,
 }
 
 impl Default for AgentConfig {
@@ -51,6 +55,7 @@ impl Default for AgentConfig {
             health_poll: Duration::from_millis(250),
             stray_sweep: Duration::from_secs(30),
             drain: Duration::from_secs(1),
+            generic_resources: Vec::new(),
         }
     }
 }
@@ -175,6 +180,9 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         if self.config.data_addr.is_some() {
             info.description.data_addr = self.config.data_addr;
         }
+        info.description
+            .generic_resources
+            .extend(self.config.generic_resources.iter().cloned());
         let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         let stop = shutdown.child_token();
         let reporter = tokio::spawn(report_loop(

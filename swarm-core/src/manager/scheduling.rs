@@ -115,6 +115,8 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
                 .entry(t.service_id.clone())
                 .or_default() += 1;
             info.reserved = info.reserved.saturating_add(&reservation);
+            info.generic_in_use
+                .extend(t.assigned_generic_resources.iter().cloned());
             for (proto, port) in host_ports {
                 *self
                     .port_users
@@ -131,6 +133,11 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
                 }
             }
             info.reserved = info.reserved.saturating_sub(&reservation);
+            for r in &t.assigned_generic_resources {
+                if let Some(at) = info.generic_in_use.iter().position(|u| u == r) {
+                    info.generic_in_use.swap_remove(at);
+                }
+            }
             for (proto, port) in host_ports {
                 let key = (node_id.clone(), proto, port);
                 let users = self.port_users.get_mut(&key).map(|n| {
@@ -188,7 +195,62 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
         }
     }
 
-    /// Writes `decisions`, made for the tasks of `order`, in batches.
+    /// Gives each task assigned by `decisions` that reserves generic
+    /// resources which of its node's it gets (the task in `tasks` is
+    /// replaced by one that carries them). A node that has too few left,
+    /// `given` counting this run's, turns the decision into an
+    /// unplaceable one: a scheduler that ignores generic resources cannot
+    /// oversubscribe them.
+    fn give_generic(
+        &self,
+        tasks: &mut VecDeque<Arc<Task>>,
+        decisions: &mut [Decision],
+        given: &mut FastMap<Id, Vec<crate::model::GenericResource>>,
+    ) {
+        if tasks.iter().all(|t| t.spec.resources.generic.is_empty()) {
+            return;
+        }
+        let at: FastMap<Id, usize> = tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.spec.resources.generic.is_empty())
+            .map(|(i, t)| (t.meta.id.clone(), i))
+            .collect();
+        for d in decisions.iter_mut() {
+            let Decision::Assign { task, node } = d else {
+                continue;
+            };
+            let Some(&i) = at.get(task) else { continue };
+            let Some(&n) = self.node_index.get(node) else {
+                continue;
+            };
+            let info = &self.nodes[n];
+            let mut taken = info.generic_in_use.clone();
+            taken.extend(given.get(node).into_iter().flatten().cloned());
+            match crate::model::claim_generic(
+                &info.node.description.generic_resources,
+                &taken,
+                &tasks[i].spec.resources.generic,
+            ) {
+                Ok(claimed) => {
+                    given
+                        .entry(node.clone())
+                        .or_default()
+                        .extend(claimed.iter().cloned());
+                    let mut t = (*tasks[i]).clone();
+                    t.assigned_generic_resources = claimed;
+                    tasks[i] = Arc::new(t);
+                }
+                Err(e) => {
+                    *d = Decision::Unplaceable {
+                        task: task.clone(),
+                        reason: format!("no suitable node ({e} on node {})", node.short()),
+                    };
+                }
+            }
+        }
+    }
+
     /// Writes `decisions`, made for the tasks of `order`, in batches.
     ///
     /// Each batch's changes are made while the previous batch is written
@@ -428,10 +490,14 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
             });
             bound.push_back(t);
         }
-        let decisions = self.scheduler.schedule(&self.nodes, &free);
+        let mut decisions = self.scheduler.schedule(&self.nodes, &free);
+        let mut free: VecDeque<Arc<Task>> = free.into();
+        let mut given = FastMap::default();
+        self.give_generic(&mut bound, &mut bound_decisions, &mut given);
+        self.give_generic(&mut free, &mut decisions, &mut given);
         let mut next = Next::done();
         self.write(bound, bound_decisions, &mut next).await;
-        self.write(free.into(), decisions, &mut next).await;
+        self.write(free, decisions, &mut next).await;
         next
     }
 }
@@ -537,6 +603,132 @@ mod tests {
         assert_eq!(t.status.state, TaskState::Pending);
         assert_eq!(t.node_id, None);
         assert_eq!(t.status.err.as_deref(), Some("no suitable node (test)"));
+        shutdown.cancel();
+        handle.await.unwrap();
+    }
+
+    /// The loop gives each task its own GPUs, and keeps a scheduler that
+    /// ignores generic resources from handing out more than the node has;
+    /// a task that ends gives its GPU back.
+    #[tokio::test]
+    async fn generic_resources_are_given_out_and_never_twice() {
+        use crate::model::GenericResource;
+        let store = Arc::new(MemoryStore::new());
+        let gpu = |v: &str| GenericResource::Named {
+            kind: "gpu".into(),
+            value: v.into(),
+        };
+        let node = Node {
+            meta: Meta::new("n1".into()),
+            spec: NodeSpec::default(),
+            description: NodeDescription {
+                generic_resources: vec![gpu("GPU-b"), gpu("GPU-a")],
+                ..NodeDescription::default()
+            },
+            status: NodeStatus {
+                state: NodeState::Ready,
+                ..Default::default()
+            },
+        };
+        store
+            .apply(vec![Change::Create(node.into())])
+            .await
+            .unwrap();
+        let mut spec = ServiceSpec::replicated("train", 3, vec!["x".into()]);
+        spec.task.resources.generic.insert("gpu".into(), 1);
+        let service = Service {
+            meta: Meta::new("s".into()),
+            spec,
+            history: Vec::new(),
+            update_status: None,
+            endpoint: Default::default(),
+        };
+        let mut scheduler = MockScheduler::new();
+        scheduler.expect_observe().returning(|_| ());
+        scheduler.expect_schedule().returning(|_, tasks| {
+            tasks
+                .iter()
+                .map(|t| Decision::Assign {
+                    task: t.meta.id.clone(),
+                    node: "n1".into(),
+                })
+                .collect()
+        });
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(super::super::run_scheduler(
+            store.clone(),
+            scheduler,
+            shutdown.clone(),
+        ));
+        let tasks: Vec<Task> = (1..=3)
+            .map(|slot| {
+                let mut t = Task::new(&service, slot, None, vec![]);
+                t.status.state = TaskState::Pending;
+                t
+            })
+            .collect();
+        let ids: Vec<_> = tasks.iter().map(|t| t.meta.id.clone()).collect();
+        store
+            .apply(
+                tasks
+                    .into_iter()
+                    .map(|t| Change::Create(t.into()))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let settled = |state: &crate::store::State| {
+            ids.iter()
+                .map(|id| state.task(id).unwrap())
+                .filter(|t| t.status.state == TaskState::Assigned || t.status.err.is_some())
+                .count()
+                == 3
+        };
+        let mut state = store.state().await.unwrap();
+        for _ in 0..200 {
+            state = store.state().await.unwrap();
+            if settled(&state) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut given: Vec<GenericResource> = Vec::new();
+        let mut waiting = None;
+        for id in &ids {
+            let t = state.task(id).unwrap();
+            if t.status.state == TaskState::Assigned {
+                given.extend(t.assigned_generic_resources.iter().cloned());
+            } else {
+                assert!(
+                    t.status.err.as_deref().is_some_and(|e| e
+                        .contains("insufficient generic resource gpu: the task reserves 1, the node has 0 free")),
+                    "{:?}",
+                    t.status
+                );
+                waiting = Some(id.clone());
+            }
+        }
+        given.sort();
+        assert_eq!(given, [gpu("GPU-a"), gpu("GPU-b")]);
+
+        // One ends: the waiting task gets its GPU.
+        let done = ids.iter().find(|id| Some(*id) != waiting.as_ref()).unwrap();
+        let mut t = (**state.task(done).unwrap()).clone();
+        let freed = t.assigned_generic_resources.clone();
+        t.status.state = TaskState::Complete;
+        store.apply(vec![Change::Update(t.into())]).await.unwrap();
+        let waiting = waiting.unwrap();
+        for _ in 0..200 {
+            state = store.state().await.unwrap();
+            if state.task(&waiting).unwrap().status.state == TaskState::Assigned {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            state.task(&waiting).unwrap().assigned_generic_resources,
+            freed
+        );
         shutdown.cancel();
         handle.await.unwrap();
     }

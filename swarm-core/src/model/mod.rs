@@ -24,7 +24,10 @@ pub use cluster::{
 pub use node::{
     Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,
 };
-pub use resources::{ResourceRequirements, Resources};
+pub use resources::{
+    GenericResource, ResourceRequirements, Resources, check_generic_kind, claim_generic,
+    generic_env, generic_units,
+};
 pub use service::{
     DYNAMIC_PORTS, DnsConfig, Endpoint, EndpointMode, EndpointSpec, FailureAction, FileReference,
     HealthCheck, LogDriver, MAX_REPLICAS, Mount, MountKind, NetworkAttachment, Placement,

@@ -152,6 +152,9 @@ pub struct NodeDescription {
     /// Labels of the engine (runtime), matched by `engine.labels.<key>`.
     #[serde(default)]
     pub engine_labels: BTreeMap<String, String>,
+    /// Resources beyond CPU and memory that tasks may reserve (GPUs, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generic_resources: Vec<super::GenericResource>,
     /// The address the node's overlay (VXLAN) traffic comes from and goes
     /// to, as the node reports it.
     #[serde(default)]

@@ -1,4 +1,7 @@
-//! CPU and memory amounts.
+//! CPU and memory amounts, and generic resources (GPUs, SSDs, anything a
+//! node advertises by kind).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +62,7 @@ impl Resources {
 
 /// What a task reserves on its node (used for placement) and the most it
 /// may use (enforced by the runtime where it can).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceRequirements {
     /// Reserved for the task: the scheduler only places it on a node with
     /// this much left unreserved.
@@ -68,4 +71,271 @@ pub struct ResourceRequirements {
     /// Upper bounds; zero means unlimited.
     #[serde(default)]
     pub limits: Resources,
+    /// Generic resources reserved for the task, as counts by kind
+    /// (`--generic-resource gpu=1`): the scheduler places it on a node
+    /// that advertises that many unassigned, and gives it which (the
+    /// task's `assigned_generic_resources`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub generic: BTreeMap<String, u64>,
+}
+
+/// A resource a node advertises beyond CPU and memory (`swarmd
+/// --node-generic-resource`, or dockerd's own).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GenericResource {
+    /// One resource with an identity, such as a GPU's UUID
+    /// (`gpu=GPU-9f2c`): a task is given it whole, and told its value.
+    Named {
+        /// What it is (`gpu`).
+        kind: String,
+        /// Which one.
+        value: String,
+    },
+    /// An amount of interchangeable units (`ssd=3`).
+    Discrete {
+        /// What it is (`ssd`).
+        kind: String,
+        /// How many.
+        value: u64,
+    },
+}
+
+impl GenericResource {
+    /// Its kind.
+    #[must_use]
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Named { kind, .. } | Self::Discrete { kind, .. } => kind,
+        }
+    }
+
+    /// How many units it counts for: 1 for a named one.
+    #[must_use]
+    pub fn units(&self) -> u64 {
+        match self {
+            Self::Named { .. } => 1,
+            Self::Discrete { value, .. } => *value,
+        }
+    }
+
+    /// Reads `KIND=VALUE` as Docker's `--node-generic-resource` does: a
+    /// whole number is a discrete amount, anything else one named
+    /// resource.
+    ///
+    /// # Errors
+    /// No `=`, an empty kind or value, or a kind that is not a simple name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let Some((kind, value)) = s.split_once('=') else {
+            return Err(format!(
+                "invalid generic resource {s:?}: write KIND=VALUE, e.g. gpu=GPU-9f2c (one named resource) or ssd=3 (an amount)"
+            ));
+        };
+        check_generic_kind(kind)?;
+        if value.is_empty() {
+            return Err(format!(
+                "generic resource {kind} has no value: write {kind}=VALUE"
+            ));
+        }
+        Ok(match value.parse::<u64>() {
+            Ok(n) => Self::Discrete {
+                kind: kind.to_owned(),
+                value: n,
+            },
+            Err(_) => Self::Named {
+                kind: kind.to_owned(),
+                value: value.to_owned(),
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for GenericResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Named { kind, value } => write!(f, "{kind}={value}"),
+            Self::Discrete { kind, value } => write!(f, "{kind}={value}"),
+        }
+    }
+}
+
+/// Checks a generic resource's kind: letters, digits, `_`, `-` and `.`,
+/// as it becomes part of an environment variable's name.
+///
+/// # Errors
+/// An empty kind or another character, with the rule.
+pub fn check_generic_kind(kind: &str) -> Result<(), String> {
+    if kind.is_empty()
+        || !kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(format!(
+            "invalid generic resource kind {kind:?}: use letters, digits, '_', '-' and '.' (e.g. gpu)"
+        ));
+    }
+    Ok(())
+}
+
+/// How many units of `kind` `list` holds.
+#[must_use]
+pub fn generic_units(list: &[GenericResource], kind: &str) -> u64 {
+    list.iter()
+        .filter(|r| r.kind() == kind)
+        .map(GenericResource::units)
+        .fold(0, u64::saturating_add)
+}
+
+/// Takes `wanted` (counts by kind) from what a node `offers`, less what
+/// is `taken` already: named resources first (the lowest values not
+/// taken), else units of a discrete amount.
+///
+/// # Errors
+/// A kind the node has too few of, naming how many are free.
+pub fn claim_generic(
+    offers: &[GenericResource],
+    taken: &[GenericResource],
+    wanted: &BTreeMap<String, u64>,
+) -> Result<Vec<GenericResource>, String> {
+    let mut out = Vec::new();
+    for (kind, &n) in wanted {
+        if n == 0 {
+            continue;
+        }
+        let mut free: Vec<&String> = offers
+            .iter()
+            .filter_map(|r| match r {
+                GenericResource::Named { kind: k, value } if k == kind => Some(value),
+                _ => None,
+            })
+            .filter(|v| {
+                !taken.iter().any(
+                    |t| matches!(t, GenericResource::Named { kind: k, value } if k == kind && value == *v),
+                )
+            })
+            .collect();
+        free.sort();
+        free.dedup();
+        if free.len() as u64 >= n {
+            out.extend(
+                free.into_iter()
+                    .take(n as usize)
+                    .map(|v| GenericResource::Named {
+                        kind: kind.clone(),
+                        value: v.clone(),
+                    }),
+            );
+            continue;
+        }
+        let discrete = |list: &[GenericResource]| {
+            list.iter()
+                .filter_map(|r| match r {
+                    GenericResource::Discrete { kind: k, value } if k == kind => Some(*value),
+                    _ => None,
+                })
+                .fold(0u64, u64::saturating_add)
+        };
+        let units = discrete(offers).saturating_sub(discrete(taken));
+        if units >= n {
+            out.push(GenericResource::Discrete {
+                kind: kind.clone(),
+                value: n,
+            });
+            continue;
+        }
+        return Err(format!(
+            "insufficient generic resource {kind}: the task reserves {n}, the node has {} free",
+            units.max(free.len() as u64)
+        ));
+    }
+    Ok(out)
+}
+
+/// The environment a task is told its generic resources in, as Docker
+/// does: `DOCKER_RESOURCE_GPU=GPU-1,GPU-2` for named ones (the kind in
+/// capitals), `DOCKER_RESOURCE_SSD=2` for an amount.
+#[must_use]
+pub fn generic_env(assigned: &[GenericResource]) -> Vec<String> {
+    let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in assigned {
+        let name = format!(
+            "DOCKER_RESOURCE_{}",
+            r.kind().to_ascii_uppercase().replace(['-', '.'], "_")
+        );
+        let value = match r {
+            GenericResource::Named { value, .. } => value.clone(),
+            GenericResource::Discrete { value, .. } => value.to_string(),
+        };
+        by_kind.entry(name).or_default().push(value);
+    }
+    by_kind
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.join(",")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(kind: &str, value: &str) -> GenericResource {
+        GenericResource::Named {
+            kind: kind.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn generic_resources_are_read_claimed_and_told_as_docker_does() {
+        assert_eq!(
+            GenericResource::parse("gpu=GPU-1").unwrap(),
+            named("gpu", "GPU-1")
+        );
+        assert_eq!(
+            GenericResource::parse("ssd=3").unwrap(),
+            GenericResource::Discrete {
+                kind: "ssd".into(),
+                value: 3
+            }
+        );
+        for bad in ["gpu", "=1", "gpu=", "g pu=1"] {
+            assert!(GenericResource::parse(bad).is_err(), "{bad}");
+        }
+        let offers = [
+            named("gpu", "b"),
+            named("gpu", "a"),
+            named("gpu", "c"),
+            GenericResource::parse("ssd=3").unwrap(),
+        ];
+        let want = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+        };
+        let first = claim_generic(&offers, &[], &want(&[("gpu", 2), ("ssd", 2)])).unwrap();
+        assert_eq!(
+            first,
+            [
+                named("gpu", "a"),
+                named("gpu", "b"),
+                GenericResource::parse("ssd=2").unwrap()
+            ]
+        );
+        assert_eq!(
+            generic_env(&first),
+            ["DOCKER_RESOURCE_GPU=a,b", "DOCKER_RESOURCE_SSD=2"]
+        );
+        // What is taken is not given again.
+        let second = claim_generic(&offers, &first, &want(&[("gpu", 1), ("ssd", 1)])).unwrap();
+        assert_eq!(
+            second,
+            [named("gpu", "c"), GenericResource::parse("ssd=1").unwrap()]
+        );
+        let e = claim_generic(&offers, &first, &want(&[("gpu", 2)])).unwrap_err();
+        assert_eq!(
+            e,
+            "insufficient generic resource gpu: the task reserves 2, the node has 1 free"
+        );
+        assert!(claim_generic(&offers, &[], &want(&[("fpga", 1)])).is_err());
+        assert_eq!(generic_units(&offers, "gpu"), 3);
+        assert_eq!(generic_units(&offers, "ssd"), 3);
+    }
 }

@@ -54,6 +54,10 @@ pub struct Task {
     /// kept for the restart policy's `max_attempts` within its `window`.
     #[serde(default)]
     pub restarts: Vec<SystemTime>,
+    /// The generic resources of its node given to it, for its reservations
+    /// (`spec.resources.generic`); set with its node by the scheduling loop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assigned_generic_resources: Vec<super::GenericResource>,
 }
 
 impl Task {
@@ -79,6 +83,7 @@ impl Task {
             started_at: None,
             networks: Vec::new(),
             restarts,
+            assigned_generic_resources: Vec::new(),
         }
     }
 

@@ -77,7 +77,7 @@ pub struct Platform {
     pub os: String,
 }
 
-/// CPU and memory.
+/// CPU, memory and generic resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Resources {
@@ -87,6 +87,42 @@ pub struct Resources {
     /// Memory, bytes.
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub memory_bytes: i64,
+    /// GPUs and the like.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub generic_resources: Vec<GenericResource>,
+}
+
+/// One generic resource: named (`gpu=GPU-9f2c`) or an amount (`ssd=3`);
+/// one of the two is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct GenericResource {
+    /// A resource with an identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub named_resource_spec: Option<NamedResourceSpec>,
+    /// An amount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discrete_resource_spec: Option<DiscreteResourceSpec>,
+}
+
+/// A named generic resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NamedResourceSpec {
+    /// Its kind (`gpu`).
+    pub kind: String,
+    /// Which one.
+    pub value: String,
+}
+
+/// An amount of a generic resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DiscreteResourceSpec {
+    /// Its kind (`ssd`).
+    pub kind: String,
+    /// How many.
+    pub value: i64,
 }
 
 /// A node's runtime.

@@ -334,9 +334,9 @@ pub struct Reservation {
     /// Memory, bytes.
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub memory_bytes: i64,
-    /// Named resources (GPUs...).
+    /// Amounts of generic resources (GPUs...), as `DiscreteResourceSpec`s.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub generic_resources: Vec<serde_json::Value>,
+    pub generic_resources: Vec<super::node::GenericResource>,
 }
 
 /// When a task that ended is replaced.

@@ -45,6 +45,9 @@ pub struct Task {
     /// Its addresses, one entry per network.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub networks_attachments: Vec<NetworkAttachment>,
+    /// The node's generic resources given to the task.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub assigned_generic_resources: Vec<super::node::GenericResource>,
 }
 
 /// A task's state.

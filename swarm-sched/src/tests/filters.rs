@@ -106,6 +106,40 @@ fn a_batch_counts_its_own_reservations() {
 }
 
 #[test]
+fn generic_resources_must_be_free_counting_this_calls_own() {
+    use swarm_core::model::GenericResource;
+    let gpus = |name: &str, values: &[&str]| {
+        edit(node(name), |n| {
+            n.description.generic_resources = values
+                .iter()
+                .map(|v| GenericResource::Named {
+                    kind: "gpu".into(),
+                    value: (*v).into(),
+                })
+                .collect();
+        })
+    };
+    let mut busy = gpus("busy", &["a", "b"]);
+    busy.generic_in_use = vec![GenericResource::Named {
+        kind: "gpu".into(),
+        value: "a".into(),
+    }];
+    let nodes = [gpus("two", &["c", "d"]), busy, node("none")];
+    let svc = service("train", |s| {
+        s.task.resources.generic.insert("gpu".into(), 1);
+    });
+    let d = schedule(&nodes, &tasks(&svc, 4));
+    assert_eq!(
+        per_node(&d),
+        BTreeMap::from([("busy".into(), 1), ("two".into(), 2)])
+    );
+    assert_eq!(
+        reasons(&d),
+        ["no suitable node (insufficient resources on 3 nodes)"]
+    );
+}
+
+#[test]
 fn batches_of_one_call_count_each_others_reservations() {
     let nodes = [with_cpus("two", 2.0)];
     let a = service("a", |s| {
