@@ -685,23 +685,30 @@ impl UpdateFlags {
     }
 }
 
-/// docker's `--network` value: `NAME`, or `name=NAME,alias=A,alias=B`.
+/// docker's `--network` value: `NAME`, or `name=NAME,alias=A,alias=B,driver-opt=K=V`.
 pub fn network_attachment(s: &str) -> anyhow::Result<NetworkAttachment> {
     if !s.contains('=') {
         return Ok(NetworkAttachment {
             target: s.to_owned(),
-            aliases: Vec::new(),
+            ..NetworkAttachment::default()
         });
     }
-    let mut a = NetworkAttachment {
-        target: String::new(),
-        aliases: Vec::new(),
-    };
+    let mut a = NetworkAttachment::default();
     for field in s.split(',') {
         match key_value(field, "--network")? {
             (k, v) if k == "name" || k == "target" => a.target = v,
             (k, v) if k == "alias" => a.aliases.push(v),
-            (k, _) => bail!("--network {s:?}: unknown field {k:?}; use name=NET,alias=NAME"),
+            (k, v) if k == "driver-opt" => {
+                let (key, value) = v.split_once('=').ok_or_else(|| {
+                    anyhow!(
+                        "--network {s:?}: driver-opt={v} has no value: write driver-opt=KEY=VALUE"
+                    )
+                })?;
+                a.driver_opts.insert(key.to_owned(), value.to_owned());
+            }
+            (k, _) => bail!(
+                "--network {s:?}: unknown field {k:?}; use name=NET,alias=NAME,driver-opt=KEY=VALUE"
+            ),
         }
     }
     if a.target.is_empty() {

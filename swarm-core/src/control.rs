@@ -1178,7 +1178,7 @@ mod tests {
             let mut s = ServiceSpec::replicated("web", 1, vec!["x".into()]);
             s.task.networks = vec![crate::model::NetworkAttachment {
                 target: "nope".into(),
-                aliases: vec![],
+                ..Default::default()
             }];
             s
         };

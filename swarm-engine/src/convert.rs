@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use swarm_core::model::{
     self, Availability, EndpointMode, FailureAction, FileReference, HealthCheck, Mount, MountKind,
     NetworkAttachment, NodeRole, NodeState, PlacementPreference, PortConfig, Protocol, PublishMode,
@@ -100,9 +102,6 @@ pub fn service_spec(
     task.networks = networks
         .into_iter()
         .map(|n| {
-            if !n.driver_opts.is_empty() {
-                return Err(unsupported("TaskTemplate.Networks.DriverOpts"));
-            }
             if n.target.is_empty() {
                 return Err(ApiError::bad_request(
                     "TaskTemplate.Networks: an attachment has no Target: give the network's name or id",
@@ -111,6 +110,7 @@ pub fn service_spec(
             Ok(NetworkAttachment {
                 target: n.target,
                 aliases: n.aliases,
+                driver_opts: n.driver_opts,
             })
         })
         .collect::<Result<_, _>>()?;
@@ -228,6 +228,139 @@ fn endpoint_spec(
     Ok(model::EndpointSpec { mode, ports })
 }
 
+/// The container's security settings, `None` when they ask for nothing.
+fn privileges(p: ws::Privileges) -> Result<Option<model::Privileges>, ApiError> {
+    const AT: &str = "TaskTemplate.ContainerSpec.Privileges";
+    let ws::CredentialSpec {
+        config,
+        file,
+        registry,
+    } = p.credential_spec.unwrap_or_default();
+    let credential_spec = match (config.is_empty(), file.is_empty(), registry.is_empty()) {
+        (true, true, true) => None,
+        (false, true, true) => Some(model::CredentialSpec::Config(config)),
+        (true, false, true) => Some(model::CredentialSpec::File(file)),
+        (true, true, false) => Some(model::CredentialSpec::Registry(registry)),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "{AT}.CredentialSpec: give one of Config, File and Registry"
+            )));
+        }
+    };
+    let selinux = p
+        .selinux_context
+        .filter(|l| *l != ws::SeLinuxContext::default())
+        .map(|l| model::SeLinuxContext {
+            disable: l.disable,
+            user: l.user,
+            role: l.role,
+            r#type: l.r#type,
+            level: l.level,
+        });
+    let ws::SeccompOpts { mode, profile } = p.seccomp.unwrap_or_default();
+    let seccomp = {
+        match (mode.as_str(), profile.is_empty()) {
+            ("", true) => None,
+            ("default", true) => Some(model::Seccomp::Default),
+            ("unconfined", true) => Some(model::Seccomp::Unconfined),
+            ("custom" | "", false) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(profile.as_bytes())
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("{AT}.Seccomp.Profile: not base64: {e}"))
+                    })?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{AT}.Seccomp.Profile: not a JSON profile (not UTF-8)"
+                    ))
+                })?;
+                Some(model::Seccomp::Custom(text))
+            }
+            ("custom", true) => {
+                return Err(ApiError::bad_request(format!(
+                    "{AT}.Seccomp: mode custom needs its Profile"
+                )));
+            }
+            (m @ ("default" | "unconfined"), false) => {
+                return Err(ApiError::bad_request(format!(
+                    "{AT}.Seccomp: a Profile goes with mode custom, not {m}"
+                )));
+            }
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "{AT}.Seccomp.Mode: unknown mode {other:?}: use default, unconfined or custom"
+                )));
+            }
+        }
+    };
+    let apparmor = match p.app_armor.unwrap_or_default().mode.as_str() {
+        "" => None,
+        "default" => Some(model::AppArmor::Default),
+        "disabled" => Some(model::AppArmor::Disabled),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "{AT}.AppArmor.Mode: unknown mode {other:?}: use default or disabled"
+            )));
+        }
+    };
+    let out = model::Privileges {
+        no_new_privileges: p.no_new_privileges,
+        seccomp,
+        apparmor,
+        selinux,
+        credential_spec,
+    };
+    Ok((out != model::Privileges::default()).then_some(out))
+}
+
+/// The container's security settings as the Engine API writes them.
+fn wire_privileges(p: &model::Privileges) -> ws::Privileges {
+    ws::Privileges {
+        credential_spec: p.credential_spec.as_ref().map(|c| match c {
+            model::CredentialSpec::Config(v) => ws::CredentialSpec {
+                config: v.clone(),
+                ..ws::CredentialSpec::default()
+            },
+            model::CredentialSpec::File(v) => ws::CredentialSpec {
+                file: v.clone(),
+                ..ws::CredentialSpec::default()
+            },
+            model::CredentialSpec::Registry(v) => ws::CredentialSpec {
+                registry: v.clone(),
+                ..ws::CredentialSpec::default()
+            },
+        }),
+        selinux_context: p.selinux.as_ref().map(|l| ws::SeLinuxContext {
+            disable: l.disable,
+            user: l.user.clone(),
+            role: l.role.clone(),
+            r#type: l.r#type.clone(),
+            level: l.level.clone(),
+        }),
+        seccomp: p.seccomp.as_ref().map(|s| match s {
+            model::Seccomp::Default => ws::SeccompOpts {
+                mode: "default".into(),
+                profile: String::new(),
+            },
+            model::Seccomp::Unconfined => ws::SeccompOpts {
+                mode: "unconfined".into(),
+                profile: String::new(),
+            },
+            model::Seccomp::Custom(profile) => ws::SeccompOpts {
+                mode: "custom".into(),
+                profile: base64::engine::general_purpose::STANDARD.encode(profile.as_bytes()),
+            },
+        }),
+        app_armor: p.apparmor.map(|a| ws::AppArmorOpts {
+            mode: match a {
+                model::AppArmor::Default => "default".into(),
+                model::AppArmor::Disabled => "disabled".into(),
+            },
+        }),
+        no_new_privileges: p.no_new_privileges,
+    }
+}
+
 fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::TaskSpec, ApiError> {
     if t.plugin_spec.is_some() {
         return Err(unsupported("TaskTemplate.PluginSpec"));
@@ -246,19 +379,16 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
             "TaskTemplate.ContainerSpec is missing: give at least its Image",
         ));
     };
-    for (field, set) in [
-        (
-            "Privileges",
-            c.privileges
-                .as_ref()
-                .is_some_and(|p| !crate::decode::is_zero(p)),
-        ),
-        ("Isolation", !matches!(c.isolation.as_str(), "" | "default")),
-    ] {
-        if set {
-            return Err(unsupported(&format!("TaskTemplate.ContainerSpec.{field}")));
+    let privileges = c.privileges.map(privileges).transpose()?.flatten();
+    let isolation = match c.isolation.as_str() {
+        "" => None,
+        "default" | "process" | "hyperv" => Some(c.isolation.clone()),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "TaskTemplate.ContainerSpec.Isolation: unknown isolation {other:?}: use default, process or hyperv"
+            )));
         }
-    }
+    };
     let pids = t
         .resources
         .as_ref()
@@ -350,6 +480,8 @@ fn task_spec(t: ws::TaskSpec, base: Option<&model::TaskSpec>) -> Result<model::T
         .collect::<Result<_, _>>()?;
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
     Ok(model::TaskSpec {
+        privileges,
+        isolation,
         image: c.image,
         command: c.command,
         args: c.args,
@@ -610,6 +742,8 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
             dir: some(&t.workdir),
             user: some(&t.user),
             groups: t.groups.clone(),
+            privileges: t.privileges.as_ref().map(wire_privileges),
+            isolation: some(&t.isolation),
             init: t.init,
             stop_signal: some(&t.stop_signal),
             tty: t.tty,
@@ -679,7 +813,6 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
                     config_name: r.name.clone(),
                 })
                 .collect(),
-            ..ws::ContainerSpec::default()
         }),
         resources: Some(ws::ResourceRequirements {
             limits: Some(ws::Limit {
@@ -740,7 +873,7 @@ pub fn task_spec_wire(t: &model::TaskSpec, state: &State) -> ws::TaskSpec {
             .map(|n| ws::NetworkAttachmentConfig {
                 target: network_id(&n.target),
                 aliases: n.aliases.clone(),
-                driver_opts: BTreeMap::new(),
+                driver_opts: n.driver_opts.clone(),
             })
             .collect(),
         force_update: t.force_update,

@@ -162,6 +162,50 @@ fn container_spec() -> impl Strategy<Value = Value> {
 }
 
 /// The container settings beyond the common ones, each present or not.
+/// Docker's `Privileges`, each part or not.
+fn privileges() -> impl Strategy<Value = Option<Value>> {
+    use base64::Engine as _;
+    proptest::option::of((
+        any::<bool>(),
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!({"Mode": "default"})),
+            Just(json!({"Mode": "unconfined"})),
+            "[a-z]{1,8}".prop_map(|a| json!({
+                "Mode": "custom",
+                "Profile": base64::engine::general_purpose::STANDARD
+                    .encode(format!("{{\"defaultAction\":\"SCMP_ACT_{a}\"}}")),
+            })),
+        ],
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!({"Mode": "default"})),
+            Just(json!({"Mode": "disabled"})),
+        ],
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!({"Disable": true})),
+            ("[a-z_]{1,8}", "s0(:c[0-9]{1,3})?").prop_map(|(t, l)| json!({"Type": t, "Level": l})),
+        ],
+        prop_oneof![
+            Just(Value::Null),
+            "[a-z]{1,8}\\.json".prop_map(|f| json!({"File": f})),
+            "[A-Za-z]{1,8}".prop_map(|r| json!({"Registry": r})),
+        ],
+    ))
+    .prop_map(|p| {
+        p.map(|(nnp, seccomp, apparmor, selinux, credential)| {
+            json!({
+                "NoNewPrivileges": nnp,
+                "Seccomp": seccomp,
+                "AppArmor": apparmor,
+                "SELinuxContext": selinux,
+                "CredentialSpec": credential,
+            })
+        })
+    })
+}
+
 fn container_extras() -> impl Strategy<Value = Map<String, Value>> {
     (
         proptest::option::of(proptest::collection::vec("[a-z]{1,6}", 1..3)),
@@ -199,7 +243,16 @@ fn container_extras() -> impl Strategy<Value = Map<String, Value>> {
                 .prop_map(|(name, a, b)| json!({"Name": name, "Soft": a.min(b), "Hard": a.max(b)})),
             0..2,
         ),
-        (-1000..=1000i64, 0..500i64),
+        (
+            -1000..=1000i64,
+            0..500i64,
+            privileges(),
+            proptest::option::of(prop_oneof![
+                Just("default"),
+                Just("process"),
+                Just("hyperv")
+            ]),
+        ),
     )
         .prop_map(
             |(
@@ -214,7 +267,7 @@ fn container_extras() -> impl Strategy<Value = Map<String, Value>> {
                 drop,
                 log,
                 ulimits,
-                (oom, pids),
+                (oom, pids, privileges, isolation),
             )| {
                 let mut m = Map::new();
                 let mut put = |k: &str, v: Value| {
@@ -246,6 +299,12 @@ fn container_extras() -> impl Strategy<Value = Map<String, Value>> {
                 put("CapabilityDrop", json!(drop));
                 put("Ulimits", json!(ulimits));
                 put("OomScoreAdj", json!(oom));
+                if let Some(p) = privileges {
+                    put("Privileges", p);
+                }
+                if let Some(i) = isolation {
+                    put("Isolation", json!(i));
+                }
                 // Not a container field: lifted into the resources below.
                 put("Pids", json!(pids));
                 if let Some(l) = log {

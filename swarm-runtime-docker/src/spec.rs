@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount as DockerMount,
-    MountType, PortBinding, ResourcesUlimits,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigIsolationEnum, HostConfigLogConfig,
+    Mount as DockerMount, MountType, PortBinding, ResourcesUlimits,
 };
 use swarm_core::Id;
 use swarm_core::model::{HealthCheck, Mount, MountKind, PortConfig, Protocol, PublishMode, Task};
@@ -333,6 +333,18 @@ pub(crate) fn create_body(
         }),
         oom_score_adj: (spec.oom_score_adj != 0).then_some(spec.oom_score_adj),
         pids_limit: positive(spec.pids_limit),
+        security_opt: spec
+            .privileges
+            .as_ref()
+            .map(swarm_core::model::Privileges::security_opts)
+            .filter(|o| !o.is_empty()),
+        // A Linux engine refuses `process` and `hyperv`, and the task
+        // fails with its reason.
+        isolation: spec.isolation.as_deref().map(|i| match i {
+            "process" => HostConfigIsolationEnum::PROCESS,
+            "hyperv" => HostConfigIsolationEnum::HYPERV,
+            _ => HostConfigIsolationEnum::DEFAULT,
+        }),
         dns: some(&dns.nameservers),
         dns_search: some(&dns.search),
         dns_options: some(&dns.options),
@@ -685,6 +697,18 @@ mod tests {
             }],
             oom_score_adj: -500,
             pids_limit: 100,
+            privileges: Some(swarm_core::model::Privileges {
+                no_new_privileges: true,
+                seccomp: Some(swarm_core::model::Seccomp::Unconfined),
+                apparmor: Some(swarm_core::model::AppArmor::Disabled),
+                selinux: Some(swarm_core::model::SeLinuxContext {
+                    r#type: "svirt_lxc_net_t".into(),
+                    level: "s0:c100,c200".into(),
+                    ..Default::default()
+                }),
+                credential_spec: None,
+            }),
+            isolation: Some("default".into()),
             ..TaskSpec::default()
         };
         let t = task(spec, &[]);
@@ -720,6 +744,17 @@ mod tests {
             (host.oom_score_adj, host.pids_limit),
             (Some(-500), Some(100))
         );
+        assert_eq!(
+            host.security_opt.clone().unwrap(),
+            [
+                "no-new-privileges=true",
+                "seccomp=unconfined",
+                "apparmor=unconfined",
+                "label=type:svirt_lxc_net_t",
+                "label=level:s0:c100,c200"
+            ]
+        );
+        assert_eq!(host.isolation, Some(HostConfigIsolationEnum::DEFAULT));
         let log = host.log_config.unwrap();
         assert_eq!(log.typ.as_deref(), Some("local"));
         // Joined to a sandbox, the holder keeps the hosts and the

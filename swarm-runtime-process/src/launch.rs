@@ -48,6 +48,9 @@ pub(crate) struct Launch {
     /// The signal that asks it to stop (`SIGTERM` unless the spec names
     /// another).
     pub(crate) stop_signal: nix::sys::signal::Signal,
+    /// Set Linux's `no_new_privs` before the exec (`Privileges.NoNewPrivileges`):
+    /// setuid programs and file capabilities give it nothing.
+    pub(crate) no_new_privs: bool,
 }
 
 /// A stop signal as Docker takes it: `SIGINT`, `INT` or `2`.
@@ -253,6 +256,10 @@ impl Launch {
             files: files_dir,
             netns,
             stop_signal,
+            no_new_privs: spec
+                .privileges
+                .as_ref()
+                .is_some_and(|p| p.no_new_privileges),
         };
         launch.write_files(&files_root, files)?;
         Ok(launch)
@@ -384,6 +391,13 @@ impl Launch {
             #[allow(unsafe_code)]
             unsafe {
                 cmd.pre_exec(move || ns.enter());
+            }
+        }
+        if self.no_new_privs {
+            // SAFETY: one prctl system call, no allocation, no lock.
+            #[allow(unsafe_code)]
+            unsafe {
+                cmd.pre_exec(|| nix::sys::prctl::set_no_new_privs().map_err(std::io::Error::from));
             }
         }
         cmd

@@ -237,6 +237,41 @@ async fn task_environment_names_the_task_and_leaks_nothing_else() {
 }
 
 #[tokio::test]
+async fn no_new_privileges_reaches_the_process_and_generic_resources_its_environment() {
+    let fixture = Fixture::new("privs");
+    let rt = &fixture.runtime;
+    let script = "grep NoNewPrivs /proc/self/status; echo gpu=$DOCKER_RESOURCE_GPU";
+    let mut spec = Shell.shell(script);
+    spec.privileges = Some(swarm_core::model::Privileges {
+        no_new_privileges: true,
+        seccomp: Some(swarm_core::model::Seccomp::Unconfined),
+        ..Default::default()
+    });
+    let mut locked = task(spec);
+    locked.assigned_generic_resources = vec![swarm_core::model::GenericResource::Named {
+        kind: "gpu".into(),
+        value: "GPU-a".into(),
+    }];
+    timeout(LIMIT, rt.prepare(&locked, &[]))
+        .await
+        .unwrap()
+        .unwrap();
+    timeout(LIMIT, rt.start(&locked.meta.id))
+        .await
+        .unwrap()
+        .unwrap();
+    let lines = output(rt, &locked.meta.id).await;
+    let squeeze = |l: &String| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        lines.iter().map(squeeze).collect::<Vec<_>>(),
+        ["NoNewPrivs: 1", "gpu=GPU-a"]
+    );
+    let plain = run(rt, Shell.shell(script), &[]).await;
+    let lines = output(rt, &plain.meta.id).await;
+    assert_eq!(squeeze(&lines[0]), "NoNewPrivs: 0", "{lines:?}");
+}
+
+#[tokio::test]
 async fn specs_that_cannot_run_are_rejected_at_prepare() {
     let fixture = Fixture::new("invalid");
     let rt = &fixture.runtime;
@@ -289,6 +324,14 @@ async fn specs_that_cannot_run_are_rejected_at_prepare() {
     let msg = rejected(spec).await;
     assert!(
         msg.starts_with("the process runtime cannot honour --read-only, --cap-add:"),
+        "{msg}"
+    );
+
+    let mut spec = Shell.shell("true");
+    spec.isolation = Some("hyperv".into());
+    let msg = rejected(spec).await;
+    assert!(
+        msg.starts_with("the process runtime cannot honour --isolation:"),
         "{msg}"
     );
 

@@ -1082,6 +1082,7 @@ fn attachment(
     Ok(NetworkAttachment {
         target: target.clone(),
         aliases: all,
+        ..NetworkAttachment::default()
     })
 }
 

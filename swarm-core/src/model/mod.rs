@@ -29,11 +29,12 @@ pub use resources::{
     generic_env, generic_units,
 };
 pub use service::{
-    DYNAMIC_PORTS, DnsConfig, Endpoint, EndpointMode, EndpointSpec, FailureAction, FileReference,
-    HealthCheck, LogDriver, MAX_REPLICAS, Mount, MountKind, NetworkAttachment, Placement,
-    PlacementPreference, PortConfig, Protocol, PublishMode, RESERVED_LABEL_PREFIX,
-    RestartCondition, RestartPolicy, SPEC_HISTORY, Service, ServiceMode, ServiceSpec, SpecRevision,
-    TaskSpec, Ulimit, UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, VirtualIp,
+    AppArmor, CredentialSpec, DYNAMIC_PORTS, DnsConfig, Endpoint, EndpointMode, EndpointSpec,
+    FailureAction, FileReference, HealthCheck, LogDriver, MAX_REPLICAS, Mount, MountKind,
+    NetworkAttachment, Placement, PlacementPreference, PortConfig, Privileges, Protocol,
+    PublishMode, RESERVED_LABEL_PREFIX, RestartCondition, RestartPolicy, SPEC_HISTORY,
+    SeLinuxContext, Seccomp, Service, ServiceMode, ServiceSpec, SpecRevision, TaskSpec, Ulimit,
+    UpdateConfig, UpdateOrder, UpdateState, UpdateStatus, VirtualIp,
 };
 pub use subnet::{Subnet, SubnetError};
 pub use task::{Task, TaskNetwork, TaskState, TaskStatus};

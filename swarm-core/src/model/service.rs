@@ -426,6 +426,136 @@ pub struct TaskSpec {
     /// (`--limit-pids`).
     #[serde(default)]
     pub pids_limit: u64,
+    /// Security settings of the task's processes: no new privileges,
+    /// seccomp, AppArmor, SELinux, and Windows' credential spec (Docker's
+    /// `Privileges`); `None` keeps the runtime's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Privileges>,
+    /// The isolation technology (`--isolation`: `default`, `process`,
+    /// `hyperv`); the last two exist on Windows engines only, so a Linux
+    /// engine refuses them at the task's start, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+}
+
+/// Security settings of a task's processes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Privileges {
+    /// The processes cannot gain privileges (setuid binaries, file
+    /// capabilities): Linux's `no_new_privs`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// The seccomp filter; `None` is the engine's default.
+    #[serde(default)]
+    pub seccomp: Option<Seccomp>,
+    /// The AppArmor profile; `None` is the engine's default.
+    #[serde(default)]
+    pub apparmor: Option<AppArmor>,
+    /// The SELinux labels; `None` is the engine's default.
+    #[serde(default)]
+    pub selinux: Option<SeLinuxContext>,
+    /// Windows' gMSA credential spec, one of the three sources.
+    #[serde(default)]
+    pub credential_spec: Option<CredentialSpec>,
+}
+
+/// A seccomp filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seccomp {
+    /// The engine's default profile.
+    Default,
+    /// No filter.
+    Unconfined,
+    /// This profile (JSON, as `docker run --security-opt seccomp=FILE`).
+    Custom(String),
+}
+
+/// An AppArmor setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppArmor {
+    /// The engine's default profile.
+    Default,
+    /// No profile (`unconfined`).
+    Disabled,
+}
+
+/// SELinux labels of a task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeLinuxContext {
+    /// No labelling at all.
+    #[serde(default)]
+    pub disable: bool,
+    /// The user label.
+    #[serde(default)]
+    pub user: String,
+    /// The role label.
+    #[serde(default)]
+    pub role: String,
+    /// The type label.
+    #[serde(default)]
+    pub r#type: String,
+    /// The level label.
+    #[serde(default)]
+    pub level: String,
+}
+
+/// Where a Windows container's credential spec comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSpec {
+    /// A swarm config, by id.
+    Config(String),
+    /// A file of the engine's `CredentialSpecs` directory.
+    File(String),
+    /// A registry value.
+    Registry(String),
+}
+
+impl Privileges {
+    /// The settings as Docker's `--security-opt` values, which a container
+    /// engine takes.
+    #[must_use]
+    pub fn security_opts(&self) -> Vec<String> {
+        let mut opts = Vec::new();
+        if self.no_new_privileges {
+            opts.push("no-new-privileges=true".to_owned());
+        }
+        match &self.seccomp {
+            None | Some(Seccomp::Default) => {}
+            Some(Seccomp::Unconfined) => opts.push("seccomp=unconfined".to_owned()),
+            Some(Seccomp::Custom(profile)) => opts.push(format!("seccomp={profile}")),
+        }
+        if self.apparmor == Some(AppArmor::Disabled) {
+            opts.push("apparmor=unconfined".to_owned());
+        }
+        if let Some(l) = &self.selinux {
+            if l.disable {
+                opts.push("label=disable".to_owned());
+            } else {
+                for (key, value) in [
+                    ("user", &l.user),
+                    ("role", &l.role),
+                    ("type", &l.r#type),
+                    ("level", &l.level),
+                ] {
+                    if !value.is_empty() {
+                        opts.push(format!("label={key}:{value}"));
+                    }
+                }
+            }
+        }
+        match &self.credential_spec {
+            None => {}
+            Some(CredentialSpec::Config(id)) => opts.push(format!("credentialspec=config://{id}")),
+            Some(CredentialSpec::File(f)) => opts.push(format!("credentialspec=file://{f}")),
+            Some(CredentialSpec::Registry(r)) => {
+                opts.push(format!("credentialspec=registry://{r}"));
+            }
+        }
+        opts
+    }
 }
 
 /// A resource limit of a task's processes, as `setrlimit` takes it.
@@ -489,6 +619,20 @@ impl TaskSpec {
             ("--ulimit", !self.ulimits.is_empty()),
             ("--oom-score-adj", self.oom_score_adj != 0),
             ("--limit-pids", self.pids_limit != 0),
+            (
+                "Privileges (seccomp, AppArmor, SELinux, credential spec)",
+                // A process runs unconfined: the runtime's default, and
+                // what `unconfined` asks.
+                self.privileges.as_ref().is_some_and(|p| {
+                    matches!(p.seccomp, Some(Seccomp::Custom(_)))
+                        || p.selinux.is_some()
+                        || p.credential_spec.is_some()
+                }),
+            ),
+            (
+                "--isolation",
+                self.isolation.as_deref().is_some_and(|i| i != "default"),
+            ),
         ] {
             if set {
                 asked.push(flag);
@@ -689,13 +833,18 @@ impl FromStr for PlacementPreference {
 }
 
 /// A network a task attaches to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkAttachment {
     /// Network name or id.
     pub target: String,
     /// Extra DNS names of the task on this network.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Options for the network driver's endpoint (`--network
+    /// name=NET,driver-opt=KEY=VALUE`). The overlay driver, like Docker's,
+    /// takes none: they are kept with the spec.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 /// A secret or config exposed to a task as a file.

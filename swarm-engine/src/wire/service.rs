@@ -106,9 +106,9 @@ pub struct ContainerSpec {
     /// Extra groups of the user.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    /// Credential specs and SELinux labels.
+    /// Credential specs, SELinux labels, seccomp, AppArmor.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub privileges: Option<serde_json::Value>,
+    pub privileges: Option<Privileges>,
     /// Runs an init process as PID 1 (`None`: the daemon's default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
@@ -612,4 +612,82 @@ pub struct ServiceUpdateResponse {
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
 fn is_zero_u32(n: &u32) -> bool {
     *n == 0
+}
+
+/// Security settings of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Privileges {
+    /// Windows' gMSA credential spec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_spec: Option<CredentialSpec>,
+    /// SELinux labels.
+    #[serde(rename = "SELinuxContext", skip_serializing_if = "Option::is_none")]
+    pub selinux_context: Option<SeLinuxContext>,
+    /// The seccomp filter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<SeccompOpts>,
+    /// The AppArmor profile.
+    #[serde(rename = "AppArmor", skip_serializing_if = "Option::is_none")]
+    pub app_armor: Option<AppArmorOpts>,
+    /// No privileges gained through setuid binaries or file capabilities.
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_new_privileges: bool,
+}
+
+/// Where a credential spec comes from: one of the three.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CredentialSpec {
+    /// A swarm config's id.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub config: String,
+    /// A file name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    /// A registry value.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub registry: String,
+}
+
+/// SELinux labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SeLinuxContext {
+    /// No labelling.
+    #[serde(skip_serializing_if = "is_false")]
+    pub disable: bool,
+    /// User label.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// Role label.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub role: String,
+    /// Type label.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub r#type: String,
+    /// Level label.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub level: String,
+}
+
+/// A seccomp setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SeccompOpts {
+    /// `default`, `unconfined` or `custom`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    /// The custom profile, base64 (Go's `[]byte`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub profile: String,
+}
+
+/// An AppArmor setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AppArmorOpts {
+    /// `default` or `disabled`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mode: String,
 }

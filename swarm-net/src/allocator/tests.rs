@@ -16,7 +16,7 @@ use super::*;
 fn on(name: &str) -> NetworkAttachment {
     NetworkAttachment {
         target: name.into(),
-        aliases: Vec::new(),
+        ..NetworkAttachment::default()
     }
 }
 
