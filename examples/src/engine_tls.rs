@@ -141,6 +141,9 @@ impl EngineTls {
 
     /// Serves the certificate kept by an earlier run, if there is one.
     fn serve_saved(&self) -> Result<(), String> {
+        // A save that a crash cut short is finished first.
+        swarm_api::tls::Credentials::recover(&self.saved)
+            .map_err(|e| format!("{}: {e}", self.saved.display()))?;
         if !self.saved.exists() {
             return Ok(());
         }

@@ -263,7 +263,14 @@ impl SpecFlags {
             r.reservations.memory_bytes = bytes(m)?;
         }
         if !self.generic_resource.is_empty() {
-            r.generic = self.generic_resource.iter().cloned().collect();
+            r.generic.clear();
+            for (kind, n) in &self.generic_resource {
+                if r.generic.insert(kind.clone(), *n).is_some() {
+                    bail!(
+                        "--generic-resource {kind} is given twice: give each kind once, with its total"
+                    );
+                }
+            }
         }
         if let Some(c) = self.limit_cpu {
             r.limits.nano_cpus = nano_cpus(c);

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::Id;
-use crate::model::{GenericResource, Node, Protocol, Resources, Task, generic_units};
+use crate::model::{GenericResource, Node, Protocol, Resources, Task, generic_free};
 
 /// What the scheduler knows of a node: the node and the load on it.
 #[derive(Debug, Clone)]
@@ -44,8 +44,11 @@ impl NodeInfo {
     /// task was given.
     #[must_use]
     pub fn generic_free(&self, kind: &str) -> u64 {
-        generic_units(&self.node.description.generic_resources, kind)
-            .saturating_sub(generic_units(&self.generic_in_use, kind))
+        generic_free(
+            &self.node.description.generic_resources,
+            &self.generic_in_use,
+            kind,
+        )
     }
 
     /// CPU and memory not yet reserved.

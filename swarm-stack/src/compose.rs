@@ -136,6 +136,7 @@ pub struct ServiceDef {
     pub logging: Option<LoggingDef>,
     pub ulimits: Option<BTreeMap<String, UlimitDef>>,
     pub oom_score_adj: Option<i64>,
+    pub isolation: Option<String>,
     /// Every other key: the options `docker stack deploy` ignores (with a
     /// warning), `x-` extensions, and mistakes (refused).
     #[serde(flatten)]
@@ -193,6 +194,25 @@ pub struct ResourceDef {
     pub cpus: Option<Scalar>,
     pub memory: Option<Scalar>,
     pub pids: Option<u64>,
+    pub generic_resources: Option<Vec<GenericDef>>,
+}
+
+/// `generic_resources[]`: `{discrete_resource_spec: {kind: gpu, value: 1}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct GenericDef {
+    pub discrete_resource_spec: Option<DiscreteDef>,
+    pub named_resource_spec: Option<IgnoredAny>,
+}
+
+/// `discrete_resource_spec`: a kind and how many.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct DiscreteDef {
+    pub kind: String,
+    pub value: u64,
 }
 
 /// `ulimits.NAME`: one number for both limits, or `{soft, hard}`.

@@ -201,24 +201,44 @@ impl Stack {
         let values: Values =
             serde_saphyr::from_str_with_options(text, options.clone()).map_err(syntax)?;
         let mut properties = std::collections::HashMap::new();
-        for r in values.0.iter().flat_map(|v| text::references(v)) {
-            match env(&r.name) {
-                Some(value) => {
-                    properties.insert(r.name, value);
+        for v in &values.0 {
+            for name in text::variable_names(v) {
+                if let Some(value) = env(&name) {
+                    properties.insert(name, value);
                 }
-                None if r.bare => {
-                    let w = text::unset_warning(&r.name);
-                    if !stack.warnings.contains(&w) {
-                        stack.warnings.push(w);
-                    }
+            }
+            for name in text::unset_reads(v, env) {
+                let w = text::unset_warning(&name);
+                if !stack.warnings.contains(&w) {
+                    stack.warnings.push(w);
                 }
-                None => {}
             }
         }
         options.property_syntax = serde_saphyr::PropertySyntax::DockerCompose;
         let file: ComposeFile =
             serde_saphyr::from_str_with_options(text, options.with_properties(properties))
-                .map_err(syntax)?;
+                .map_err(|e| match e.without_snippet() {
+                    serde_saphyr::Error::PropertyRequiredButUnset {
+                        name,
+                        message,
+                        location,
+                    }
+                    | serde_saphyr::Error::PropertyRequiredButEmpty {
+                        name,
+                        message,
+                        location,
+                    } => StackError::Invalid(format!(
+                        "line {} column {}: {name} must be set{}",
+                        location.line(),
+                        location.column(),
+                        if message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {message}")
+                        }
+                    )),
+                    _ => syntax(e),
+                })?;
         if let Some(v) = &file.version {
             let v = v.to_string();
             if !v.starts_with('3') {
@@ -839,6 +859,46 @@ impl Reader<'_> {
                     "processes can be limited, not reserved: move pids under limits",
                 ));
             }
+            if r.limits
+                .as_ref()
+                .is_some_and(|l| l.generic_resources.is_some())
+            {
+                return Err(invalid(
+                    &format!("{at}.limits.generic_resources"),
+                    "generic resources are reserved, not limited: move them under reservations",
+                ));
+            }
+            let generic = r
+                .reservations
+                .as_ref()
+                .and_then(|l| l.generic_resources.as_ref());
+            for (i, g) in generic.into_iter().flatten().enumerate() {
+                let at = format!("{at}.reservations.generic_resources[{i}]");
+                let Some(d) = g
+                    .discrete_resource_spec
+                    .as_ref()
+                    .filter(|_| g.named_resource_spec.is_none())
+                else {
+                    return Err(invalid(
+                        &at,
+                        "a service reserves an amount: write discrete_resource_spec: {kind: gpu, value: 1}",
+                    ));
+                };
+                if task
+                    .resources
+                    .generic
+                    .insert(d.kind.clone(), d.value)
+                    .is_some()
+                {
+                    return Err(invalid(
+                        &at,
+                        format!(
+                            "{} is reserved twice: give each kind once, with its total",
+                            d.kind
+                        ),
+                    ));
+                }
+            }
         }
         task.ulimits = def
             .ulimits
@@ -857,6 +917,7 @@ impl Reader<'_> {
             })
             .collect();
         task.oom_score_adj = def.oom_score_adj.unwrap_or(0);
+        task.isolation.clone_from(&def.isolation);
         if let Some(r) = &deploy.restart_policy {
             let at = format!("{at}.deploy.restart_policy");
             if let Some(c) = &r.condition {

@@ -3,22 +3,23 @@
 
 use std::time::Duration;
 
-/// A `$NAME` or `${NAME...}` reference in a compose file's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    /// The variable's name.
-    pub name: String,
-    /// Whether it stands alone (`$NAME`, `${NAME}`): without a default or
-    /// a required message, an unset variable becomes empty with a warning.
-    pub bare: bool,
+/// The length of the variable name at the start of `s` (0 if none: a
+/// name starts with a letter or `_`).
+fn name_len(s: &str) -> usize {
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        return 0;
+    }
+    s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len())
 }
 
-/// The variables that `value` refers to, as compose reads references:
-/// `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}`,
+/// Every variable that `value` names, as compose reads references
+/// (`$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME-default}`,
 /// `${NAME:?message}`, `${NAME?message}`, `${NAME:+alt}`, `${NAME+alt}`,
-/// and those nested in a default; `$$` is a dollar sign.
+/// with references nested in a default), whether or not compose would
+/// read it; `$$` is a dollar sign.
 #[must_use]
-pub fn references(value: &str) -> Vec<Reference> {
+pub fn variable_names(value: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = value;
     while let Some(at) = rest.find('$') {
@@ -27,25 +28,107 @@ pub fn references(value: &str) -> Vec<Reference> {
             rest = r;
             continue;
         }
-        let braced = after.starts_with('{');
-        let body = if braced { &after[1..] } else { after };
-        let len = if body.starts_with(|c: char| c.is_ascii_digit()) {
-            0
-        } else {
-            body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(body.len())
-        };
+        let body = after.strip_prefix('{').unwrap_or(after);
+        let len = name_len(body);
         if len > 0 {
-            found.push(Reference {
-                name: body[..len].to_owned(),
-                bare: !braced || body[len..].starts_with('}'),
-            });
+            found.push(body[..len].to_owned());
         }
-        // What follows a name (a default, a message) may hold more
-        // references: scan on from the end of the name.
+        // What follows a name (a default, a message) may hold more.
         rest = &body[len..];
     }
     found
+}
+
+/// The variables that `value` reads while unset and without a default,
+/// which compose replaces with nothing and warns of: only the branches
+/// compose takes count (`${A:-$B}` reads `B` only when `A` is unset or
+/// empty, `${A:+$B}` only when it is set).
+#[must_use]
+pub fn unset_reads(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    walk(value, env, &mut found);
+    found
+}
+
+fn walk(value: &str, env: &dyn Fn(&str) -> Option<String>, found: &mut Vec<String>) {
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            rest = r;
+            continue;
+        }
+        let Some(body) = after.strip_prefix('{') else {
+            let len = name_len(after);
+            if len > 0 && env(&after[..len]).is_none() {
+                found.push(after[..len].to_owned());
+            }
+            rest = &after[len..];
+            continue;
+        };
+        let len = name_len(body);
+        let name = &body[..len];
+        let tail = &body[len..];
+        if let Some(r) = tail.strip_prefix('}') {
+            if len > 0 && env(name).is_none() {
+                found.push(name.to_owned());
+            }
+            rest = r;
+            continue;
+        }
+        // `${NAME<op>WORD}`: WORD runs to the brace that closes this one.
+        let Some(close) = closing_brace(tail) else {
+            return;
+        };
+        let (op, word) = split_operator(&tail[..close]);
+        let value = env(name);
+        let set = value.is_some();
+        let nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
+        let read = match op {
+            ":-" => !nonempty,
+            "-" => !set,
+            ":+" => nonempty,
+            "+" => set,
+            // A message, read only to fail with: nothing to warn of.
+            _ => false,
+        };
+        if read {
+            walk(word, env, found);
+        }
+        rest = &tail[close + 1..];
+    }
+}
+
+/// Where the `}` that closes a `${` is in `s` (which follows its name),
+/// counting the `${...}` nested in it.
+fn closing_brace(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `:-default` as (`:-`, `default`); an unknown operator is ("", s).
+fn split_operator(s: &str) -> (&str, &str) {
+    for op in [":-", ":+", ":?", "-", "+", "?"] {
+        if let Some(word) = s.strip_prefix(op) {
+            return (op, word);
+        }
+    }
+    ("", s)
 }
 
 /// The warning compose gives for an unset variable without a default.
@@ -185,18 +268,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn references_are_found_as_compose_reads_them() {
-        let names = |v: &str| {
-            references(v)
-                .into_iter()
-                .map(|r| format!("{}{}", r.name, if r.bare { "" } else { "?" }))
-                .collect::<Vec<_>>()
-        };
+    fn references_are_found_and_unset_reads_follow_the_branch_taken() {
         assert_eq!(
-            names("a:$TAG b:${TAG} c:${NOPE:-x} f:$$TAG h:$1 i:${A:-${B}} j:${C?m $D}"),
-            ["TAG", "TAG", "NOPE?", "A?", "B", "C?", "D"]
+            variable_names("a:$TAG b:${TAG} c:${NOPE:-x} f:$$TAG h:$1 i:${A:-${B}} j:${C?m $D}"),
+            ["TAG", "TAG", "NOPE", "A", "B", "C", "D"]
         );
-        assert!(names("no dollars, or one: $").is_empty());
+        assert!(variable_names("no dollars, or one: $").is_empty());
+        let env = |name: &str| match name {
+            "SET" => Some("x".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let reads = |v: &str| unset_reads(v, &env);
+        assert_eq!(reads("$GONE ${GONE2} $SET $$GONE3"), ["GONE", "GONE2"]);
+        // Defaults are read only when taken.
+        assert!(reads("${SET:-$B}").is_empty());
+        assert_eq!(reads("${EMPTY:-$B}"), ["B"]);
+        assert!(reads("${EMPTY-$B}").is_empty());
+        assert_eq!(reads("${UNSET:-${B:-$C}}"), ["C"]);
+        // Alternatives only when set; messages never.
+        assert!(reads("${UNSET:+$B}").is_empty());
+        assert_eq!(reads("${SET:+$B} after $D"), ["B", "D"]);
+        assert!(reads("${SET?msg $D}").is_empty());
     }
 
     #[test]

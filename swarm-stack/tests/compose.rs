@@ -237,9 +237,9 @@ fn mistakes_are_named_with_their_place() {
         "{e}"
     );
     let e = read("services:\n  web:\n    image: ${TAG:?pick a tag}\n").unwrap_err();
-    assert!(
-        matches!(&e, StackError::Syntax(m) if m.contains("line 3 column 12") && m.contains("`TAG`: pick a tag")),
-        "{e}"
+    assert_eq!(
+        e.to_string(),
+        "line 3 column 12: TAG must be set: pick a tag"
     );
     let e = read("version: '2'\nservices:\n  web:\n    image: x\n").unwrap_err();
     assert!(e.to_string().contains("compose file format 2"), "{e}");
@@ -360,5 +360,24 @@ services:
     assert_eq!(
         stack.warnings,
         ["The GONE variable is not set. Defaulting to a blank string."]
+    );
+}
+
+#[test]
+fn generic_resources_and_isolation_are_read_as_docker_reads_them() {
+    let text = "services:\n  train:\n    image: t\n    isolation: default\n    deploy:\n      resources:\n        reservations:\n          generic_resources:\n            - discrete_resource_spec: {kind: gpu, value: 2}\n";
+    let stack = read(text).unwrap();
+    let t = &stack.services[0].task;
+    assert_eq!(t.resources.generic["gpu"], 2);
+    assert_eq!(t.isolation.as_deref(), Some("default"));
+    let named = text.replace(
+        "discrete_resource_spec: {kind: gpu, value: 2}",
+        "named_resource_spec: {kind: gpu, value: GPU-a}",
+    );
+    let e = read(&named).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("services.train.deploy.resources.reservations.generic_resources[0]: a service reserves an amount"),
+        "{e}"
     );
 }

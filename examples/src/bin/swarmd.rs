@@ -246,6 +246,8 @@ impl NodeArgs {
                     .map_err(|e| anyhow::anyhow!("--listen-addr {l:?} is not IP[:PORT]: {e}"))
             })
             .transpose()?;
+        swarm_core::model::check_node_generic(&self.node_generic_resources)
+            .map_err(|e| anyhow::anyhow!("--node-generic-resource: {e}"))?;
         Ok(NodeSettings {
             hostname: self.hostname.clone(),
             listen_addr,

@@ -222,6 +222,10 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
             };
             let Some(&i) = at.get(task) else { continue };
             let Some(&n) = self.node_index.get(node) else {
+                *d = Decision::Unplaceable {
+                    task: task.clone(),
+                    reason: format!("node {} is not available", node.short()),
+                };
                 continue;
             };
             let info = &self.nodes[n];
@@ -246,6 +250,25 @@ impl<S: Store, Sch: Scheduler> SchedulingLoop<S, Sch> {
                         task: task.clone(),
                         reason: format!("no suitable node ({e} on node {})", node.short()),
                     };
+                }
+            }
+        }
+    }
+
+    /// Counts the generic resources `given` in this run as in use on
+    /// their nodes (`hold`), or no more: their tasks count them once their
+    /// assignments are written.
+    fn hold_given(&mut self, given: &FastMap<Id, Vec<crate::model::GenericResource>>, hold: bool) {
+        for (node, list) in given {
+            let Some(&n) = self.node_index.get(node) else {
+                continue;
+            };
+            let in_use = &mut self.nodes[n].generic_in_use;
+            for r in list {
+                if hold {
+                    in_use.push(r.clone());
+                } else if let Some(at) = in_use.iter().rposition(|u| u == r) {
+                    in_use.swap_remove(at);
                 }
             }
         }
@@ -490,10 +513,14 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
             });
             bound.push_back(t);
         }
-        let mut decisions = self.scheduler.schedule(&self.nodes, &free);
-        let mut free: VecDeque<Arc<Task>> = free.into();
+        // The global tasks' generic resources are given first, and the
+        // scheduler sees them taken.
         let mut given = FastMap::default();
         self.give_generic(&mut bound, &mut bound_decisions, &mut given);
+        self.hold_given(&given, true);
+        let mut decisions = self.scheduler.schedule(&self.nodes, &free);
+        self.hold_given(&given, false);
+        let mut free: VecDeque<Arc<Task>> = free.into();
         self.give_generic(&mut free, &mut decisions, &mut given);
         let mut next = Next::done();
         self.write(bound, bound_decisions, &mut next).await;

@@ -25,8 +25,8 @@ pub use node::{
     Availability, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus, Platform,
 };
 pub use resources::{
-    GenericResource, ResourceRequirements, Resources, check_generic_kind, claim_generic,
-    generic_env, generic_units,
+    GenericResource, ResourceRequirements, Resources, check_generic_kind, check_node_generic,
+    claim_generic, generic_env, generic_free,
 };
 pub use service::{
     AppArmor, CredentialSpec, DYNAMIC_PORTS, DnsConfig, Endpoint, EndpointMode, EndpointSpec,

@@ -177,18 +177,49 @@ pub fn check_generic_kind(kind: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// How many units of `kind` `list` holds.
+/// What of `kind` a node `offers` is not `taken`: its named values (each
+/// once, in order of their names) and its discrete units.
+fn free_of<'a>(
+    offers: &'a [GenericResource],
+    taken: &[GenericResource],
+    kind: &str,
+) -> (Vec<&'a String>, u64) {
+    let mut named: Vec<&String> = offers
+        .iter()
+        .filter_map(|r| match r {
+            GenericResource::Named { kind: k, value } if k == kind => Some(value),
+            _ => None,
+        })
+        .filter(|v| {
+            !taken.iter().any(
+                |t| matches!(t, GenericResource::Named { kind: k, value } if k == kind && value == *v),
+            )
+        })
+        .collect();
+    named.sort();
+    named.dedup();
+    let discrete = |list: &[GenericResource]| {
+        list.iter()
+            .filter_map(|r| match r {
+                GenericResource::Discrete { kind: k, value } if k == kind => Some(*value),
+                _ => None,
+            })
+            .fold(0u64, u64::saturating_add)
+    };
+    (named, discrete(offers).saturating_sub(discrete(taken)))
+}
+
+/// How many units of `kind` a node `offers` that are not `taken`: what
+/// [`claim_generic`] can give (a named value offered twice counts once).
 #[must_use]
-pub fn generic_units(list: &[GenericResource], kind: &str) -> u64 {
-    list.iter()
-        .filter(|r| r.kind() == kind)
-        .map(GenericResource::units)
-        .fold(0, u64::saturating_add)
+pub fn generic_free(offers: &[GenericResource], taken: &[GenericResource], kind: &str) -> u64 {
+    let (named, units) = free_of(offers, taken, kind);
+    (named.len() as u64).saturating_add(units)
 }
 
 /// Takes `wanted` (counts by kind) from what a node `offers`, less what
-/// is `taken` already: named resources first (the lowest values not
-/// taken), else units of a discrete amount.
+/// is `taken` already: named resources first (in order of their names),
+/// then units of a discrete amount for the rest.
 ///
 /// # Errors
 /// A kind the node has too few of, naming how many are free.
@@ -202,53 +233,69 @@ pub fn claim_generic(
         if n == 0 {
             continue;
         }
-        let mut free: Vec<&String> = offers
-            .iter()
-            .filter_map(|r| match r {
-                GenericResource::Named { kind: k, value } if k == kind => Some(value),
-                _ => None,
-            })
-            .filter(|v| {
-                !taken.iter().any(
-                    |t| matches!(t, GenericResource::Named { kind: k, value } if k == kind && value == *v),
-                )
-            })
-            .collect();
-        free.sort();
-        free.dedup();
-        if free.len() as u64 >= n {
-            out.extend(
-                free.into_iter()
-                    .take(n as usize)
-                    .map(|v| GenericResource::Named {
-                        kind: kind.clone(),
-                        value: v.clone(),
-                    }),
-            );
-            continue;
+        let (named, units) = free_of(offers, taken, kind);
+        let free = (named.len() as u64).saturating_add(units);
+        if free < n {
+            return Err(format!(
+                "insufficient generic resource {kind}: the task reserves {n}, the node has {free} free"
+            ));
         }
-        let discrete = |list: &[GenericResource]| {
-            list.iter()
-                .filter_map(|r| match r {
-                    GenericResource::Discrete { kind: k, value } if k == kind => Some(*value),
-                    _ => None,
-                })
-                .fold(0u64, u64::saturating_add)
-        };
-        let units = discrete(offers).saturating_sub(discrete(taken));
-        if units >= n {
+        let from_named = named.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+        out.extend(
+            named
+                .into_iter()
+                .take(from_named)
+                .map(|v| GenericResource::Named {
+                    kind: kind.clone(),
+                    value: v.clone(),
+                }),
+        );
+        let rest = n - from_named as u64;
+        if rest > 0 {
             out.push(GenericResource::Discrete {
                 kind: kind.clone(),
-                value: n,
+                value: rest,
             });
-            continue;
         }
-        return Err(format!(
-            "insufficient generic resource {kind}: the task reserves {n}, the node has {} free",
-            units.max(free.len() as u64)
-        ));
     }
     Ok(out)
+}
+
+/// Checks what a node advertises as SwarmKit does: a kind is either named
+/// resources or one amount, never both, and an amount is at least 1.
+///
+/// # Errors
+/// The first kind that breaks the rule, with how to write it.
+pub fn check_node_generic(list: &[GenericResource]) -> Result<(), String> {
+    let mut seen: BTreeMap<&str, &GenericResource> = BTreeMap::new();
+    for r in list {
+        check_generic_kind(r.kind())?;
+        if let GenericResource::Discrete { kind, value: 0 } = r {
+            return Err(format!(
+                "generic resource {kind}=0 offers nothing: give an amount of at least 1, or leave it out"
+            ));
+        }
+        if let Some(before) = seen.insert(r.kind(), r) {
+            let named = |r: &GenericResource| matches!(r, GenericResource::Named { .. });
+            match (named(before), named(r)) {
+                (true, true) => {}
+                (false, false) => {
+                    return Err(format!(
+                        "generic resource {} is given twice as an amount ({before} and {r}): give it once, with the total",
+                        r.kind()
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "generic resource {} is given both as named resources and as an amount ({before}, {r}): \
+                         use names for resources with an identity (gpu=GPU-9f2c), or one amount (ssd=3)",
+                        r.kind()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The environment a task is told its generic resources in, as Docker
@@ -258,10 +305,10 @@ pub fn claim_generic(
 pub fn generic_env(assigned: &[GenericResource]) -> Vec<String> {
     let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in assigned {
-        let name = format!(
-            "DOCKER_RESOURCE_{}",
-            r.kind().to_ascii_uppercase().replace(['-', '.'], "_")
-        );
+        // SwarmKit's name: the kind in capitals, nothing else changed
+        // (`NVIDIA-GPU` is `DOCKER_RESOURCE_NVIDIA-GPU`, which the NVIDIA
+        // container runtime reads).
+        let name = format!("DOCKER_RESOURCE_{}", r.kind().to_ascii_uppercase());
         let value = match r {
             GenericResource::Named { value, .. } => value.clone(),
             GenericResource::Discrete { value, .. } => value.to_string(),
@@ -335,7 +382,34 @@ mod tests {
             "insufficient generic resource gpu: the task reserves 2, the node has 1 free"
         );
         assert!(claim_generic(&offers, &[], &want(&[("fpga", 1)])).is_err());
-        assert_eq!(generic_units(&offers, "gpu"), 3);
-        assert_eq!(generic_units(&offers, "ssd"), 3);
+        assert_eq!(generic_free(&offers, &[], "gpu"), 3);
+        assert_eq!(generic_free(&offers, &first, "gpu"), 1);
+        assert_eq!(generic_free(&offers, &first, "ssd"), 1);
+        // A value offered twice is one resource, counted and claimed so.
+        let twice = [named("gpu", "a"), named("gpu", "a")];
+        assert_eq!(generic_free(&twice, &[], "gpu"), 1);
+        assert!(claim_generic(&twice, &[], &want(&[("gpu", 2)])).is_err());
+        assert_eq!(
+            generic_env(&[named("NVIDIA-GPU", "GPU-1")]),
+            ["DOCKER_RESOURCE_NVIDIA-GPU=GPU-1"]
+        );
+        // What a node may advertise.
+        assert!(check_node_generic(&offers).is_ok());
+        let parse = |l: &[&str]| -> Vec<GenericResource> {
+            l.iter()
+                .map(|s| GenericResource::parse(s).unwrap())
+                .collect()
+        };
+        for (bad, why) in [
+            (
+                &["gpu=GPU-a", "gpu=2"][..],
+                "both as named resources and as an amount",
+            ),
+            (&["ssd=2", "ssd=3"][..], "given twice as an amount"),
+            (&["ssd=0"][..], "offers nothing"),
+        ] {
+            let e = check_node_generic(&parse(bad)).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 }

@@ -620,12 +620,12 @@ impl TaskSpec {
             ("--oom-score-adj", self.oom_score_adj != 0),
             ("--limit-pids", self.pids_limit != 0),
             (
-                "Privileges (seccomp, AppArmor, SELinux, credential spec)",
-                // A process runs unconfined: the runtime's default, and
-                // what `unconfined` asks.
+                "Privileges (a custom seccomp profile, SELinux labels, a credential spec)",
+                // A process runs unconfined and unlabelled: the runtime's
+                // default, and what `unconfined` and `disable` ask.
                 self.privileges.as_ref().is_some_and(|p| {
                     matches!(p.seccomp, Some(Seccomp::Custom(_)))
-                        || p.selinux.is_some()
+                        || p.selinux.as_ref().is_some_and(|l| !l.disable)
                         || p.credential_spec.is_some()
                 }),
             ),
@@ -841,8 +841,8 @@ pub struct NetworkAttachment {
     #[serde(default)]
     pub aliases: Vec<String>,
     /// Options for the network driver's endpoint (`--network
-    /// name=NET,driver-opt=KEY=VALUE`). The overlay driver, like Docker's,
-    /// takes none: they are kept with the spec.
+    /// name=NET,driver-opt=KEY=VALUE`): kept with the spec; this swarm's
+    /// overlay driver reads none of them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
 }
