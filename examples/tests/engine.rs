@@ -1313,7 +1313,10 @@ fn generic_resources_go_to_the_tasks_that_reserve_them() {
         "m1",
         &["service", "create", "--generic-resource", "gpu=0", "sh"],
     );
-    assert!(!ok && out.contains("Reservations.GenericResources"), "{out}");
+    assert!(
+        !ok && out.contains("Reservations.GenericResources"),
+        "{out}"
+    );
     let (ok, out) = docker(
         &d,
         "m1",
