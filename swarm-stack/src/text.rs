@@ -21,21 +21,7 @@ fn name_len(s: &str) -> usize {
 #[must_use]
 pub fn variable_names(value: &str) -> Vec<String> {
     let mut found = Vec::new();
-    let mut rest = value;
-    while let Some(at) = rest.find('$') {
-        let after = &rest[at + 1..];
-        if let Some(r) = after.strip_prefix('$') {
-            rest = r;
-            continue;
-        }
-        let body = after.strip_prefix('{').unwrap_or(after);
-        let len = name_len(body);
-        if len > 0 {
-            found.push(body[..len].to_owned());
-        }
-        // What follows a name (a default, a message) may hold more.
-        rest = &body[len..];
-    }
+    walk(value, None, &mut found);
     found
 }
 
@@ -46,11 +32,23 @@ pub fn variable_names(value: &str) -> Vec<String> {
 #[must_use]
 pub fn unset_reads(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     let mut found = Vec::new();
-    walk(value, env, &mut found);
+    walk(value, Some(env), &mut found);
     found
 }
 
-fn walk(value: &str, env: &dyn Fn(&str) -> Option<String>, found: &mut Vec<String>) {
+/// Where variables' values come from.
+type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// Finds the references of `value`: with `env`, the unset ones compose
+/// reads (following the branches it takes); without, every one.
+fn walk(value: &str, env: Option<&Env<'_>>, found: &mut Vec<String>) {
+    let lookup = |name: &str| env.map(|e| e(name));
+    // Without `env`, every name; with it, those unset.
+    let note = |name: &str, found: &mut Vec<String>| {
+        if !name.is_empty() && lookup(name).is_none_or(|v| v.is_none()) {
+            found.push(name.to_owned());
+        }
+    };
     let mut rest = value;
     while let Some(at) = rest.find('$') {
         let after = &rest[at + 1..];
@@ -60,9 +58,7 @@ fn walk(value: &str, env: &dyn Fn(&str) -> Option<String>, found: &mut Vec<Strin
         }
         let Some(body) = after.strip_prefix('{') else {
             let len = name_len(after);
-            if len > 0 && env(&after[..len]).is_none() {
-                found.push(after[..len].to_owned());
-            }
+            note(&after[..len], found);
             rest = &after[len..];
             continue;
         };
@@ -70,27 +66,32 @@ fn walk(value: &str, env: &dyn Fn(&str) -> Option<String>, found: &mut Vec<Strin
         let name = &body[..len];
         let tail = &body[len..];
         if let Some(r) = tail.strip_prefix('}') {
-            if len > 0 && env(name).is_none() {
-                found.push(name.to_owned());
-            }
+            note(name, found);
             rest = r;
             continue;
         }
         // `${NAME<op>WORD}`: WORD runs to the brace that closes this one.
+        if env.is_none() {
+            note(name, found);
+        }
         let Some(close) = closing_brace(tail) else {
             return;
         };
         let (op, word) = split_operator(&tail[..close]);
-        let value = env(name);
-        let set = value.is_some();
-        let nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
-        let read = match op {
-            ":-" => !nonempty,
-            "-" => !set,
-            ":+" => nonempty,
-            "+" => set,
-            // A message, read only to fail with: nothing to warn of.
-            _ => false,
+        let read = match lookup(name) {
+            None => true,
+            Some(value) => {
+                let set = value.is_some();
+                let nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
+                match op {
+                    ":-" => !nonempty,
+                    "-" => !set,
+                    ":+" => nonempty,
+                    "+" => set,
+                    // A message, read only to fail with: nothing to warn of.
+                    _ => false,
+                }
+            }
         };
         if read {
             walk(word, env, found);

@@ -110,15 +110,6 @@ impl GenericResource {
         }
     }
 
-    /// How many units it counts for: 1 for a named one.
-    #[must_use]
-    pub fn units(&self) -> u64 {
-        match self {
-            Self::Named { .. } => 1,
-            Self::Discrete { value, .. } => *value,
-        }
-    }
-
     /// Reads `KIND=VALUE` as Docker's `--node-generic-resource` does: a
     /// whole number is a discrete amount, anything else one named
     /// resource.
