@@ -382,14 +382,20 @@ fn the_docker_cli_drives_a_swarm_of_swarmd() {
         "/bin/sleep",
         "1000",
     ]);
-    let vips = ok_out(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{json .Endpoint.VirtualIPs}}",
-        "api",
-    ]);
-    let vips: serde_json::Value = serde_json::from_str(vips.trim()).unwrap();
+    // The allocator gives the VIP just after the create (as swarmkit's):
+    // `--detach` may return before it.
+    let mut vips = serde_json::Value::Null;
+    d.wait("the service's VIP", Duration::from_secs(20), || {
+        let out = ok_out(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Endpoint.VirtualIPs}}",
+            "api",
+        ]);
+        vips = serde_json::from_str(out.trim()).unwrap();
+        !vips.is_null()
+    });
     assert_eq!(vips[0]["NetworkID"], net_id.as_str(), "{vips}");
     assert!(vips[0]["Addr"].as_str().unwrap().ends_with("/24"), "{vips}");
 
