@@ -249,6 +249,21 @@ impl Daemons {
             .unwrap()
     }
 
+    /// Starts swarmctl against manager `via` as [`Daemons::ctl_at`] does,
+    /// without waiting (a stream, such as `events`); its output is piped.
+    #[must_use]
+    pub fn ctl_spawn(&self, via: &str, args: &[&str]) -> Child {
+        Command::new(&self.swarmctl)
+            .args(["-H", &self.addrs[via]])
+            .arg("--tls-dir")
+            .arg(self.client_dir())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// [`Daemons::ctl_at`], which must succeed; its output.
     pub fn ctl_ok(&self, via: &str, args: &[&str]) -> String {
         let out = self.ctl_at(via, args);

@@ -3,6 +3,7 @@
 pub mod daemons;
 pub mod engine;
 pub mod engine_tls;
+pub mod events;
 pub mod inspect;
 pub mod logs;
 pub mod netns;

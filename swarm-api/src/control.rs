@@ -2,10 +2,12 @@
 //! [`Control`], and [`RemoteControl`] is a client with the same methods.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use swarm_core::control::{Control, ControlError};
+use swarm_core::events::{EventFilter, Message};
 use swarm_core::model::{
     Config, ConfigSpec, Network, NetworkSpec, Node, NodeRole, NodeSpec, Secret, SecretSpec,
     Service, ServiceSpec, Task,
@@ -321,13 +323,12 @@ fn config_without_data(c: &Arc<Config>) -> Arc<Config> {
     Arc::new(c)
 }
 
-#[tonic::async_trait]
-impl<S: Store> control_server::Control for ControlService<S> {
-    async fn call(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
-        // A manager's certificate counts only while the cluster still has
-        // its node as a manager: a demoted node keeps its old certificate
-        // until it expires.
-        if let Some(who) = crate::tls::peer_identity(&req)
+impl<S: Store> ControlService<S> {
+    /// A manager's certificate counts only while the cluster still has
+    /// its node as a manager: a demoted node keeps its old certificate
+    /// until it expires.
+    async fn check_caller<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        if let Some(who) = crate::tls::peer_identity(req)
             && who.role == crate::ca::PeerRole::Manager
         {
             let state = self
@@ -343,10 +344,49 @@ impl<S: Store> control_server::Control for ControlService<S> {
                 )));
             }
         }
+        Ok(())
+    }
+}
+
+/// What [`RemoteControl::events`] asks for: the events that pass
+/// `filter`, replayed from `since` (none: only those to come), until
+/// `until` (none: for ever).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsRequest {
+    /// Replay the store's journal from here.
+    pub since: Option<SystemTime>,
+    /// End the stream here.
+    pub until: Option<SystemTime>,
+    /// Which events.
+    pub filter: EventFilter,
+}
+
+type EventStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Payload, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl<S: Store> control_server::Control for ControlService<S> {
+    async fn call(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
+        self.check_caller(&req).await?;
         let request: ControlRequest =
             wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
         let result = self.serve(request).await;
         Ok(Response::new(wire::encode(&result)))
+    }
+
+    type EventsStream = EventStream;
+
+    async fn events(&self, req: Request<Payload>) -> Result<Response<EventStream>, Status> {
+        self.check_caller(&req).await?;
+        let ask: EventsRequest =
+            wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
+        let messages =
+            swarm_core::events::stream(self.control.store(), ask.since, ask.until, ask.filter)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(Box::pin(
+            messages.map(|m| Ok(wire::encode(&m))),
+        )))
     }
 }
 
@@ -395,6 +435,14 @@ impl control_server::Control for LockedControl {
             wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
         let result = self.serve(request).await;
         Ok(Response::new(wire::encode(&result)))
+    }
+
+    type EventsStream = EventStream;
+
+    async fn events(&self, _req: Request<Payload>) -> Result<Response<EventStream>, Status> {
+        Err(Status::unavailable(
+            "this manager is locked (autolock): it serves no events until `swarmctl swarm unlock` gives it the cluster's unlock key",
+        ))
     }
 }
 
@@ -486,6 +534,34 @@ impl RemoteControl {
         let result: Result<ControlReply, ControlError> =
             wire::decode(&reply.into_inner().data).map_err(unreachable)?;
         result
+    }
+
+    /// The store's change events that `request` asks for, as they
+    /// happen; the stream ends at `until`, or when the manager goes.
+    ///
+    /// # Errors
+    /// If the manager cannot be reached, refuses the caller, or is locked.
+    pub async fn events(
+        &self,
+        request: EventsRequest,
+    ) -> Result<futures::stream::BoxStream<'static, Message>, ControlError> {
+        let stream = self
+            .client
+            .clone()
+            .events(wire::encode(&request))
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::PermissionDenied
+                | tonic::Code::Unauthenticated
+                | tonic::Code::InvalidArgument => ControlError::Refused(s.message().to_owned()),
+                _ => unreachable(error_chain(&s)),
+            })?
+            .into_inner();
+        Ok(stream
+            .map(|p| p.ok().and_then(|p| wire::decode::<Message>(&p.data).ok()))
+            .take_while(|m| futures::future::ready(m.is_some()))
+            .filter_map(futures::future::ready)
+            .boxed())
     }
 
     /// Creates a service.

@@ -53,7 +53,7 @@ pub mod tls;
 pub mod wire;
 
 pub use control::{
-    ControlReply, ControlRequest, ControlService, LockedControl, ManagerInfo, ManagerRoster,
-    RemoteControl, UnlockAttempt,
+    ControlReply, ControlRequest, ControlService, EventsRequest, LockedControl, ManagerInfo,
+    ManagerRoster, RemoteControl, UnlockAttempt,
 };
 pub use dispatcher::{DispatcherService, RemoteDispatcher};

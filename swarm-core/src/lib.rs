@@ -6,6 +6,7 @@ pub mod constraint;
 pub mod control;
 pub mod dispatcher;
 mod error;
+pub mod events;
 mod id;
 pub mod manager;
 pub mod model;

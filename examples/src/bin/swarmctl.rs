@@ -70,6 +70,24 @@ enum Command {
     /// compose file.
     #[command(subcommand)]
     Stack(StackCmd),
+    /// Stream the swarm's events, as `docker events` prints them.
+    Events {
+        /// Only the events that match: type=service|node|task|network|secret|config,
+        /// name=NAME (or id), event=create|update|remove, service=NAME, node=NAME, ...
+        /// Repeated keys are alternatives; different keys must all match.
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        /// Replay the events since then: Unix seconds, an RFC 3339 time, or a
+        /// duration ago (10m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Stop streaming then (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// `json` prints each event as a JSON object.
+        #[arg(long)]
+        format: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1286,6 +1304,46 @@ async fn data_cmd(ctl: &Ctl, cmd: DataCmd, secret: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn events_cmd(
+    ctl: &Ctl,
+    filter: &[String],
+    since: Option<String>,
+    until: Option<String>,
+    format: Option<String>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use swarm_examples::events::{Format, line, parse_time};
+    let format = Format::parse(format.as_deref())?;
+    let filter = swarm_core::events::EventFilter::parse(filter)?;
+    let now = std::time::SystemTime::now();
+    let since = since.map(|v| parse_time("since", &v, now)).transpose()?;
+    let until = until.map(|v| parse_time("until", &v, now)).transpose()?;
+    if let (Some(s), Some(u)) = (since, until)
+        && u < s
+    {
+        bail!("--until is before --since: nothing could be shown");
+    }
+    let mut events = ctl
+        .remote
+        .events(swarm_api::EventsRequest {
+            since,
+            until,
+            filter,
+        })
+        .await?;
+    let mut out = std::io::stdout().lock();
+    while let Some(m) = futures::StreamExt::next(&mut events).await {
+        // A closed pipe (`| head`) ends the command quietly.
+        if writeln!(out, "{}", line(&m, format))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
 async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     let ctl = Ctl::connect(&cli)?;
     match cli.command {
@@ -1355,6 +1413,12 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => data_cmd(&ctl, cmd, false).await?,
         Command::Network(cmd) => network_cmd(&ctl, cmd).await?,
         Command::Stack(cmd) => stack_cmd(&ctl, cmd).await?,
+        Command::Events {
+            filter,
+            since,
+            until,
+            format,
+        } => events_cmd(&ctl, &filter, since, until, format).await?,
     }
     Ok(())
 }
