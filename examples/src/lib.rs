@@ -5,6 +5,7 @@ pub mod engine;
 pub mod engine_tls;
 pub mod events;
 pub mod inspect;
+pub mod log_format;
 pub mod logs;
 pub mod netns;
 pub mod service_flags;

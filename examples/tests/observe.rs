@@ -1,5 +1,5 @@
 //! Seeing the swarm: `swarmctl events` on a real daemon (live, in order,
-//! and replayed with `--since`).
+//! and replayed with `--since`), and its JSON logs.
 
 use std::io::BufRead as _;
 use std::path::Path;
@@ -48,7 +48,14 @@ fn events_stream_as_they_happen_and_replay_since() {
     let mut d = Daemons::new(
         Path::new(SWARMD),
         Path::new(SWARMCTL),
-        &["--heartbeat-period", "250ms"],
+        &[
+            "--heartbeat-period",
+            "250ms",
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+        ],
     );
     d.init("m1");
     d.wait("a ready node", Duration::from_secs(30), || {
@@ -130,6 +137,28 @@ fn events_stream_as_they_happen_and_replay_since() {
         first.contains(" service create ") && first.ends_with("(name=web)"),
         "{text}"
     );
+
+    // The daemon's log is JSON lines, each with the node's id once it has
+    // one, and the task runtime's lines with the task's.
+    let node_id = d.json("m1", &["node", "inspect", "m1"])["meta"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = std::fs::read_to_string(d.data("m1").with_extension("log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["msg"].is_string() && l["time"].is_string())
+    );
+    let started = lines
+        .iter()
+        .find(|l| l["msg"] == "started" && l["task_id"].is_string())
+        .unwrap_or_else(|| panic!("no task's start in the log:\n{log}"));
+    assert_eq!(started["node_id"], node_id.as_str(), "{started}");
 
     // A bad filter is named.
     let bad = d.ctl_at("m1", &["events", "-f", "type=container"]);

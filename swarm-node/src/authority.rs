@@ -117,7 +117,7 @@ impl<S: ReplicatedStore> Membership for Authority<S> {
         create_node(&self.store, &node_id, role, &request.hostname)
             .await
             .map_err(|e| MembershipError::Unavailable(e.to_string()))?;
-        tracing::info!(node = %node_id, hostname = %request.hostname, ?role, "a node joined");
+        tracing::info!(member_id = %node_id, hostname = %request.hostname, ?role, "a node joined");
         Ok(Admitted {
             node_id,
             role,
@@ -178,7 +178,7 @@ impl<S: ReplicatedStore> Membership for Authority<S> {
             .add_voter(id, addr.clone())
             .await
             .map_err(|e| Self::raft_err(&e))?;
-        tracing::info!(node = %caller.node_id, %addr, "a manager joined the raft group");
+        tracing::info!(member_id = %caller.node_id, %addr, "a manager joined the raft group");
         Ok(())
     }
 
@@ -196,7 +196,7 @@ impl<S: ReplicatedStore> Membership for Authority<S> {
                 .remove_member(id)
                 .await
                 .map_err(|e| Self::raft_err(&e))?;
-            tracing::info!(node = %caller.node_id, "a manager left the raft group");
+            tracing::info!(member_id = %caller.node_id, "a manager left the raft group");
         }
         Ok(())
     }

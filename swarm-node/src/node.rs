@@ -331,7 +331,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> NodeBuilder<P, Sch> {
             raft_member: true,
         };
         state.save(&config.data_dir)?;
-        tracing::info!(node = %state.node_id, "initialised a new cluster");
+        tracing::info!(node_id = %state.node_id, "initialised a new cluster");
         Ok(self.into_node(state, creds, Some(store), lock))
     }
 
@@ -366,7 +366,7 @@ impl<P: StoreProvider, Sch: Scheduler + Clone> NodeBuilder<P, Sch> {
             raft_member: false,
         };
         state.save(&config.data_dir)?;
-        tracing::info!(node = %state.node_id, role = ?state.role, "joined the cluster");
+        tracing::info!(node_id = %state.node_id, role = ?state.role, "joined the cluster");
         Ok(self.into_node(state, shared(Some(creds)), None, lock))
     }
 

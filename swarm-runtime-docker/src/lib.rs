@@ -542,7 +542,7 @@ impl DockerRuntime {
             && let Err(e) = self.upload(&container, files).await
         {
             if let Err(rm) = self.force_remove(&container).await {
-                tracing::warn!(task = %id, error = %rm, "cannot remove a container whose files could not be copied");
+                tracing::warn!(task_id = %id, error = %rm, "cannot remove a container whose files could not be copied");
             }
             return Err(e);
         }

@@ -173,7 +173,7 @@ impl TaskProcess {
             &self.owner,
             crate::reclaim::ProcessMark::of(pid),
         ) {
-            tracing::warn!(task = %self.id, error = %e, "failed to record the task's process");
+            tracing::warn!(task_id = %self.id, error = %e, "failed to record the task's process");
         }
         let pid = Pid::from_raw(pid);
         let mut readers = Vec::new();
@@ -200,7 +200,7 @@ impl TaskProcess {
             started_at: SystemTime::now(),
             health,
         };
-        tracing::debug!(task = %self.id, %pid, "started");
+        tracing::debug!(task_id = %self.id, %pid, "started");
         Ok(())
     }
 
@@ -224,7 +224,7 @@ impl TaskProcess {
         let status = match child.wait().await {
             Ok(status) => exit_status(status),
             Err(e) => {
-                tracing::error!(task = %self.id, error = %e, "failed to wait for a task's process");
+                tracing::error!(task_id = %self.id, error = %e, "failed to wait for a task's process");
                 ExitStatus {
                     code: 255,
                     signal: None,
@@ -236,7 +236,7 @@ impl TaskProcess {
         crate::remove_dir(&self.launch.files);
         let _ = tokio::time::timeout(DRAIN, join_all(readers)).await;
         self.logs.close();
-        tracing::debug!(task = %self.id, ?status, "exited");
+        tracing::debug!(task_id = %self.id, ?status, "exited");
         self.outcome.send_modify(|o| *o = Outcome::Exited(status));
     }
 
@@ -270,7 +270,7 @@ impl TaskProcess {
         }
         signal_group(pid, self.launch.stop_signal);
         if tokio::time::timeout(grace, self.ended()).await.is_err() {
-            tracing::debug!(task = %self.id, ?grace, "killing a task that outlived its grace period");
+            tracing::debug!(task_id = %self.id, ?grace, "killing a task that outlived its grace period");
             signal_group(pid, Signal::SIGKILL);
             self.ended().await;
         }

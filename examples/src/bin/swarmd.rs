@@ -31,6 +31,13 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     node: NodeArgs,
+    /// How log lines are written: text, or json (one object per line).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: swarm_examples::log_format::LogFormat,
+    /// The least severe lines logged: debug, info, warn, error or fatal
+    /// (default: info, or what RUST_LOG says).
+    #[arg(short = 'l', long, value_enum, global = true)]
+    log_level: Option<swarm_examples::log_format::LogLevel>,
 }
 
 #[derive(Subcommand)]
@@ -333,6 +340,7 @@ type NodeStore = <swarm_node::RaftStores as swarm_node::StoreProvider>::Store;
 
 /// Keeps the settings `node` was made with, and starts it with its runtime.
 async fn start(node: Node, setup: &Setup) -> anyhow::Result<Member<NodeStore>> {
+    swarm_examples::log_format::set_node_id(Some(node.id().as_str()));
     setup.settings.save(&setup.config.data_dir)?;
     let config = node.config().clone();
     let manager = node.role() == NodeRole::Manager;
@@ -466,7 +474,7 @@ impl Lifecycle<NodeStore> for Swarmd {
         }
         setup.check_runtime().await.map_err(refused)?;
         let node = setup.builder().init().await.map_err(failed)?;
-        tracing::info!(node = %node.id(), "swarm initialized through the Engine API");
+        tracing::info!(node_id = %node.id(), "swarm initialized through the Engine API");
         start(node, &setup).await.map_err(failed)
     }
 
@@ -487,7 +495,7 @@ impl Lifecycle<NodeStore> for Swarmd {
                 .await
             {
                 Ok(node) => {
-                    tracing::info!(node = %node.id(), "joined a swarm through the Engine API");
+                    tracing::info!(node_id = %node.id(), "joined a swarm through the Engine API");
                     return start(node, &setup).await.map_err(failed);
                 }
                 Err(e) => last = Some(e),
@@ -499,7 +507,9 @@ impl Lifecycle<NodeStore> for Swarmd {
     async fn forget(&self, force: bool) -> Result<(), ApiError> {
         let setup = self.args.setup(true).map_err(failed)?;
         let node = Node::resume(setup.config).map_err(failed)?;
-        node.leave_with(force).await.map_err(failed)
+        node.leave_with(force).await.map_err(failed)?;
+        swarm_examples::log_format::set_node_id(None);
+        Ok(())
     }
 }
 
@@ -510,10 +520,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
             let setup = args.setup(true)?;
             if setup.config.data_dir.join("node.json").exists() {
                 let node = setup.builder().resume()?;
-                eprintln!(
-                    "swarmd: node {} resumes as a {}",
-                    node.id(),
-                    role_name(node.role())
+                swarm_examples::log_format::note(
+                    &format!(
+                        "swarmd: node {} resumes as a {}",
+                        node.id(),
+                        role_name(node.role())
+                    ),
+                    false,
                 );
                 Some(start(node, &setup).await?)
             } else {
@@ -579,9 +592,12 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
         None => {}
     }
     if !in_swarm && let Some((path, _)) = &socket {
-        eprintln!(
-            "swarmd: in no swarm yet: docker -H unix://{} swarm init (or join)",
-            path.display()
+        swarm_examples::log_format::note(
+            &format!(
+                "swarmd: in no swarm yet: docker -H unix://{} swarm init (or join)",
+                path.display()
+            ),
+            false,
         );
     }
     if let Some(addr) = &engine_addr {
@@ -731,18 +747,12 @@ fn role_name(role: NodeRole) -> &'static str {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn,h2=warn,tower=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match main_inner(Cli::parse()).await {
+    let cli = Cli::parse();
+    swarm_examples::log_format::init(cli.log_format, cli.log_level);
+    match main_inner(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("swarmd: {e:#}");
+            swarm_examples::log_format::note(&format!("swarmd: {e:#}"), true);
             ExitCode::FAILURE
         }
     }

@@ -87,7 +87,7 @@ impl<R: Runtime> Controller<R> {
         let (network, id) = (self.network.clone(), self.id());
         self.drive().await;
         if let Err(e) = network.detach(&id).await {
-            tracing::warn!(task = %id, error = %e, "could not remove the task's network namespace");
+            tracing::warn!(task_id = %id, error = %e, "could not remove the task's network namespace");
         }
     }
 
@@ -194,7 +194,7 @@ impl<R: Runtime> Controller<R> {
                 while let Err(e) = self.attach(&task).await {
                     tries += 1;
                     if tries == 20 {
-                        tracing::warn!(task = %id, error = %e, "could not take up the task's network sandbox");
+                        tracing::warn!(task_id = %id, error = %e, "could not take up the task's network sandbox");
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -330,15 +330,15 @@ impl<R: Runtime> Controller<R> {
         let began = tokio::time::Instant::now();
         match self.dispatcher.await_views(index, FOLLOW_WAIT).await {
             Ok(true) => tracing::debug!(
-                task = %task.meta.id, waited = ?began.elapsed(),
+                task_id = %task.meta.id, waited = ?began.elapsed(),
                 "no node sends the stopping task new connections"
             ),
             Ok(false) => tracing::warn!(
-                task = %task.meta.id,
+                task_id = %task.meta.id,
                 "not every node's data plane followed the task's stop within {FOLLOW_WAIT:?}; stopping it anyway"
             ),
             Err(e) => tracing::warn!(
-                task = %task.meta.id, error = %e,
+                task_id = %task.meta.id, error = %e,
                 "cannot learn whether every node stopped sending the task traffic; stopping it anyway"
             ),
         }

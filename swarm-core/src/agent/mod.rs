@@ -254,7 +254,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                     Ok(x) => x,
                     Err(e @ DispatcherError::UnknownNode(_)) => break Err(e.into()),
                     Err(e) => {
-                        tracing::warn!(node = %self.node_id, error = %e, "cannot reach the managers; retrying");
+                        tracing::warn!(node_id = %self.node_id, error = %e, "cannot reach the managers; retrying");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
@@ -284,7 +284,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                             r = self.dispatcher.heartbeat(&self.node_id) => r,
                         };
                         if let Err(e) = beat {
-                            tracing::warn!(node = %self.node_id, error = %e, "heartbeat failed");
+                            tracing::warn!(node_id = %self.node_id, error = %e, "heartbeat failed");
                             if matches!(e, DispatcherError::UnknownNode(_)) {
                                 break;
                             }
@@ -336,7 +336,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
         };
         for id in held {
             if !set.tasks.iter().any(|a| a.task.meta.id == id) {
-                tracing::info!(task = %id, "removing a task that is no longer assigned to this node");
+                tracing::info!(task_id = %id, "removing a task that is no longer assigned to this node");
                 let _ = self.runtime.remove(&id).await;
                 let _ = self.network.detach(&id).await;
             }
@@ -363,7 +363,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
             .filter(|id| !tasks.contains_key(id) && !stopping.contains(id))
         {
             if suspects.contains(&id) {
-                tracing::info!(task = %id, "removing a stray task from the runtime");
+                tracing::info!(task_id = %id, "removing a stray task from the runtime");
                 let runtime = self.runtime.clone();
                 tokio::spawn(async move {
                     let _ = runtime.remove(&id).await;
@@ -439,7 +439,7 @@ impl<R: Runtime, D: Dispatcher> Agent<R, D> {
                     let _ = runtime.stop(&id, grace).await;
                     let _ = runtime.remove(&id).await;
                     if let Err(e) = network.detach(&id).await {
-                        tracing::warn!(task = %id, error = %e, "could not remove the task's network namespace");
+                        tracing::warn!(task_id = %id, error = %e, "could not remove the task's network namespace");
                     }
                     stopping
                         .lock()
@@ -484,7 +484,7 @@ async fn report_loop<D: Dispatcher>(
         match dispatcher.report(&node, pending.clone()).await {
             Ok(()) => pending.clear(),
             Err(e) => {
-                tracing::warn!(node = %node, error = %e, updates = pending.len(), "status report failed; will retry");
+                tracing::warn!(node_id = %node, error = %e, updates = pending.len(), "status report failed; will retry");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_millis(200)) => {}

@@ -248,7 +248,7 @@ impl<S: Store + Clone> LocalDispatcher<S> {
                     .collect()
             };
             for id in late {
-                tracing::info!(node = %id, "node missed its heartbeats; marking it down");
+                tracing::info!(member_id = %id, "node missed its heartbeats; marking it down");
                 let _ = self
                     .update_node(&id, |n| {
                         if n.status.state != NodeState::Ready {

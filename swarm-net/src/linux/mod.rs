@@ -417,7 +417,7 @@ impl NetworkDriver for LinuxDriver {
         match made {
             Ok(b) => {
                 if intact {
-                    tracing::info!(task = %task.meta.id, "took up the sandbox an earlier run made");
+                    tracing::info!(task_id = %task.meta.id, "took up the sandbox an earlier run made");
                 }
                 inner.tasks.insert(task.meta.id.clone(), b);
                 Ok(Some(self.sandbox_of(&task.meta.id, &ns)))
@@ -494,7 +494,7 @@ impl NetworkDriver for LinuxDriver {
             let b = &inner.tasks[&id];
             let rules = self.config.balancer.task_rules(&view, &b.networks);
             if rules != b.rules {
-                tracing::debug!(task = %id, %rules, "a task's VIP rules change");
+                tracing::debug!(task_id = %id, %rules, "a task's VIP rules change");
                 let ns = b.netns.clone();
                 match cmd::nft(Some(&ns), &rules).await {
                     Ok(()) => {

@@ -183,7 +183,7 @@ impl<S: Store> Orchestrator<S> {
                     if let Some(t) = state.task(&task) {
                         // The status is the worker's to write; the reason
                         // goes to the log.
-                        tracing::debug!(task = %task, %reason, "shutting down task");
+                        tracing::debug!(task_id = %task, %reason, "shutting down task");
                         let mut t = (**t).clone();
                         t.desired_state = TaskState::Shutdown;
                         changes.push(Change::Update(t.into()));
