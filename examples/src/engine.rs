@@ -219,6 +219,14 @@ impl<S: ReplicatedStore> Daemon<S> {
 }
 
 #[async_trait::async_trait]
+impl<S: ReplicatedStore> swarm_metrics::Source for Daemon<S> {
+    async fn state(&self) -> Option<swarm_core::store::State> {
+        let control = Backend::control(self).await.ok()?;
+        control.store().state().await.ok()
+    }
+}
+
+#[async_trait::async_trait]
 impl<S: ReplicatedStore> Backend for Daemon<S> {
     async fn swarm(&self) -> SwarmInfo {
         match self.current() {

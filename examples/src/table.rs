@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use swarm_core::model::{Service, ServiceMode, ServiceSpec, TaskState};
+use swarm_core::model::{Service, ServiceMode, ServiceSpec};
 use swarm_core::store::State;
 
 /// Rows aligned as docker's tab writer aligns them: each column as wide as
@@ -62,22 +62,10 @@ pub fn services(state: &State) -> String {
     let mut list: Vec<_> = state.services().collect();
     list.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
     for s in list {
-        let running = state
-            .tasks_of_service(&s.meta.id)
-            .filter(|t| {
-                t.status.state == TaskState::Running && t.desired_state == TaskState::Running
-            })
-            .count();
-        let (mode, want) = match s.spec.mode {
-            ServiceMode::Replicated { replicas } => ("replicated", replicas.to_string()),
-            ServiceMode::Global => (
-                "global",
-                state
-                    .tasks_of_service(&s.meta.id)
-                    .filter(|t| t.desired_state == TaskState::Running)
-                    .count()
-                    .to_string(),
-            ),
+        let (running, want) = state.replicas(s);
+        let mode = match s.spec.mode {
+            ServiceMode::Replicated { .. } => "replicated",
+            ServiceMode::Global => "global",
         };
         rows.push(vec![
             s.meta.id.short().to_owned(),

@@ -9,6 +9,7 @@ mod error;
 pub mod events;
 mod id;
 pub mod manager;
+pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod runtime;

@@ -927,19 +927,7 @@ pub fn service(s: &model::Service, state: &State, status: bool) -> ws::Service {
 }
 
 fn service_status(s: &model::Service, state: &State) -> ws::ServiceStatus {
-    let tasks: Vec<_> = state.tasks_of_service(&s.meta.id).collect();
-    let running = tasks
-        .iter()
-        .filter(|t| t.status.state == TaskState::Running)
-        .count() as u64;
-    let desired = match s.spec.mode {
-        ServiceMode::Replicated { replicas } => replicas,
-        // As Docker counts it: the tasks wanted running.
-        ServiceMode::Global => tasks
-            .iter()
-            .filter(|t| t.desired_state == TaskState::Running)
-            .count() as u64,
-    };
+    let (running, desired) = state.replicas(s);
     ws::ServiceStatus {
         running_tasks: running,
         desired_tasks: desired,

@@ -210,6 +210,12 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
     )
 }
 
+/// The API's routes over `backend`, after the app's own `extra` ones
+/// (`/metrics`, `/ui`): a path `extra` has is served by it.
+pub fn router_with(backend: Arc<dyn Backend>, extra: Router) -> Router {
+    extra.fallback_service(router(backend))
+}
+
 /// Serves `backend` on `listener` until `shutdown` is cancelled.
 ///
 /// # Errors
@@ -223,7 +229,24 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router(backend))
+    serve_app(listener, router(backend), shutdown).await
+}
+
+/// Serves `app` (a [`router`] or [`router_with`]) on `listener` until
+/// `shutdown` is cancelled.
+///
+/// # Errors
+/// If the listener fails.
+pub async fn serve_app<L>(
+    listener: L,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -200,7 +200,20 @@ pub async fn serve(
     backend: Arc<dyn Backend>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = crate::router(backend).layer(axum::middleware::from_fn(refuse));
+    serve_app(listener, crate::router(backend), shutdown).await
+}
+
+/// [`serve`] of `app` (a [`crate::router`] or [`crate::router_with`]):
+/// every request of a refused client is answered with a 403.
+///
+/// # Errors
+/// If the listener fails.
+pub async fn serve_app(
+    listener: TlsListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = app.layer(axum::middleware::from_fn(refuse));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<TlsPeer>(),

@@ -3,6 +3,7 @@
 mod config;
 mod crypt;
 mod error;
+pub mod figures;
 mod log;
 mod network;
 mod server;

@@ -137,6 +137,7 @@ impl RaftStore {
             connector: connector.clone(),
             contacts: contacts.clone(),
         };
+        let config_id = config.id;
         let raft = openraft::Raft::new(config.id, raft_config, network, log, sm)
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
@@ -158,6 +159,10 @@ impl RaftStore {
             }),
         };
         tokio::spawn(propose(Arc::downgrade(&store.inner), queue));
+        tokio::spawn(crate::figures::follow(
+            store.inner.raft.metrics(),
+            config_id,
+        ));
         Ok(store)
     }
 
@@ -456,8 +461,14 @@ impl RaftStore {
             |what: &str| Error::NoQuorum(format!("{what} was not committed within {timeout:?}"));
         match f {
             Forward::Write(req) => {
+                let began = std::time::Instant::now();
                 let r = tokio::time::timeout(timeout, raft.client_write(req))
                     .await
+                    .inspect(|r| {
+                        if r.is_ok() {
+                            crate::figures::committed(began.elapsed());
+                        }
+                    })
                     .map_err(|_| {
                         Error::NoQuorum(format!(
                             "the write was not committed within {timeout:?} (it may still be: read the state to find out)"

@@ -168,6 +168,11 @@ struct NodeArgs {
     /// DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=<data-dir>/client docker info`.
     #[arg(long, global = true)]
     engine_addr: Option<String>,
+    /// Also serve Prometheus metrics at /metrics, in plain HTTP, on this
+    /// IP:PORT (dockerd's flag; e.g. 127.0.0.1:9323). Every Engine API
+    /// listener serves them too.
+    #[arg(long, global = true)]
+    metrics_addr: Option<String>,
     /// A resource beyond CPU and memory that this node offers tasks, as
     /// dockerd's flag: KIND=NAME for one named resource
     /// (`gpu=GPU-9f2c`), KIND=N for an amount (`ssd=3`). Repeat it for
@@ -576,6 +581,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     let socket = setup.engine_socket;
     let engine_certs = setup.config.data_dir.join("engine-tls");
     let engine_addr = args.engine_addr.clone();
+    let metrics_addr = args.metrics_addr.clone();
     let daemon = Arc::new(Daemon::new(Box::new(Swarmd { args }), member));
     let api = CancellationToken::new();
     let _api = api.clone().drop_guard();
@@ -602,6 +608,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(addr) = &engine_addr {
         serve_engine_tcp(daemon.clone(), addr, engine_certs, api.clone()).await?;
+    }
+    if let Some(addr) = &metrics_addr {
+        serve_metrics(&daemon, addr, api.clone()).await?;
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -641,11 +650,51 @@ fn serve_engine(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     let shown = path.display().to_string();
     tokio::spawn(async move {
-        if let Err(e) = swarm_engine::serve(listener, daemon, stop).await {
+        if let Err(e) = swarm_engine::serve_app(listener, app(&daemon), stop).await {
             tracing::error!(error = %e, socket = %shown, "the Engine API stopped");
         }
     });
     tracing::info!(socket = %path.display(), "serving the Docker Engine API");
+    Ok(())
+}
+
+/// What swarmd serves beside the Engine API, on each of its listeners
+/// and alone on `--metrics-addr`: `/metrics`.
+fn extra(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
+    match swarm_metrics::Exporter::install() {
+        Ok(exporter) => swarm_metrics::router(exporter, daemon.clone()),
+        Err(e) => {
+            tracing::warn!(error = %e, "no /metrics");
+            axum::Router::new()
+        }
+    }
+}
+
+/// The Engine API of `daemon` with [`extra`].
+fn app(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
+    swarm_engine::router_with(daemon.clone(), extra(daemon))
+}
+
+/// Serves `/metrics` in plain HTTP on `flag` (dockerd's `--metrics-addr`).
+async fn serve_metrics(
+    daemon: &Arc<Daemon<NodeStore>>,
+    flag: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr: SocketAddr = flag.parse().map_err(|_| {
+        anyhow::anyhow!("--metrics-addr {flag:?} is not IP:PORT: give e.g. 127.0.0.1:9323")
+    })?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("--metrics-addr {flag}: {e}"))?;
+    let bound = tcp.local_addr()?;
+    let served = extra(daemon);
+    tokio::spawn(async move {
+        if let Err(e) = swarm_engine::serve_app(tcp, served, stop).await {
+            tracing::error!(error = %e, %bound, "the metrics listener stopped");
+        }
+    });
+    tracing::info!(%bound, "serving Prometheus metrics at /metrics");
     Ok(())
 }
 
@@ -690,7 +739,7 @@ async fn serve_engine_tcp(
     let bound = tcp.local_addr()?;
     if addr.ip().is_loopback() {
         tokio::spawn(async move {
-            if let Err(e) = swarm_engine::serve(tcp, daemon, stop).await {
+            if let Err(e) = swarm_engine::serve_app(tcp, app(&daemon), stop).await {
                 tracing::error!(error = %e, %bound, "the Engine API stopped");
             }
         });
@@ -699,10 +748,10 @@ async fn serve_engine_tcp(
     }
     let (tls, configs) = EngineTls::new(listener_names(addr.ip()), certs);
     let listener = swarm_engine::tls::TlsListener::new(tcp, configs, managers_and_clients())?;
-    let backend: Arc<dyn swarm_engine::Backend> = daemon.clone();
+    let served = app(&daemon);
     let serving = stop.clone();
     tokio::spawn(async move {
-        if let Err(e) = swarm_engine::tls::serve(listener, backend, serving).await {
+        if let Err(e) = swarm_engine::tls::serve_app(listener, served, serving).await {
             tracing::error!(error = %e, %bound, "the Engine API stopped");
         }
     });
@@ -749,6 +798,10 @@ fn role_name(role: NodeRole) -> &'static str {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     swarm_examples::log_format::init(cli.log_format, cli.log_level);
+    // Before the node starts: what is recorded earlier is lost.
+    if let Err(e) = swarm_metrics::Exporter::install() {
+        tracing::warn!(error = %e, "no metrics");
+    }
     match main_inner(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -248,6 +248,7 @@ impl<S: Store + Clone> LocalDispatcher<S> {
                     .collect()
             };
             for id in late {
+                crate::metrics::heartbeats_missed();
                 tracing::info!(member_id = %id, "node missed its heartbeats; marking it down");
                 let _ = self
                     .update_node(&id, |n| {
@@ -369,6 +370,7 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
     }
 
     async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
+        crate::metrics::heartbeat();
         self.seen(node_id);
         let state = self.store.state().await.map_err(unavailable)?;
         match state.node(node_id) {
@@ -399,9 +401,10 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         let first = assignments_cached(&state, &node, &views);
         let last = fingerprint(&first);
         following.sent(&node, first.index);
+        let session = crate::metrics::Session::open();
         let rest = futures::stream::unfold(
-            (commits, store, node, last, views),
-            move |(mut commits, store, node, mut last, views)| {
+            (commits, store, node, last, views, session),
+            move |(mut commits, store, node, mut last, views, session)| {
                 let following = following.clone();
                 async move {
                     loop {
@@ -432,7 +435,7 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                         if fp != last {
                             last = fp;
                             following.sent(&node, set.index);
-                            return Some((set, (commits, store, node, last, views)));
+                            return Some((set, (commits, store, node, last, views, session)));
                         }
                         following.holds(&node, state.index());
                     }
@@ -476,8 +479,18 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                 .into_values()
                 .map(|t| Change::Update(t.into()))
                 .collect();
+            let states: Vec<TaskState> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Update(Object::Task(t)) => Some(t.status.state),
+                    _ => None,
+                })
+                .collect();
             match self.store.apply(changes).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    crate::metrics::task_states(&states);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == ErrorKind::Conflict => continue,
                 Err(e) => return Err(unavailable(e)),
             }

@@ -209,7 +209,9 @@ pub async fn drive<S: Store, L: ControlLoop>(store: &S, mut lp: L, shutdown: Can
                     },
                 };
                 seen = seen.max(snapshot.index());
+                let began = std::time::Instant::now();
                 let next = lp.run(snapshot, std::mem::take(&mut dirty)).await;
+                crate::metrics::loop_ran(L::NAME, began.elapsed());
                 if let Some((delay, keys)) = next.recheck {
                     let at = tokio::time::Instant::now() + delay;
                     recheck = Some(match recheck.take() {

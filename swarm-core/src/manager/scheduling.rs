@@ -518,10 +518,13 @@ impl<S: Store, Sch: Scheduler> ControlLoop for SchedulingLoop<S, Sch> {
         let mut given = FastMap::default();
         self.give_generic(&mut bound, &mut bound_decisions, &mut given);
         self.hold_given(&given, true);
+        let began = std::time::Instant::now();
         let mut decisions = self.scheduler.schedule(&self.nodes, &free);
+        let took = began.elapsed();
         self.hold_given(&given, false);
         let mut free: VecDeque<Arc<Task>> = free.into();
         self.give_generic(&mut free, &mut decisions, &mut given);
+        crate::metrics::scheduled(bound_decisions.iter().chain(&decisions), took);
         let mut next = Next::done();
         self.write(bound, bound_decisions, &mut next).await;
         self.write(free, decisions, &mut next).await;

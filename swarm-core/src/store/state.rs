@@ -96,6 +96,27 @@ impl State {
             .flat_map(|ids| ids.iter())
             .filter_map(|id| self.tasks.get(id))
     }
+    /// A service's replicas as `service ls` counts them: its tasks running
+    /// and wanted running, and how many it wants (for a global service,
+    /// its tasks wanted running).
+    #[must_use]
+    pub fn replicas(&self, service: &crate::model::Service) -> (u64, u64) {
+        use crate::model::{ServiceMode, TaskState};
+        let (mut running, mut wanted) = (0, 0);
+        for t in self.tasks_of_service(&service.meta.id) {
+            if t.desired_state == TaskState::Running {
+                wanted += 1;
+                if t.status.state == TaskState::Running {
+                    running += 1;
+                }
+            }
+        }
+        let desired = match service.spec.mode {
+            ServiceMode::Replicated { replicas } => replicas,
+            ServiceMode::Global => wanted,
+        };
+        (running, desired)
+    }
     /// The tasks assigned to a node.
     pub fn tasks_on_node<'a>(&'a self, node_id: &str) -> impl Iterator<Item = &'a Arc<Task>> + 'a {
         self.tasks_by_node
