@@ -219,6 +219,20 @@ impl<S: ReplicatedStore> Daemon<S> {
 }
 
 #[async_trait::async_trait]
+impl<S: ReplicatedStore> swarm_ui::Source for Daemon<S> {
+    async fn control(&self) -> Option<swarm_core::control::Control<Arc<dyn Store>>> {
+        Backend::control(self).await.ok()
+    }
+
+    async fn leader(&self) -> Option<String> {
+        Backend::managers(self)
+            .await
+            .into_iter()
+            .find_map(|(id, m)| m.leader.then_some(id))
+    }
+}
+
+#[async_trait::async_trait]
 impl<S: ReplicatedStore> swarm_metrics::Source for Daemon<S> {
     async fn state(&self) -> Option<swarm_core::store::State> {
         let control = Backend::control(self).await.ok()?;

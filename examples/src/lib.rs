@@ -1,5 +1,6 @@
 #![doc = include_str!("../../README.md")]
 
+pub mod browser;
 pub mod daemons;
 pub mod engine;
 pub mod engine_tls;

@@ -63,6 +63,17 @@ pub struct TlsPeer {
     pub addr: SocketAddr,
     /// Why it may not use the API, if it may not.
     pub refusal: Option<Arc<str>>,
+    /// Whether it showed no certificate at all (it may still GET the
+    /// paths [`TlsListener::open_to_anonymous`] names).
+    pub anonymous: bool,
+}
+
+impl TlsPeer {
+    /// Whether it showed a certificate [`Authorize`] let in.
+    #[must_use]
+    pub fn certified(&self) -> bool {
+        self.refusal.is_none() && !self.anonymous
+    }
 }
 
 impl axum::extract::connect_info::Connected<IncomingStream<'_, TlsListener>> for TlsPeer {
@@ -74,6 +85,7 @@ impl axum::extract::connect_info::Connected<IncomingStream<'_, TlsListener>> for
 /// Accepts TLS connections on a TCP listener; see the [module](self).
 pub struct TlsListener {
     local: SocketAddr,
+    open: Arc<[String]>,
     incoming: mpsc::Receiver<(TlsStream<TcpStream>, TlsPeer)>,
     accepting: tokio::task::AbortHandle,
 }
@@ -101,9 +113,19 @@ impl TlsListener {
         let accepting = tokio::spawn(accept(tcp, configs, authorize, tx)).abort_handle();
         Ok(Self {
             local,
+            open: Arc::from([]),
             incoming,
             accepting,
         })
+    }
+
+    /// Lets clients without a certificate GET the paths under these
+    /// prefixes (`/ui`: a read-only web page); everything else still
+    /// needs one.
+    #[must_use]
+    pub fn open_to_anonymous(mut self, prefixes: &[&str]) -> Self {
+        self.open = prefixes.iter().map(|p| (*p).to_owned()).collect();
+        self
     }
 }
 
@@ -146,17 +168,26 @@ async fn accept(
                     return;
                 }
             };
-            let refusal = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let anonymous = cert.is_none();
+            let refusal = match cert {
                 Some(cert) => authorize(cert.as_ref()).err().map(Arc::from),
                 None => Some(Arc::from(
                     "the Engine API needs a client certificate from this swarm's CA: \
                      set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to a manager's <data-dir>/client",
                 )),
             };
-            if let Some(why) = &refusal {
+            if let Some(why) = &refusal
+                && !anonymous
+            {
                 tracing::info!(%addr, refusal = %why, "Engine API client refused");
             }
-            let _ = tx.send((tls, TlsPeer { addr, refusal })).await;
+            let peer = TlsPeer {
+                addr,
+                refusal,
+                anonymous,
+            };
+            let _ = tx.send((tls, peer)).await;
         });
     }
 }
@@ -178,15 +209,36 @@ impl axum::serve::Listener for TlsListener {
         Ok(TlsPeer {
             addr: self.local,
             refusal: None,
+            anonymous: false,
         })
     }
 }
 
-/// Answers every request of a refused client with a 403 and the reason.
-async fn refuse(ConnectInfo(peer): ConnectInfo<TlsPeer>, request: Request, next: Next) -> Response {
+/// Answers every request of a refused client with a 403 and the reason,
+/// but a client without a certificate's GETs of the `open` paths.
+async fn refuse(
+    open: Arc<[String]>,
+    ConnectInfo(peer): ConnectInfo<TlsPeer>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let opened = peer.anonymous
+        && matches!(
+            request.method(),
+            &axum::http::Method::GET | &axum::http::Method::HEAD
+        )
+        && open.iter().any(|p| {
+            path == p
+                || path
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        });
     match peer.refusal {
-        Some(why) => ApiError::new(axum::http::StatusCode::FORBIDDEN, why.as_ref()).into_response(),
-        None => next.run(request).await,
+        Some(why) if !opened => {
+            ApiError::new(axum::http::StatusCode::FORBIDDEN, why.as_ref()).into_response()
+        }
+        _ => next.run(request).await,
     }
 }
 
@@ -213,7 +265,12 @@ pub async fn serve_app(
     app: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = app.layer(axum::middleware::from_fn(refuse));
+    let open = listener.open.clone();
+    let app = app.layer(axum::middleware::from_fn(
+        move |peer: ConnectInfo<TlsPeer>, request: Request, next: Next| {
+            refuse(open.clone(), peer, request, next)
+        },
+    ));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<TlsPeer>(),
@@ -224,7 +281,8 @@ pub async fn serve_app(
 
 /// A server configuration for the Engine API: `cert_pem` (then its CA's
 /// `ca_pem`, for clients that want the chain) with `key_pem`, and client
-/// certificates required, signed by `ca_pem`.
+/// certificates signed by `ca_pem` checked (a client without one is let
+/// through the handshake, for [`TlsListener`] to answer).
 ///
 /// # Errors
 /// If a PEM cannot be read, or the key does not suit the certificate.
@@ -252,10 +310,13 @@ pub fn server_config(
             .add(c)
             .map_err(|e| format!("the CA certificate cannot be trusted: {e}"))?;
     }
+    // A client without a certificate gets through the handshake, and then
+    // a 403 that says what to do (or the paths open to it).
     let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
     )
+    .allow_unauthenticated()
     .build()
     .map_err(|e| format!("client certificate checks: {e}"))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)

@@ -658,9 +658,9 @@ fn serve_engine(
     Ok(())
 }
 
-/// What swarmd serves beside the Engine API, on each of its listeners
-/// and alone on `--metrics-addr`: `/metrics`.
-fn extra(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
+/// `/metrics`, served beside the Engine API on each of its listeners and
+/// alone on `--metrics-addr`.
+fn metrics(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
     match swarm_metrics::Exporter::install() {
         Ok(exporter) => swarm_metrics::router(exporter, daemon.clone()),
         Err(e) => {
@@ -670,9 +670,29 @@ fn extra(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
     }
 }
 
-/// The Engine API of `daemon` with [`extra`].
+/// The Engine API of `daemon` with `/metrics` and the visualizer at
+/// `/ui`, read-only (the unix socket and loopback TCP).
 fn app(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
-    swarm_engine::router_with(daemon.clone(), extra(daemon))
+    let ui = swarm_ui::router(daemon.clone());
+    swarm_engine::router_with(daemon.clone(), metrics(daemon).merge(ui))
+}
+
+/// [`app`] for the TLS listener: the visualizer is read-write for a
+/// client that showed a cluster client certificate (a browser that has
+/// it imported), and read-only for one that showed none.
+fn tls_app(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
+    use axum::extract::{ConnectInfo, Request};
+    use swarm_engine::tls::TlsPeer;
+    let grant = |ConnectInfo(peer): ConnectInfo<TlsPeer>,
+                 mut request: Request,
+                 next: axum::middleware::Next| async move {
+        if peer.certified() {
+            request.extensions_mut().insert(swarm_ui::Access::ReadWrite);
+        }
+        next.run(request).await
+    };
+    let ui = swarm_ui::router(daemon.clone()).layer(axum::middleware::from_fn(grant));
+    swarm_engine::router_with(daemon.clone(), metrics(daemon).merge(ui))
 }
 
 /// Serves `/metrics` in plain HTTP on `flag` (dockerd's `--metrics-addr`).
@@ -688,7 +708,7 @@ async fn serve_metrics(
         .await
         .map_err(|e| anyhow::anyhow!("--metrics-addr {flag}: {e}"))?;
     let bound = tcp.local_addr()?;
-    let served = extra(daemon);
+    let served = metrics(daemon);
     tokio::spawn(async move {
         if let Err(e) = swarm_engine::serve_app(tcp, served, stop).await {
             tracing::error!(error = %e, %bound, "the metrics listener stopped");
@@ -747,8 +767,9 @@ async fn serve_engine_tcp(
         return Ok(());
     }
     let (tls, configs) = EngineTls::new(listener_names(addr.ip()), certs);
-    let listener = swarm_engine::tls::TlsListener::new(tcp, configs, managers_and_clients())?;
-    let served = app(&daemon);
+    let listener = swarm_engine::tls::TlsListener::new(tcp, configs, managers_and_clients())?
+        .open_to_anonymous(&["/ui"]);
+    let served = tls_app(&daemon);
     let serving = stop.clone();
     tokio::spawn(async move {
         if let Err(e) = swarm_engine::tls::serve_app(listener, served, serving).await {
