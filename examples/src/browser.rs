@@ -101,7 +101,7 @@ impl Chromium {
         self.child.id()
     }
 
-    /// Opens a new tab at `url`.
+    /// Opens a new tab at `url`, and waits until it has loaded.
     ///
     /// # Errors
     /// If the browser does not answer.
@@ -115,6 +115,18 @@ impl Chromium {
         let (socket, _) = tokio_tungstenite::connect_async(ws).await?;
         let mut page = Page { socket, next: 0 };
         page.call("Runtime.enable", json!({})).await?;
+        // The tab answers before it has left about:blank: wait for the page.
+        let began = std::time::Instant::now();
+        while page
+            .eval("location.href !== 'about:blank' && document.readyState === 'complete'")
+            .await?
+            != Value::Bool(true)
+        {
+            if began.elapsed() > Duration::from_secs(30) {
+                bail!("{url} did not load within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(page)
     }
 }

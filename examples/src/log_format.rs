@@ -147,7 +147,10 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        if let Some(id) = node_id() {
+        // Unless the line names a node_id of its own.
+        let mut own = HasField("node_id", false);
+        event.record(&mut own);
+        if let Some(id) = node_id().filter(|_| !own.1) {
             write!(writer, "node_id={id} ")?;
         }
         self.0.format_event(ctx, writer, event)
@@ -198,13 +201,27 @@ where
                 if let Some(f) = ext.get::<FormattedFields<N>>()
                     && let Ok(Value::Object(m)) = serde_json::from_str::<Value>(f)
                 {
-                    line.extend(m);
+                    for (k, v) in m {
+                        line.entry(k).or_insert(v);
+                    }
                 }
             }
         }
-        line.extend(fields.0);
+        // An event's own field of a top-level key's name does not replace it.
+        for (k, v) in fields.0 {
+            line.entry(k).or_insert(v);
+        }
         let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
+    }
+}
+
+/// Whether an event has the field named `.0`.
+struct HasField(&'static str, bool);
+
+impl Visit for HasField {
+    fn record_debug(&mut self, field: &Field, _: &dyn fmt::Debug) {
+        self.1 |= field.name() == self.0;
     }
 }
 

@@ -817,6 +817,55 @@ fn global_ipv4() -> Option<String> {
 
 /// `docker ARGS` against `DOCKER_HOST=tcp://host`, with TLS from `certs`
 /// (`DOCKER_TLS_VERIFY=1`, `DOCKER_CERT_PATH`) when given.
+/// `GET path` over TLS to `host`, checking its certificate against `ca`,
+/// with the client certificate in `client` if given: the status line and
+/// the body.
+fn tls_get(host: &str, path: &str, ca: &Path, client: Option<&Path>) -> (String, String) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::io::{Read as _, Write as _};
+    use swarm_engine::tls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(dir) => {
+            let chain = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let ip: std::net::IpAddr = host.rsplit_once(':').unwrap().0.parse().unwrap();
+    let mut conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), ServerName::from(ip)).unwrap();
+    let mut tcp = std::net::TcpStream::connect(host).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let _ = tls.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
 fn docker_tcp(d: &Daemons, host: &str, certs: Option<&Path>, args: &[&str]) -> (bool, String) {
     docker_tcp_stdin(d, host, certs, args, b"")
 }
@@ -922,6 +971,37 @@ fn docker_over_tcp_with_mutual_tls_from_the_cluster_ca() {
     assert!(
         !ok && out.contains("may not drive the swarm: use a manager's client certificate"),
         "{out}"
+    );
+    // A browser without a certificate may GET the visualizer, read-only,
+    // and nothing else; with the cluster's client certificate the page
+    // is read-write.
+    let ca = client.join("ca.pem");
+    let (status, page) = tls_get(&host, "/ui", &ca, None);
+    assert!(
+        status.contains("200") && page.contains("<title>swarm</title>"),
+        "{status}"
+    );
+    let (status, state) = tls_get(&host, "/ui/api/state", &ca, None);
+    assert!(
+        status.contains("200") && state.contains("\"access\":\"public\""),
+        "{status} {state}"
+    );
+    for path in ["/services", "/uix", "/metrics", "/v1.49/ui"] {
+        let (status, body) = tls_get(&host, path, &ca, None);
+        assert!(
+            status.contains("403") && body.contains("needs a client certificate"),
+            "{path}: {status} {body}"
+        );
+    }
+    let (status, state) = tls_get(&host, "/ui/api/state", &ca, Some(&client));
+    assert!(
+        status.contains("200") && state.contains("\"access\":\"read-write\""),
+        "{status} {state}"
+    );
+    let (status, metrics) = tls_get(&host, "/metrics", &ca, Some(&client));
+    assert!(
+        status.contains("200") && metrics.contains("swarm_nodes{"),
+        "{status}"
     );
     // Kept for after the leave, which removes the client directory.
     let kept = tempfile::tempdir().unwrap();

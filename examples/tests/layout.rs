@@ -54,6 +54,8 @@ fn the_crates_sit_at_the_top_level() {
         "swarm-net",
         "swarm-engine",
         "swarm-stack",
+        "swarm-metrics",
+        "swarm-ui",
         "examples",
     ] {
         assert!(
@@ -103,6 +105,13 @@ fn dependencies_point_one_way() {
         ["swarm-core"],
         "compose reading makes specs of the model alone; the caller writes them"
     );
+    for name in ["swarm-metrics", "swarm-ui"] {
+        assert_eq!(
+            deps[name],
+            ["swarm-core"],
+            "{name} serves what the model says; the daemon is behind its Source"
+        );
+    }
     for (name, list) in &deps {
         if name != "swarm-examples" {
             assert!(

@@ -81,19 +81,34 @@ fn events_stream_as_they_happen_and_replay_since() {
         ],
     );
     let task_rx = lines(&mut tasks);
-    // The streams are open once a write made before them is not shown.
-    std::thread::sleep(Duration::from_millis(500));
+    // The service stream is open once it shows a probe's creation.
+    let probe = d.marker();
+    let started = std::time::Instant::now();
+    let mut open = false;
+    while !open && started.elapsed() < Duration::from_secs(20) {
+        let name = format!("probe-{}", started.elapsed().as_millis());
+        d.ctl_ok(
+            "m1",
+            &[
+                "service", "create", "--detach", "--name", &name, "sleep", &probe,
+            ],
+        );
+        open = rx.recv_timeout(Duration::from_secs(2)).is_ok();
+    }
+    assert!(open, "the event stream never opened");
 
     let marker = d.marker();
     let mut seen = Vec::new();
-    let mut next = |what: &str| {
+    let mut next = |what: &str| loop {
         let e = rx
             .recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|_| panic!("no event for {what}; seen {seen:?}"));
         assert_eq!(e["Type"], "service", "{e}");
-        assert_eq!(e["Actor"]["Attributes"]["name"], "web", "{e}");
+        if e["Actor"]["Attributes"]["name"] != "web" {
+            continue; // the probes' own
+        }
         seen.push(summary(&e));
-        summary(&e)
+        return summary(&e);
     };
     d.ctl_ok(
         "m1",
@@ -113,8 +128,10 @@ fn events_stream_as_they_happen_and_replay_since() {
     let task = task_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(task["Type"], "task", "{task}");
     assert_eq!(task["Actor"]["Attributes"]["service"], "web", "{task}");
-    let _ = live.kill();
-    let _ = tasks.kill();
+    for mut child in [live, tasks] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     // --since replays the same events, in the same order, and --until ends
     // the stream.
@@ -123,7 +140,7 @@ fn events_stream_as_they_happen_and_replay_since() {
         args.extend_from_slice(more);
         d.ctl_ok("m1", &args)
     };
-    let out = replay(&["-f", "type=service", "--format", "json"]);
+    let out = replay(&["-f", "type=service", "-f", "name=web", "--format", "json"]);
     let replayed: Vec<(String, String)> = out
         .lines()
         .map(|l| summary(&serde_json::from_str(l).unwrap()))
@@ -131,7 +148,7 @@ fn events_stream_as_they_happen_and_replay_since() {
     assert_eq!(replayed, live_seen, "{out}");
 
     // Docker's line format.
-    let text = replay(&["-f", "event=create"]);
+    let text = replay(&["-f", "event=create", "-f", "service=web"]);
     let first = text.lines().next().unwrap_or_default();
     assert!(
         first.contains(" service create ") && first.ends_with("(name=web)"),

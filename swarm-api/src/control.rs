@@ -380,6 +380,9 @@ impl<S: Store> control_server::Control for ControlService<S> {
         self.check_caller(&req).await?;
         let ask: EventsRequest =
             wire::decode(&req.into_inner().data).map_err(Status::invalid_argument)?;
+        ask.filter
+            .check()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let messages =
             swarm_core::events::stream(self.control.store(), ask.since, ask.until, ask.filter)
                 .await

@@ -188,7 +188,7 @@ pub fn message(e: &Event, at: SystemTime) -> Option<Message> {
     };
     let (kind, name) = match object {
         Object::Service(s) => (EventType::Service, s.spec.name.clone()),
-        Object::Node(n) => (EventType::Node, n.description.hostname.clone()),
+        Object::Node(n) => (EventType::Node, n.display_name().to_owned()),
         Object::Task(t) => (EventType::Task, t.name()),
         Object::Network(n) => (EventType::Network, n.spec.name.clone()),
         Object::Secret(s) => (EventType::Secret, s.spec.name.clone()),
@@ -198,6 +198,7 @@ pub fn message(e: &Event, at: SystemTime) -> Option<Message> {
     let mut attributes = BTreeMap::from([("name".to_owned(), name)]);
     if let Object::Task(t) = object {
         attributes.insert("service".to_owned(), t.service_name.to_string());
+        attributes.insert("service.id".to_owned(), t.service_id.as_str().to_owned());
     }
     if let Event::Updated { old, new } = e {
         changes(old, new, &mut attributes);
@@ -288,8 +289,9 @@ fn changes(old: &Object, new: &Object, attributes: &mut BTreeMap<String, String>
 /// `config`), `event` (`create`, `update`, `remove`), `name` (the
 /// object's name, id or id prefix, of any type), `scope` (only `swarm`
 /// matches), `label` (no swarm event carries labels, so it matches none),
-/// and one per type (`service=web`: only that service's events, and its
-/// tasks'). Task events come only when `type=task` is asked for.
+/// and one per type (`service=web`, by name, id or id prefix: only that
+/// service's events, and its tasks'). Task events come only when
+/// `type=task` or `task=…` asks for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFilter(BTreeMap<String, BTreeSet<String>>);
 
@@ -356,6 +358,21 @@ impl EventFilter {
         Ok(())
     }
 
+    /// Checks a filter that came from elsewhere (the wire) as
+    /// [`EventFilter::add`] checks each pair.
+    ///
+    /// # Errors
+    /// As [`EventFilter::parse`].
+    pub fn check(&self) -> Result<(), FilterError> {
+        let mut again = Self::default();
+        for (key, values) in &self.0 {
+            for v in values {
+                again.add(key, v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `m` passes.
     #[must_use]
     pub fn matches(&self, m: &Message) -> bool {
@@ -363,7 +380,8 @@ impl EventFilter {
             self.0.get(key).is_none_or(|vs| vs.iter().any(|v| f(v)))
         };
         let names = |v: &str| v == m.actor.id || v == m.name() || m.actor.id.starts_with(v);
-        let asked_for_tasks = self.0.get("type").is_some_and(|t| t.contains("task"));
+        let asked_for_tasks =
+            self.0.get("type").is_some_and(|t| t.contains("task")) || self.0.contains_key("task");
         (m.kind != EventType::Task || asked_for_tasks)
             && any("type", &|v| v == m.kind.as_str())
             && any("event", &|v| v == m.action.as_str())
@@ -373,20 +391,21 @@ impl EventFilter {
             && EventType::ALL.iter().all(|t| {
                 let key = t.as_str();
                 // A task is its service's too (`service=web`).
+                let attr = |k: &str| m.actor.attributes.get(k).map_or("", String::as_str);
                 let of_service = *t == EventType::Service
                     && m.kind == EventType::Task
                     && any(key, &|v| {
-                        m.actor.attributes.get("service").is_some_and(|s| s == v)
+                        v == attr("service") || (!v.is_empty() && attr("service.id").starts_with(v))
                     });
                 !self.0.contains_key(key) || (m.kind == *t && any(key, &names)) || of_service
             })
     }
 }
 
-/// The events of `store` that pass `filter`: first, if `since` is given,
-/// those of the journal's past from `since` on (as old as the write of
-/// their object; a removal, as the object's last write), then the live
-/// ones as they are committed, until `until` (none: for ever).
+/// The events of `store` that pass `filter`, each stamped with its
+/// commit's time: first, if `since` or `until` is given, those of the
+/// journal's past from `since` on (as far back as the journal goes), then
+/// the live ones as they are committed, until `until` (none: for ever).
 ///
 /// The stream ends early if this watcher falls so far behind the store
 /// that the journal dropped what it had not read.
@@ -400,9 +419,14 @@ pub async fn stream<S: Store + ?Sized>(
     filter: EventFilter,
 ) -> Result<BoxStream<'static, Message>, StoreError> {
     let replayed_up_to = store.state().await?.index();
-    let (commits, from) = if since.is_some() {
+    // As Docker's, either bound replays what the journal holds.
+    let (commits, from) = if since.is_some() || until.is_some() {
         match store.watch(Some(0)).await {
-            Err(StoreError::Compacted { oldest, .. }) => (store.watch(Some(oldest)).await?, oldest),
+            Err(StoreError::Compacted { oldest, .. }) => {
+                // `oldest` is the first commit kept: watch from just before.
+                let from = oldest.saturating_sub(1);
+                (store.watch(Some(from)).await?, from)
+            }
             other => (other?, 0),
         }
     } else {
@@ -435,17 +459,10 @@ pub async fn stream<S: Store + ?Sized>(
             // An error (the watcher fell behind) ends the stream.
             let commit = next?.ok()?;
             r.caught_up |= commit.index >= replayed_up_to;
-            let live = SystemTime::now();
             let passing: Vec<Message> = commit
                 .events
                 .iter()
-                .filter_map(|e| {
-                    let at = match e {
-                        Event::Deleted(_) if commit.index > replayed_up_to => live,
-                        other => other.object().meta().updated_at,
-                    };
-                    message(e, at)
-                })
+                .filter_map(|e| message(e, commit.at))
                 .filter(|m| {
                     let at = m.at();
                     since.is_none_or(|s| at >= s)
@@ -504,16 +521,24 @@ mod tests {
         let bad = EventFilter::parse(["color=red"]).unwrap_err();
         assert!(bad.to_string().contains("invalid filter 'color'"), "{bad}");
         assert!(EventFilter::parse(["type"]).is_err());
+        let wire: EventFilter = EventFilter(BTreeMap::from([(
+            "type".to_owned(),
+            BTreeSet::from(["image".to_owned()]),
+        )]));
+        assert!(wire.check().is_err());
     }
 
     #[tokio::test]
     async fn the_stream_replays_since_and_follows() {
         let store = MemoryStore::new();
-        let before = SystemTime::now() - Duration::from_secs(1);
         store
             .apply(vec![Change::Create(Object::Secret(secret("old")))])
             .await
             .unwrap();
+        // The secret was made before `since`: its creation is not replayed,
+        // its removal (later) is.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let before = SystemTime::now();
         let mut replay = stream(&store, Some(before), None, EventFilter::default())
             .await
             .unwrap();
@@ -529,22 +554,17 @@ mod tests {
             .await
             .unwrap();
         let first = replay.next().await.unwrap();
-        assert_eq!((first.name(), first.action), ("old", Action::Create));
-        let second = replay.next().await.unwrap();
-        assert_eq!((second.name(), second.action), ("old", Action::Remove));
+        assert_eq!((first.name(), first.action), ("old", Action::Remove));
         let only = live.next().await.unwrap();
         assert_eq!((only.name(), only.action), ("old", Action::Remove));
-        // An `until` already past still replays everything, then ends.
-        let ended: Vec<_> = stream(
-            &store,
-            Some(before),
-            Some(SystemTime::now()),
-            EventFilter::parse(["event=remove"]).unwrap(),
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await;
+        // An `until` already past, alone, still replays the journal up to
+        // it, then ends.
+        let ended: Vec<_> = stream(&store, None, Some(before), EventFilter::default())
+            .await
+            .unwrap()
+            .collect()
+            .await;
         assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0].action, Action::Create);
     }
 }

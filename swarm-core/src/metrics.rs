@@ -16,6 +16,11 @@
 //! | [`HEARTBEATS`] | counter | |
 //! | [`HEARTBEATS_MISSED`] | counter | |
 //! | [`TASK_STATE_CHANGES`] | counter | `state`: as a worker reported it |
+//! | [`RAFT_COMMIT_DURATION`] | histogram | |
+//! | [`RAFT_TERM`], [`RAFT_APPLIED_INDEX`], [`RAFT_LAST_LOG_INDEX`], [`RAFT_IS_LEADER`] | gauge | |
+//! | [`RAFT_LEADER_CHANGES`] | counter | |
+//!
+//! (A replicated store records the `RAFT_` ones: swarm-raft does.)
 //!
 //! ```
 //! // With no recorder installed, recording is a no-op.
@@ -44,6 +49,19 @@ pub const HEARTBEATS: &str = "swarm_dispatcher_heartbeats_total";
 pub const HEARTBEATS_MISSED: &str = "swarm_dispatcher_missed_heartbeats_total";
 /// Task states the workers reported, by `state`.
 pub const TASK_STATE_CHANGES: &str = "swarm_task_state_changes_total";
+
+/// Time from a write's proposal on the raft leader to its commit.
+pub const RAFT_COMMIT_DURATION: &str = "swarm_raft_commit_duration_seconds";
+/// The raft member's current term.
+pub const RAFT_TERM: &str = "swarm_raft_term";
+/// The last raft log index applied to the store.
+pub const RAFT_APPLIED_INDEX: &str = "swarm_raft_applied_index";
+/// The last raft log index the member holds.
+pub const RAFT_LAST_LOG_INDEX: &str = "swarm_raft_last_log_index";
+/// 1 while the member leads.
+pub const RAFT_IS_LEADER: &str = "swarm_raft_is_leader";
+/// New raft leaders the member saw.
+pub const RAFT_LEADER_CHANGES: &str = "swarm_raft_leader_changes_total";
 
 /// One control-loop run of `name` that took `took`.
 pub fn loop_ran(name: &'static str, took: Duration) {

@@ -202,12 +202,55 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/events", get(routes::events::events))
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backend);
-    // Before routing: the version prefix comes off the path first.
+    // Before routing: a browser's cross-site request is turned away, then
+    // the version prefix comes off the path.
     Router::new().fallback_service(
         tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(refuse_cross_site))
             .layer(axum::middleware::from_fn(version::negotiate))
             .service(routes),
     )
+}
+
+/// Whether a browser sent `headers` for a page of another site: a fetch
+/// metadata header saying so (`Sec-Fetch-Site: cross-site|same-site`), or
+/// an `Origin` that is not the server's own (`Host`). The docker CLI and
+/// other API clients send neither.
+#[must_use]
+pub fn cross_site(headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::header;
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if matches!(text("sec-fetch-site"), Some("cross-site" | "same-site")) {
+        return true;
+    }
+    match text(header::ORIGIN.as_str()) {
+        None => false,
+        Some(origin) => {
+            let host = text(header::HOST.as_str()).unwrap_or("");
+            origin
+                .split_once("://")
+                .is_none_or(|(_, authority)| authority != host)
+        }
+    }
+}
+
+/// Refuses a browser's cross-site request (see [`cross_site`]): a page
+/// elsewhere must not drive the swarm through a browser that can reach
+/// the API (loopback) or holds the cluster's client certificate.
+async fn refuse_cross_site(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if cross_site(request.headers()) {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "a request from another site's page is refused: the Engine API takes no \
+             browser's cross-site request (the visualizer at /ui is served as its own site)",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// The API's routes over `backend`, after the app's own `extra` ones
@@ -249,4 +292,42 @@ where
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_browsers_cross_site_request_is_told_apart() {
+        // The docker CLI: neither header.
+        assert!(!super::cross_site(&headers(&[("host", "m1:2376")])));
+        // The visualizer's own page.
+        assert!(!super::cross_site(&headers(&[
+            ("host", "m1:2376"),
+            ("origin", "https://m1:2376"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        // Another site's form or script.
+        assert!(super::cross_site(&headers(&[
+            ("host", "m1:2376"),
+            ("origin", "https://evil.example"),
+        ])));
+        assert!(super::cross_site(&headers(&[
+            ("host", "127.0.0.1:2375"),
+            ("sec-fetch-site", "cross-site"),
+        ])));
+        assert!(super::cross_site(&headers(&[
+            ("host", "127.0.0.1:2375"),
+            ("origin", "null"),
+        ])));
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! ## What a scrape holds
 //!
-//! Recorded as things happen (see `swarm_core::metrics` and
-//! `swarm_raft::figures`): scheduler decisions and latency, control-loop
+//! Recorded as things happen (named in `swarm_core::metrics`, recorded by
+//! swarm-core's loops and swarm-raft): scheduler decisions and latency, control-loop
 //! runs and durations per loop, dispatcher sessions, heartbeats and
 //! missed heartbeats, the task states workers report, raft's commit
 //! latency, term, applied index and leader changes.
@@ -124,10 +124,7 @@ fn describe() {
             m::TASK_STATE_CHANGES,
             "Task states reported by workers, by state.",
         ),
-        (
-            swarm_raft::figures::LEADER_CHANGES,
-            "New raft leaders this member saw.",
-        ),
+        (m::RAFT_LEADER_CHANGES, "New raft leaders this member saw."),
     ];
     for (name, help) in counters {
         metrics::describe_counter!(name, metrics::Unit::Count, help);
@@ -142,7 +139,7 @@ fn describe() {
             "Time each control-loop run took, by loop.",
         ),
         (
-            swarm_raft::figures::COMMIT_DURATION,
+            m::RAFT_COMMIT_DURATION,
             "Time from a write's proposal on the leader to its commit.",
         ),
     ];
@@ -154,20 +151,17 @@ fn describe() {
             m::DISPATCHER_SESSIONS,
             "Workers' assignment sessions open on this manager.",
         ),
+        (m::RAFT_TERM, "This raft member's current term."),
         (
-            swarm_raft::figures::TERM,
-            "This raft member's current term.",
-        ),
-        (
-            swarm_raft::figures::APPLIED_INDEX,
+            m::RAFT_APPLIED_INDEX,
             "The last raft log index applied to the store.",
         ),
         (
-            swarm_raft::figures::LAST_LOG_INDEX,
+            m::RAFT_LAST_LOG_INDEX,
             "The last raft log index this member holds.",
         ),
         (
-            swarm_raft::figures::IS_LEADER,
+            m::RAFT_IS_LEADER,
             "1 while this member leads the raft group.",
         ),
     ];

@@ -1,5 +1,6 @@
 //! The raft member's figures, through the `metrics` facade (recorded only
-//! where the app installed a recorder):
+//! where the app installed a recorder), under the names of
+//! `swarm_core::metrics`:
 //!
 //! - `swarm_raft_commit_duration_seconds`: histogram of the time from a
 //!   write's proposal on the leader to its commit;
@@ -13,18 +14,11 @@ use std::time::Duration;
 
 use crate::types::{Member, NodeId};
 
-/// Commit latency on the leader.
-pub const COMMIT_DURATION: &str = "swarm_raft_commit_duration_seconds";
-/// The member's current term.
-pub const TERM: &str = "swarm_raft_term";
-/// The last log index applied to the store.
-pub const APPLIED_INDEX: &str = "swarm_raft_applied_index";
-/// The last log index this member holds.
-pub const LAST_LOG_INDEX: &str = "swarm_raft_last_log_index";
-/// 1 while this member leads.
-pub const IS_LEADER: &str = "swarm_raft_is_leader";
-/// New leaders seen.
-pub const LEADER_CHANGES: &str = "swarm_raft_leader_changes_total";
+use swarm_core::metrics::{
+    RAFT_APPLIED_INDEX as APPLIED_INDEX, RAFT_COMMIT_DURATION as COMMIT_DURATION,
+    RAFT_IS_LEADER as IS_LEADER, RAFT_LAST_LOG_INDEX as LAST_LOG_INDEX,
+    RAFT_LEADER_CHANGES as LEADER_CHANGES, RAFT_TERM as TERM,
+};
 
 /// A write committed `took` after it was proposed.
 pub(crate) fn committed(took: Duration) {
@@ -55,6 +49,8 @@ pub(crate) async fn follow(
             }
         }
         if watch.changed().await.is_err() {
+            // The member stopped: it leads nothing any more.
+            metrics::gauge!(IS_LEADER).set(0.0);
             return;
         }
     }

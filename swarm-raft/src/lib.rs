@@ -3,7 +3,7 @@
 mod config;
 mod crypt;
 mod error;
-pub mod figures;
+mod figures;
 mod log;
 mod network;
 mod server;

@@ -51,10 +51,11 @@ function change(delta) {
   }
 }
 
-// Drawing waits a little, so that a burst of deltas draws once.
+// Drawing waits a little, so that a burst of deltas draws once (the
+// server sends at most one per 100 ms already).
 let drawing = null;
 function redraw() {
-  if (drawing === null) drawing = setTimeout(() => { drawing = null; draw(); }, 30);
+  if (drawing === null) drawing = setTimeout(() => { drawing = null; draw(); }, 150);
 }
 
 function hue(name) {
@@ -73,7 +74,9 @@ function ago(ms) {
 }
 function when(ms) { return ms ? new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : ''; }
 function short(id) { return id ? id.slice(0, 12) : ''; }
-function slotKey(t) { return `${t.service_id}/${t.slot || t.node_id}`; }
+// A replicated task's slot is its number; a global task's, its node (an
+// unassigned one has none yet: it is its own).
+function slotKey(t) { return `${t.service_id}/${t.slot || t.node_id || t.id}`; }
 
 // The cards: tasks that hold their slot, and the failed or rejected task
 // that is its slot's latest (its error is what needs reading).
@@ -107,7 +110,24 @@ function labelMatches(node, filter) {
   return false;
 }
 
+// Cards are made once per look of their task, and kept: a board of a
+// thousand tasks redraws what changed, and moves the rest.
+const cards = new Map(); // task id -> {look, card}
 function card(t) {
+  const look = `${t.state}|${t.error || ''}|${t.name}|${t.image}|${t.since}`;
+  const kept = cards.get(t.id);
+  if (kept && kept.look === look) {
+    const when = kept.card.querySelector('.ago');
+    const now = ago(t.since);
+    if (when.textContent !== now) when.textContent = now;
+    return kept.card;
+  }
+  const made = makeCard(t);
+  cards.set(t.id, { look, card: made });
+  return made;
+}
+
+function makeCard(t) {
   return el('div', {
     class: `task-card ${t.state}`,
     'data-task-id': t.id,
@@ -119,7 +139,7 @@ function card(t) {
   },
   el('div', { class: 'name' }, t.name),
   el('div', { class: 'image' }, t.image),
-  el('div', { class: 'when' }, el('span', { class: 'state' }, t.state), ' · ', ago(t.since)),
+  el('div', { class: 'when' }, el('span', { class: 'state' }, t.state), ' · ', el('span', { class: 'ago' }, ago(t.since))),
   t.error ? el('div', { class: 'error' }, t.error) : null);
 }
 
@@ -177,12 +197,16 @@ function draw() {
         el('div', { class: 'meta' }, 'waiting for a node')),
       waiting.map(card)));
   }
+  for (const id of cards.keys()) if (!S.tasks.has(id)) cards.delete(id);
   const board = document.getElementById('board');
   board.replaceChildren(...(columns.length ? columns : [el('div', { class: 'empty' }, 'no node matches')]));
   document.getElementById('summary').textContent =
     `${S.nodes.size} nodes · ${S.services.size} services · ${running}/${wanted} tasks running`;
-  document.getElementById('access').textContent =
-    S.access === 'read-write' ? 'read-write (client certificate)' : 'read-only';
+  document.getElementById('access').textContent = {
+    'read-write': 'read-write (client certificate)',
+    'read-only': 'read-only',
+    public: 'public: no certificate, specs hidden',
+  }[S.access] || S.access;
   if (open) drawPanel();
 }
 
@@ -232,7 +256,9 @@ function servicePanel(s) {
     table(['name', 'id', 'node', 'desired', 'state', 'since', 'error'],
       tasks.map((t) => [t.name, short(t.id), host(t.node_id), t.desired, t.state, ago(t.since), t.error || ''])),
     el('h3', {}, 'spec'),
-    el('pre', {}, JSON.stringify(s.spec, null, 2)),
+    s.spec === null
+      ? el('p', { class: 'note' }, 'shown to clients with a cluster client certificate')
+      : el('pre', {}, JSON.stringify(s.spec, null, 2)),
   ];
 }
 
@@ -291,18 +317,46 @@ function show(kind, id) {
   drawPanel();
 }
 
-function live(on) {
+function live(on, why) {
   const l = document.getElementById('live');
-  l.textContent = on ? 'live' : 'reconnecting';
+  l.textContent = on ? 'live' : (why || 'reconnecting');
+  l.title = why || '';
   l.classList.toggle('off', !on);
 }
 
+// The server's reason when the stream cannot open (not a manager, too
+// many pages): EventSource itself is never told.
+async function reason() {
+  try {
+    const r = await fetch('/ui/api/state');
+    if (!r.ok) return (await r.json()).message || `HTTP ${r.status}`;
+  } catch (e) {
+    return 'the manager cannot be reached';
+  }
+  return null;
+}
+
+let retry = 1000;
 function connect() {
   const events = new EventSource('/ui/api/events');
-  events.addEventListener('state', (e) => { take(JSON.parse(e.data)); live(true); redraw(); });
+  events.addEventListener('state', (e) => { retry = 1000; take(JSON.parse(e.data)); live(true); redraw(); });
   events.addEventListener('delta', (e) => { change(JSON.parse(e.data)); redraw(); });
-  // EventSource reconnects by itself; the next `state` starts afresh.
-  events.addEventListener('error', () => live(false));
+  events.addEventListener('gone', (e) => {
+    events.close();
+    live(false, JSON.parse(e.data).message);
+    setTimeout(connect, retry);
+  });
+  events.addEventListener('error', async () => {
+    // A dropped connection is retried by EventSource; an answer that is
+    // no stream (a 503) closes it for good: retry here, with a backoff.
+    if (events.readyState === EventSource.CLOSED) {
+      live(false, await reason());
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 30000);
+    } else {
+      live(false);
+    }
+  });
 }
 
 document.addEventListener('DOMContentLoaded', () => {

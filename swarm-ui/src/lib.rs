@@ -4,10 +4,12 @@
 //!
 //! - `GET /ui`: the page (`/ui/app.js`, `/ui/style.css` beside it), with a
 //!   content security policy that lets it reach nothing but this origin.
-//! - `GET /ui/api/state`: the board as JSON ([`view::Snapshot`]).
+//! - `GET /ui/api/state`: the board as JSON ([`view::Snapshot`]); the
+//!   services' specs only for [`Access::ReadOnly`] and above.
 //! - `GET /ui/api/events`: server-sent events: `state` (a snapshot) first,
 //!   then `delta` ([`view::Delta`]) for each run of commits, at most one
-//!   per [`COALESCE`]; another `state` if the stream fell behind the store.
+//!   per [`COALESCE`]; another `state` if the stream fell behind the store;
+//!   `gone` if the daemon stops being a manager. [`MAX_STREAMS`] at once.
 //! - `POST /ui/api/services/{id}/scale` (`{"replicas": 3}`) and
 //!   `POST /ui/api/nodes/{id}/availability` (`{"availability": "drain"}`):
 //!   only with [`Access::ReadWrite`], and only with the header
@@ -44,19 +46,24 @@ const LEADER_CHECK: Duration = Duration::from_secs(1);
 #[async_trait::async_trait]
 pub trait Source: Send + Sync + 'static {
     /// The control API of this manager; none where this daemon is not
-    /// one (the page says so).
+    /// one (the page says so). Asked again every second while a page
+    /// follows: a page follows the store it answers.
     async fn control(&self) -> Option<Control<Arc<dyn Store>>>;
 
     /// The node id of the manager that leads, if known.
     async fn leader(&self) -> Option<String>;
 }
 
-/// What a request may do, as a request extension the app sets (none:
-/// [`Access::ReadOnly`]).
+/// What a request may see and do, as a request extension the app sets
+/// (none: [`Access::Public`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Access {
-    /// Look only.
+    /// A client nobody knows: the board, without the services' specs
+    /// (their environment, commands, mounts and labels may hold what only
+    /// the cluster's people should read).
     #[default]
+    Public,
+    /// Look at everything.
     ReadOnly,
     /// Also scale services and change nodes' availability.
     ReadWrite,
@@ -65,16 +72,35 @@ pub enum Access {
 impl Access {
     fn as_str(self) -> &'static str {
         match self {
+            Self::Public => "public",
             Self::ReadOnly => "read-only",
             Self::ReadWrite => "read-write",
         }
     }
+
+    /// Whether the services' specs are shown.
+    fn details(self) -> bool {
+        self != Self::Public
+    }
 }
 
-type Shared = Arc<dyn Source>;
+/// Event streams open at once at most; more are answered 503 (each holds
+/// a store subscription and was sent a whole snapshot).
+pub const MAX_STREAMS: usize = 100;
 
-/// The visualizer's routes over `source`.
-pub fn router(source: Shared) -> Router {
+#[derive(Clone)]
+struct Ui {
+    source: Arc<dyn Source>,
+    streams: Arc<tokio::sync::Semaphore>,
+}
+
+/// The visualizer's routes over `source`; any other path under `/ui` is
+/// a 404 here.
+pub fn router(source: Arc<dyn Source>) -> Router {
+    let ui = Ui {
+        source,
+        streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+    };
     Router::new()
         .route("/ui", get(page))
         .route("/ui/", get(page))
@@ -84,7 +110,15 @@ pub fn router(source: Shared) -> Router {
         .route("/ui/api/events", get(events))
         .route("/ui/api/services/{id}/scale", post(scale))
         .route("/ui/api/nodes/{id}/availability", post(availability))
-        .with_state(source)
+        .route("/ui/{*rest}", axum::routing::any(unknown))
+        .with_state(ui)
+}
+
+async fn unknown() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such page of the visualizer: open /ui",
+    )
 }
 
 const PAGE: &str = include_str!("../assets/index.html");
@@ -138,19 +172,16 @@ fn access_of(access: Option<Extension<Access>>) -> Access {
     access.map(|Extension(a)| a).unwrap_or_default()
 }
 
-async fn state(Extract(source): Extract<Shared>, access: Option<Extension<Access>>) -> Response {
-    let Some(control) = source.control().await else {
+async fn state(Extract(ui): Extract<Ui>, access: Option<Extension<Access>>) -> Response {
+    let Some(control) = ui.source.control().await else {
         return not_a_manager();
     };
+    let access = access_of(access);
     match control.store().state().await {
         Ok(state) => {
-            let leader = source.leader().await;
-            axum::Json(view::Snapshot::of(
-                &state,
-                leader,
-                access_of(access).as_str(),
-            ))
-            .into_response()
+            let leader = ui.source.leader().await;
+            let snapshot = view::Snapshot::of(&state, leader, access.as_str(), access.details());
+            axum::Json(snapshot).into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -162,13 +193,22 @@ fn sse(name: &str, body: &impl serde::Serialize) -> SseEvent {
         .data(serde_json::to_string(body).unwrap_or_default())
 }
 
-async fn events(Extract(source): Extract<Shared>, access: Option<Extension<Access>>) -> Response {
-    let Some(control) = source.control().await else {
+async fn events(Extract(ui): Extract<Ui>, access: Option<Extension<Access>>) -> Response {
+    let Some(control) = ui.source.control().await else {
         return not_a_manager();
     };
-    let access = access_of(access).as_str();
+    let Ok(slot) = ui.streams.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} pages follow this manager already: try again later"),
+        );
+    };
+    let access = access_of(access);
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(8);
-    tokio::spawn(follow(control.store().clone(), source, access, tx));
+    tokio::spawn(async move {
+        let _slot = slot;
+        follow(control.store().clone(), ui.source, access, tx).await;
+    });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
@@ -182,13 +222,16 @@ async fn events(Extract(source): Extract<Shared>, access: Option<Extension<Acces
     response
 }
 
-/// Sends the board, then its changes, until the client goes.
+/// Sends the board, then its changes, until the client goes, or the
+/// daemon is no manager any more (a `gone` event), or serves another
+/// store (a fresh `state`).
 async fn follow(
-    store: Arc<dyn Store>,
-    source: Shared,
-    access: &'static str,
+    mut store: Arc<dyn Store>,
+    source: Arc<dyn Source>,
+    access: Access,
     tx: tokio::sync::mpsc::Sender<SseEvent>,
 ) {
+    let details = access.details();
     'fresh: loop {
         let Ok((state, mut commits)) = store.subscribe().await else {
             tokio::select! {
@@ -197,13 +240,13 @@ async fn follow(
             }
         };
         let mut leader = source.leader().await;
-        let snapshot = view::Snapshot::of(&state, leader.clone(), access);
+        let snapshot = view::Snapshot::of(&state, leader.clone(), access.as_str(), details);
         drop(state);
         if tx.send(sse("state", &snapshot)).await.is_err() {
             return;
         }
         drop(snapshot);
-        let mut collect = view::Collect::default();
+        let mut collect = view::Collect::new(details);
         let mut check = tokio::time::interval(LEADER_CHECK);
         check.tick().await;
         loop {
@@ -211,6 +254,20 @@ async fn follow(
             tokio::select! {
                 () = tx.closed() => return,
                 _ = check.tick() => {
+                    match source.control().await {
+                        None => {
+                            let gone = serde_json::json!({
+                                "message": "this daemon is no manager of a running swarm any more",
+                            });
+                            let _ = tx.send(sse("gone", &gone)).await;
+                            return;
+                        }
+                        Some(c) if !Arc::ptr_eq(c.store(), &store) => {
+                            store = c.store().clone();
+                            continue 'fresh;
+                        }
+                        Some(_) => {}
+                    }
                     let now = source.leader().await;
                     if now != leader {
                         leader = now;
@@ -245,22 +302,26 @@ async fn follow(
     }
 }
 
-/// Refuses a change unless the request may make it (see the module).
-fn may_change(access: Option<Extension<Access>>, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal of a change the request may not make (see the module).
+fn may_change(access: Option<Extension<Access>>, headers: &HeaderMap) -> Option<Response> {
     if access_of(access) != Access::ReadWrite {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "this page is read-only: open it over the Engine API's TLS port with a cluster \
              client certificate in the browser to change the swarm",
         ));
     }
-    if headers.get("x-swarm-ui").and_then(|v| v.to_str().ok()) != Some("1") {
-        return Err(error(
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| s == "cross-site" || s == "same-site");
+    if cross_site || headers.get("x-swarm-ui").and_then(|v| v.to_str().ok()) != Some("1") {
+        return Some(error(
             StatusCode::FORBIDDEN,
             "changes are taken from the visualizer's page only (the X-Swarm-UI: 1 header)",
         ));
     }
-    Ok(())
+    None
 }
 
 #[derive(serde::Deserialize)]
@@ -269,13 +330,13 @@ struct ScaleBody {
 }
 
 async fn scale(
-    Extract(source): Extract<Shared>,
+    Extract(Ui { source, .. }): Extract<Ui>,
     access: Option<Extension<Access>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<axum::Json<ScaleBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = may_change(access, &headers) {
+    if let Some(r) = may_change(access, &headers) {
         return r;
     }
     let Ok(axum::Json(body)) = body else {
@@ -299,13 +360,13 @@ struct AvailabilityBody {
 }
 
 async fn availability(
-    Extract(source): Extract<Shared>,
+    Extract(Ui { source, .. }): Extract<Ui>,
     access: Option<Extension<Access>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<axum::Json<AvailabilityBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = may_change(access, &headers) {
+    if let Some(r) = may_change(access, &headers) {
         return r;
     }
     let wanted = match body.as_ref().map(|b| b.availability.as_str()) {

@@ -87,7 +87,12 @@ async fn the_state_has_the_board() {
     let r = app.oneshot(get("/ui/api/state")).await.unwrap();
     let v: serde_json::Value = serde_json::from_str(&body(r).await).unwrap();
     assert_eq!(v["leader"], "n1");
-    assert_eq!(v["access"], "read-only");
+    assert_eq!(v["access"], "public");
+    assert_eq!(
+        v["services"][0]["spec"],
+        serde_json::Value::Null,
+        "no spec in public"
+    );
     assert_eq!(v["nodes"].as_array().unwrap().len(), 2);
     assert_eq!(v["services"][0]["name"], "web");
     assert_eq!(v["tasks"][0]["name"], "web.1");
@@ -120,20 +125,19 @@ async fn events_send_the_state_then_what_changed() {
     };
     let first = next_event().await;
     assert!(first.starts_with("event: state\n"), "{first}");
-    // A burst of writes comes as one delta.
+    // What a commit changed comes as one delta.
     let state = store.state().await.unwrap();
     let mut task = (**state.tasks().next().unwrap()).clone();
     task.status.state = swarm_core::model::TaskState::Running;
     store
-        .apply(vec![Change::Update(Object::from(task))])
-        .await
-        .unwrap();
-    store
-        .apply(vec![Change::Delete {
-            kind: swarm_core::model::Kind::Node,
-            id: "n2".into(),
-            version: None,
-        }])
+        .apply(vec![
+            Change::Update(Object::from(task)),
+            Change::Delete {
+                kind: swarm_core::model::Kind::Node,
+                id: "n2".into(),
+                version: None,
+            },
+        ])
         .await
         .unwrap();
     let delta = next_event().await;
@@ -166,6 +170,12 @@ async fn changes_need_read_write_access_and_the_pages_header() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(body(r).await.contains("read-only"));
+    let reader = app.clone().layer(Extension(Access::ReadOnly));
+    let r = reader.oneshot(get("/ui/api/state")).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body(r).await).unwrap();
+    assert_eq!(v["services"][0]["spec"]["name"], "web", "{v}");
+    let r = app.clone().oneshot(get("/ui/nothing")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     let writer = app.layer(Extension(Access::ReadWrite));
     let r = writer

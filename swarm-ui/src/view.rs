@@ -87,7 +87,8 @@ pub struct ServiceView {
     pub image: String,
     /// Its last update or rollback, if any.
     pub update: Option<UpdateView>,
-    /// Its whole spec, as the model serializes it.
+    /// Its whole spec, as the model serializes it (null where the client
+    /// may not see it).
     pub spec: serde_json::Value,
 }
 
@@ -105,7 +106,7 @@ pub struct UpdateView {
 }
 
 impl ServiceView {
-    fn of(s: &Service) -> Self {
+    fn of(s: &Service, details: bool) -> Self {
         let (mode, replicas) = match s.spec.mode {
             ServiceMode::Replicated { replicas } => ("replicated", Some(replicas)),
             ServiceMode::Global => ("global", None),
@@ -122,7 +123,11 @@ impl ServiceView {
                 started_at: millis(u.started_at),
                 completed_at: u.completed_at.map(millis),
             }),
-            spec: serde_json::to_value(&s.spec).unwrap_or_default(),
+            spec: if details {
+                serde_json::to_value(&s.spec).unwrap_or_default()
+            } else {
+                serde_json::Value::Null
+            },
         }
     }
 }
@@ -191,7 +196,8 @@ pub struct Snapshot {
     pub index: u64,
     /// The leading manager's node id, if known.
     pub leader: Option<String>,
-    /// Whether this client may change things (`read-only`, `read-write`).
+    /// What this client may see and do (`public`, `read-only`,
+    /// `read-write`).
     pub access: &'static str,
     /// Every node.
     pub nodes: Vec<NodeView>,
@@ -202,15 +208,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The board of `state`.
+    /// The board of `state`, with the services' specs if `details`.
     #[must_use]
-    pub fn of(state: &State, leader: Option<String>, access: &'static str) -> Self {
+    pub fn of(state: &State, leader: Option<String>, access: &'static str, details: bool) -> Self {
         Self {
             index: state.index(),
             leader,
             access,
             nodes: state.nodes().map(|n| NodeView::of(n)).collect(),
-            services: state.services().map(|s| ServiceView::of(s)).collect(),
+            services: state
+                .services()
+                .map(|s| ServiceView::of(s, details))
+                .collect(),
             tasks: state.tasks().map(|t| TaskView::of(t)).collect(),
         }
     }
@@ -238,6 +247,7 @@ pub struct Delta {
 /// commit left it.
 #[derive(Debug, Default)]
 pub struct Collect {
+    details: bool,
     index: u64,
     nodes: BTreeMap<String, Option<NodeView>>,
     services: BTreeMap<String, Option<ServiceView>>,
@@ -245,6 +255,15 @@ pub struct Collect {
 }
 
 impl Collect {
+    /// A collector of deltas with the services' specs if `details`.
+    #[must_use]
+    pub fn new(details: bool) -> Self {
+        Self {
+            details,
+            ..Self::default()
+        }
+    }
+
     /// Takes in `commit`.
     pub fn add(&mut self, commit: &Commit) {
         self.index = self.index.max(commit.index);
@@ -256,7 +275,7 @@ impl Collect {
                     self.nodes.insert(n.meta.id.as_str().to_owned(), v);
                 }
                 Object::Service(s) => {
-                    let v = (!gone).then(|| ServiceView::of(s));
+                    let v = (!gone).then(|| ServiceView::of(s, self.details));
                     self.services.insert(s.meta.id.as_str().to_owned(), v);
                 }
                 Object::Task(t) => {
@@ -276,7 +295,7 @@ impl Collect {
 
     /// The delta of what was taken in, which starts afresh.
     pub fn take(&mut self, leader: Option<String>) -> Delta {
-        let taken = std::mem::take(self);
+        let taken = std::mem::replace(self, Self::new(self.details));
         self.index = taken.index;
         let mut d = Delta {
             index: taken.index,

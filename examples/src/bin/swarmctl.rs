@@ -1338,8 +1338,16 @@ async fn events_cmd(
             .and_then(|()| out.flush())
             .is_err()
         {
-            break;
+            return Ok(());
         }
+    }
+    // The stream ends at --until; before it, the manager ended it.
+    // (A second's leeway for the manager's clock.)
+    if until.is_none_or(|u| std::time::SystemTime::now() + Duration::from_secs(1) < u) {
+        bail!(
+            "the manager ended the event stream (it stopped, lost its store, or this client fell \
+             too far behind): run again, with --since, to go on"
+        );
     }
     Ok(())
 }

@@ -671,15 +671,17 @@ fn metrics(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
 }
 
 /// The Engine API of `daemon` with `/metrics` and the visualizer at
-/// `/ui`, read-only (the unix socket and loopback TCP).
+/// `/ui`, read-only (the unix socket and loopback TCP, whose clients may
+/// use the whole Engine API anyway).
 fn app(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
-    let ui = swarm_ui::router(daemon.clone());
+    let ui = swarm_ui::router(daemon.clone()).layer(axum::Extension(swarm_ui::Access::ReadOnly));
     swarm_engine::router_with(daemon.clone(), metrics(daemon).merge(ui))
 }
 
 /// [`app`] for the TLS listener: the visualizer is read-write for a
 /// client that showed a cluster client certificate (a browser that has
-/// it imported), and read-only for one that showed none.
+/// it imported), and public (no specs, no changes) for one that showed
+/// none.
 fn tls_app(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
     use axum::extract::{ConnectInfo, Request};
     use swarm_engine::tls::TlsPeer;

@@ -370,9 +370,11 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
     }
 
     async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
-        crate::metrics::heartbeat();
         self.seen(node_id);
         let state = self.store.state().await.map_err(unavailable)?;
+        if state.node(node_id).is_some() {
+            crate::metrics::heartbeat();
+        }
         match state.node(node_id) {
             None => Err(DispatcherError::UnknownNode(node_id.clone())),
             Some(n) if n.status.state != NodeState::Ready => {
@@ -455,6 +457,8 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
         for _ in 0..10 {
             let state = self.store.state().await.map_err(unavailable)?;
             let mut latest: HashMap<&Id, Task> = HashMap::new();
+            // Every state a report moves a task through, counted once written.
+            let mut states = Vec::new();
             for u in &updates {
                 let current = match latest.get(&u.task_id) {
                     Some(t) => t,
@@ -470,6 +474,7 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
                 }
                 let mut t = current.clone();
                 t.status = u.status.clone();
+                states.push(t.status.state);
                 if t.status.state == TaskState::Running {
                     t.started_at = Some(t.status.timestamp);
                 }
@@ -478,13 +483,6 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
             let changes: Vec<Change> = latest
                 .into_values()
                 .map(|t| Change::Update(t.into()))
-                .collect();
-            let states: Vec<TaskState> = changes
-                .iter()
-                .filter_map(|c| match c {
-                    Change::Update(Object::Task(t)) => Some(t.status.state),
-                    _ => None,
-                })
                 .collect();
             match self.store.apply(changes).await {
                 Ok(_) => {

@@ -72,7 +72,11 @@ impl Journal {
         }
         let index = self.state.index() + 1;
         let events = self.state.apply(changes, index, now)?;
-        let commit = Arc::new(Commit { index, events });
+        let commit = Arc::new(Commit {
+            index,
+            events,
+            at: now,
+        });
         self.history_events += commit.events.len();
         self.history.push_back(commit.clone());
         while self.history.len() > 1 && self.history_events > self.max_history_events {

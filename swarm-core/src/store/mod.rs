@@ -19,6 +19,8 @@ pub use replicated::{Member, Membership, ReplicatedStore, SoloStore};
 pub use state::State;
 
 use crate::Id;
+use std::time::SystemTime;
+
 use crate::model::{Kind, Object, Version};
 
 /// One change of a batch.
@@ -94,6 +96,9 @@ pub struct Commit {
     pub index: u64,
     /// What the batch did, in the batch's order.
     pub events: Vec<Event>,
+    /// When it was committed (the time its writes are stamped with; a
+    /// removal's only record of its time).
+    pub at: SystemTime,
 }
 
 /// A stream of commits in index order, without gaps. It ends with
