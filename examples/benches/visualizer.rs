@@ -11,6 +11,10 @@
 //! the process's CPU is the store's, the churn's and what is served, so
 //! the phases' differences are the UI's and the metrics' cost.
 //!
+//! Each tab opens the page at a loopback address of its own (127.0.0.N):
+//! a browser keeps at most 6 HTTP/1.1 connections to one host, and each
+//! tab holds one for its event stream.
+//!
 //! `cargo bench -p swarm-examples --bench visualizer -- --seconds 20 --clients 10`
 
 use std::sync::Arc;
@@ -224,9 +228,18 @@ async fn main() {
     populate(&control, nodes, services, replicas).await;
     let manager = Arc::new(Manager(control));
     let app = swarm_ui::router(manager.clone()).merge(swarm_metrics::router(exporter, manager));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // A browser opens at most 6 connections to one host over HTTP/1.1,
+    // and each tab holds one for its event stream: each tab gets a host
+    // of its own, 127.0.0.N (all loopback).
+    let mut addrs = Vec::new();
+    for n in 1..=clients.max(1) {
+        let host = std::net::Ipv4Addr::new(127, 0, 0, u8::try_from(n).unwrap());
+        let listener = tokio::net::TcpListener::bind((host, 0)).await.unwrap();
+        addrs.push(listener.local_addr().unwrap());
+        let app = app.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    let addr = addrs[0];
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(churn(
         store.clone(),
@@ -249,8 +262,8 @@ async fn main() {
         ("both", true, true),
     ] {
         if with_ui && pages.is_empty() {
-            for _ in 0..clients {
-                let mut page = browser.open(&format!("http://{addr}/ui")).await.unwrap();
+            for tab in addrs.iter().take(clients) {
+                let mut page = browser.open(&format!("http://{tab}/ui")).await.unwrap();
                 let want = format!("{tasks}/{tasks} tasks running");
                 let began = Instant::now();
                 loop {

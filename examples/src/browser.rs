@@ -3,6 +3,7 @@
 //! in them, take screenshots. Only loopback is spoken to.
 
 use std::io::BufRead as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -22,6 +23,11 @@ pub struct Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
+        // The browser and its helpers share its process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -65,6 +71,7 @@ impl Chromium {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let stderr = child.stderr.take().expect("piped");
@@ -115,19 +122,22 @@ impl Chromium {
         let (socket, _) = tokio_tungstenite::connect_async(ws).await?;
         let mut page = Page { socket, next: 0 };
         page.call("Runtime.enable", json!({})).await?;
-        // The tab answers before it has left about:blank: wait for the page.
+        // The tab answers before it has left about:blank: wait for the
+        // page's document (its scripts may still be loading more).
         let began = std::time::Instant::now();
-        while page
-            .eval("location.href !== 'about:blank' && document.readyState === 'complete'")
-            .await?
-            != Value::Bool(true)
-        {
-            if began.elapsed() > Duration::from_secs(30) {
-                bail!("{url} did not load within 30 s");
+        loop {
+            let now = page
+                .eval("[location.href, document.readyState].join(' ')")
+                .await?;
+            let now = now.as_str().unwrap_or_default().to_owned();
+            if !now.starts_with("about:blank") && !now.ends_with(" loading") {
+                return Ok(page);
+            }
+            if began.elapsed() > Duration::from_secs(60) {
+                bail!("{url} did not load within 60 s: the tab is at {now}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(page)
     }
 }
 
