@@ -3,7 +3,6 @@
 //! in them, take screenshots. Only loopback is spoken to.
 
 use std::io::BufRead as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,11 +22,13 @@ pub struct Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        // The browser and its helpers share its process group.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
+        // Its helpers first (they would outlive it), then the browser.
+        for pid in descendants(self.child.id()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -71,7 +72,6 @@ impl Chromium {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let stderr = child.stderr.take().expect("piped");
@@ -139,6 +139,41 @@ impl Chromium {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The processes under `root` (children, theirs, ...), from `/proc`.
+#[must_use]
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The parent is the field after the state, after the last `)`.
+        if let Some(ppid) = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parent.insert(pid, ppid);
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|&pid| {
+            let mut p = pid;
+            for _ in 0..32 {
+                match parent.get(&p) {
+                    Some(&pp) if pp == root => return true,
+                    Some(&pp) if pp > 1 => p = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
 }
 
 /// A request to the DevTools HTTP endpoint; the body of its answer.

@@ -202,17 +202,25 @@ where
                     && let Ok(Value::Object(m)) = serde_json::from_str::<Value>(f)
                 {
                     for (k, v) in m {
-                        line.entry(k).or_insert(v);
+                        keep(&mut line, k, v);
                     }
                 }
             }
         }
-        // An event's own field of a top-level key's name does not replace it.
         for (k, v) in fields.0 {
-            line.entry(k).or_insert(v);
+            keep(&mut line, k, v);
         }
         let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
+    }
+}
+
+/// Puts a span's or the event's field in the line: the innermost value of
+/// a name wins (the event's own `node_id` too), but a field never replaces
+/// the line's own `level`, `msg`, `time` or `target`.
+fn keep(line: &mut Map<String, Value>, key: String, value: Value) {
+    if !["level", "msg", "time", "target"].contains(&key.as_str()) {
+        line.insert(key, value);
     }
 }
 

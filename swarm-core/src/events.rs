@@ -421,13 +421,18 @@ pub async fn stream<S: Store + ?Sized>(
     let replayed_up_to = store.state().await?.index();
     // As Docker's, either bound replays what the journal holds.
     let (commits, from) = if since.is_some() || until.is_some() {
-        match store.watch(Some(0)).await {
-            Err(StoreError::Compacted { oldest, .. }) => {
-                // `oldest` is the first commit kept: watch from just before.
-                let from = oldest.saturating_sub(1);
-                (store.watch(Some(from)).await?, from)
+        let mut from = 0;
+        let mut tries = 0;
+        loop {
+            match store.watch(Some(from)).await {
+                // `oldest` is the first commit kept: watch from just before
+                // (again, if the journal dropped more meanwhile).
+                Err(StoreError::Compacted { oldest, .. }) if tries < 5 => {
+                    from = oldest.saturating_sub(1);
+                    tries += 1;
+                }
+                other => break (other?, from),
             }
-            other => (other?, 0),
         }
     } else {
         (store.watch(None).await?, replayed_up_to)

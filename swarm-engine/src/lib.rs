@@ -212,31 +212,22 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
     )
 }
 
-/// Whether a browser sent `headers` for a page of another site: a fetch
-/// metadata header saying so (`Sec-Fetch-Site: cross-site|same-site`), or
-/// an `Origin` that is not the server's own (`Host`). The docker CLI and
-/// other API clients send neither.
+/// Whether a page in a browser sent `headers`: an `Origin`, or fetch
+/// metadata other than `Sec-Fetch-Site: none` (which only a URL the user
+/// typed or bookmarked gets). The Engine API is for programs (the docker
+/// CLI sends neither), so any page's request is turned away: another
+/// site's form, a script's fetch, and a page whose name was rebound to
+/// this address (DNS rebinding), which looks same-origin.
 #[must_use]
 pub fn cross_site(headers: &axum::http::HeaderMap) -> bool {
-    use axum::http::header;
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if matches!(text("sec-fetch-site"), Some("cross-site" | "same-site")) {
-        return true;
-    }
-    match text(header::ORIGIN.as_str()) {
-        None => false,
-        Some(origin) => {
-            let host = text(header::HOST.as_str()).unwrap_or("");
-            origin
-                .split_once("://")
-                .is_none_or(|(_, authority)| authority != host)
-        }
-    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    headers.contains_key(axum::http::header::ORIGIN)
+        || text("sec-fetch-site").is_some_and(|s| s != "none")
 }
 
-/// Refuses a browser's cross-site request (see [`cross_site`]): a page
-/// elsewhere must not drive the swarm through a browser that can reach
-/// the API (loopback) or holds the cluster's client certificate.
+/// Refuses a page's request (see [`cross_site`]): no page may drive the
+/// swarm through a browser that can reach the API (loopback) or holds the
+/// cluster's client certificate.
 async fn refuse_cross_site(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -245,8 +236,8 @@ async fn refuse_cross_site(
     if cross_site(request.headers()) {
         return ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
-            "a request from another site's page is refused: the Engine API takes no \
-             browser's cross-site request (the visualizer at /ui is served as its own site)",
+            "a web page's request is refused: the Engine API takes requests from programs \
+             such as the docker CLI, not from pages in a browser (the visualizer is at /ui)",
         )
         .into_response();
     }
@@ -310,10 +301,15 @@ mod tests {
     fn a_browsers_cross_site_request_is_told_apart() {
         // The docker CLI: neither header.
         assert!(!super::cross_site(&headers(&[("host", "m1:2376")])));
-        // The visualizer's own page.
+        // A URL typed into the browser.
         assert!(!super::cross_site(&headers(&[
-            ("host", "m1:2376"),
-            ("origin", "https://m1:2376"),
+            ("host", "127.0.0.1:2375"),
+            ("sec-fetch-site", "none"),
+        ])));
+        // A page's script, even of this origin (a rebound name looks so).
+        assert!(super::cross_site(&headers(&[
+            ("host", "evil.example:2375"),
+            ("origin", "http://evil.example:2375"),
             ("sec-fetch-site", "same-origin"),
         ])));
         // Another site's form or script.

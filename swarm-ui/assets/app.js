@@ -327,11 +327,16 @@ function live(on, why) {
 // The server's reason when the stream cannot open (not a manager, too
 // many pages): EventSource itself is never told.
 async function reason() {
-  try {
-    const r = await fetch('/ui/api/state');
-    if (!r.ok) return (await r.json()).message || `HTTP ${r.status}`;
-  } catch (e) {
-    return 'the manager cannot be reached';
+  for (const url of ['/ui/api/state', '/ui/api/events']) {
+    const stop = new AbortController();
+    try {
+      const r = await fetch(url, { signal: stop.signal });
+      if (!r.ok) return (await r.json()).message || `HTTP ${r.status}`;
+    } catch (e) {
+      return 'the manager cannot be reached';
+    } finally {
+      stop.abort(); // a stream that did open is not kept
+    }
   }
   return null;
 }

@@ -85,13 +85,19 @@ impl Access {
 }
 
 /// Event streams open at once at most; more are answered 503 (each holds
-/// a store subscription and was sent a whole snapshot).
+/// a store subscription and was sent a whole snapshot). Of them, at most
+/// [`MAX_PUBLIC_STREAMS`] for [`Access::Public`] clients, so that
+/// strangers cannot fill the places of the cluster's people.
 pub const MAX_STREAMS: usize = 100;
+
+/// Event streams of [`Access::Public`] clients at most.
+pub const MAX_PUBLIC_STREAMS: usize = 32;
 
 #[derive(Clone)]
 struct Ui {
     source: Arc<dyn Source>,
     streams: Arc<tokio::sync::Semaphore>,
+    public_streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The visualizer's routes over `source`; any other path under `/ui` is
@@ -100,6 +106,7 @@ pub fn router(source: Arc<dyn Source>) -> Router {
     let ui = Ui {
         source,
         streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+        public_streams: Arc::new(tokio::sync::Semaphore::new(MAX_PUBLIC_STREAMS)),
     };
     Router::new()
         .route("/ui", get(page))
@@ -197,16 +204,26 @@ async fn events(Extract(ui): Extract<Ui>, access: Option<Extension<Access>>) -> 
     let Some(control) = ui.source.control().await else {
         return not_a_manager();
     };
-    let Ok(slot) = ui.streams.clone().try_acquire_owned() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_STREAMS} pages follow this manager already: try again later"),
-        );
-    };
     let access = access_of(access);
+    let full = || {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "as many pages as this manager serves follow it already: try again later",
+        )
+    };
+    let public = match access {
+        Access::Public => match ui.public_streams.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => return full(),
+        },
+        _ => None,
+    };
+    let Ok(slot) = ui.streams.clone().try_acquire_owned() else {
+        return full();
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(8);
     tokio::spawn(async move {
-        let _slot = slot;
+        let _slots = (slot, public);
         follow(control.store().clone(), ui.source, access, tx).await;
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -222,9 +239,29 @@ async fn events(Extract(ui): Extract<Ui>, access: Option<Extension<Access>>) -> 
     response
 }
 
+/// How long a page may take to read an event before it is dropped (and
+/// its stream's place freed).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends `event`; false if the page went or reads too slowly.
+async fn send(tx: &tokio::sync::mpsc::Sender<SseEvent>, event: SseEvent) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(event)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Tells the page the daemon is no manager any more.
+async fn gone(tx: &tokio::sync::mpsc::Sender<SseEvent>) {
+    let gone = serde_json::json!({
+        "message": "this daemon is no manager of a running swarm any more",
+    });
+    let _ = send(tx, sse("gone", &gone)).await;
+}
+
 /// Sends the board, then its changes, until the client goes, or the
-/// daemon is no manager any more (a `gone` event), or serves another
-/// store (a fresh `state`).
+/// daemon is no manager any more (a `gone` event: the page asks again,
+/// and follows whatever store the daemon has then).
 async fn follow(
     mut store: Arc<dyn Store>,
     source: Arc<dyn Source>,
@@ -236,13 +273,18 @@ async fn follow(
         let Ok((state, mut commits)) = store.subscribe().await else {
             tokio::select! {
                 () = tx.closed() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => continue 'fresh,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
+            match source.control().await {
+                Some(c) => store = c.store().clone(),
+                None => return gone(&tx).await,
+            }
+            continue 'fresh;
         };
         let mut leader = source.leader().await;
         let snapshot = view::Snapshot::of(&state, leader.clone(), access.as_str(), details);
         drop(state);
-        if tx.send(sse("state", &snapshot)).await.is_err() {
+        if !send(&tx, sse("state", &snapshot)).await {
             return;
         }
         drop(snapshot);
@@ -254,19 +296,8 @@ async fn follow(
             tokio::select! {
                 () = tx.closed() => return,
                 _ = check.tick() => {
-                    match source.control().await {
-                        None => {
-                            let gone = serde_json::json!({
-                                "message": "this daemon is no manager of a running swarm any more",
-                            });
-                            let _ = tx.send(sse("gone", &gone)).await;
-                            return;
-                        }
-                        Some(c) if !Arc::ptr_eq(c.store(), &store) => {
-                            store = c.store().clone();
-                            continue 'fresh;
-                        }
-                        Some(_) => {}
+                    if source.control().await.is_none() {
+                        return gone(&tx).await;
                     }
                     let now = source.leader().await;
                     if now != leader {
@@ -295,7 +326,7 @@ async fn follow(
                 continue;
             }
             let delta = collect.take(leader.clone());
-            if tx.send(sse("delta", &delta)).await.is_err() {
+            if !send(&tx, sse("delta", &delta)).await {
                 return;
             }
         }

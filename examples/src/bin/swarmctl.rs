@@ -1342,8 +1342,8 @@ async fn events_cmd(
         }
     }
     // The stream ends at --until; before it, the manager ended it.
-    // (A second's leeway for the manager's clock.)
-    if until.is_none_or(|u| std::time::SystemTime::now() + Duration::from_secs(1) < u) {
+    // (Leeway for the manager's clock, which times the end.)
+    if until.is_none_or(|u| std::time::SystemTime::now() + Duration::from_secs(5) < u) {
         bail!(
             "the manager ended the event stream (it stopped, lost its store, or this client fell \
              too far behind): run again, with --since, to go on"

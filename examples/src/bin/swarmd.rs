@@ -674,7 +674,34 @@ fn metrics(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
 /// `/ui`, read-only (the unix socket and loopback TCP, whose clients may
 /// use the whole Engine API anyway).
 fn app(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
-    let ui = swarm_ui::router(daemon.clone()).layer(axum::Extension(swarm_ui::Access::ReadOnly));
+    // Only for a page that names this machine: one reached through a name
+    // rebound to loopback (DNS rebinding) sees no specs.
+    let local = |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+        let host = request
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let name = host.rsplit_once(':').map_or(host, |(n, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                n
+            } else {
+                host
+            }
+        });
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let loopback = name == "localhost"
+            || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            // The unix socket: no name, or the one the docker CLI sends.
+            || name.is_empty()
+            || name == "docker"
+            || name == "api.moby.localhost";
+        if loopback {
+            request.extensions_mut().insert(swarm_ui::Access::ReadOnly);
+        }
+        next.run(request).await
+    };
+    let ui = swarm_ui::router(daemon.clone()).layer(axum::middleware::from_fn(local));
     swarm_engine::router_with(daemon.clone(), metrics(daemon).merge(ui))
 }
 
