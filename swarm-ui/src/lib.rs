@@ -269,16 +269,22 @@ async fn follow(
     tx: tokio::sync::mpsc::Sender<SseEvent>,
 ) {
     let details = access.details();
+    let mut again = false;
     'fresh: loop {
-        let Ok((state, mut commits)) = store.subscribe().await else {
+        // Starting afresh (the store failed, or its watch ended or fell
+        // behind): a pause, so that a store that keeps failing is not
+        // asked in a loop, then the store the daemon has now.
+        if std::mem::replace(&mut again, true) {
             tokio::select! {
                 () = tx.closed() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
             match source.control().await {
                 Some(c) => store = c.store().clone(),
                 None => return gone(&tx).await,
             }
+        }
+        let Ok((state, mut commits)) = store.subscribe().await else {
             continue 'fresh;
         };
         let mut leader = source.leader().await;
