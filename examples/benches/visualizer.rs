@@ -151,40 +151,12 @@ fn usage(pid: &str) -> (f64, u64) {
     ((ticks(14) + ticks(15)) / 100.0, rss_pages * 4096)
 }
 
-/// The browser's processes: its own and its descendants'.
+/// The CPU seconds of the browser's processes: its own and its helpers'.
 fn browser_cpu(root: u32) -> f64 {
-    let mut total = 0.0;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    let mut parents = std::collections::HashMap::new();
-    let mut cpu = std::collections::HashMap::new();
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Ok(pid) = name.parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let Some(i) = stat.rfind(')') else { continue };
-        let f: Vec<&str> = stat[i + 2..].split_whitespace().collect();
-        let ppid = f.get(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-        parents.insert(pid, ppid);
-        cpu.insert(pid, usage(&name).0);
-    }
-    for (pid, c) in &cpu {
-        let mut p = *pid;
-        for _ in 0..16 {
-            if p == root {
-                total += c;
-                break;
-            }
-            match parents.get(&p) {
-                Some(&pp) if pp != 0 => p = pp,
-                _ => break,
-            }
-        }
-    }
-    total
+    std::iter::once(root)
+        .chain(swarm_examples::browser::descendants(root))
+        .map(|pid| usage(&pid.to_string()).0)
+        .sum()
 }
 
 async fn scrape(addr: std::net::SocketAddr) -> (usize, Duration) {

@@ -1,7 +1,7 @@
 //! `swarmctl events`: what it prints, and the times it takes, as
 //! `docker events` does.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{anyhow, bail};
 use swarm_core::events::Message;
@@ -67,19 +67,8 @@ pub fn parse_time(flag: &str, value: &str, now: SystemTime) -> anyhow::Result<Sy
              an RFC 3339 time (2026-12-04T20:00:00Z, 2026-12-04) or a duration ago (10m, 1h30m)"
         )
     };
-    if let Some((secs, frac)) = v.split_once('.').or(Some((v, "")))
-        && !secs.is_empty()
-        && secs.bytes().all(|b| b.is_ascii_digit())
-        && frac.len() <= 9
-        && frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        let secs: u64 = secs.parse().map_err(|_| bad())?;
-        let nanos: u32 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<9}").parse().map_err(|_| bad())?
-        };
-        return Ok(UNIX_EPOCH + Duration::new(secs, nanos));
+    if let Some(at) = swarm_core::events::unix_time(v) {
+        return Ok(at);
     }
     if let Ok(ago) = humantime::parse_duration(v) {
         return now.checked_sub(ago).ok_or_else(bad);
@@ -98,6 +87,7 @@ pub fn parse_time(flag: &str, value: &str, now: SystemTime) -> anyhow::Result<Sy
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
     use swarm_core::events::{Action, Actor, EventType};
 
     #[test]

@@ -115,6 +115,12 @@ async fn the_board_follows_the_swarm_live() {
         summary.as_str().unwrap().contains("6/6 tasks running"),
         "{summary}"
     );
+    // Opened by a loopback name: the specs are shown, nothing is changed.
+    let access = page
+        .eval("document.getElementById('access').textContent")
+        .await
+        .unwrap();
+    assert_eq!(access, "read-only");
     // The page is never loaded again: this stays.
     page.eval("window.stayed = 'yes'").await.unwrap();
 

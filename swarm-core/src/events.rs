@@ -161,6 +161,24 @@ impl Message {
     }
 }
 
+/// A time as Docker's `since`/`until` carry it: Unix seconds with an
+/// optional fraction of up to nine digits (`1700000000`,
+/// `1700000000.123456789`); none for anything else.
+#[must_use]
+pub fn unix_time(text: &str) -> Option<SystemTime> {
+    let (secs, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if secs.is_empty() || !digits(secs) || frac.len() > 9 || !digits(frac) {
+        return None;
+    }
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    Some(UNIX_EPOCH + Duration::new(secs.parse().ok()?, nanos))
+}
+
 /// The object an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
@@ -526,6 +544,17 @@ mod tests {
         let bad = EventFilter::parse(["color=red"]).unwrap_err();
         assert!(bad.to_string().contains("invalid filter 'color'"), "{bad}");
         assert!(EventFilter::parse(["type"]).is_err());
+        assert_eq!(
+            unix_time("1700000000.5"),
+            Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_500))
+        );
+        assert_eq!(
+            unix_time("1700000000"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        for bad in ["", "x", ".5", "1.1234567890", "-1", "1.-5"] {
+            assert_eq!(unix_time(bad), None, "{bad:?}");
+        }
         let wire: EventFilter = EventFilter(BTreeMap::from([(
             "type".to_owned(),
             BTreeSet::from(["image".to_owned()]),

@@ -297,29 +297,27 @@ impl Collect {
     pub fn take(&mut self, leader: Option<String>) -> Delta {
         let taken = std::mem::replace(self, Self::new(self.details));
         self.index = taken.index;
-        let mut d = Delta {
+        let mut removed = Vec::new();
+        Delta {
             index: taken.index,
             leader,
-            ..Delta::default()
-        };
-        for (id, v) in taken.nodes {
-            match v {
-                Some(v) => d.nodes.push(v),
-                None => d.removed.push(id),
-            }
+            nodes: split(taken.nodes, &mut removed),
+            services: split(taken.services, &mut removed),
+            tasks: split(taken.tasks, &mut removed),
+            removed,
         }
-        for (id, v) in taken.services {
-            match v {
-                Some(v) => d.services.push(v),
-                None => d.removed.push(id),
-            }
-        }
-        for (id, v) in taken.tasks {
-            match v {
-                Some(v) => d.tasks.push(v),
-                None => d.removed.push(id),
-            }
-        }
-        d
     }
+}
+
+/// The views of what is still there; the ids of what is not go to
+/// `removed`.
+fn split<V>(changed: BTreeMap<String, Option<V>>, removed: &mut Vec<String>) -> Vec<V> {
+    let mut kept = Vec::new();
+    for (id, v) in changed {
+        match v {
+            Some(v) => kept.push(v),
+            None => removed.push(id),
+        }
+    }
+    kept
 }

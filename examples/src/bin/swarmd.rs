@@ -677,18 +677,11 @@ fn app(daemon: &Arc<Daemon<NodeStore>>) -> axum::Router {
     // Only for a page that names this machine: one reached through a name
     // rebound to loopback (DNS rebinding) sees no specs.
     let local = |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
-        let host = request
+        let authority = request
             .headers()
             .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        let name = host.rsplit_once(':').map_or(host, |(n, p)| {
-            if p.bytes().all(|b| b.is_ascii_digit()) {
-                n
-            } else {
-                host
-            }
-        });
+            .and_then(|h| h.to_str().ok()?.parse::<axum::http::uri::Authority>().ok());
+        let name = authority.as_ref().map_or("", |a| a.host());
         let name = name.trim_start_matches('[').trim_end_matches(']');
         let loopback = name == "localhost"
             || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())

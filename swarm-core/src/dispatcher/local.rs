@@ -372,23 +372,20 @@ impl<S: Store + Clone> Dispatcher for LocalDispatcher<S> {
     async fn heartbeat(&self, node_id: &Id) -> Result<Registration, DispatcherError> {
         self.seen(node_id);
         let state = self.store.state().await.map_err(unavailable)?;
-        if state.node(node_id).is_some() {
-            crate::metrics::heartbeat();
+        let Some(n) = state.node(node_id) else {
+            return Err(DispatcherError::UnknownNode(node_id.clone()));
+        };
+        crate::metrics::heartbeat();
+        if n.status.state != NodeState::Ready {
+            self.update_node(node_id, |n| {
+                n.status.state = NodeState::Ready;
+                n.status.message = String::new();
+                n.status.since = SystemTime::now();
+                true
+            })
+            .await?;
         }
-        match state.node(node_id) {
-            None => Err(DispatcherError::UnknownNode(node_id.clone())),
-            Some(n) if n.status.state != NodeState::Ready => {
-                self.update_node(node_id, |n| {
-                    n.status.state = NodeState::Ready;
-                    n.status.message = String::new();
-                    n.status.since = SystemTime::now();
-                    true
-                })
-                .await?;
-                Ok(self.session(Some(n.spec.role)))
-            }
-            Some(n) => Ok(self.session(Some(n.spec.role))),
-        }
+        Ok(self.session(Some(n.spec.role)))
     }
 
     async fn assignments(&self, node_id: &Id) -> Result<AssignmentStream, DispatcherError> {

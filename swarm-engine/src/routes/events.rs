@@ -7,7 +7,7 @@
 //! `service`, `node`, `network`, `secret` and `config`, and `task` when
 //! `type=task` asks for it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -69,22 +69,11 @@ pub fn timestamp(name: &str, value: Option<&String>) -> Result<Option<SystemTime
     let Some(v) = value.map(|v| v.trim()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    let bad = || {
+    swarm_core::events::unix_time(v).map(Some).ok_or_else(|| {
         ApiError::bad_request(format!(
             "invalid {name} {v:?}: give Unix seconds, e.g. 1700000000 or 1700000000.5"
         ))
-    };
-    let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
-    let secs: u64 = secs.parse().map_err(|_| bad())?;
-    let nanos = if frac.is_empty() {
-        0
-    } else {
-        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        format!("{frac:0<9}").parse::<u32>().map_err(|_| bad())?
-    };
-    Ok(Some(UNIX_EPOCH + Duration::new(secs, nanos)))
+    })
 }
 
 /// `GET /events?since=&until=&filters=`.
